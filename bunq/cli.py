@@ -1,0 +1,156 @@
+"""`bunq` command line: `serve` supervises the whole set; `front`, `shard`, `aggregator`, `prepare` run one part.
+
+The supervisor starts the aggregator, N shards and the front (uvicorn, F workers) as child processes,
+restarts any that dies, and on SIGTERM/SIGINT stops the front first, then the shards (which flush),
+then the aggregator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+from bunq.settings import Settings
+
+log = logging.getLogger("bunq")
+
+STOP_TIMEOUT_S = 15.0
+RESTART_DELAY_S = 0.5
+
+
+def _die_with_parent() -> None:
+    """Children get SIGTERM if the supervisor itself is killed (Linux), so nothing is left behind."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Supervisor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.commands: dict[str, list[str]] = {}
+        self.stopping = False
+
+    def spawn(self, name: str, argv: list[str]) -> None:
+        self.commands[name] = argv
+        self.children[name] = subprocess.Popen(argv, preexec_fn=_die_with_parent)
+
+    def start(self) -> None:
+        py = sys.executable
+        self.spawn("aggregator", [py, "-m", "bunq.cli", "aggregator"])
+        for i in range(self.settings.shards):
+            self.spawn(f"shard-{i}", [py, "-m", "shards", str(i)])
+        self.spawn("front", [py, "-m", "bunq.cli", "front"])
+
+    def watch(self) -> None:
+        while not self.stopping:
+            time.sleep(0.2)
+            for name, proc in list(self.children.items()):
+                code = proc.poll()
+                if code is not None and not self.stopping:
+                    log.warning("%s exited with %s; restarting", name, code)
+                    time.sleep(RESTART_DELAY_S)
+                    if not self.stopping:
+                        self.spawn(name, self.commands[name])
+
+    def stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def shutdown(self) -> None:
+        order = [["front"], [n for n in self.children if n.startswith("shard-")], ["aggregator"]]
+        for names in order:
+            procs = [self.children[n] for n in names if n in self.children]
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            for proc in procs:
+                try:
+                    proc.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def serve(settings: Settings) -> None:
+    from shards.reshard import prepare
+
+    prepare(settings.data_dir, settings.slots, settings.shards)
+    supervisor = Supervisor(settings)
+    signal.signal(signal.SIGTERM, supervisor.stop)
+    signal.signal(signal.SIGINT, supervisor.stop)
+    supervisor.start()
+    log.info(
+        "bunq serving http://%s:%d (%d shard(s), %d front worker(s), data in %s)",
+        settings.http_host,
+        settings.http_port,
+        settings.shards,
+        settings.fronts,
+        os.path.abspath(settings.data_dir),
+    )
+    try:
+        supervisor.watch()
+    finally:
+        supervisor.shutdown()
+        log.info("bunq stopped")
+
+
+def front(settings: Settings) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "bunq.app:create_app",
+        factory=True,
+        host=settings.http_host,
+        port=settings.http_port,
+        workers=settings.fronts,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bunq", description="bunq job queue server")
+    parser.add_argument(
+        "command",
+        choices=["serve", "front", "shard", "aggregator", "prepare"],
+        help="serve: everything on this host; the others run one process type (see the Procfile)",
+    )
+    parser.add_argument("index", nargs="?", type=int, help="shard index (for `shard`)")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    if args.command == "serve":
+        serve(settings)
+    elif args.command == "front":
+        front(settings)
+    elif args.command == "aggregator":
+        from bunq.aggregator import main as aggregator_main
+
+        aggregator_main()
+    elif args.command == "prepare":
+        from shards.reshard import prepare
+
+        prepare(settings.data_dir, settings.slots, settings.shards)
+    else:
+        if args.index is None:
+            parser.error("shard needs an index")
+        from shards.server import main as shard_main
+
+        shard_main([str(args.index)])
+
+
+if __name__ == "__main__":
+    main()

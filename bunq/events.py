@@ -1,0 +1,97 @@
+"""The front's event hub: one SUB socket on the aggregator, fanned out to local SSE clients.
+
+The hub subscribes upstream only to the topics its clients need, and only while it has clients, so
+shards build no events when nobody listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import zmq
+import zmq.asyncio
+
+log = logging.getLogger("bunq.front")
+
+CLIENT_BUFFER = 1000  # events a client may fall behind by before it is dropped
+
+_decode = msgspec.json.Decoder().decode
+
+
+@dataclass(eq=False)
+class Listener:
+    """One SSE client: the topic prefixes it wants, an optional queue filter, and its bounded buffer."""
+
+    topics: tuple[str, ...]
+    queue: str | None = None
+    inbox: asyncio.Queue[dict[str, Any] | None] = field(default_factory=lambda: asyncio.Queue(CLIENT_BUFFER))
+    dropped: bool = False
+
+
+class EventHub:
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str) -> None:
+        self.sub = ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.connect(endpoint)
+        self.listeners: set[Listener] = set()
+        self.topics: dict[str, int] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._read())
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        self.sub.close()
+
+    def add(self, listener: Listener) -> None:
+        self.listeners.add(listener)
+        for topic in listener.topics:
+            self.topics[topic] = self.topics.get(topic, 0) + 1
+            if self.topics[topic] == 1:
+                self.sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+
+    def remove(self, listener: Listener) -> None:
+        if listener not in self.listeners:
+            return
+        self.listeners.discard(listener)
+        for topic in listener.topics:
+            self.topics[topic] -= 1
+            if self.topics[topic] == 0:
+                del self.topics[topic]
+                self.sub.setsockopt(zmq.UNSUBSCRIBE, topic.encode())
+
+    async def _read(self) -> None:
+        while True:
+            topic, payload = await self.sub.recv_multipart()
+            try:
+                event = _decode(payload)
+            except msgspec.DecodeError:
+                log.warning("undecodable event on %r", topic)
+                continue
+            self.dispatch(topic.decode(), event)
+
+    def dispatch(self, name: str, event: dict[str, Any]) -> None:
+        queue = event.get("data", {}).get("queue")
+        for listener in list(self.listeners):
+            if listener.queue is not None and queue != listener.queue:
+                continue
+            if not any(name.startswith(t) for t in listener.topics):
+                continue
+            try:
+                listener.inbox.put_nowait(event)
+            except asyncio.QueueFull:
+                self._drop(listener)
+
+    def _drop(self, listener: Listener) -> None:
+        """A client that stopped reading is cut off rather than slowing everyone else."""
+        listener.dropped = True
+        self.remove(listener)
+        while not listener.inbox.empty():
+            listener.inbox.get_nowait()
+        listener.inbox.put_nowait(None)

@@ -1,0 +1,162 @@
+"""Every message that crosses a process boundary (front → shard commands, shard → front replies).
+
+Commands are named VerbNoun, replies are nouns. All are frozen, tagged msgspec Structs encoded as
+msgpack by `bunq.wire`. Job payloads and results travel as the client's JSON bytes, never decoded.
+New fields must get defaults so that mixed versions keep talking during a rolling restart.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import msgspec
+
+
+class NewJob(msgspec.Struct, frozen=True, array_like=True):
+    """One validated job as a producer pushed it (the front validated every field)."""
+
+    data: bytes
+    priority: int = 0
+    delay: int = 0
+    max_attempts: int = 3
+    backoff: int = 1000
+    ttl: int | None = None
+    timeout: int | None = None
+    unique_key: str | None = None
+    job_id: str | None = None
+    tags: list[str] = []
+    group_id: str | None = None
+    lifo: bool = False
+    remove_on_complete: bool = False
+    remove_on_fail: bool = False
+    durable: bool = False
+    depends_on: list[str] = []
+    repeat: bytes | None = None
+    name: str = "default"
+
+
+class Command(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class AddJobs(Command, frozen=True):
+    queue: str
+    jobs: list[NewJob]
+
+
+class PullJobs(Command, frozen=True):
+    queue: str
+    count: int = 1
+    timeout_ms: int = 0
+    owner: str | None = None
+    lock_ttl: int | None = None
+
+
+class AckJobs(Command, frozen=True):
+    ids: list[str]
+    results: list[bytes | None] = []
+    tokens: list[str | None] = []
+
+
+class FailJob(Command, frozen=True):
+    id: str
+    error: str | None = None
+    token: str | None = None
+
+
+class GetJob(Command, frozen=True):
+    id: str
+
+
+class GetJobState(Command, frozen=True):
+    id: str
+
+
+class GetJobResult(Command, frozen=True):
+    id: str
+
+
+class CancelJob(Command, frozen=True):
+    id: str
+
+
+class GetCounts(Command, frozen=True):
+    queue: str
+
+
+class GetDlq(Command, frozen=True):
+    queue: str
+    count: int = 100
+    offset: int = 0
+
+
+class Ping(Command, frozen=True):
+    pass
+
+
+AnyCommand = Union[  # noqa: UP007 - msgspec needs a real Union object here
+    AddJobs, PullJobs, AckJobs, FailJob, GetJob, GetJobState, GetJobResult, CancelJob, GetCounts, GetDlq, Ping
+]
+
+
+class Reply(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class Done(Reply, frozen=True):
+    pass
+
+
+class Error(Reply, frozen=True):
+    code: str
+    message: str
+
+
+class Ids(Reply, frozen=True):
+    ids: list[str]
+
+
+class Jobs(Reply, frozen=True):
+    """Jobs rendered as JSON objects, ready to splice into a response body, with their lease tokens."""
+
+    jobs: list[bytes]
+    tokens: list[str | None] = []
+
+
+class JobDoc(Reply, frozen=True):
+    job: bytes
+
+
+class JobState(Reply, frozen=True):
+    state: str
+
+
+class JobResult(Reply, frozen=True):
+    found: bool
+    result: bytes | None = None
+
+
+class AckOutcome(Reply, frozen=True):
+    """Per-id outcome of AckJobs: the ids that were not acked, with the reason for each."""
+
+    acked: int
+    failed: dict[str, str] = {}
+
+
+class Counts(Reply, frozen=True):
+    counts: dict[str, int]
+
+
+class DlqEntries(Reply, frozen=True):
+    entries: list[bytes]
+    total: int
+
+
+class Pong(Reply, frozen=True):
+    shard: int
+    slots: int
+
+
+AnyReply = Union[  # noqa: UP007
+    Done, Error, Ids, Jobs, JobDoc, JobState, JobResult, AckOutcome, Counts, DlqEntries, Pong
+]

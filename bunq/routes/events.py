@@ -1,0 +1,66 @@
+"""Server-Sent Events: `GET /events` and `GET /events/queues/:q`, in the spec's legacy frame format."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from bunq import validation as v
+from bunq.events import EventHub, Listener
+
+KEEPALIVE_S = 15.0
+SSE_TOPICS = ("job:",)
+
+_json = msgspec.json.Encoder()
+
+
+def legacy(event: dict[str, Any]) -> dict[str, Any]:
+    """`{event: "job:completed", ts, data}` → `{eventType: "completed", queue, jobId, timestamp, ...}`."""
+    name: str = event.get("event", "")
+    kind = name.split(":", 1)[1] if name.startswith("job:") else name
+    return {"eventType": kind, **event.get("data", {}), "timestamp": event.get("ts")}
+
+
+async def _stream(hub: EventHub, listener: Listener) -> AsyncIterator[bytes]:
+    hub.add(listener)
+    try:
+        yield b"data: " + _json.encode({"connected": True, "clientId": str(uuid.uuid4())}) + b"\n\n"
+        while True:
+            try:
+                event = await asyncio.wait_for(listener.inbox.get(), KEEPALIVE_S)
+            except TimeoutError:
+                yield b": keep-alive\n\n"
+                continue
+            if event is None:
+                return
+            yield b"data: " + _json.encode(legacy(event)) + b"\n\n"
+    finally:
+        hub.remove(listener)
+
+
+def _sse(request: Request, queue: str | None) -> Response:
+    hub: EventHub = request.app.state.hub
+    headers = {"Cache-Control": "no-cache", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
+    listener = Listener(SSE_TOPICS, queue)
+    return StreamingResponse(_stream(hub, listener), media_type="text/event-stream", headers=headers)
+
+
+async def events(request: Request) -> Response:
+    return _sse(request, None)
+
+
+async def queue_events(request: Request) -> Response:
+    return _sse(request, v.queue_name(request.path_params["queue"]))
+
+
+routes = [
+    Route("/events", events, methods=["GET"]),
+    Route("/events/queues/{queue}", queue_events, methods=["GET"]),
+]

@@ -1,0 +1,36 @@
+"""Queue → slot → shard routing, and UUID v7 job ids that carry their slot."""
+
+from __future__ import annotations
+
+import random
+import time
+import zlib
+
+_rand = random.Random()
+
+
+def slot_of(queue: str, slots: int) -> int:
+    return zlib.crc32(queue.encode()) % slots
+
+
+def shard_of_slot(slot: int, shards: int) -> int:
+    return slot % shards
+
+
+def new_job_id(slot: int) -> str:
+    """A UUID v7 whose 12-bit rand_a field holds the slot (so `GET /jobs/:id` goes to one shard)."""
+    ms = int(time.time() * 1000) & 0xFFFF_FFFF_FFFF
+    low = _rand.getrandbits(62) | (0b10 << 62)
+    value = (ms << 80) | (0x7 << 76) | ((slot & 0xFFF) << 64) | low
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def slot_of_id(job_id: str) -> int | None:
+    """The slot a bunq-made id carries, or None for an id a client chose."""
+    if len(job_id) != 36 or job_id[14] != "7" or job_id[8] != "-" or job_id[13] != "-" or job_id[18] != "-":
+        return None
+    try:
+        return int(job_id[15:18], 16)
+    except ValueError:
+        return None

@@ -1,0 +1,92 @@
+"""Settings: the one place that reads the environment; every process builds one frozen `Settings`."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bunq.errors import ConfigError
+
+DEFAULT_PORT = 6790
+DEFAULT_SLOTS = 256
+MAX_SLOTS = 4096  # a slot must fit in the 12 spare bits of a UUID v7
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    http_host: str = "0.0.0.0"
+    http_port: int = DEFAULT_PORT
+    shards: int = 1
+    fronts: int = 1
+    slots: int = DEFAULT_SLOTS
+    data_dir: str = "./data"
+    sync_full: bool = False
+    flush_interval_ms: int = 10
+    shard_endpoints: tuple[str, ...] = ()
+    shard_event_endpoints: tuple[str, ...] = ()
+    events_endpoint: str = ""
+    request_timeout_ms: int = 10_000
+    max_body_bytes: int = 32 * 1024 * 1024
+    completed_cache: int = 10_000
+    log_level: str = "info"
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        cpus = os.cpu_count() or 1
+        port = _int(env, "HTTP_PORT", DEFAULT_PORT, 0, 65535)
+        shards = _int(env, "BUNQ_SHARDS", cpus, 1, 256)
+        run_dir = env.get("BUNQ_RUN_DIR") or os.path.join(tempfile.gettempdir(), f"bunq-{port}")
+        shard_eps = _list(env, "BUNQ_SHARD_ENDPOINTS") or tuple(
+            f"ipc://{run_dir}/shard-{i}.req" for i in range(shards)
+        )
+        event_eps = _list(env, "BUNQ_SHARD_EVENT_ENDPOINTS") or tuple(
+            f"ipc://{run_dir}/shard-{i}.pub" for i in range(shards)
+        )
+        if len(shard_eps) != shards or len(event_eps) != shards:
+            raise ConfigError("BUNQ_SHARD_ENDPOINTS and BUNQ_SHARD_EVENT_ENDPOINTS need one entry per shard")
+        sync = env.get("BUNQ_SYNC", "normal").strip().lower()
+        if sync not in ("normal", "full"):
+            raise ConfigError(f"BUNQ_SYNC must be 'normal' or 'full', got {sync!r}")
+        return cls(
+            http_host=env.get("HTTP_HOST", "0.0.0.0"),
+            http_port=port,
+            shards=shards,
+            fronts=_int(env, "BUNQ_FRONTS", cpus, 1, 256),
+            slots=_int(env, "BUNQ_SLOTS", DEFAULT_SLOTS, 1, MAX_SLOTS),
+            data_dir=env.get("BUNQ_DATA_DIR", "./data"),
+            sync_full=sync == "full",
+            flush_interval_ms=_int(env, "BUNQ_FLUSH_MS", 10, 1, 10_000),
+            shard_endpoints=shard_eps,
+            shard_event_endpoints=event_eps,
+            events_endpoint=env.get("BUNQ_EVENTS_ENDPOINT") or f"ipc://{run_dir}/events",
+            request_timeout_ms=_int(env, "BUNQ_REQUEST_TIMEOUT_MS", 10_000, 100, 600_000),
+            max_body_bytes=_int(env, "BUNQ_MAX_BODY_BYTES", 32 * 1024 * 1024, 1024, 1 << 31),
+            completed_cache=_int(env, "BUNQ_COMPLETED_CACHE", 10_000, 0, 10_000_000),
+            log_level=env.get("BUNQ_LOG_LEVEL", "info").lower(),
+        )
+
+    def ipc_dirs(self) -> list[str]:
+        """Directories that ipc:// endpoints live in (created before binding)."""
+        eps = (*self.shard_endpoints, *self.shard_event_endpoints, self.events_endpoint)
+        return sorted({os.path.dirname(ep[len("ipc://"):]) for ep in eps if ep.startswith("ipc://")})

@@ -1,0 +1,218 @@
+"""Request validation at the front: every field of the spec checked for type, range and finiteness.
+
+Messages follow the spec ("priority must be an integer", "delay must be at least 0", ...). A job's
+`data` is checked to be JSON and then kept as the client's bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import msgspec
+
+from bunq.errors import BadRequest, InvalidJson
+from bunq.protocol import NewJob
+
+MAX_DATA_BYTES = 10 * 1024 * 1024
+MAX_QUEUE_NAME = 256
+MAX_ID_LENGTH = 1024
+MAX_STRING = 1024
+MAX_LIST = 1000
+DAY_MS = 86_400_000
+YEAR_MS = 365 * DAY_MS
+MAX_LONG_POLL_MS = 60_000
+
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_\-.:]+")
+
+
+class PushBody(msgspec.Struct):
+    """A push as sent: `data` stays raw JSON; everything else is checked by hand for clear messages."""
+
+    data: msgspec.Raw = msgspec.Raw()
+    priority: Any = None
+    delay: Any = None
+    maxAttempts: Any = None
+    backoff: Any = None
+    ttl: Any = None
+    timeout: Any = None
+    uniqueKey: Any = None
+    jobId: Any = None
+    tags: Any = None
+    groupId: Any = None
+    lifo: Any = None
+    removeOnComplete: Any = None
+    removeOnFail: Any = None
+    durable: Any = None
+    dependsOn: Any = None
+    repeat: msgspec.Raw = msgspec.Raw()
+    name: Any = None
+
+
+class BulkBody(msgspec.Struct):
+    jobs: list[PushBody] | None = None
+
+
+_push_decoder = msgspec.json.Decoder(PushBody)
+_bulk_decoder = msgspec.json.Decoder(BulkBody)
+_any_decoder = msgspec.json.Decoder()
+encode_json = msgspec.json.Encoder().encode
+
+
+def queue_name(name: str) -> str:
+    if not name:
+        raise BadRequest("Queue name is required")
+    if len(name) > MAX_QUEUE_NAME:
+        raise BadRequest(f"Queue name too long (max {MAX_QUEUE_NAME} characters)")
+    if not _QUEUE_NAME.fullmatch(name):
+        raise BadRequest("Queue name contains invalid characters")
+    return name
+
+
+def decode_object(body: bytes) -> dict[str, Any]:
+    """A JSON object body; an empty body counts as `{}`."""
+    if not body.strip():
+        return {}
+    try:
+        value = _any_decoder.decode(body)
+    except msgspec.DecodeError:
+        raise InvalidJson() from None
+    if not isinstance(value, dict):
+        raise BadRequest("Request body must be a JSON object")
+    return value
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(_validation_message(str(exc))) from None
+    except msgspec.DecodeError:
+        raise InvalidJson() from None
+
+
+def _validation_message(text: str) -> str:
+    if "Expected `object`" in text and " - at " not in text:
+        return "Request body must be a JSON object"
+    field = re.search(r"at `\$(?:\.jobs\[(\d+)\])?\.(\w+)`", text)
+    if "Number out of range" in text and field:
+        prefix = f"jobs[{field.group(1)}]: " if field.group(1) else ""
+        return f"{prefix}{field.group(2)} must be a finite number"
+    if "at `$.jobs`" in text:
+        return "jobs must be an array"
+    match = re.search(r"at `\$\.jobs\[(\d+)\]`", text)
+    if match:
+        return f"jobs[{match.group(1)}]: job must be a JSON object"
+    return text
+
+
+def number(name: str, value: Any, lo: int, hi: int, *, integer: bool = False, default: int | None = None) -> int | None:
+    """A finite number in [lo, hi]; booleans and strings are refused; None means absent."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRequest(f"{name} must be a number")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise BadRequest(f"{name} must be a finite number")
+        if integer and not value.is_integer():
+            raise BadRequest(f"{name} must be an integer")
+    if value < lo:
+        raise BadRequest(f"{name} must be at least {lo}")
+    if value > hi:
+        raise BadRequest(f"{name} must be at most {hi}")
+    return int(value)
+
+
+def string(name: str, value: Any, *, max_length: int = MAX_STRING, allow_empty: bool = False) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string")
+    if not value and not allow_empty:
+        raise BadRequest(f"{name} must not be empty")
+    if len(value) > max_length:
+        raise BadRequest(f"{name} must be at most {max_length} characters")
+    return value
+
+
+def strings(name: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadRequest(f"{name} must be an array of strings")
+    if len(value) > MAX_LIST:
+        raise BadRequest(f"{name} must have at most {MAX_LIST} entries")
+    if any(len(v) > MAX_STRING for v in value):
+        raise BadRequest(f"{name} entries must be at most {MAX_STRING} characters")
+    return value
+
+
+def flag(name: str, value: Any) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise BadRequest(f"{name} must be a boolean")
+    return value
+
+
+def _repeat(raw: msgspec.Raw) -> bytes | None:
+    if not raw or bytes(raw) == b"null":
+        return None
+    value = _any_decoder.decode(raw)
+    if not isinstance(value, dict):
+        raise BadRequest("repeat must be an object")
+    every = number("repeat.every", value.get("every"), 1, YEAR_MS)
+    number("repeat.limit", value.get("limit"), 1, 1_000_000_000, integer=True)
+    cron = string("repeat.cron", value.get("cron") if "cron" in value else value.get("pattern"))
+    if every is None and cron is None:
+        raise BadRequest("repeat needs every or cron")
+    return bytes(raw)
+
+
+def new_job(body: PushBody) -> NewJob:
+    if not body.data:
+        raise BadRequest("data is required")
+    data = bytes(body.data)
+    if len(data) > MAX_DATA_BYTES:
+        raise BadRequest("Job data too large (max 10MB)")
+    return NewJob(
+        data=data,
+        priority=number("priority", body.priority, -1_000_000, 1_000_000, integer=True, default=0) or 0,
+        delay=number("delay", body.delay, 0, YEAR_MS, default=0) or 0,
+        max_attempts=number("maxAttempts", body.maxAttempts, 1, 1000, integer=True, default=3) or 3,
+        backoff=number("backoff", body.backoff, 0, DAY_MS, default=1000) or 0,
+        ttl=number("ttl", body.ttl, 0, YEAR_MS),
+        timeout=number("timeout", body.timeout, 0, DAY_MS),
+        unique_key=string("uniqueKey", body.uniqueKey),
+        job_id=string("jobId", body.jobId, max_length=MAX_ID_LENGTH),
+        tags=strings("tags", body.tags),
+        group_id=string("groupId", body.groupId),
+        lifo=flag("lifo", body.lifo),
+        remove_on_complete=flag("removeOnComplete", body.removeOnComplete),
+        remove_on_fail=flag("removeOnFail", body.removeOnFail),
+        durable=flag("durable", body.durable),
+        depends_on=strings("dependsOn", body.dependsOn),
+        repeat=_repeat(body.repeat),
+        name=string("name", body.name) or "default",
+    )
+
+
+def push_body(body: bytes) -> NewJob:
+    return new_job(_decode(_push_decoder, body))
+
+
+def bulk_body(body: bytes) -> list[NewJob]:
+    parsed: BulkBody = _decode(_bulk_decoder, body)
+    if parsed.jobs is None:
+        raise BadRequest("jobs is required")
+    if len(parsed.jobs) > 100_000:
+        raise BadRequest("jobs must have at most 100000 entries")
+    jobs: list[NewJob] = []
+    for i, item in enumerate(parsed.jobs):
+        try:
+            jobs.append(new_job(item))
+        except BadRequest as exc:
+            raise BadRequest(f"jobs[{i}]: {exc.message}") from None
+    return jobs

@@ -1,0 +1,1 @@
+"""The shard engine: queues in memory, storage in SQLite, commands over ZeroMQ."""

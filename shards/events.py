@@ -1,0 +1,50 @@
+"""A shard's event publisher: an XPUB socket that knows which event names anyone subscribed to."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+import zmq
+
+_json = msgspec.json.Encoder()
+
+
+class Publisher:
+    """Builds and sends an event only when some subscriber's prefix matches its name.
+
+    Subscriptions arrive upstream from the aggregator (XPUB/XSUB), so with nobody listening
+    `wants()` is one dict lookup and no event is ever built.
+    """
+
+    def __init__(self, socket: zmq.Socket[bytes]) -> None:
+        self.socket = socket
+        self.prefixes: dict[bytes, int] = {}
+        self._wanted: dict[str, bool] = {}
+
+    def on_subscription(self, message: bytes) -> None:
+        if not message:
+            return
+        prefix = message[1:]
+        if message[0] == 1:
+            self.prefixes[prefix] = self.prefixes.get(prefix, 0) + 1
+        elif message[0] == 0 and prefix in self.prefixes:
+            self.prefixes[prefix] -= 1
+            if self.prefixes[prefix] <= 0:
+                del self.prefixes[prefix]
+        self._wanted.clear()
+
+    def wants(self, name: str) -> bool:
+        wanted = self._wanted.get(name)
+        if wanted is None:
+            raw = name.encode()
+            wanted = self._wanted[name] = any(raw.startswith(p) for p in self.prefixes)
+        return wanted
+
+    def publish(self, name: str, data: dict[str, Any]) -> None:
+        envelope = {"event": name, "ts": time.time_ns() // 1_000_000, "data": data}
+        try:
+            self.socket.send_multipart([name.encode(), _json.encode(envelope)], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # a subscriber that cannot keep up loses events; the job path never waits for it

@@ -1,0 +1,152 @@
+"""Handlers for the job path: push, pull, ack, fail, lookups and cancel."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bunq import protocol as p
+from bunq.errors import BadRequest, NotFound
+from bunq.routing import new_job_id
+from shards.job import ACTIVE, Job, render
+from shards.queues import Waiter
+
+if TYPE_CHECKING:
+    from shards.engine import Engine, Respond
+
+NOT_ACTIVE = "Job not found or not active"
+
+
+def add_jobs(engine: Engine, cmd: p.AddJobs, respond: Respond) -> p.Reply | None:
+    q = engine.queue(cmd.queue)
+    now = engine.clock()
+    slot = engine.slot(cmd.queue)
+    ids: list[str] = []
+    durable = False
+    for spec in cmd.jobs:
+        durable = durable or spec.durable
+        existing = _existing(engine, cmd.queue, spec)
+        if existing is not None:
+            ids.append(existing)
+            continue
+        job = Job(
+            id=spec.job_id or new_job_id(slot),
+            queue=cmd.queue,
+            slot=slot,
+            data=spec.data,
+            priority=spec.priority,
+            created_at=now,
+            run_at=now + spec.delay,
+            max_attempts=spec.max_attempts,
+            backoff=spec.backoff,
+            ttl=spec.ttl,
+            timeout=spec.timeout,
+            unique_key=spec.unique_key,
+            custom_id=spec.job_id,
+            tags=spec.tags,
+            group_id=spec.group_id,
+            lifo=spec.lifo,
+            remove_on_complete=spec.remove_on_complete,
+            remove_on_fail=spec.remove_on_fail,
+            durable=spec.durable,
+            depends_on=spec.depends_on,
+            repeat=spec.repeat,
+            name=spec.name,
+            seq=engine.next_key(spec.lifo),
+        )
+        engine.jobs[job.id] = job
+        if job.unique_key is not None:
+            engine.unique[(job.queue, job.unique_key)] = job.id
+        engine.totals["pushed"] += 1
+        engine.emit("job:pushed", job)
+        engine.enqueue(job, q)
+        ids.append(job.id)
+    reply = p.Ids(ids)
+    if durable:
+        engine.after_commit.append((respond, reply))
+        return None
+    return reply
+
+
+def _existing(engine: Engine, queue: str, spec: p.NewJob) -> str | None:
+    """The id a push resolves to without creating anything: same `jobId`, or a live holder of `uniqueKey`."""
+    if spec.job_id is not None:
+        job = engine.find(spec.job_id)
+        if job is not None:
+            return job.id
+    if spec.unique_key is not None:
+        return engine.unique.get((queue, spec.unique_key))
+    return None
+
+
+def pull_jobs(engine: Engine, cmd: p.PullJobs, respond: Respond) -> p.Reply | None:
+    q = engine.queues.get(cmd.queue)
+    taken = engine.take(q, cmd.count, cmd.owner, cmd.lock_ttl) if q is not None else []
+    if taken or cmd.timeout_ms <= 0:
+        return p.Jobs([render(job) for job in taken], [job.token for job in taken])
+    q = q or engine.queue(cmd.queue)
+    deadline = engine.clock() + cmd.timeout_ms
+    engine.park(q, Waiter(respond, cmd.count, cmd.owner, cmd.lock_ttl, deadline, queue=cmd.queue))
+    return None
+
+
+def _leased(engine: Engine, job_id: str, token: str | None) -> Job:
+    """The active job `job_id`, provided `token` is its current lease token (when it has one)."""
+    job = engine.jobs.get(job_id)
+    if job is None or job.state != ACTIVE:
+        raise BadRequest(NOT_ACTIVE)
+    if job.token is not None:
+        if token is None:
+            raise BadRequest(f"Lock token required for job {job_id}")
+        if token != job.token:
+            raise BadRequest(f"Invalid or expired lock token for job {job_id}")
+    return job
+
+
+def ack_jobs(engine: Engine, cmd: p.AckJobs, respond: Respond) -> p.Reply:
+    failed: dict[str, str] = {}
+    acked = 0
+    for i, job_id in enumerate(cmd.ids):
+        token = cmd.tokens[i] if i < len(cmd.tokens) else None
+        try:
+            job = _leased(engine, job_id, token)
+        except BadRequest as exc:
+            failed[job_id] = exc.message
+            continue
+        engine.complete(job, cmd.results[i] if i < len(cmd.results) else None)
+        acked += 1
+    return p.AckOutcome(acked, failed)
+
+
+def fail_job(engine: Engine, cmd: p.FailJob, respond: Respond) -> p.Reply:
+    job = _leased(engine, cmd.id, cmd.token)
+    engine.fail(job, cmd.error, "max_attempts_exceeded")
+    return p.Done()
+
+
+def get_job(engine: Engine, cmd: p.GetJob, respond: Respond) -> p.Reply:
+    job = engine.find(cmd.id)
+    if job is None:
+        raise NotFound("Job not found")
+    return p.JobDoc(render(job))
+
+
+def get_job_state(engine: Engine, cmd: p.GetJobState, respond: Respond) -> p.Reply:
+    job = engine.find(cmd.id)
+    return p.JobState(job.state if job is not None else "unknown")
+
+
+def get_job_result(engine: Engine, cmd: p.GetJobResult, respond: Respond) -> p.Reply:
+    job = engine.find(cmd.id)
+    if job is not None:
+        return p.JobResult(True, job.result)
+    if cmd.id in engine.results:
+        return p.JobResult(True, engine.results[cmd.id])
+    return p.JobResult(False)
+
+
+def cancel_job(engine: Engine, cmd: p.CancelJob, respond: Respond) -> p.Reply:
+    job = engine.find(cmd.id)
+    if job is None:
+        raise NotFound("Job not found")
+    engine.remove(job)
+    return p.Done()

@@ -1,0 +1,181 @@
+"""The job record a shard keeps in memory and stores as one msgpack blob; and its JSON view for clients."""
+
+from __future__ import annotations
+
+import msgspec
+
+WAITING = "waiting"
+DELAYED = "delayed"
+ACTIVE = "active"
+COMPLETED = "completed"
+FAILED = "failed"  # in the dead-letter queue
+WAITING_CHILDREN = "waiting-children"
+
+
+class Job(msgspec.Struct, array_like=True, gc=False):
+    """A job's whole state. Mutable: handlers change it in place and hand it to the journal."""
+
+    id: str
+    queue: str
+    slot: int
+    data: bytes
+    priority: int = 0
+    created_at: int = 0
+    run_at: int = 0
+    attempts: int = 0
+    max_attempts: int = 3
+    backoff: int = 1000
+    ttl: int | None = None
+    timeout: int | None = None
+    unique_key: str | None = None
+    custom_id: str | None = None
+    tags: list[str] = []
+    group_id: str | None = None
+    lifo: bool = False
+    remove_on_complete: bool = False
+    remove_on_fail: bool = False
+    durable: bool = False
+    depends_on: list[str] = []
+    repeat: bytes | None = None
+    name: str = "default"
+    state: str = WAITING
+    seq: int = 0
+    started_at: int | None = None
+    completed_at: int | None = None
+    progress: int = 0
+    progress_message: str | None = None
+    failed_reason: str | None = None
+    result: bytes | None = None
+    token: str | None = None
+    owner: str | None = None
+    lock_expires_at: int | None = None
+    stall_count: int = 0
+    last_heartbeat: int | None = None
+    dlq_entered_at: int | None = None
+    dlq_reason: str | None = None
+
+
+class JobView(msgspec.Struct, omit_defaults=False):
+    """The client-facing JSON shape of a job (the spec's fields first, then the reference's extras)."""
+
+    id: str
+    queue: str
+    name: str
+    data: msgspec.Raw
+    priority: int
+    createdAt: int
+    runAt: int
+    startedAt: int | None
+    completedAt: int | None
+    attempts: int
+    maxAttempts: int
+    backoff: int
+    ttl: int | None
+    timeout: int | None
+    progress: int
+    progressMessage: str | None
+    tags: list[str]
+    lifo: bool
+    removeOnComplete: bool
+    removeOnFail: bool
+    durable: bool
+    uniqueKey: str | None
+    customId: str | None
+    groupId: str | None
+    dependsOn: list[str]
+    repeat: msgspec.Raw | None
+    stallCount: int
+    lastHeartbeat: int | None
+    failedReason: str | None
+    state: str
+
+
+class DlqEntryView(msgspec.Struct):
+    """A DLQ entry: the spec's flat fields plus the reference's nested `job`."""
+
+    id: str
+    queue: str
+    data: msgspec.Raw
+    attempts: int
+    createdAt: int
+    reason: str | None
+    error: str | None
+    enteredAt: int | None
+    failedAt: int | None
+    job: msgspec.Raw
+
+
+_json = msgspec.json.Encoder()
+_NULL = msgspec.Raw(b"null")
+
+
+def view(job: Job) -> JobView:
+    return JobView(
+        id=job.id,
+        queue=job.queue,
+        name=job.name,
+        data=msgspec.Raw(job.data),
+        priority=job.priority,
+        createdAt=job.created_at,
+        runAt=job.run_at,
+        startedAt=job.started_at,
+        completedAt=job.completed_at,
+        attempts=job.attempts,
+        maxAttempts=job.max_attempts,
+        backoff=job.backoff,
+        ttl=job.ttl,
+        timeout=job.timeout,
+        progress=job.progress,
+        progressMessage=job.progress_message,
+        tags=job.tags,
+        lifo=job.lifo,
+        removeOnComplete=job.remove_on_complete,
+        removeOnFail=job.remove_on_fail,
+        durable=job.durable,
+        uniqueKey=job.unique_key,
+        customId=job.custom_id,
+        groupId=job.group_id,
+        dependsOn=job.depends_on,
+        repeat=msgspec.Raw(job.repeat) if job.repeat is not None else None,
+        stallCount=job.stall_count,
+        lastHeartbeat=job.last_heartbeat,
+        failedReason=job.failed_reason,
+        state=job.state,
+    )
+
+
+def render(job: Job) -> bytes:
+    """The job as a JSON object, its payload spliced in as the producer's bytes."""
+    return _json.encode(view(job))
+
+
+def render_dlq_entry(job: Job) -> bytes:
+    return _json.encode(
+        DlqEntryView(
+            id=job.id,
+            queue=job.queue,
+            data=msgspec.Raw(job.data),
+            attempts=job.attempts,
+            createdAt=job.created_at,
+            reason=job.dlq_reason,
+            error=job.failed_reason,
+            enteredAt=job.dlq_entered_at,
+            failedAt=job.dlq_entered_at,
+            job=msgspec.Raw(render(job)),
+        )
+    )
+
+
+_blob_encoder = msgspec.msgpack.Encoder()
+_blob_decoder = msgspec.msgpack.Decoder(Job)
+
+
+def to_blob(job: Job) -> bytes:
+    return _blob_encoder.encode(job)
+
+
+def from_blob(blob: bytes) -> Job:
+    return _blob_decoder.decode(blob)
+
+
+NULL_JSON = _NULL

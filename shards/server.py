@@ -1,0 +1,143 @@
+"""A shard process: the ZeroMQ socket loop around one `Engine` (single-threaded, owns its SQLite file)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from types import FrameType
+
+import zmq
+
+from bunq import wire
+from bunq.protocol import Error, Reply
+from bunq.settings import Settings
+from shards.engine import Engine, Respond, wall_clock_ms
+from shards.events import Publisher
+from shards.store import Store
+
+log = logging.getLogger("bunq.shard")
+
+DRAIN_BATCH = 2048  # requests handled per wake-up before timers and the flush get a turn
+FLUSH_EARLY_AT = 20_000  # journal entries that trigger a flush before the interval is up
+
+
+def store_path(data_dir: str, index: int) -> str:
+    return os.path.join(data_dir, f"shard-{index}.db")
+
+
+class ShardServer:
+    def __init__(self, settings: Settings, index: int) -> None:
+        self.settings = settings
+        self.index = index
+        self.running = True
+        self.ctx = zmq.Context()
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 1000)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        self.xpub = self.ctx.socket(zmq.XPUB)
+        self.xpub.setsockopt(zmq.LINGER, 0)
+        self.xpub.setsockopt(zmq.SNDHWM, 100_000)
+        for d in settings.ipc_dirs():
+            os.makedirs(d, exist_ok=True)
+        self.router.bind(settings.shard_endpoints[index])
+        self.xpub.bind(settings.shard_event_endpoints[index])
+        self.publisher = Publisher(self.xpub)
+        store = Store(store_path(settings.data_dir, index), sync_full=settings.sync_full)
+        self.engine = Engine(
+            store,
+            shard=index,
+            slots=settings.slots,
+            events=self.publisher,
+            completed_cache=settings.completed_cache,
+        )
+
+    def responder(self, identity: bytes, rid: bytes) -> Respond:
+        send = self.router.send_multipart
+
+        def respond(reply: Reply) -> None:
+            send([identity, rid, wire.encode(reply)])
+
+        return respond
+
+    def run(self) -> None:
+        self.engine.load()
+        log.info("shard %d ready: %d live jobs", self.index, len(self.engine.jobs))
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self.xpub, zmq.POLLIN)
+        flush_due: int | None = None
+        interval = self.settings.flush_interval_ms
+        engine = self.engine
+        while self.running:
+            events = dict(poller.poll(self._poll_timeout(flush_due)))
+            if self.router in events:
+                self._drain_requests()
+            if self.xpub in events:
+                self._drain_subscriptions()
+            engine.tick()
+            pending = engine.journal.pending()
+            if pending and flush_due is None:
+                flush_due = wall_clock_ms() + interval
+            if engine.after_commit or pending >= FLUSH_EARLY_AT or (
+                flush_due is not None and wall_clock_ms() >= flush_due
+            ):
+                engine.flush()
+                flush_due = None
+        engine.flush()
+        engine.store.close()
+        self.router.close()
+        self.xpub.close()
+        self.ctx.term()
+        log.info("shard %d stopped", self.index)
+
+    def _poll_timeout(self, flush_due: int | None) -> int:
+        now = wall_clock_ms()
+        due = [t for t in (self.engine.next_timer(), flush_due) if t is not None]
+        if not due:
+            return 100
+        return max(0, min(100, min(due) - now))
+
+    def _drain_requests(self) -> None:
+        recv = self.router.recv_multipart
+        handle = self.engine.handle
+        for _ in range(DRAIN_BATCH):
+            try:
+                frames = recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) != 3:
+                continue
+            identity, rid, payload = frames
+            respond = self.responder(identity, rid)
+            try:
+                command = wire.decode_command(payload)
+            except Exception:
+                log.warning("undecodable command from a front")
+                respond(Error("bad_request", "Malformed command"))
+                continue
+            handle(command, respond)
+
+    def _drain_subscriptions(self) -> None:
+        for _ in range(DRAIN_BATCH):
+            try:
+                message = self.xpub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.publisher.on_subscription(message)
+
+    def stop(self, signum: int, frame: FrameType | None) -> None:
+        self.running = False
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or not argv[0].isdigit():
+        sys.exit("usage: python -m shards INDEX")
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s shard %(message)s")
+    server = ShardServer(settings, int(argv[0]))
+    signal.signal(signal.SIGTERM, server.stop)
+    signal.signal(signal.SIGINT, server.stop)
+    server.run()

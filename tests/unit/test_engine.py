@@ -1,0 +1,219 @@
+"""The shard engine called directly: ordering, timers, retries, DLQ, persistence and recovery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from bunq import protocol as p
+from shards.engine import Engine
+from tests.support import FakeClock, make_engine
+
+JOB = p.NewJob(data=b'{"x":1}')
+
+
+def call(engine: Engine, command: p.Command) -> p.Reply:
+    replies: list[p.Reply] = []
+    engine.handle(command, replies.append)
+    if engine.after_commit:
+        engine.flush()
+    assert len(replies) == 1, replies
+    return replies[0]
+
+
+def push(engine: Engine, queue: str = "q", **fields: object) -> str:
+    reply = call(engine, p.AddJobs(queue, [msgspec.structs.replace(JOB, **fields)]))
+    assert isinstance(reply, p.Ids)
+    return reply.ids[0]
+
+
+def pull(engine: Engine, queue: str = "q", count: int = 1, **kw: object) -> list[dict[str, object]]:
+    reply = call(engine, p.PullJobs(queue, count, **kw))  # type: ignore[arg-type]
+    assert isinstance(reply, p.Jobs)
+    return [msgspec.json.decode(j) for j in reply.jobs]
+
+
+def ack(engine: Engine, job_id: str, result: bytes | None = None) -> p.AckOutcome:
+    reply = call(engine, p.AckJobs([job_id], [result]))
+    assert isinstance(reply, p.AckOutcome)
+    return reply
+
+
+def counts(engine: Engine, queue: str = "q") -> dict[str, int]:
+    reply = call(engine, p.GetCounts(queue))
+    assert isinstance(reply, p.Counts)
+    return reply.counts
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def engine(tmp_path: Path, clock: FakeClock) -> Engine:
+    return make_engine(tmp_path / "s.db", clock)
+
+
+def test_higher_priority_first_then_fifo_and_lifo_jumps_ahead(engine: Engine) -> None:
+    a = push(engine, priority=0)
+    b = push(engine, priority=5)
+    c = push(engine, priority=0)
+    d = push(engine, priority=0, lifo=True)
+    e = push(engine, priority=5, lifo=True)
+    order = [j["id"] for j in pull(engine, count=10)]
+    assert order == [e, b, d, a, c]
+
+
+def test_delayed_job_waits_for_the_clock(engine: Engine, clock: FakeClock) -> None:
+    job_id = push(engine, delay=5000)
+    assert pull(engine) == []
+    assert counts(engine)["delayed"] == 1
+    clock.advance(4999)
+    engine.tick()
+    assert pull(engine) == []
+    clock.advance(1)
+    engine.tick()
+    assert [j["id"] for j in pull(engine)] == [job_id]
+
+
+def test_fail_retries_with_exponential_backoff_then_dead_letters(engine: Engine, clock: FakeClock) -> None:
+    job_id = push(engine, max_attempts=3, backoff=1000)
+    for attempt, wait in ((1, 1000), (2, 2000)):
+        assert [j["id"] for j in pull(engine)] == [job_id]
+        assert call(engine, p.FailJob(job_id, "boom")) == p.Done()
+        state = call(engine, p.GetJobState(job_id))
+        assert state == p.JobState("delayed")
+        clock.advance(wait - 1)
+        engine.tick()
+        assert pull(engine) == [], f"retry {attempt} came before its backoff"
+        clock.advance(1)
+        engine.tick()
+    assert [j["attempts"] for j in pull(engine)] == [2]
+    call(engine, p.FailJob(job_id, "final"))
+    assert call(engine, p.GetJobState(job_id)) == p.JobState("failed")
+    assert counts(engine)["failed"] == 1
+    dlq = call(engine, p.GetDlq("q"))
+    assert isinstance(dlq, p.DlqEntries) and dlq.total == 1
+    entry = msgspec.json.decode(dlq.entries[0])
+    assert entry["id"] == job_id and entry["attempts"] == 3 and entry["error"] == "final"
+
+
+def test_retry_delay_is_capped_at_a_day(engine: Engine, clock: FakeClock) -> None:
+    job_id = push(engine, max_attempts=100, backoff=86_400_000)
+    for _ in range(3):
+        pull(engine)
+        call(engine, p.FailJob(job_id, "x"))
+        job = engine.jobs[job_id]
+        assert job.run_at - clock.now <= 86_400_000
+        clock.advance(86_400_000)
+        engine.tick()
+
+
+def test_ack_stores_result_and_counts_completed(engine: Engine) -> None:
+    job_id = push(engine)
+    pull(engine)
+    assert ack(engine, job_id, b'{"ok":1}').acked == 1
+    assert call(engine, p.GetJobResult(job_id)) == p.JobResult(True, b'{"ok":1}')
+    assert counts(engine)["completed"] == 1
+    assert ack(engine, job_id).failed == {job_id: "Job not found or not active"}
+
+
+def test_remove_on_complete_and_on_fail_leave_nothing(engine: Engine) -> None:
+    a = push(engine, remove_on_complete=True)
+    b = push(engine, remove_on_fail=True, max_attempts=1)
+    pull(engine, count=2)
+    ack(engine, a, b"1")
+    call(engine, p.FailJob(b, "x"))
+    assert call(engine, p.GetJobState(a)) == p.JobState("unknown")
+    assert call(engine, p.GetJobState(b)) == p.JobState("unknown")
+    assert counts(engine)["completed"] == 0 and counts(engine)["failed"] == 0
+
+
+def test_custom_job_id_is_idempotent_and_unique_key_deduplicates(engine: Engine) -> None:
+    assert push(engine, job_id="order-1") == "order-1"
+    assert push(engine, job_id="order-1", data=b"2") == "order-1"
+    first = push(engine, unique_key="k")
+    assert push(engine, unique_key="k") == first
+    assert counts(engine)["waiting"] == 2
+
+
+def test_cancel_active_job_makes_later_ack_fail(engine: Engine) -> None:
+    job_id = push(engine)
+    pull(engine)
+    assert call(engine, p.CancelJob(job_id)) == p.Done()
+    assert ack(engine, job_id).failed
+    assert counts(engine)["active"] == 0
+    assert isinstance(call(engine, p.CancelJob(job_id)), p.Error)
+
+
+def test_lock_token_is_required_and_checked(engine: Engine) -> None:
+    job_id = push(engine)
+    reply = call(engine, p.PullJobs("q", 1, owner="w1", lock_ttl=1000))
+    assert isinstance(reply, p.Jobs) and reply.tokens[0]
+    assert "Lock token required" in call(engine, p.AckJobs([job_id])).failed[job_id]  # type: ignore[union-attr]
+    assert call(engine, p.AckJobs([job_id], [None], ["stale"])).failed  # type: ignore[union-attr]
+    assert call(engine, p.AckJobs([job_id], [None], [reply.tokens[0]])) == p.AckOutcome(1, {})
+
+
+def test_long_poll_is_answered_by_the_next_push(engine: Engine, clock: FakeClock) -> None:
+    replies: list[p.Reply] = []
+    engine.handle(p.PullJobs("q", 1, timeout_ms=5000), replies.append)
+    assert replies == []
+    job_id = push(engine)
+    assert len(replies) == 1 and isinstance(replies[0], p.Jobs)
+    assert msgspec.json.decode(replies[0].jobs[0])["id"] == job_id
+
+
+def test_long_poll_times_out_empty_and_leaves_no_queue_behind(engine: Engine, clock: FakeClock) -> None:
+    replies: list[p.Reply] = []
+    engine.handle(p.PullJobs("ghost", 1, timeout_ms=1000), replies.append)
+    clock.advance(1000)
+    engine.tick()
+    assert replies == [p.Jobs([])]
+    assert "ghost" not in engine.queues
+
+
+def test_durable_push_is_answered_only_after_commit(engine: Engine) -> None:
+    replies: list[p.Reply] = []
+    engine.handle(p.AddJobs("q", [msgspec.structs.replace(JOB, durable=True)]), replies.append)
+    assert replies == []
+    engine.flush()
+    assert len(replies) == 1 and isinstance(replies[0], p.Ids)
+    assert engine.store.get(replies[0].ids[0]) is not None
+
+
+def test_restart_restores_every_state_and_charges_active_jobs(tmp_path: Path, clock: FakeClock) -> None:
+    engine = make_engine(tmp_path / "s.db", clock)
+    waiting = push(engine, priority=1)
+    delayed = push(engine, delay=60_000)
+    active = push(engine, priority=9, max_attempts=2)
+    last_try = push(engine, priority=8, max_attempts=1)
+    done = push(engine, priority=7)
+    pull(engine, count=3)
+    ack(engine, done, b'"r"')
+    engine.flush()
+    engine.store.close()
+
+    again = make_engine(tmp_path / "s.db", clock)
+    assert counts(again) == {**counts(again), "waiting": 2, "delayed": 1, "active": 0, "completed": 1, "failed": 1}
+    assert call(again, p.GetJobResult(done)) == p.JobResult(True, b'"r"')
+    assert call(again, p.GetJobState(last_try)) == p.JobState("failed")
+    order = [j["id"] for j in pull(again, count=5)]
+    assert set(order) == {waiting, active}
+    assert again.jobs[active].attempts == 1
+    clock.advance(60_000)
+    again.tick()
+    assert [j["id"] for j in pull(again)] == [delayed]
+
+
+def test_write_behind_coalesces_a_job_into_one_row(engine: Engine) -> None:
+    job_id = push(engine)
+    pull(engine)
+    ack(engine, job_id, b"1")
+    assert engine.journal.pending() == 1
+    engine.flush()
+    assert engine.journal.pending() == 0
+    assert engine.store.get(job_id) is not None
