@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -39,7 +39,7 @@ class FakeClock:
         self.now += ms
 
 
-def make_engine(path: Path, clock: FakeClock | None = None, **kwargs: object) -> Engine:
+def make_engine(path: Path, clock: Callable[[], int] | None = None, **kwargs: object) -> Engine:
     engine = Engine(Store(str(path)), clock=clock or FakeClock(), **kwargs)  # type: ignore[arg-type]
     engine.load()
     return engine
@@ -118,10 +118,10 @@ class BunqServer:
 
     def start(self, **env: str) -> BunqServer:
         self.env.update(env)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bunq.cli", "serve"], env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-        )
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bunq.cli", "serve"], env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
         self.wait_ready()
         return self
 
