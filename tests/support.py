@@ -169,6 +169,8 @@ class BunqServer:
             if ppid != self.proc.pid:
                 continue
             args = [a.decode() for a in cmdline if a]
+            if not args:
+                continue  # a zombie awaiting its restart
             if "shards" in args:
                 found[f"shard-{args[-1]}"] = int(entry)
             elif args[-1] in ("front", "aggregator"):

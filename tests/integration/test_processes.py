@@ -1,0 +1,187 @@
+"""`bunq serve` as a user runs it: crashes, restarts, resharding and events over real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from tests.support import BunqServer
+
+pytestmark = pytest.mark.integration
+
+
+def wait_until(predicate: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def counts(client: httpx.Client, queue: str) -> dict[str, int]:
+    body = client.get(f"/queues/{queue}/counts").json()
+    assert body["ok"] is True, body
+    result: dict[str, int] = body["counts"]
+    return result
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Any:
+    srv = BunqServer(tmp_path / "data", shards=2)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def test_durable_jobs_survive_kill_9_of_every_shard(server: BunqServer) -> None:
+    queues = [f"durable-{i}" for i in range(6)]
+    pushed: dict[str, list[str]] = {q: [] for q in queues}
+    errors: list[str] = []
+
+    def producer(queue: str) -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            for i in range(40):
+                r = c.post(f"/queues/{queue}/jobs", json={"data": {"i": i}, "durable": True})
+                if r.status_code == 200:
+                    pushed[queue].append(r.json()["id"])
+                else:
+                    errors.append(r.text)
+
+    threads = [threading.Thread(target=producer, args=(q,)) for q in queues]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    for name, pid in server.children().items():
+        if name.startswith("shard-"):
+            os.kill(pid, signal.SIGKILL)
+    server.wait_ready()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        wait_until(lambda: all(counts(c, q)["waiting"] == 40 for q in queues))
+        for queue, ids in pushed.items():
+            for job_id in ids[:5] + ids[-5:]:
+                assert c.get(f"/jobs/{job_id}/state").json()["state"] == "waiting"
+
+
+def test_a_killed_shard_is_restarted_by_the_supervisor(server: BunqServer) -> None:
+    before = server.children()["shard-1"]
+    os.kill(before, signal.SIGKILL)
+    wait_until(lambda: server.children().get("shard-1") not in (None, before))
+    server.wait_ready()
+
+
+def test_clean_restart_keeps_every_state(server: BunqServer) -> None:
+    q = "restart"
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        ids = c.post(f"/queues/{q}/jobs/bulk", json={"jobs": [{"data": i, "priority": 10 - i} for i in range(6)]}).json()[
+            "ids"
+        ]
+        delayed = c.post(f"/queues/{q}/jobs", json={"data": "later", "delay": 3_600_000}).json()["id"]
+        done, active = (c.get(f"/queues/{q}/jobs").json()["job"]["id"] for _ in range(2))
+        c.post(f"/jobs/{done}/ack", json={"result": {"r": 1}})
+    assert [done, active] == ids[:2]
+    assert server.stop() == 0
+    server.start()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        assert counts(c, q) | {"waiting": 5, "delayed": 1, "active": 0, "completed": 1} == counts(c, q)
+        assert c.get(f"/jobs/{done}/result").json()["result"] == {"r": 1}
+        assert c.get(f"/jobs/{delayed}/state").json()["state"] == "delayed"
+        requeued = c.get(f"/jobs/{active}").json()["job"]
+        assert requeued["state"] == "waiting" and requeued["attempts"] == 1
+
+
+def test_active_job_out_of_attempts_goes_to_dlq_on_restart(server: BunqServer) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        job_id = c.post("/queues/last-try/jobs", json={"data": 1, "maxAttempts": 1}).json()["id"]
+        assert c.get("/queues/last-try/jobs").json()["job"]["id"] == job_id
+    server.stop()
+    server.start()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        assert c.get(f"/jobs/{job_id}/state").json()["state"] == "failed"
+        assert c.get("/queues/last-try/dlq").json()["jobs"][0]["id"] == job_id
+
+
+def test_changing_the_shard_count_loses_nothing(tmp_path: Path) -> None:
+    server = BunqServer(tmp_path / "data", shards=2)
+    server.start()
+    queues = [f"reshard-{i}" for i in range(24)]
+    expected: dict[str, dict[str, Any]] = {}
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            for q in queues:
+                ids = c.post(f"/queues/{q}/jobs/bulk", json={"jobs": [{"data": n, "maxAttempts": 1} for n in range(3)]})
+                first, second, third = ids.json()["ids"]
+                pulled = c.post(f"/queues/{q}/jobs/pull-batch", json={"count": 2}).json()["jobs"]
+                assert [j["id"] for j in pulled] == [first, second]
+                c.post(f"/jobs/{first}/ack", json={"result": q})
+                c.post(f"/jobs/{second}/fail", json={"error": "bad"})
+                expected[q] = {"completed": first, "dlq": second, "waiting": third}
+            c.post("/queues/custom-q/jobs", json={"data": 1, "jobId": "my-custom-id"})
+    finally:
+        server.stop()
+    for shards in (3, 1, 2):
+        server.start(BUNQ_SHARDS=str(shards))
+        try:
+            with httpx.Client(base_url=server.url, timeout=30) as c:
+                for q, ids in expected.items():
+                    assert c.get(f"/jobs/{ids['completed']}/result").json()["result"] == q, shards
+                    assert c.get(f"/jobs/{ids['waiting']}/state").json()["state"] == "waiting"
+                    assert c.get(f"/queues/{q}/dlq").json()["jobs"][0]["id"] == ids["dlq"]
+                    assert counts(c, q) | {"waiting": 1, "completed": 1, "failed": 1} == counts(c, q)
+                assert c.get("/jobs/custom/my-custom-id").json()["job"]["queue"] == "custom-q"
+        finally:
+            server.stop()
+    files = sorted(p.name for p in (tmp_path / "data").glob("shard-*.db"))
+    assert files == ["shard-0.db", "shard-1.db"]
+
+
+def test_sse_streams_job_events_in_the_legacy_format(server: BunqServer) -> None:
+    received: list[dict[str, Any]] = []
+    filtered: list[dict[str, Any]] = []
+    connected = threading.Barrier(3, timeout=20)
+
+    def listen(path: str, sink: list[dict[str, Any]], wanted: int) -> None:
+        with httpx.stream("GET", server.url + path, timeout=20) as r:
+            assert r.headers["content-type"].startswith("text/event-stream")
+            for line in r.iter_lines():
+                if not line.startswith("data: "):
+                    continue
+                event = msgspec.json.decode(line[6:])
+                if event.get("connected"):
+                    connected.wait()
+                    continue
+                sink.append(event)
+                if len(sink) >= wanted:
+                    return
+
+    threads = [
+        threading.Thread(target=listen, args=("/events", received, 4)),
+        threading.Thread(target=listen, args=("/events/queues/sse-a", filtered, 3)),
+    ]
+    for t in threads:
+        t.start()
+    connected.wait()
+    time.sleep(0.3)  # let the subscription travel up to the shards
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        c.post("/queues/sse-b/jobs", json={"data": 0})
+        job_id = c.post("/queues/sse-a/jobs", json={"data": 1}).json()["id"]
+        c.get("/queues/sse-a/jobs")
+        c.post(f"/jobs/{job_id}/ack", json={})
+    for t in threads:
+        t.join(20)
+    assert [e["eventType"] for e in filtered] == ["pushed", "active", "completed"]
+    assert all(e["jobId"] == job_id and e["queue"] == "sse-a" for e in filtered)
+    assert {e["queue"] for e in received} == {"sse-a", "sse-b"}
