@@ -1,12 +1,12 @@
 """The exception tree shared by fronts and shards; shards send these back as `Error(code, message)` data.
 
-    BunqError (500, "internal")
-    ├── BadRequest (400, "bad_request")
-    │   ├── InvalidJson (400, "invalid_json")
-    │   └── PayloadTooLarge (413, "payload_too_large")
-    ├── NotFound (404, "not_found")
-    ├── Unavailable (503, "unavailable")       a shard did not answer in time
-    └── ConfigError (500, "config")            bad settings at start-up
+BunqError (500, "internal")
+├── BadRequest (400, "bad_request")
+│   ├── InvalidJson (400, "invalid_json")
+│   └── PayloadTooLarge (413, "payload_too_large")
+├── NotFound (404, "not_found")
+├── Unavailable (503, "unavailable")       a shard did not answer in time
+└── ConfigError (500, "config")            bad settings at start-up
 """
 
 from __future__ import annotations

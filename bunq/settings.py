@@ -57,9 +57,7 @@ class Settings:
         port = _int(env, "HTTP_PORT", DEFAULT_PORT, 0, 65535)
         shards = _int(env, "BUNQ_SHARDS", cpus, 1, 256)
         run_dir = env.get("BUNQ_RUN_DIR") or os.path.join(tempfile.gettempdir(), f"bunq-{port}")
-        shard_eps = _list(env, "BUNQ_SHARD_ENDPOINTS") or tuple(
-            f"ipc://{run_dir}/shard-{i}.req" for i in range(shards)
-        )
+        shard_eps = _list(env, "BUNQ_SHARD_ENDPOINTS") or tuple(f"ipc://{run_dir}/shard-{i}.req" for i in range(shards))
         event_eps = _list(env, "BUNQ_SHARD_EVENT_ENDPOINTS") or tuple(
             f"ipc://{run_dir}/shard-{i}.pub" for i in range(shards)
         )
@@ -89,4 +87,4 @@ class Settings:
     def ipc_dirs(self) -> list[str]:
         """Directories that ipc:// endpoints live in (created before binding)."""
         eps = (*self.shard_endpoints, *self.shard_event_endpoints, self.events_endpoint)
-        return sorted({os.path.dirname(ep[len("ipc://"):]) for ep in eps if ep.startswith("ipc://")})
+        return sorted({os.path.dirname(ep[len("ipc://") :]) for ep in eps if ep.startswith("ipc://")})

@@ -80,8 +80,10 @@ class ShardServer:
             pending = engine.journal.pending()
             if pending and flush_due is None:
                 flush_due = wall_clock_ms() + interval
-            if engine.after_commit or pending >= FLUSH_EARLY_AT or (
-                flush_due is not None and wall_clock_ms() >= flush_due
+            if (
+                engine.after_commit
+                or pending >= FLUSH_EARLY_AT
+                or (flush_due is not None and wall_clock_ms() >= flush_due)
             ):
                 engine.flush()
                 flush_due = None

@@ -52,4 +52,3 @@ def api(request: pytest.FixtureRequest) -> Any:
 def queue(request: pytest.FixtureRequest) -> str:
     """A queue name unique to this test (tests share servers)."""
     return "t-" + re.sub(r"[^A-Za-z0-9_.:-]", "-", request.node.name)[:200]
-

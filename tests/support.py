@@ -120,7 +120,11 @@ class BunqServer:
         self.env.update(env)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bunq.cli", "serve"], env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "bunq.cli", "serve"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         self.wait_ready()
         return self

@@ -179,8 +179,10 @@ def _done(reply: p.Reply) -> bool:
 
 
 def _found(reply: p.Reply) -> bool:
-    return not isinstance(reply, p.Error) and not (isinstance(reply, p.JobState) and reply.state == "unknown") and not (
-        isinstance(reply, p.JobResult) and not reply.found
+    return (
+        not isinstance(reply, p.Error)
+        and not (isinstance(reply, p.JobState) and reply.state == "unknown")
+        and not (isinstance(reply, p.JobResult) and not reply.found)
     )
 
 

@@ -71,7 +71,7 @@ def test_durable_jobs_survive_kill_9_of_every_shard(server: BunqServer) -> None:
     server.wait_ready()
     with httpx.Client(base_url=server.url, timeout=30) as c:
         wait_until(lambda: all(counts(c, q)["waiting"] == 40 for q in queues))
-        for queue, ids in pushed.items():
+        for _queue, ids in pushed.items():
             for job_id in ids[:5] + ids[-5:]:
                 assert c.get(f"/jobs/{job_id}/state").json()["state"] == "waiting"
 
@@ -86,9 +86,9 @@ def test_a_killed_shard_is_restarted_by_the_supervisor(server: BunqServer) -> No
 def test_clean_restart_keeps_every_state(server: BunqServer) -> None:
     q = "restart"
     with httpx.Client(base_url=server.url, timeout=30) as c:
-        ids = c.post(f"/queues/{q}/jobs/bulk", json={"jobs": [{"data": i, "priority": 10 - i} for i in range(6)]}).json()[
-            "ids"
-        ]
+        ids = c.post(
+            f"/queues/{q}/jobs/bulk", json={"jobs": [{"data": i, "priority": 10 - i} for i in range(6)]}
+        ).json()["ids"]
         delayed = c.post(f"/queues/{q}/jobs", json={"data": "later", "delay": 3_600_000}).json()["id"]
         done, active = (c.get(f"/queues/{q}/jobs").json()["job"]["id"] for _ in range(2))
         c.post(f"/jobs/{done}/ack", json={"result": {"r": 1}})
