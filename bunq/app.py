@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+import zmq.asyncio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -43,13 +44,15 @@ def create_app(settings: Settings | None = None, client: ShardClient | None = No
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await shard_client.start()
-        hub = EventHub(shard_client.ctx, settings.events_endpoint)
+        events_ctx = zmq.asyncio.Context()
+        hub = EventHub(events_ctx, settings.events_endpoint)
         hub.start()
         app.state.hub = hub
         try:
             yield
         finally:
             hub.close()
+            events_ctx.term()
             await shard_client.close()
 
     app = Starlette(

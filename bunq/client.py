@@ -1,13 +1,18 @@
-"""The front's side of the shard link: one DEALER socket per shard, calls paired with replies by request id."""
+"""The front's side of the shard link: one DEALER socket per shard, calls paired with replies by request id.
+
+The sockets are plain (not zmq.asyncio): sends are non-blocking and replies are drained from the
+event loop's reader callback on each socket's file descriptor, which is edge-triggered, so every
+send is followed by a drain too. This keeps a call to one frame out and one frame back.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable, Sequence
 
 import zmq
-import zmq.asyncio
 
 from bunq import wire
 from bunq.errors import Unavailable, from_code
@@ -15,7 +20,7 @@ from bunq.protocol import Command, Error, Reply
 from bunq.routing import shard_of_slot, slot_of, slot_of_id
 from bunq.settings import Settings
 
-LONG_POLL_MARGIN_MS = 5_000
+SWEEP_INTERVAL_S = 0.1
 
 
 class ShardClient:
@@ -26,39 +31,57 @@ class ShardClient:
         self.shards = settings.shards
         self.slots = settings.slots
         self.timeout_s = settings.request_timeout_ms / 1000
-        self.ctx = zmq.asyncio.Context()
-        self.sockets: list[zmq.asyncio.Socket] = []
-        self.pending: dict[int, asyncio.Future[Reply]] = {}
+        self.ctx = zmq.Context()
+        self.sockets: list[zmq.Socket[bytes]] = []
+        self.pending: dict[int, tuple[asyncio.Future[Reply], float, int]] = {}
         self.counter = itertools.count(1)
-        self.readers: list[asyncio.Task[None]] = []
+        self.sweeper: asyncio.Task[None] | None = None
         self._slot_cache: dict[str, int] = {}
 
     async def start(self) -> None:
-        for endpoint in self.settings.shard_endpoints:
+        loop = asyncio.get_running_loop()
+        for shard, endpoint in enumerate(self.settings.shard_endpoints):
             sock = self.ctx.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, 100_000)
             sock.setsockopt(zmq.RCVHWM, 100_000)
             sock.connect(endpoint)
             self.sockets.append(sock)
-            self.readers.append(asyncio.create_task(self._read(sock)))
+            loop.add_reader(int(sock.getsockopt(zmq.FD)), self._drain, shard)
+        self.sweeper = asyncio.create_task(self._sweep())
 
     async def close(self) -> None:
-        for task in self.readers:
-            task.cancel()
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+        loop = asyncio.get_running_loop()
         for sock in self.sockets:
+            loop.remove_reader(int(sock.getsockopt(zmq.FD)))
             sock.close()
         self.ctx.term()
 
-    async def _read(self, sock: zmq.asyncio.Socket) -> None:
+    def _drain(self, shard: int) -> None:
+        sock = self.sockets[shard]
         pending = self.pending
         while True:
-            frames = await sock.recv_multipart()
-            if len(frames) != 2:
-                continue
-            future = pending.pop(wire.request_number(frames[0]), None)
-            if future is not None and not future.done():
-                future.set_result(wire.decode_reply(frames[1]))
+            try:
+                frame = sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            number, reply = wire.unpack_reply(frame)
+            entry = pending.pop(number, None)
+            if entry is not None and not entry[0].done():
+                entry[0].set_result(reply)
+
+    async def _sweep(self) -> None:
+        """Fail the calls whose shard did not answer by their deadline (one timer for all calls)."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            now = time.monotonic()
+            expired = [n for n, (_, deadline, _) in self.pending.items() if deadline <= now]
+            for number in expired:
+                future, _, shard = self.pending.pop(number)
+                if not future.done():
+                    future.set_exception(Unavailable(f"Shard {shard} did not answer in time"))
 
     # ---- routing --------------------------------------------------------------------------------
 
@@ -87,16 +110,19 @@ class ShardClient:
         return reply
 
     async def call_raw(self, shard: int, command: Command, *, extra_wait_ms: int = 0) -> Reply:
-        loop = asyncio.get_running_loop()
         number = next(self.counter)
-        future: asyncio.Future[Reply] = loop.create_future()
-        self.pending[number] = future
-        timer = loop.call_later(self.timeout_s + extra_wait_ms / 1000, _expire, future, shard)
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        deadline = time.monotonic() + self.timeout_s + extra_wait_ms / 1000
+        self.pending[number] = (future, deadline, shard)
         try:
-            await self.sockets[shard].send_multipart([wire.request_id(number), wire.encode(command)])
+            self.sockets[shard].send(wire.pack(number, command), zmq.NOBLOCK)
+        except zmq.Again:
+            self.pending.pop(number, None)
+            raise Unavailable(f"Shard {shard} is overloaded") from None
+        self._drain(shard)
+        try:
             return await future
         finally:
-            timer.cancel()
             self.pending.pop(number, None)
 
     async def call_queue(self, queue: str, command: Command, *, extra_wait_ms: int = 0) -> Reply:
@@ -124,11 +150,6 @@ class ShardClient:
             if found(reply):
                 return reply
         return first if first is not None else replies[0]
-
-
-def _expire(future: asyncio.Future[Reply], shard: int) -> None:
-    if not future.done():
-        future.set_exception(Unavailable(f"Shard {shard} did not answer in time"))
 
 
 def raise_error(reply: Reply) -> Reply:

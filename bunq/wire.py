@@ -1,14 +1,14 @@
 """ZeroMQ frames between fronts and shards, and their msgpack encoding.
 
-Request (front DEALER → shard ROUTER)::
+Request (front DEALER → shard ROUTER), one frame after the identity::
 
-    DEALER sends   [ request-id (8 bytes) | command (msgpack, tagged) ]
-    ROUTER sees    [ peer-identity | request-id | command ]
+    DEALER sends   [ request-id (8 bytes, little-endian) + command (msgpack, tagged) ]
+    ROUTER sees    [ peer-identity | request-id + command ]
 
 Reply (shard ROUTER → front DEALER)::
 
-    ROUTER sends   [ peer-identity | request-id | reply (msgpack, tagged) ]
-    DEALER sees    [ request-id | reply ]
+    ROUTER sends   [ peer-identity | request-id + reply (msgpack, tagged) ]
+    DEALER sees    [ request-id + reply ]
 
 Event (shard XPUB → aggregator XSUB/XPUB → front SUB)::
 
@@ -29,23 +29,21 @@ _command_decoder = msgspec.msgpack.Decoder(AnyCommand)
 _reply_decoder = msgspec.msgpack.Decoder(AnyReply)
 
 
-def encode(message: Command | Reply) -> bytes:
-    return _encoder.encode(message)
+def pack(number: int, message: Command | Reply) -> bytes:
+    """One frame: the request id, then the message."""
+    return number.to_bytes(8, "little") + _encoder.encode(message)
 
 
-def decode_command(frame: bytes) -> Command:
-    command: Command = _command_decoder.decode(frame)
-    return command
+def unpack_command(frame: bytes) -> tuple[bytes, Command]:
+    """The request id (echoed untouched in the reply) and the command."""
+    command: Command = _command_decoder.decode(memoryview(frame)[8:])
+    return frame[:8], command
 
 
-def decode_reply(frame: bytes) -> Reply:
-    reply: Reply = _reply_decoder.decode(frame)
-    return reply
+def pack_reply(rid: bytes, reply: Reply) -> bytes:
+    return rid + _encoder.encode(reply)
 
 
-def request_id(counter: int) -> bytes:
-    return counter.to_bytes(8, "little")
-
-
-def request_number(frame: bytes) -> int:
-    return int.from_bytes(frame, "little")
+def unpack_reply(frame: bytes) -> tuple[int, Reply]:
+    reply: Reply = _reply_decoder.decode(memoryview(frame)[8:])
+    return int.from_bytes(frame[:8], "little"), reply

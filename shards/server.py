@@ -57,7 +57,7 @@ class ShardServer:
         send = self.router.send_multipart
 
         def respond(reply: Reply) -> None:
-            send([identity, rid, wire.encode(reply)])
+            send([identity, wire.pack_reply(rid, reply)])
 
         return respond
 
@@ -109,17 +109,16 @@ class ShardServer:
                 frames = recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if len(frames) != 3:
+            if len(frames) != 2 or len(frames[1]) < 8:
                 continue
-            identity, rid, payload = frames
-            respond = self.responder(identity, rid)
+            identity, frame = frames
             try:
-                command = wire.decode_command(payload)
+                rid, command = wire.unpack_command(frame)
             except Exception:
                 log.warning("undecodable command from a front")
-                respond(Error("bad_request", "Malformed command"))
+                self.responder(identity, frame[:8])(Error("bad_request", "Malformed command"))
                 continue
-            handle(command, respond)
+            handle(command, self.responder(identity, rid))
 
     def _drain_subscriptions(self) -> None:
         for _ in range(DRAIN_BATCH):
