@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import zmq.asyncio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -17,6 +18,7 @@ from bunq import protocol as p
 from bunq.client import ShardClient
 from bunq.errors import BunqError
 from bunq.events import EventHub
+from bunq.fastpath import FastPath
 from bunq.http import on_bunq_error, on_http_error, on_unexpected, reply
 from bunq.routes import events, jobs, queues
 from bunq.settings import Settings
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None, client: ShardClient | None = No
             Route("/live", healthz, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
         ],
+        middleware=[Middleware(FastPath)],
         exception_handlers={BunqError: on_bunq_error, HTTPException: on_http_error, Exception: on_unexpected},
         lifespan=lifespan,
     )

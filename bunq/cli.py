@@ -118,6 +118,7 @@ def front(settings: Settings) -> None:
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=5,
+        proxy_headers=False,
     )
 
 

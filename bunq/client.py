@@ -1,8 +1,9 @@
 """The front's side of the shard link: one DEALER socket per shard, calls paired with replies by request id.
 
-The sockets are plain (not zmq.asyncio): sends are non-blocking and replies are drained from the
-event loop's reader callback on each socket's file descriptor, which is edge-triggered, so every
-send is followed by a drain too. This keeps a call to one frame out and one frame back.
+The sockets are plain (not zmq.asyncio): calls made in one turn of the event loop leave together in
+one frame, sent non-blocking from a `call_soon` callback, and replies are drained from the loop's
+reader callback on each socket's file descriptor. That descriptor is edge-triggered, so every send
+is followed by a drain too.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class ShardClient:
         self.pending: dict[int, tuple[asyncio.Future[Reply], float, int]] = {}
         self.counter = itertools.count(1)
         self.sweeper: asyncio.Task[None] | None = None
+        self.outbox: list[list[tuple[int, bytes]]] = [[] for _ in range(self.shards)]
         self._slot_cache: dict[str, int] = {}
 
     async def start(self) -> None:
@@ -67,10 +69,21 @@ class ShardClient:
                 frame = sock.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            number, reply = wire.unpack_reply(frame)
-            entry = pending.pop(number, None)
-            if entry is not None and not entry[0].done():
-                entry[0].set_result(reply)
+            for rid, payload in wire.split(frame):
+                entry = pending.pop(int.from_bytes(rid, "little"), None)
+                if entry is not None and not entry[0].done():
+                    entry[0].set_result(wire.decode_reply(payload))
+
+    def _send(self, shard: int) -> None:
+        items, self.outbox[shard] = self.outbox[shard], []
+        try:
+            self.sockets[shard].send(b"".join(item for _, item in items), zmq.NOBLOCK)
+        except zmq.Again:
+            for number, _ in items:
+                entry = self.pending.pop(number, None)
+                if entry is not None and not entry[0].done():
+                    entry[0].set_exception(Unavailable(f"Shard {shard} is overloaded"))
+        self._drain(shard)
 
     async def _sweep(self) -> None:
         """Fail the calls whose shard did not answer by their deadline (one timer for all calls)."""
@@ -114,12 +127,10 @@ class ShardClient:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         deadline = time.monotonic() + self.timeout_s + extra_wait_ms / 1000
         self.pending[number] = (future, deadline, shard)
-        try:
-            self.sockets[shard].send(wire.pack(number, command), zmq.NOBLOCK)
-        except zmq.Again:
-            self.pending.pop(number, None)
-            raise Unavailable(f"Shard {shard} is overloaded") from None
-        self._drain(shard)
+        outbox = self.outbox[shard]
+        if not outbox:
+            asyncio.get_running_loop().call_soon(self._send, shard)
+        outbox.append((number, wire.request_item(number, command)))
         try:
             return await future
         finally:

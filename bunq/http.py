@@ -1,21 +1,56 @@
-"""HTTP plumbing shared by the routes: bounded body reading, JSON replies and the one error renderer."""
+"""HTTP plumbing shared by the routes: the `Call` a handler sees, bounded body reading, the error renderer.
+
+Job handlers are written against `Call` (path params, query, body, shard client) and return JSON bytes,
+so the same function serves both the Starlette route and the fast path (`bunq.fastpath`).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bunq.client import ShardClient
 from bunq.errors import BunqError, PayloadTooLarge
 
 log = logging.getLogger("bunq.front")
 
 _json = msgspec.json.Encoder()
 JSON = "application/json"
+OK = b'{"ok":true}'
+
+
+@dataclass(slots=True)
+class Call:
+    """One request as a handler needs it."""
+
+    client: ShardClient
+    params: dict[str, str]
+    query_string: bytes
+    body: bytes
+
+    def query(self, name: str) -> str | None:
+        if not self.query_string:
+            return None
+        for key, value in parse_qsl(self.query_string.decode("latin-1")):
+            if key == name:
+                return value
+        return None
+
+
+Result = bytes | tuple[int, bytes]
+Handler = Callable[[Call], Awaitable[Result]]
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    return _json.encode(payload)
 
 
 def reply(payload: dict[str, Any], status: int = 200) -> Response:
@@ -26,7 +61,12 @@ def raw_reply(body: bytes, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type=JSON)
 
 
-OK = b'{"ok":true}'
+def error_body(exc: BunqError) -> bytes:
+    return _json.encode({"ok": False, "error": exc.message})
+
+
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"Request body too large (max {limit} bytes)")
 
 
 async def read_body(request: Request) -> bytes:
@@ -34,22 +74,37 @@ async def read_body(request: Request) -> bytes:
     limit: int = request.app.state.settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"Request body too large (max {limit} bytes)")
+        raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"Request body too large (max {limit} bytes)")
+            raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def endpoint(handler: Handler, *, with_body: bool = True) -> Callable[[Request], Awaitable[Response]]:
+    """Adapt a `Call` handler to a Starlette endpoint."""
+
+    async def run(request: Request) -> Response:
+        body = await read_body(request) if with_body else b""
+        call = Call(request.app.state.client, request.path_params, request.scope.get("query_string", b""), body)
+        result = await handler(call)
+        if isinstance(result, tuple):
+            return raw_reply(result[1], result[0])
+        return raw_reply(result)
+
+    run.__name__ = handler.__name__
+    return run
 
 
 async def on_bunq_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BunqError)
     if exc.status >= 500:
         log.warning("%s %s: %s", request.method, request.url.path, exc.message)
-    return reply({"ok": False, "error": exc.message}, exc.status)
+    return raw_reply(error_body(exc), exc.status)
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:

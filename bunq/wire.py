@@ -1,24 +1,34 @@
 """ZeroMQ frames between fronts and shards, and their msgpack encoding.
 
-Request (front DEALER → shard ROUTER), one frame after the identity::
+A frame carries one or more items; each pairs a request id with a message::
 
-    DEALER sends   [ request-id (8 bytes, little-endian) + command (msgpack, tagged) ]
-    ROUTER sees    [ peer-identity | request-id + command ]
+    item   = [ size (4 bytes LE) | request-id (8 bytes LE) | message (msgpack, tagged) ]
+             size counts request-id + message
+    frame  = item item item ...
+
+Request (front DEALER → shard ROUTER)::
+
+    DEALER sends   [ frame of commands ]
+    ROUTER sees    [ peer-identity | frame of commands ]
 
 Reply (shard ROUTER → front DEALER)::
 
-    ROUTER sends   [ peer-identity | request-id + reply (msgpack, tagged) ]
-    DEALER sees    [ request-id + reply ]
+    ROUTER sends   [ peer-identity | frame of replies ]
+    DEALER sees    [ frame of replies ]
 
 Event (shard XPUB → aggregator XSUB/XPUB → front SUB)::
 
     [ topic = event name, e.g. b"job:completed" | envelope JSON {"event", "ts", "data"} ]
 
 A request id is chosen by the front and echoed untouched; the shard may answer out of order (a
-long-poll pull is answered when a job arrives), so the id is what pairs a reply with its call.
+long-poll pull is answered when a job arrives), so the id is what pairs a reply with its call. Both
+sides put every item produced in one turn of their loop into one frame, so a busy link costs one
+send per turn rather than one per call.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import msgspec
 
@@ -29,21 +39,31 @@ _command_decoder = msgspec.msgpack.Decoder(AnyCommand)
 _reply_decoder = msgspec.msgpack.Decoder(AnyReply)
 
 
-def pack(number: int, message: Command | Reply) -> bytes:
-    """One frame: the request id, then the message."""
-    return number.to_bytes(8, "little") + _encoder.encode(message)
+def item(rid: bytes, message: Command | Reply) -> bytes:
+    payload = _encoder.encode(message)
+    return (len(payload) + 8).to_bytes(4, "little") + rid + payload
 
 
-def unpack_command(frame: bytes) -> tuple[bytes, Command]:
-    """The request id (echoed untouched in the reply) and the command."""
-    command: Command = _command_decoder.decode(memoryview(frame)[8:])
-    return frame[:8], command
+def request_item(number: int, command: Command) -> bytes:
+    return item(number.to_bytes(8, "little"), command)
 
 
-def pack_reply(rid: bytes, reply: Reply) -> bytes:
-    return rid + _encoder.encode(reply)
+def split(frame: bytes) -> Iterator[tuple[bytes, memoryview]]:
+    """The (request-id, message bytes) items of a frame."""
+    view = memoryview(frame)
+    pos = 0
+    end = len(frame)
+    while pos + 12 <= end:
+        size = int.from_bytes(view[pos : pos + 4], "little")
+        yield bytes(view[pos + 4 : pos + 12]), view[pos + 12 : pos + 4 + size]
+        pos += 4 + size
 
 
-def unpack_reply(frame: bytes) -> tuple[int, Reply]:
-    reply: Reply = _reply_decoder.decode(memoryview(frame)[8:])
-    return int.from_bytes(frame[:8], "little"), reply
+def decode_command(payload: memoryview) -> Command:
+    command: Command = _command_decoder.decode(payload)
+    return command
+
+
+def decode_reply(payload: memoryview) -> Reply:
+    reply: Reply = _reply_decoder.decode(payload)
+    return reply

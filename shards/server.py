@@ -44,6 +44,7 @@ class ShardServer:
         self.router.bind(settings.shard_endpoints[index])
         self.xpub.bind(settings.shard_event_endpoints[index])
         self.publisher = Publisher(self.xpub)
+        self.outbox: dict[bytes, list[bytes]] = {}
         store = Store(store_path(settings.data_dir, index), sync_full=settings.sync_full)
         self.engine = Engine(
             store,
@@ -54,12 +55,25 @@ class ShardServer:
         )
 
     def responder(self, identity: bytes, rid: bytes) -> Respond:
-        send = self.router.send_multipart
+        outbox = self.outbox
 
         def respond(reply: Reply) -> None:
-            send([identity, wire.pack_reply(rid, reply)])
+            items = outbox.get(identity)
+            if items is None:
+                outbox[identity] = [wire.item(rid, reply)]
+            else:
+                items.append(wire.item(rid, reply))
 
         return respond
+
+    def send_replies(self) -> None:
+        """One frame per front for every reply produced in this turn of the loop."""
+        if not self.outbox:
+            return
+        outbox, self.outbox = self.outbox, {}
+        send = self.router.send_multipart
+        for identity, items in outbox.items():
+            send([identity, b"".join(items)])
 
     def run(self) -> None:
         self.engine.load()
@@ -77,6 +91,7 @@ class ShardServer:
             if self.xpub in events:
                 self._drain_subscriptions()
             engine.tick()
+            self.send_replies()
             pending = engine.journal.pending()
             if pending and flush_due is None:
                 flush_due = wall_clock_ms() + interval
@@ -86,8 +101,10 @@ class ShardServer:
                 or (flush_due is not None and wall_clock_ms() >= flush_due)
             ):
                 engine.flush()
+                self.send_replies()
                 flush_due = None
         engine.flush()
+        self.send_replies()
         engine.store.close()
         self.router.close()
         self.xpub.close()
@@ -109,16 +126,17 @@ class ShardServer:
                 frames = recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if len(frames) != 2 or len(frames[1]) < 8:
+            if len(frames) != 2:
                 continue
             identity, frame = frames
-            try:
-                rid, command = wire.unpack_command(frame)
-            except Exception:
-                log.warning("undecodable command from a front")
-                self.responder(identity, frame[:8])(Error("bad_request", "Malformed command"))
-                continue
-            handle(command, self.responder(identity, rid))
+            for rid, payload in wire.split(frame):
+                try:
+                    command = wire.decode_command(payload)
+                except Exception:
+                    log.warning("undecodable command from a front")
+                    self.responder(identity, rid)(Error("bad_request", "Malformed command"))
+                    continue
+                handle(command, self.responder(identity, rid))
 
     def _drain_subscriptions(self) -> None:
         for _ in range(DRAIN_BATCH):

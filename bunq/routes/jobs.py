@@ -1,4 +1,8 @@
-"""Job routes: push, pull, ack, fail, lookups and cancel (the spec's "Jobs" group)."""
+"""Job routes: push, pull, ack, fail, lookups and cancel (the spec's "Jobs" group).
+
+Handlers take a `Call` and return JSON bytes; `routes` wraps them for Starlette and `bunq.fastpath`
+serves the hottest of them without the router and middleware stack.
+"""
 
 from __future__ import annotations
 
@@ -6,44 +10,37 @@ import asyncio
 import math
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from bunq import protocol as p
 from bunq import validation as v
 from bunq.client import ShardClient, raise_error
 from bunq.errors import BadRequest, NotFound
-from bunq.http import OK, raw_reply, read_body, reply
+from bunq.http import OK, Call, Result, encode, endpoint
 
 NOT_ACTIVE = "Job not found or not active"
 
 
-def _client(request: Request) -> ShardClient:
-    client: ShardClient = request.app.state.client
-    return client
-
-
-async def add_job(request: Request) -> Response:
-    queue = v.queue_name(request.path_params["queue"])
-    job = v.push_body(await read_body(request))
-    ids = await _client(request).call_queue(queue, p.AddJobs(queue, [job]))
+async def add_job(call: Call) -> Result:
+    queue = v.queue_name(call.params["queue"])
+    job = v.push_body(call.body)
+    ids = await call.client.call_queue(queue, p.AddJobs(queue, [job]))
     assert isinstance(ids, p.Ids)
-    return reply({"ok": True, "id": ids.ids[0]})
+    return b'{"ok":true,"id":' + v.encode_json(ids.ids[0]) + b"}"
 
 
-async def add_jobs_bulk(request: Request) -> Response:
-    queue = v.queue_name(request.path_params["queue"])
-    jobs = v.bulk_body(await read_body(request))
+async def add_jobs_bulk(call: Call) -> Result:
+    queue = v.queue_name(call.params["queue"])
+    jobs = v.bulk_body(call.body)
     if not jobs:
-        return reply({"ok": True, "ids": []})
-    ids = await _client(request).call_queue(queue, p.AddJobs(queue, jobs))
+        return b'{"ok":true,"ids":[]}'
+    ids = await call.client.call_queue(queue, p.AddJobs(queue, jobs))
     assert isinstance(ids, p.Ids)
-    return reply({"ok": True, "ids": ids.ids})
+    return b'{"ok":true,"ids":' + v.encode_json(ids.ids) + b"}"
 
 
-def _query_number(request: Request, name: str, lo: int, hi: int, default: int | None) -> int | None:
-    raw = request.query_params.get(name)
+def _query_number(call: Call, name: str, lo: int, hi: int, default: int | None) -> int | None:
+    raw = call.query(name)
     if raw is None or raw == "":
         return default
     try:
@@ -55,7 +52,7 @@ def _query_number(request: Request, name: str, lo: int, hi: int, default: int | 
     return v.number(name, value, lo, hi, default=default)
 
 
-async def _pull(request: Request, queue: str, count: int, timeout: int, owner: Any, lock_ttl: Any) -> p.Jobs:
+async def _pull(call: Call, queue: str, count: int, timeout: int, owner: Any, lock_ttl: Any) -> p.Jobs:
     command = p.PullJobs(
         queue,
         count=count,
@@ -63,115 +60,111 @@ async def _pull(request: Request, queue: str, count: int, timeout: int, owner: A
         owner=v.string("owner", owner),
         lock_ttl=v.number("lockTtl", lock_ttl, 1, v.DAY_MS),
     )
-    jobs = await _client(request).call_queue(queue, command, extra_wait_ms=timeout)
+    jobs = await call.client.call_queue(queue, command, extra_wait_ms=timeout)
     assert isinstance(jobs, p.Jobs)
     return jobs
 
 
-async def pull_job(request: Request) -> Response:
-    queue = v.queue_name(request.path_params["queue"])
-    timeout = _query_number(request, "timeout", 0, v.MAX_LONG_POLL_MS, 0) or 0
-    lock_ttl = _query_number(request, "lockTtl", 1, v.DAY_MS, None)
-    jobs = await _pull(request, queue, 1, timeout, request.query_params.get("owner"), lock_ttl)
+async def pull_job(call: Call) -> Result:
+    queue = v.queue_name(call.params["queue"])
+    timeout = _query_number(call, "timeout", 0, v.MAX_LONG_POLL_MS, 0) or 0
+    lock_ttl = _query_number(call, "lockTtl", 1, v.DAY_MS, None)
+    jobs = await _pull(call, queue, 1, timeout, call.query("owner"), lock_ttl)
     if not jobs.jobs:
-        return raw_reply(b'{"ok":true,"job":null}')
+        return b'{"ok":true,"job":null}'
     token = jobs.tokens[0] if jobs.tokens else None
-    tail = b"}" if token is None else b',"token":"' + token.encode() + b'"}'
-    return raw_reply(b'{"ok":true,"job":' + jobs.jobs[0] + tail)
+    tail = b"}" if token is None else b',"token":' + v.encode_json(token) + b"}"
+    return b'{"ok":true,"job":' + jobs.jobs[0] + tail
 
 
-async def pull_jobs(request: Request) -> Response:
-    queue = v.queue_name(request.path_params["queue"])
-    body = v.decode_object(await read_body(request))
+async def pull_jobs(call: Call) -> Result:
+    queue = v.queue_name(call.params["queue"])
+    body = v.decode_object(call.body)
     if body.get("count") is None:
         raise BadRequest("count is required")
     count = v.number("count", body["count"], 1, 1000, integer=True) or 1
     timeout = v.number("timeout", body.get("timeout"), 0, v.MAX_LONG_POLL_MS, default=0) or 0
-    jobs = await _pull(request, queue, count, timeout, body.get("owner"), body.get("lockTtl"))
+    jobs = await _pull(call, queue, count, timeout, body.get("owner"), body.get("lockTtl"))
     out = b'{"ok":true,"jobs":[' + b",".join(jobs.jobs) + b"]"
     if body.get("owner") is not None:
         out += b',"tokens":' + v.encode_json(jobs.tokens)
-    return raw_reply(out + b"}")
+    return out + b"}"
 
 
 def _token(body: dict[str, Any]) -> str | None:
     return v.string("token", body.get("token"), max_length=v.MAX_ID_LENGTH)
 
 
-async def ack_job(request: Request) -> Response:
-    job_id = request.path_params["id"]
-    body = v.decode_object(await read_body(request))
-    result = v.encode_json(body["result"]) if "result" in body else None
-    command = p.AckJobs([job_id], [result], [_token(body)])
-    outcome = await _client(request).call_for_id(job_id, command, _acked)
-    outcome = raise_error(outcome)
-    assert isinstance(outcome, p.AckOutcome)
-    if outcome.failed:
-        raise BadRequest(outcome.failed.get(job_id, NOT_ACTIVE))
-    return raw_reply(OK)
-
-
 def _acked(reply: p.Reply) -> bool:
     return isinstance(reply, p.AckOutcome) and reply.acked > 0
 
 
-async def ack_jobs_batch(request: Request) -> Response:
-    body = v.decode_object(await read_body(request))
-    ids = v.strings("ids", body.get("ids"))
+async def ack_job(call: Call) -> Result:
+    job_id = call.params["id"]
+    body = v.decode_object(call.body)
+    result = v.encode_json(body["result"]) if "result" in body else None
+    command = p.AckJobs([job_id], [result], [_token(body)])
+    outcome = raise_error(await call.client.call_for_id(job_id, command, _acked))
+    assert isinstance(outcome, p.AckOutcome)
+    if outcome.failed:
+        raise BadRequest(outcome.failed.get(job_id, NOT_ACTIVE))
+    return OK
+
+
+async def ack_jobs_batch(call: Call) -> Result:
+    body = v.decode_object(call.body)
     if body.get("ids") is None:
         raise BadRequest("ids is required")
+    ids = v.strings("ids", body.get("ids"))
     results = body.get("results") or []
     tokens = body.get("tokens") or []
     if not isinstance(results, list) or not isinstance(tokens, list):
         raise BadRequest("results and tokens must be arrays")
     encoded = [v.encode_json(results[i]) if i < len(results) else None for i in range(len(ids))]
     toks = [v.string("tokens[]", tokens[i]) if i < len(tokens) else None for i in range(len(ids))]
-    client = _client(request)
+    acked, failed = await _ack_everywhere(call.client, ids, encoded, toks)
+    failures = {k: m for k, m in failed.items() if k not in acked}
+    if failures:
+        first = next(iter(failures.values()))
+        return 400, encode({"ok": False, "error": first, "count": len(acked), "failed": failures})
+    return b'{"ok":true,"count":' + str(len(acked)).encode() + b"}"
+
+
+async def _ack_everywhere(
+    client: ShardClient, ids: list[str], results: list[bytes | None], tokens: list[str | None]
+) -> tuple[set[str], dict[str, str]]:
+    """Ack each id on its shard (client-chosen ids on every shard); the ids acked and why others were not."""
     groups: dict[int, list[int]] = {}
     for i, job_id in enumerate(ids):
         shard = client.shard_for_id(job_id)
         for s in range(client.shards) if shard is None else (shard,):
             groups.setdefault(s, []).append(i)
-    acked: set[str] = set()
-    failed: dict[str, str] = {}
-    for shard, replies in zip(groups, await _ack_groups(client, groups, ids, encoded, toks), strict=True):
-        outcome = raise_error(replies)
-        assert isinstance(outcome, p.AckOutcome)
-        for i in groups[shard]:
-            if ids[i] in outcome.failed:
-                failed.setdefault(ids[i], outcome.failed[ids[i]])
-            else:
-                acked.add(ids[i])
-    failures = {k: m for k, m in failed.items() if k not in acked}
-    if failures:
-        first = next(iter(failures.values()))
-        return reply({"ok": False, "error": first, "count": len(acked), "failed": failures}, 400)
-    return reply({"ok": True, "count": len(acked)})
-
-
-async def _ack_groups(
-    client: ShardClient,
-    groups: dict[int, list[int]],
-    ids: list[str],
-    results: list[bytes | None],
-    tokens: list[str | None],
-) -> list[p.Reply]:
     calls = [
         client.call_raw(shard, p.AckJobs([ids[i] for i in idx], [results[i] for i in idx], [tokens[i] for i in idx]))
         for shard, idx in groups.items()
     ]
-    return list(await asyncio.gather(*calls))
+    acked: set[str] = set()
+    failed: dict[str, str] = {}
+    for idx, reply in zip(groups.values(), await asyncio.gather(*calls), strict=True):
+        outcome = raise_error(reply)
+        assert isinstance(outcome, p.AckOutcome)
+        for i in idx:
+            if ids[i] in outcome.failed:
+                failed.setdefault(ids[i], outcome.failed[ids[i]])
+            else:
+                acked.add(ids[i])
+    return acked, failed
 
 
-async def fail_job(request: Request) -> Response:
-    job_id = request.path_params["id"]
-    body = v.decode_object(await read_body(request))
+async def fail_job(call: Call) -> Result:
+    job_id = call.params["id"]
+    body = v.decode_object(call.body)
     error = body.get("error")
     if error is not None and not isinstance(error, str):
         error = v.encode_json(error).decode()
     command = p.FailJob(job_id, error, _token(body))
-    raise_error(await _client(request).call_for_id(job_id, command, _done))
-    return raw_reply(OK)
+    raise_error(await call.client.call_for_id(job_id, command, _done))
+    return OK
 
 
 def _done(reply: p.Reply) -> bool:
@@ -179,62 +172,62 @@ def _done(reply: p.Reply) -> bool:
 
 
 def _found(reply: p.Reply) -> bool:
-    return (
-        not isinstance(reply, p.Error)
-        and not (isinstance(reply, p.JobState) and reply.state == "unknown")
-        and not (isinstance(reply, p.JobResult) and not reply.found)
-    )
+    if isinstance(reply, p.JobState):
+        return reply.state != "unknown"
+    if isinstance(reply, p.JobResult):
+        return reply.found
+    return not isinstance(reply, p.Error)
 
 
-async def get_job(request: Request) -> Response:
-    job_id = request.path_params["id"]
-    doc = raise_error(await _client(request).call_for_id(job_id, p.GetJob(job_id), _found))
+async def get_job(call: Call) -> Result:
+    job_id = call.params["id"]
+    doc = raise_error(await call.client.call_for_id(job_id, p.GetJob(job_id), _found))
     assert isinstance(doc, p.JobDoc)
-    return raw_reply(b'{"ok":true,"job":' + doc.job + b"}")
+    return b'{"ok":true,"job":' + doc.job + b"}"
 
 
-async def get_job_by_custom_id(request: Request) -> Response:
-    custom_id = request.path_params["custom_id"]
-    for doc in await _client(request).call_all(p.GetJob(custom_id)):
+async def get_job_by_custom_id(call: Call) -> Result:
+    custom_id = call.params["custom_id"]
+    for doc in await call.client.call_all(p.GetJob(custom_id)):
         if isinstance(doc, p.JobDoc):
-            return raw_reply(b'{"ok":true,"job":' + doc.job + b"}")
+            return b'{"ok":true,"job":' + doc.job + b"}"
     raise NotFound("Job not found")
 
 
-async def get_job_state(request: Request) -> Response:
-    job_id = request.path_params["id"]
-    state = raise_error(await _client(request).call_for_id(job_id, p.GetJobState(job_id), _found))
+async def get_job_state(call: Call) -> Result:
+    job_id = call.params["id"]
+    state = raise_error(await call.client.call_for_id(job_id, p.GetJobState(job_id), _found))
     assert isinstance(state, p.JobState)
-    return reply({"ok": True, "id": job_id, "state": state.state})
+    return encode({"ok": True, "id": job_id, "state": state.state})
 
 
-async def get_job_result(request: Request) -> Response:
-    job_id = request.path_params["id"]
-    result = raise_error(await _client(request).call_for_id(job_id, p.GetJobResult(job_id), _found))
+async def get_job_result(call: Call) -> Result:
+    job_id = call.params["id"]
+    result = raise_error(await call.client.call_for_id(job_id, p.GetJobResult(job_id), _found))
     assert isinstance(result, p.JobResult)
     if not result.found:
         raise NotFound("Job not found")
     prefix = b'{"ok":true,"id":' + v.encode_json(job_id) + b',"result":'
-    return raw_reply(prefix + (result.result or b"null") + b"}")
+    return prefix + (result.result or b"null") + b"}"
 
 
-async def cancel_job(request: Request) -> Response:
-    job_id = request.path_params["id"]
-    raise_error(await _client(request).call_for_id(job_id, p.CancelJob(job_id), _done))
-    return raw_reply(OK)
+async def cancel_job(call: Call) -> Result:
+    job_id = call.params["id"]
+    raise_error(await call.client.call_for_id(job_id, p.CancelJob(job_id), _done))
+    return OK
 
 
 routes = [
-    Route("/queues/{queue}/jobs", add_job, methods=["POST"]),
-    Route("/queues/{queue}/jobs", pull_job, methods=["GET"]),
-    Route("/queues/{queue}/jobs/bulk", add_jobs_bulk, methods=["POST"]),
-    Route("/queues/{queue}/jobs/pull-batch", pull_jobs, methods=["POST"]),
-    Route("/jobs/ack-batch", ack_jobs_batch, methods=["POST"]),
-    Route("/jobs/custom/{custom_id}", get_job_by_custom_id, methods=["GET"]),
-    Route("/jobs/{id}", get_job, methods=["GET"]),
-    Route("/jobs/{id}", cancel_job, methods=["DELETE"]),
-    Route("/jobs/{id}/ack", ack_job, methods=["POST"]),
-    Route("/jobs/{id}/fail", fail_job, methods=["POST"]),
-    Route("/jobs/{id}/state", get_job_state, methods=["GET"]),
-    Route("/jobs/{id}/result", get_job_result, methods=["GET"]),
+    Route("/queues/{queue}/jobs", endpoint(add_job), methods=["POST"]),
+    Route("/queues/{queue}/jobs", endpoint(pull_job, with_body=False), methods=["GET"]),
+    Route("/queues/{queue}/jobs/bulk", endpoint(add_jobs_bulk), methods=["POST"]),
+    Route("/queues/{queue}/jobs/pull-batch", endpoint(pull_jobs), methods=["POST"]),
+    Route("/jobs/ack-batch", endpoint(ack_jobs_batch), methods=["POST"]),
+    Route("/jobs/custom/{custom_id}", endpoint(get_job_by_custom_id, with_body=False), methods=["GET"]),
+    Route("/jobs/{id}", endpoint(get_job, with_body=False), methods=["GET"]),
+    Route("/jobs/{id}", endpoint(cancel_job, with_body=False), methods=["DELETE"]),
+    Route("/jobs/{id}/ack", endpoint(ack_job), methods=["POST"]),
+    Route("/jobs/{id}/fail", endpoint(fail_job), methods=["POST"]),
+    Route("/jobs/{id}/state", endpoint(get_job_state, with_body=False), methods=["GET"]),
+    Route("/jobs/{id}/result", endpoint(get_job_result, with_body=False), methods=["GET"]),
 ]
