@@ -35,14 +35,14 @@ class Call:
     params: dict[str, str]
     query_string: bytes
     body: bytes
+    _query: dict[str, str] | None = None
 
     def query(self, name: str) -> str | None:
         if not self.query_string:
             return None
-        for key, value in parse_qsl(self.query_string.decode("latin-1")):
-            if key == name:
-                return value
-        return None
+        if self._query is None:
+            self._query = dict(parse_qsl(self.query_string.decode("latin-1")))
+        return self._query.get(name)
 
 
 Result = bytes | tuple[int, bytes]

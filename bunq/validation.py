@@ -50,12 +50,20 @@ class PushBody(msgspec.Struct):
     name: Any = None
 
 
+class AckBody(msgspec.Struct):
+    """An ack as sent: the result stays raw JSON (stored and returned as the worker's bytes)."""
+
+    result: msgspec.Raw = msgspec.Raw()
+    token: Any = None
+
+
 class BulkBody(msgspec.Struct):
     jobs: list[PushBody] | None = None
 
 
 _push_decoder = msgspec.json.Decoder(PushBody)
 _bulk_decoder = msgspec.json.Decoder(BulkBody)
+_ack_decoder = msgspec.json.Decoder(AckBody)
 _any_decoder = msgspec.json.Decoder()
 encode_json = msgspec.json.Encoder().encode
 
@@ -201,6 +209,15 @@ def new_job(body: PushBody) -> NewJob:
 
 def push_body(body: bytes) -> NewJob:
     return new_job(_decode(_push_decoder, body))
+
+
+def ack_body(body: bytes) -> tuple[bytes | None, str | None]:
+    """The raw result (None when absent) and the lock token of an ack."""
+    if not body.strip():
+        return None, None
+    parsed: AckBody = _decode(_ack_decoder, body)
+    token = string("token", parsed.token, max_length=MAX_ID_LENGTH)
+    return (bytes(parsed.result) if parsed.result else None), token
 
 
 def bulk_body(body: bytes) -> list[NewJob]:

@@ -101,9 +101,8 @@ def _acked(reply: p.Reply) -> bool:
 
 async def ack_job(call: Call) -> Result:
     job_id = call.params["id"]
-    body = v.decode_object(call.body)
-    result = v.encode_json(body["result"]) if "result" in body else None
-    command = p.AckJobs([job_id], [result], [_token(body)])
+    result, token = v.ack_body(call.body)
+    command = p.AckJobs([job_id], [result], [token])
     outcome = raise_error(await call.client.call_for_id(job_id, command, _acked))
     assert isinstance(outcome, p.AckOutcome)
     if outcome.failed:
