@@ -94,9 +94,102 @@ class Ping(Command, frozen=True):
     pass
 
 
+class UpdateProgress(Command, frozen=True):
+    id: str
+    progress: int
+    message: str | None = None
+    token: str | None = None
+
+
+class GetProgress(Command, frozen=True):
+    id: str
+
+
+class UpdateData(Command, frozen=True):
+    id: str
+    data: bytes
+
+
+class ChangePriority(Command, frozen=True):
+    id: str
+    priority: int
+
+
+class PromoteJob(Command, frozen=True):
+    id: str
+
+
+class MoveToDelayed(Command, frozen=True):
+    id: str
+    delay: int
+    token: str | None = None
+
+
+class ChangeDelay(Command, frozen=True):
+    id: str
+    delay: int
+
+
+class DiscardJob(Command, frozen=True):
+    id: str
+    token: str | None = None
+
+
+class WaitJob(Command, frozen=True):
+    id: str
+    timeout_ms: int
+
+
+class GetChildren(Command, frozen=True):
+    id: str
+
+
+class Heartbeat(Command, frozen=True):
+    """Heartbeats (and, with `durations`, lock extensions) for several active jobs."""
+
+    ids: list[str]
+    tokens: list[str | None] = []
+    durations: list[int | None] = []
+    extend_only: bool = False
+
+
+class AddLog(Command, frozen=True):
+    id: str
+    message: str
+    level: str = "info"
+
+
+class GetLogs(Command, frozen=True):
+    id: str
+
+
+class ClearLogs(Command, frozen=True):
+    id: str
+
+
+class WatchJob(Command, frozen=True):
+    """Shard → shard: tell `parent_id` (on `parent_slot`) when job `id` completes or fails for good."""
+
+    id: str
+    parent_id: str
+    parent_slot: int
+
+
+class ResolveDependency(Command, frozen=True):
+    """Shard → shard: dependency `dep_id` of `parent_id` completed (with its result) or failed for good."""
+
+    parent_id: str
+    dep_id: str
+    completed: bool
+    result: bytes | None = None
+    error: str | None = None
+
+
 AnyCommand = Union[  # noqa: UP007 - msgspec needs a real Union object here
-    AddJobs, PullJobs, AckJobs, FailJob, GetJob, GetJobState, GetJobResult, CancelJob, GetCounts, GetDlq, Ping
-]
+    AddJobs, PullJobs, AckJobs, FailJob, GetJob, GetJobState, GetJobResult, CancelJob, GetCounts, GetDlq, Ping,
+    UpdateProgress, GetProgress, UpdateData, ChangePriority, PromoteJob, MoveToDelayed, ChangeDelay, DiscardJob,
+    WaitJob, GetChildren, Heartbeat, AddLog, GetLogs, ClearLogs, WatchJob, ResolveDependency,
+]  # fmt: skip
 
 
 class Reply(msgspec.Struct, frozen=True, tag=True):
@@ -152,11 +245,41 @@ class DlqEntries(Reply, frozen=True):
     total: int
 
 
+class Progress(Reply, frozen=True):
+    progress: int
+    message: str | None = None
+
+
+class WaitOutcome(Reply, frozen=True):
+    completed: bool
+    result: bytes | None = None
+    state: str | None = None
+
+
+class ChildrenValues(Reply, frozen=True):
+    values: dict[str, bytes]
+
+
+class Logs(Reply, frozen=True):
+    """Log entries rendered as JSON objects."""
+
+    logs: list[bytes]
+
+
+class Watched(Reply, frozen=True):
+    """The dependency's state when the watch was registered: "watching", "completed", "failed" or "unknown"."""
+
+    state: str
+    result: bytes | None = None
+    error: str | None = None
+
+
 class Pong(Reply, frozen=True):
     shard: int
     slots: int
 
 
 AnyReply = Union[  # noqa: UP007
-    Done, Error, Ids, Jobs, JobDoc, JobState, JobResult, AckOutcome, Counts, DlqEntries, Pong
-]
+    Done, Error, Ids, Jobs, JobDoc, JobState, JobResult, AckOutcome, Counts, DlqEntries, Pong,
+    Progress, WaitOutcome, ChildrenValues, Logs, Watched,
+]  # fmt: skip

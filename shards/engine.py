@@ -2,12 +2,12 @@
 
 Handlers (in `shards.handlers`) validate and call the transitions here; every transition records the
 changed job in the journal and publishes its event. Nothing here does I/O except through the journal's
-flush, which the server loop (or a test) calls.
+flush (which the server loop or a test calls) and `outgoing`, the messages for other shards that the
+server sends after each turn.
 """
 
 from __future__ import annotations
 
-import heapq
 import logging
 import time
 import uuid
@@ -16,12 +16,27 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from bunq import errors
-from bunq.protocol import Command, Error, Jobs, Reply
-from bunq.routing import slot_of
-from shards.job import ACTIVE, COMPLETED, DELAYED, FAILED, WAITING, Job, from_blob, render
+from bunq.protocol import Command, Error, Jobs, Reply, WaitOutcome
+from bunq.routing import shard_of_slot, slot_of, slot_of_id
+from shards import flows, leases
+from shards.job import (
+    ACTIVE,
+    COMPLETED,
+    DELAYED,
+    EXPIRED,
+    FAILED,
+    REMOVED,
+    WAITING,
+    WAITING_CHILDREN,
+    Job,
+    from_blob,
+    render,
+)
 from shards.journal import Journal
+from shards.logs import JobLogs
 from shards.queues import QueueState, Waiter
 from shards.store import Store
+from shards.timers import Timers
 
 log = logging.getLogger("bunq.shard")
 
@@ -56,26 +71,31 @@ class Engine:
         store: Store,
         *,
         shard: int = 0,
+        shards: int = 1,
         slots: int = 256,
         clock: Callable[[], int] = wall_clock_ms,
         events: EventSink | None = None,
         completed_cache: int = 10_000,
     ) -> None:
         self.shard = shard
+        self.shards = shards
         self.slots = slots
         self.clock = clock
         self.events: EventSink = events or NoEvents()
         self.store = store
         self.journal = Journal(store)
+        self.timers = Timers()
+        self.logs = JobLogs(self.journal)
         self.jobs: dict[str, Job] = {}
         self.queues: dict[str, QueueState] = {}
-        self.completed: OrderedDict[str, Job] = OrderedDict()
-        self.completed_cache = completed_cache
+        self.finished: OrderedDict[str, Job] = OrderedDict()
+        self.finished_cache = completed_cache
         self.results: OrderedDict[str, bytes | None] = OrderedDict()
         self.unique: dict[tuple[str, str], str] = {}
-        self.delayed: list[tuple[int, int, Job]] = []
-        self.deadlines: list[tuple[int, int, Waiter]] = []
+        self.job_waiters: dict[str, list[Respond]] = {}
         self.after_commit: list[tuple[Respond, Reply]] = []
+        self.outgoing: list[tuple[int, Command, Callable[[Reply], None]]] = []
+        self.outbox: dict[tuple[str, str], tuple[int, Command]] = {}
         self.seq = 0
         self.totals = {"pushed": 0, "pulled": 0, "completed": 0, "failed": 0}
         self._slot_cache: dict[str, int] = {}
@@ -94,6 +114,13 @@ class Engine:
         if reply is not None:
             respond(reply)
 
+    def send(self, shard: int, command: Command, on_reply: Callable[[Reply], None]) -> None:
+        """Queue a command for another shard (or run it here when `shard` is this one)."""
+        if shard == self.shard:
+            self.handle(command, on_reply)
+        else:
+            self.outgoing.append((shard, command, on_reply))
+
     # ---- lookups --------------------------------------------------------------------------------
 
     def slot(self, queue: str) -> int:
@@ -104,6 +131,13 @@ class Engine:
             slot = self._slot_cache[queue] = slot_of(queue, self.slots)
         return slot
 
+    def shards_for_id(self, job_id: str) -> list[int]:
+        """Where a job may live: its slot's shard for a bunq id, every shard for a client's id."""
+        slot = slot_of_id(job_id)
+        if slot is None or slot >= self.slots:
+            return list(range(self.shards))
+        return [shard_of_slot(slot, self.shards)]
+
     def queue(self, name: str) -> QueueState:
         q = self.queues.get(name)
         if q is None:
@@ -111,12 +145,18 @@ class Engine:
         return q
 
     def find(self, job_id: str) -> Job | None:
-        """Any job this shard holds, live, recently completed or only on disk."""
-        job = self.jobs.get(job_id) or self.completed.get(job_id) or self.journal.dirty.get(job_id)
+        """Any job this shard holds, live, recently finished or only on disk."""
+        job = self.jobs.get(job_id) or self.finished.get(job_id) or self.journal.dirty.get(job_id)
         if job is None and job_id not in self.journal.deleted:
             blob = self.store.get(job_id)
             if blob is not None:
                 job = from_blob(blob)
+        return job
+
+    def live(self, job_id: str) -> Job:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise errors.NotFound("Job not found")
         return job
 
     def next_key(self, lifo: bool) -> int:
@@ -125,12 +165,29 @@ class Engine:
 
     # ---- transitions ----------------------------------------------------------------------------
 
+    def admit(self, job: Job, q: QueueState) -> None:
+        """A new job enters its queue: waiting for dependencies, delayed, or waiting."""
+        self.jobs[job.id] = job
+        if job.unique_key is not None:
+            self.unique[(job.queue, job.unique_key)] = job.id
+        self.totals["pushed"] += 1
+        self.emit("job:pushed", job)
+        if job.ttl is not None:
+            self.timers.at(job.created_at + job.ttl, self._ttl_due, job)
+        if job.pending_deps:
+            job.state = WAITING_CHILDREN
+            q.waiting_children += 1
+            self.journal.put(job)
+            flows.watch_dependencies(self, job)
+            return
+        self.enqueue(job, q)
+
     def enqueue(self, job: Job, q: QueueState) -> None:
         """Make a job available (waiting) or schedule it (delayed) by its run_at."""
         if job.run_at > self.clock():
             job.state = DELAYED
             q.delayed += 1
-            heapq.heappush(self.delayed, (job.run_at, job.seq, job))
+            self.timers.at(job.run_at, self._delay_due, (job, job.run_at))
         else:
             job.state = WAITING
             job.seq = self.next_key(job.lifo)
@@ -139,62 +196,93 @@ class Engine:
                 self.serve_waiters(q)
         self.journal.put(job)
 
+    def unschedule(self, job: Job, q: QueueState) -> None:
+        """Take a waiting or delayed job out of its structure (before moving it elsewhere)."""
+        if job.state == WAITING:
+            job.state = REMOVED
+            q.discard_waiting()
+        elif job.state == DELAYED:
+            job.state = REMOVED
+            q.delayed -= 1
+        elif job.state == WAITING_CHILDREN:
+            job.state = REMOVED
+            q.waiting_children -= 1
+
     def activate(self, job: Job, q: QueueState, owner: str | None, lock_ttl: int | None) -> None:
         now = self.clock()
         job.state = ACTIVE
         job.started_at = now
         job.last_heartbeat = now
-        job.owner = owner
-        job.token = new_token() if owner is not None else None
-        job.lock_expires_at = now + lock_ttl if (owner is not None and lock_ttl) else None
-        q.active += 1
+        q.active[job.id] = job
+        if job.group_id is not None:
+            q.groups_active[job.group_id] = q.groups_active.get(job.group_id, 0) + 1
+        leases.grant(self, job, q, owner, lock_ttl)
         self.totals["pulled"] += 1
         self.journal.put(job)
         self.emit("job:active", job)
+
+    def release(self, job: Job) -> QueueState:
+        """An active job stops being active (any outcome): free its lease and its group's turn."""
+        q = self.queue(job.queue)
+        q.active.pop(job.id, None)
+        job.token = None
+        job.owner = None
+        job.lock_expires_at = None
+        if job.group_id is not None:
+            left = q.groups_active.get(job.group_id, 1) - 1
+            if left <= 0:
+                q.groups_active.pop(job.group_id, None)
+                q.unpark(job.group_id)
+                if q.waiters:
+                    self.serve_waiters(q)
+            else:
+                q.groups_active[job.group_id] = left
+        return q
 
     def take(self, q: QueueState, count: int, owner: str | None, lock_ttl: int | None) -> list[Job]:
         if q.paused:
             return []
         taken: list[Job] = []
+        now = self.clock()
         while len(taken) < count:
             job = q.pop()
             if job is None:
                 break
+            if job.ttl is not None and now >= job.created_at + job.ttl:
+                job.state = REMOVED  # already off the heap; expire() must not count it twice
+                self.expire(job, q, counted=False)
+                continue
             self.activate(job, q, owner, lock_ttl)
             taken.append(job)
         return taken
 
     def complete(self, job: Job, result: bytes | None) -> None:
-        q = self.queue(job.queue)
-        q.active -= 1
+        q = self.release(job)
         self.totals["completed"] += 1
         self.release_unique(job)
-        now = self.clock()
-        job.completed_at = now
-        job.token = None
-        job.lock_expires_at = None
+        job.completed_at = self.clock()
         del self.jobs[job.id]
         self.emit("job:completed", job)
+        self.wake_job_waiters(job.id, WaitOutcome(True, result, COMPLETED))
+        flows.job_completed(self, job, result)
         if job.remove_on_complete:
             self.remember_result(job.id, result)
             self.journal.delete(job.id)
-            return
-        job.state = COMPLETED
-        job.result = result
-        q.completed += 1
-        self.cache_completed(job)
-        self.journal.put(job)
+            self.logs.drop(job.id)
+        else:
+            job.state = COMPLETED
+            job.result = result
+            q.completed += 1
+            self.cache_finished(job)
+            self.journal.put(job)
+        flows.repeat_after_completion(self, job)
 
     def fail(self, job: Job, error: str | None, reason: str, *, backoff: bool = True) -> None:
         """Charge an attempt for an active job: retry (after its backoff), or dead-letter it when out of attempts."""
-        q = self.queue(job.queue)
-        q.active -= 1
+        q = self.release(job)
         self.totals["failed"] += 1
         job.attempts += 1
         job.failed_reason = error
-        job.token = None
-        job.owner = None
-        job.lock_expires_at = None
         self.emit("job:failed", job, error=error)
         if job.attempts >= job.max_attempts:
             self.dead_letter(job, q, reason)
@@ -203,41 +291,62 @@ class Engine:
         job.run_at = self.clock() + delay
         job.seq = self.next_key(job.lifo)
         self.enqueue(job, q)
+        self.emit("job:retried", job)
 
     def dead_letter(self, job: Job, q: QueueState, reason: str) -> None:
+        """Into the DLQ (the job has already left its previous state)."""
         self.release_unique(job)
+        self.wake_job_waiters(job.id, WaitOutcome(False, None, FAILED))
+        flows.job_failed_for_good(self, job)
         if job.remove_on_fail:
-            del self.jobs[job.id]
+            self.jobs.pop(job.id, None)
             self.journal.delete(job.id)
             return
         job.state = FAILED
         job.dlq_entered_at = self.clock()
         job.dlq_reason = reason
         q.dlq[job.id] = job
+        self.jobs[job.id] = job
         self.journal.put(job)
-        self.emit("dlq:added", job, reason=reason)
+        self.emit("dlq:added", job, reason=reason, error=job.failed_reason)
+
+    def expire(self, job: Job, q: QueueState, *, counted: bool = True) -> None:
+        """A job not started within its ttl: discarded, never handed out, its state reported as expired."""
+        if counted:
+            self.unschedule(job, q)
+        now = self.clock()
+        self.jobs.pop(job.id, None)
+        self.release_unique(job)
+        job.state = EXPIRED
+        job.failed_reason = "ttl expired"
+        self.cache_finished(job)
+        self.journal.put(job)
+        self.emit("job:expired", job, ttl=job.ttl, age=now - job.created_at)
+        self.wake_job_waiters(job.id, WaitOutcome(False, None, EXPIRED))
+        flows.job_failed_for_good(self, job)
 
     def remove(self, job: Job) -> None:
         """Take a job out of whatever state it is in (cancel); a later ack of it finds nothing."""
         q = self.queue(job.queue)
         state = job.state
-        if state == WAITING:
-            job.state = "removed"
-            q.discard_waiting()
-        elif state == DELAYED:
-            q.delayed -= 1
-        elif state == ACTIVE:
-            q.active -= 1
+        if state == ACTIVE:
+            self.release(job)
         elif state == FAILED:
             q.dlq.pop(job.id, None)
         elif state == COMPLETED:
             q.completed -= 1
-            self.completed.pop(job.id, None)
-        job.state = "removed"
+            self.finished.pop(job.id, None)
+        elif state == EXPIRED:
+            self.finished.pop(job.id, None)
+        else:
+            self.unschedule(job, q)
+        job.state = REMOVED
         self.jobs.pop(job.id, None)
         self.release_unique(job)
         self.journal.delete(job.id)
+        self.logs.drop(job.id)
         self.emit("job:removed", job)
+        self.wake_job_waiters(job.id, WaitOutcome(False, None, "unknown"))
 
     # ---- bookkeeping ----------------------------------------------------------------------------
 
@@ -245,12 +354,12 @@ class Engine:
         if job.unique_key is not None and self.unique.get((job.queue, job.unique_key)) == job.id:
             del self.unique[(job.queue, job.unique_key)]
 
-    def cache_completed(self, job: Job) -> None:
-        if self.completed_cache <= 0:
+    def cache_finished(self, job: Job) -> None:
+        if self.finished_cache <= 0:
             return
-        self.completed[job.id] = job
-        while len(self.completed) > self.completed_cache:
-            self.completed.popitem(last=False)
+        self.finished[job.id] = job
+        while len(self.finished) > self.finished_cache:
+            self.finished.popitem(last=False)
 
     def remember_result(self, job_id: str, result: bytes | None) -> None:
         self.results[job_id] = result
@@ -261,43 +370,58 @@ class Engine:
         if self.events.wants(name):
             self.events.publish(name, {"queue": job.queue, "jobId": job.id, **extra})
 
-    # ---- waiters and timers ---------------------------------------------------------------------
+    def emit_data(self, name: str, data: dict[str, Any]) -> None:
+        if self.events.wants(name):
+            self.events.publish(name, data)
+
+    # ---- waiters --------------------------------------------------------------------------------
 
     def park(self, q: QueueState, waiter: Waiter) -> None:
         q.waiters.append(waiter)
-        self.seq += 1
-        heapq.heappush(self.deadlines, (waiter.deadline, self.seq, waiter))
+        self.timers.at(waiter.deadline, self._waiter_due, waiter)
 
     def serve_waiters(self, q: QueueState) -> None:
         while q.waiters and q.waiting and not q.paused:
             waiter = q.waiters.popleft()
             if waiter.done:
                 continue
-            waiter.done = True
             taken = self.take(q, waiter.count, waiter.owner, waiter.lock_ttl)
+            if not taken:
+                q.waiters.appendleft(waiter)
+                return
+            waiter.done = True
             waiter.respond(Jobs([render(j) for j in taken], [j.token for j in taken]))
 
-    def tick(self) -> None:
-        """Run every timer that is due: delayed jobs becoming waiting, long-polls timing out."""
-        now = self.clock()
-        delayed = self.delayed
-        while delayed and delayed[0][0] <= now:
-            run_at, _, job = heapq.heappop(delayed)
-            if job.state == DELAYED and job.run_at == run_at:
-                q = self.queue(job.queue)
-                q.delayed -= 1
-                job.seq = self.next_key(job.lifo)
-                self.enqueue(job, q)
-        deadlines = self.deadlines
-        while deadlines and deadlines[0][0] <= now:
-            _, _, waiter = heapq.heappop(deadlines)
-            if not waiter.done:
-                waiter.done = True
-                waiter.respond(Jobs([]))
-                self._prune_waiters(waiter.queue)
+    def wait_for(self, job_id: str, respond: Respond, deadline: int) -> None:
+        self.job_waiters.setdefault(job_id, []).append(respond)
+        self.timers.at(deadline, self._job_wait_due, (job_id, respond))
 
-    def _prune_waiters(self, name: str) -> None:
-        q = self.queues.get(name)
+    def wake_job_waiters(self, job_id: str, outcome: WaitOutcome) -> None:
+        for respond in self.job_waiters.pop(job_id, ()):
+            respond(outcome)
+
+    # ---- timers ---------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Run every timer that is due."""
+        self.timers.run_due(self.clock())
+
+    def next_timer(self) -> int | None:
+        return self.timers.next_due()
+
+    def _delay_due(self, arg: tuple[Job, int]) -> None:
+        job, run_at = arg
+        if job.state == DELAYED and job.run_at == run_at:
+            q = self.queue(job.queue)
+            q.delayed -= 1
+            self.enqueue(job, q)
+
+    def _waiter_due(self, waiter: Waiter) -> None:
+        if waiter.done:
+            return
+        waiter.done = True
+        waiter.respond(Jobs([]))
+        q = self.queues.get(waiter.queue)
         if q is None:
             return
         waiters = q.waiters
@@ -306,12 +430,20 @@ class Engine:
         if len(waiters) > 256 and sum(1 for w in waiters if w.done) > len(waiters) // 2:
             q.waiters = type(waiters)(w for w in waiters if not w.done)
         if q.is_empty():
-            del self.queues[name]
+            del self.queues[waiter.queue]
 
-    def next_timer(self) -> int | None:
-        """The wall-clock ms of the earliest pending timer, if any."""
-        times = [h[0][0] for h in (self.delayed, self.deadlines) if h]
-        return min(times) if times else None
+    def _job_wait_due(self, arg: tuple[str, Respond]) -> None:
+        job_id, respond = arg
+        waiting = self.job_waiters.get(job_id)
+        if waiting and respond in waiting:
+            waiting.remove(respond)
+            if not waiting:
+                del self.job_waiters[job_id]
+            respond(WaitOutcome(False))
+
+    def _ttl_due(self, job: Job) -> None:
+        if job.state in (WAITING, DELAYED, WAITING_CHILDREN) and self.jobs.get(job.id) is job:
+            self.expire(job, self.queue(job.queue))
 
     # ---- persistence ----------------------------------------------------------------------------
 
@@ -337,26 +469,32 @@ class Engine:
         self.seq = max((abs(j.seq) for j in live), default=0)
         for job in live:
             self._restore(job)
+        self.logs.load(self.store)
+        flows.load_outbox(self)
         self.journal.flush()
 
     def _restore(self, job: Job) -> None:
         q = self.queue(job.queue)
         self.jobs[job.id] = job
-        if job.unique_key is not None:
+        if job.unique_key is not None and job.state != FAILED:
             self.unique[(job.queue, job.unique_key)] = job.id
+        if job.ttl is not None and job.state != FAILED:
+            self.timers.at(job.created_at + job.ttl, self._ttl_due, job)
         if job.state == FAILED:
             q.dlq[job.id] = job
-            return
-        if job.state == ACTIVE:
-            q.active += 1
+        elif job.state == ACTIVE:
+            q.active[job.id] = job
+            if job.group_id is not None:
+                q.groups_active[job.group_id] = q.groups_active.get(job.group_id, 0) + 1
             self.fail(job, "Job was active when the shard stopped", "stalled", backoff=False)
-            return
-        if job.state == DELAYED:
-            job.seq = self.next_key(job.lifo)
+        elif job.state == WAITING_CHILDREN:
+            q.waiting_children += 1
+            flows.watch_dependencies(self, job)
+        elif job.state == DELAYED:
             self.enqueue(job, q)
-            return
-        job.state = WAITING
-        q.push(job)
+        else:
+            job.state = WAITING
+            q.push(job)
 
 
 def new_token() -> str:

@@ -10,6 +10,9 @@ ACTIVE = "active"
 COMPLETED = "completed"
 FAILED = "failed"  # in the dead-letter queue
 WAITING_CHILDREN = "waiting-children"
+EXPIRED = "expired"
+REMOVED = "removed"
+LIVE_STATES = frozenset({WAITING, DELAYED, ACTIVE, WAITING_CHILDREN})
 
 
 class Job(msgspec.Struct, array_like=True, gc=False):
@@ -53,6 +56,11 @@ class Job(msgspec.Struct, array_like=True, gc=False):
     last_heartbeat: int | None = None
     dlq_entered_at: int | None = None
     dlq_reason: str | None = None
+    lock_ttl: int | None = None
+    pending_deps: list[str] = []
+    children: dict[str, bytes | None] = {}
+    dependents: list[tuple[str, int]] = []
+    repeat_count: int = 0
 
 
 class JobView(msgspec.Struct, omit_defaults=False):
@@ -88,6 +96,8 @@ class JobView(msgspec.Struct, omit_defaults=False):
     lastHeartbeat: int | None
     failedReason: str | None
     state: str
+    childrenPending: list[str]
+    repeatCount: int
 
 
 class DlqEntryView(msgspec.Struct):
@@ -141,6 +151,8 @@ def view(job: Job) -> JobView:
         lastHeartbeat=job.last_heartbeat,
         failedReason=job.failed_reason,
         state=job.state,
+        childrenPending=job.pending_deps,
+        repeatCount=job.repeat_count,
     )
 
 

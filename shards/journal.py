@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import msgspec
+
+from bunq.protocol import Command
 from shards.job import Job, to_blob
-from shards.store import Store
+from shards.store import Batch, Store
+
+_encode = msgspec.msgpack.Encoder().encode
 
 
 class Journal:
@@ -13,6 +18,8 @@ class Journal:
         self.store = store
         self.dirty: dict[str, Job] = {}
         self.deleted: set[str] = set()
+        self.logs: dict[str, tuple[int, bytes] | None] = {}
+        self.outbox: dict[tuple[str, str], tuple[int, bytes] | None] = {}
 
     def put(self, job: Job) -> None:
         self.dirty[job.id] = job
@@ -21,16 +28,36 @@ class Journal:
         self.dirty.pop(job_id, None)
         self.deleted.add(job_id)
 
+    def put_logs(self, job_id: str, slot: int, blob: bytes) -> None:
+        self.logs[job_id] = (slot, blob)
+
+    def delete_logs(self, job_id: str) -> None:
+        self.logs[job_id] = None
+
+    def put_outbox(self, key: tuple[str, str], slot: int, command: Command) -> None:
+        self.outbox[key] = (slot, _encode(command))
+
+    def delete_outbox(self, key: tuple[str, str]) -> None:
+        self.outbox[key] = None
+
     def pending(self) -> int:
-        return len(self.dirty) + len(self.deleted)
+        return len(self.dirty) + len(self.deleted) + len(self.logs) + len(self.outbox)
 
     def flush(self) -> int:
-        if not self.dirty and not self.deleted:
+        if not self.pending():
             return 0
-        rows = [(j.id, j.slot, j.queue, j.state, to_blob(j)) for j in self.dirty.values()]
-        deletes = [i for i in self.deleted if i not in self.dirty]
-        self.store.write(rows, deletes)
-        count = len(rows) + len(deletes)
+        batch = Batch(
+            jobs=[(j.id, j.slot, j.queue, j.state, to_blob(j)) for j in self.dirty.values()],
+            deleted_jobs=[i for i in self.deleted if i not in self.dirty],
+            logs=[(i, v[0], v[1]) for i, v in self.logs.items() if v is not None],
+            deleted_logs=[i for i, v in self.logs.items() if v is None],
+            outbox=[(k[0], k[1], v[0], v[1]) for k, v in self.outbox.items() if v is not None],
+            deleted_outbox=[k for k, v in self.outbox.items() if v is None],
+        )
+        self.store.write(batch)
+        count = self.pending()
         self.dirty = {}
         self.deleted = set()
+        self.logs = {}
+        self.outbox = {}
         return count

@@ -15,6 +15,7 @@ from bunq.protocol import Error, Reply
 from bunq.settings import Settings
 from shards.engine import Engine, Respond, wall_clock_ms
 from shards.events import Publisher
+from shards.link import ShardLink
 from shards.store import Store
 
 log = logging.getLogger("bunq.shard")
@@ -46,9 +47,11 @@ class ShardServer:
         self.publisher = Publisher(self.xpub)
         self.outbox: dict[bytes, list[bytes]] = {}
         store = Store(store_path(settings.data_dir, index), sync_full=settings.sync_full)
+        self.link = ShardLink(self.ctx, settings.shard_endpoints, index)
         self.engine = Engine(
             store,
             shard=index,
+            shards=settings.shards,
             slots=settings.slots,
             events=self.publisher,
             completed_cache=settings.completed_cache,
@@ -81,6 +84,9 @@ class ShardServer:
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         poller.register(self.xpub, zmq.POLLIN)
+        for sock in self.link.sockets.values():
+            poller.register(sock, zmq.POLLIN)
+        link_sockets = set(self.link.sockets.values())
         flush_due: int | None = None
         interval = self.settings.flush_interval_ms
         engine = self.engine
@@ -90,8 +96,13 @@ class ShardServer:
                 self._drain_requests()
             if self.xpub in events:
                 self._drain_subscriptions()
+            for sock in link_sockets.intersection(events):
+                self.link.drain(sock)
             engine.tick()
             self.send_replies()
+            if engine.outgoing:
+                outgoing, engine.outgoing = engine.outgoing, []
+                self.link.send_all(outgoing)
             pending = engine.journal.pending()
             if pending and flush_due is None:
                 flush_due = wall_clock_ms() + interval
@@ -106,6 +117,7 @@ class ShardServer:
         engine.flush()
         self.send_replies()
         engine.store.close()
+        self.link.close()
         self.router.close()
         self.xpub.close()
         self.ctx.term()

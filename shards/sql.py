@@ -12,15 +12,34 @@ CREATE TABLE IF NOT EXISTS jobs (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_state_queue ON jobs (state, queue);
 CREATE INDEX IF NOT EXISTS jobs_slot ON jobs (slot);
+CREATE TABLE IF NOT EXISTS logs (
+    job_id TEXT PRIMARY KEY,
+    slot   INTEGER NOT NULL,
+    blob   BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    parent_id TEXT NOT NULL,
+    dep_id    TEXT NOT NULL,
+    slot      INTEGER NOT NULL,
+    blob      BLOB NOT NULL,
+    PRIMARY KEY (parent_id, dep_id)
+) WITHOUT ROWID;
 """
+
+SLOTTED_TABLES = ("jobs", "logs", "outbox")
 
 UPSERT_JOB = "INSERT OR REPLACE INTO jobs (id, slot, queue, state, blob) VALUES (?, ?, ?, ?, ?)"
 DELETE_JOB = "DELETE FROM jobs WHERE id = ?"
 SELECT_LIVE_JOBS = "SELECT blob FROM jobs WHERE state != 'completed'"
 COUNT_COMPLETED = "SELECT queue, COUNT(*) FROM jobs WHERE state = 'completed' GROUP BY queue"
 SELECT_JOB = "SELECT blob FROM jobs WHERE id = ?"
-COUNT_FOREIGN_SLOTS = "SELECT COUNT(*) FROM jobs WHERE slot % ? != ?"
+UPSERT_LOGS = "INSERT OR REPLACE INTO logs (job_id, slot, blob) VALUES (?, ?, ?)"
+DELETE_LOGS = "DELETE FROM logs WHERE job_id = ?"
+SELECT_LOGS = "SELECT job_id, slot, blob FROM logs"
+UPSERT_OUTBOX = "INSERT OR REPLACE INTO outbox (parent_id, dep_id, slot, blob) VALUES (?, ?, ?, ?)"
+DELETE_OUTBOX = "DELETE FROM outbox WHERE parent_id = ? AND dep_id = ?"
+SELECT_OUTBOX = "SELECT parent_id, dep_id, slot, blob FROM outbox"
 ATTACH = "ATTACH DATABASE ? AS other"
 DETACH = "DETACH DATABASE other"
-COPY_SLOTS_OUT = "INSERT OR REPLACE INTO other.jobs SELECT * FROM main.jobs WHERE slot % ? = ?"
-DELETE_SLOTS = "DELETE FROM main.jobs WHERE slot % ? = ?"
+COPY_SLOTS_OUT = "INSERT OR REPLACE INTO other.{table} SELECT * FROM main.{table} WHERE slot % ? = ?"
+DELETE_SLOTS = "DELETE FROM main.{table} WHERE slot % ? = ?"

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import apsw
 
 from shards import sql
 
 Row = tuple[str, int, str, str, bytes]
+
+
+@dataclass
+class Batch:
+    """Everything one flush writes."""
+
+    jobs: list[Row] = field(default_factory=list)
+    deleted_jobs: list[str] = field(default_factory=list)
+    logs: list[tuple[str, int, bytes]] = field(default_factory=list)
+    deleted_logs: list[str] = field(default_factory=list)
+    outbox: list[tuple[str, str, int, bytes]] = field(default_factory=list)
+    deleted_outbox: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Store:
@@ -24,12 +37,30 @@ class Store:
         cur.execute("PRAGMA temp_store=MEMORY")
         cur.execute(sql.SCHEMA)
 
-    def write(self, upserts: Iterable[Row], deletes: Iterable[str]) -> None:
+    def write(self, batch: Batch) -> None:
         """One transaction: every change of a flush window commits together or not at all."""
         with self.db:
             cur = self.db.cursor()
-            cur.executemany(sql.UPSERT_JOB, upserts)
-            cur.executemany(sql.DELETE_JOB, ((job_id,) for job_id in deletes))
+            if batch.jobs:
+                cur.executemany(sql.UPSERT_JOB, batch.jobs)
+            if batch.deleted_jobs:
+                cur.executemany(sql.DELETE_JOB, ((job_id,) for job_id in batch.deleted_jobs))
+            if batch.logs:
+                cur.executemany(sql.UPSERT_LOGS, batch.logs)
+            if batch.deleted_logs:
+                cur.executemany(sql.DELETE_LOGS, ((job_id,) for job_id in batch.deleted_logs))
+            if batch.outbox:
+                cur.executemany(sql.UPSERT_OUTBOX, batch.outbox)
+            if batch.deleted_outbox:
+                cur.executemany(sql.DELETE_OUTBOX, batch.deleted_outbox)
+
+    def log_rows(self) -> Iterator[tuple[str, int, bytes]]:
+        for job_id, slot, blob in self.db.cursor().execute(sql.SELECT_LOGS):
+            yield job_id, slot, bytes(blob)
+
+    def outbox_rows(self) -> Iterator[tuple[str, str, int, bytes]]:
+        for parent_id, dep_id, slot, blob in self.db.cursor().execute(sql.SELECT_OUTBOX):
+            yield parent_id, dep_id, slot, bytes(blob)
 
     def live_blobs(self) -> Iterator[bytes]:
         for (blob,) in self.db.cursor().execute(sql.SELECT_LIVE_JOBS):
@@ -43,11 +74,6 @@ class Store:
             return bytes(blob)
         return None
 
-    def foreign_rows(self, shards: int, index: int) -> int:
-        for (count,) in self.db.cursor().execute(sql.COUNT_FOREIGN_SLOTS, (shards, index)):
-            return int(count)
-        return 0
-
     def move_slots(self, other_path: str, shards: int, target: int) -> None:
         """Move every row whose slot belongs to shard `target` (of `shards`) into the store at `other_path`."""
         Store(other_path).close()  # make sure the target has the schema
@@ -55,8 +81,9 @@ class Store:
         cur.execute(sql.ATTACH, (other_path,))
         try:
             with self.db:
-                cur.execute(sql.COPY_SLOTS_OUT, (shards, target))
-                cur.execute(sql.DELETE_SLOTS, (shards, target))
+                for table in sql.SLOTTED_TABLES:
+                    cur.execute(sql.COPY_SLOTS_OUT.format(table=table), (shards, target))
+                    cur.execute(sql.DELETE_SLOTS.format(table=table), (shards, target))
         finally:
             cur.execute(sql.DETACH)
 

@@ -31,7 +31,9 @@ def standin_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient
     root = tmp_path_factory.mktemp("standin")
     env = {"BUNQ_SHARDS": "2", "BUNQ_DATA_DIR": str(root), "BUNQ_RUN_DIR": tempfile.mkdtemp(prefix="bq")}
     settings = Settings.from_env({**os.environ, **env})
-    engines = [make_engine(root / f"shard-{i}.db", wall_clock_ms, shard=i, slots=settings.slots) for i in range(2)]
+    engines = [
+        make_engine(root / f"shard-{i}.db", wall_clock_ms, shard=i, shards=2, slots=settings.slots) for i in range(2)
+    ]
     app = create_app(settings, LocalShardClient(settings, engines))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client

@@ -69,7 +69,16 @@ class LocalShardClient(ShardClient):
                 engine.tick()
                 if engine.journal.pending() or engine.after_commit:
                     engine.flush()
+            self.deliver()
             await asyncio.sleep(0.002)
+
+    def deliver(self) -> None:
+        """Hand shard-to-shard messages to their engines, as the server loop's link does."""
+        while any(engine.outgoing for engine in self.engines):
+            for engine in self.engines:
+                outgoing, engine.outgoing = engine.outgoing, []
+                for shard, command, on_reply in outgoing:
+                    self.engines[shard].handle(command, on_reply)
 
     async def call_raw(self, shard: int, command: Command, *, extra_wait_ms: int = 0) -> Reply:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
@@ -80,6 +89,7 @@ class LocalShardClient(ShardClient):
 
         engine = self.engines[shard]
         engine.handle(command, respond)
+        self.deliver()
         if engine.after_commit:
             engine.flush()
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bunq import protocol as p
-from shards.handlers import jobs, queues
+from shards.handlers import jobs, operations, queues
 
 HANDLERS: dict[type[p.Command], Any] = {
     p.AddJobs: jobs.add_jobs,
@@ -19,4 +19,20 @@ HANDLERS: dict[type[p.Command], Any] = {
     p.GetCounts: queues.get_counts,
     p.GetDlq: queues.get_dlq,
     p.Ping: queues.ping,
+    p.UpdateProgress: operations.update_progress,
+    p.GetProgress: operations.get_progress,
+    p.UpdateData: operations.update_data,
+    p.ChangePriority: operations.change_priority,
+    p.PromoteJob: operations.promote_job,
+    p.MoveToDelayed: operations.move_to_delayed,
+    p.ChangeDelay: operations.change_delay,
+    p.DiscardJob: operations.discard_job,
+    p.WaitJob: operations.wait_job,
+    p.GetChildren: operations.get_children,
+    p.Heartbeat: operations.heartbeat,
+    p.AddLog: operations.add_log,
+    p.GetLogs: operations.get_logs,
+    p.ClearLogs: operations.clear_logs,
+    p.WatchJob: operations.watch_job,
+    p.ResolveDependency: operations.resolve_dependency,
 }

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 from bunq import protocol as p
 from bunq.errors import BadRequest, NotFound
 from bunq.routing import new_job_id
-from shards.job import ACTIVE, Job, render
+from shards import flows
+from shards.job import Job, render
+from shards.leases import leased
 from shards.queues import Waiter
 
 if TYPE_CHECKING:
     from shards.engine import Engine, Respond
-
-NOT_ACTIVE = "Job not found or not active"
 
 
 def add_jobs(engine: Engine, cmd: p.AddJobs, respond: Respond) -> p.Reply | None:
@@ -28,43 +28,45 @@ def add_jobs(engine: Engine, cmd: p.AddJobs, respond: Respond) -> p.Reply | None
         if existing is not None:
             ids.append(existing)
             continue
-        job = Job(
-            id=spec.job_id or new_job_id(slot),
-            queue=cmd.queue,
-            slot=slot,
-            data=spec.data,
-            priority=spec.priority,
-            created_at=now,
-            run_at=now + spec.delay,
-            max_attempts=spec.max_attempts,
-            backoff=spec.backoff,
-            ttl=spec.ttl,
-            timeout=spec.timeout,
-            unique_key=spec.unique_key,
-            custom_id=spec.job_id,
-            tags=spec.tags,
-            group_id=spec.group_id,
-            lifo=spec.lifo,
-            remove_on_complete=spec.remove_on_complete,
-            remove_on_fail=spec.remove_on_fail,
-            durable=spec.durable,
-            depends_on=spec.depends_on,
-            repeat=spec.repeat,
-            name=spec.name,
-            seq=engine.next_key(spec.lifo),
-        )
-        engine.jobs[job.id] = job
-        if job.unique_key is not None:
-            engine.unique[(job.queue, job.unique_key)] = job.id
-        engine.totals["pushed"] += 1
-        engine.emit("job:pushed", job)
-        engine.enqueue(job, q)
+        job = _new_job(engine, cmd.queue, slot, spec, now)
+        engine.admit(job, q)
         ids.append(job.id)
     reply = p.Ids(ids)
     if durable:
         engine.after_commit.append((respond, reply))
         return None
     return reply
+
+
+def _new_job(engine: Engine, queue: str, slot: int, spec: p.NewJob, now: int) -> Job:
+    job = Job(
+        id=spec.job_id or new_job_id(slot),
+        queue=queue,
+        slot=slot,
+        data=spec.data,
+        priority=spec.priority,
+        created_at=now,
+        run_at=now + spec.delay,
+        max_attempts=spec.max_attempts,
+        backoff=spec.backoff,
+        ttl=spec.ttl,
+        timeout=spec.timeout,
+        unique_key=spec.unique_key,
+        custom_id=spec.job_id,
+        tags=spec.tags,
+        group_id=spec.group_id,
+        lifo=spec.lifo,
+        remove_on_complete=spec.remove_on_complete,
+        remove_on_fail=spec.remove_on_fail,
+        durable=spec.durable,
+        depends_on=spec.depends_on,
+        pending_deps=list(dict.fromkeys(d for d in spec.depends_on if d != spec.job_id)),
+        repeat=spec.repeat,
+        name=spec.name,
+        seq=engine.next_key(spec.lifo),
+    )
+    job.run_at = flows.first_run_at(job, now)
+    return job
 
 
 def _existing(engine: Engine, queue: str, spec: p.NewJob) -> str | None:
@@ -89,26 +91,13 @@ def pull_jobs(engine: Engine, cmd: p.PullJobs, respond: Respond) -> p.Reply | No
     return None
 
 
-def _leased(engine: Engine, job_id: str, token: str | None) -> Job:
-    """The active job `job_id`, provided `token` is its current lease token (when it has one)."""
-    job = engine.jobs.get(job_id)
-    if job is None or job.state != ACTIVE:
-        raise BadRequest(NOT_ACTIVE)
-    if job.token is not None:
-        if token is None:
-            raise BadRequest(f"Lock token required for job {job_id}")
-        if token != job.token:
-            raise BadRequest(f"Invalid or expired lock token for job {job_id}")
-    return job
-
-
 def ack_jobs(engine: Engine, cmd: p.AckJobs, respond: Respond) -> p.Reply:
     failed: dict[str, str] = {}
     acked = 0
     for i, job_id in enumerate(cmd.ids):
         token = cmd.tokens[i] if i < len(cmd.tokens) else None
         try:
-            job = _leased(engine, job_id, token)
+            job = leased(engine, job_id, token)
         except BadRequest as exc:
             failed[job_id] = exc.message
             continue
@@ -118,7 +107,7 @@ def ack_jobs(engine: Engine, cmd: p.AckJobs, respond: Respond) -> p.Reply:
 
 
 def fail_job(engine: Engine, cmd: p.FailJob, respond: Respond) -> p.Reply:
-    job = _leased(engine, cmd.id, cmd.token)
+    job = leased(engine, cmd.id, cmd.token)
     engine.fail(job, cmd.error, "max_attempts_exceeded")
     return p.Done()
 

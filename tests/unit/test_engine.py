@@ -204,6 +204,7 @@ def test_restart_restores_every_state_and_charges_active_jobs(tmp_path: Path, cl
     order = [j["id"] for j in pull(again, count=5)]
     assert set(order) == {waiting, active}
     assert again.jobs[active].attempts == 1
+    assert call(again, p.AckJobs(order)) == p.AckOutcome(2, {})
     clock.advance(60_000)
     again.tick()
     assert [j["id"] for j in pull(again)] == [delayed]

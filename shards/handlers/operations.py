@@ -1,0 +1,180 @@
+"""Handlers for operations on one job: progress, data, priority, promote, delays, discard, wait, leases, logs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bunq import protocol as p
+from bunq.errors import BadRequest, NotFound
+from shards import flows, leases
+from shards.job import ACTIVE, COMPLETED, DELAYED, EXPIRED, FAILED, WAITING, WAITING_CHILDREN, Job
+from shards.logs import LogLine
+
+if TYPE_CHECKING:
+    from shards.engine import Engine, Respond
+
+NOT_DELAYED = "Job not found or not delayed"
+
+
+def update_progress(engine: Engine, cmd: p.UpdateProgress, respond: Respond) -> p.Reply:
+    job = leases.leased(engine, cmd.id, cmd.token)
+    job.progress = cmd.progress
+    job.progress_message = cmd.message
+    job.last_heartbeat = engine.clock()
+    engine.journal.put(job)
+    engine.emit("job:progress", job, progress=cmd.progress, message=cmd.message)
+    return p.Done()
+
+
+def get_progress(engine: Engine, cmd: p.GetProgress, respond: Respond) -> p.Reply:
+    job = engine.find(cmd.id)
+    if job is None:
+        raise NotFound("Job not found")
+    return p.Progress(job.progress, job.progress_message)
+
+
+def update_data(engine: Engine, cmd: p.UpdateData, respond: Respond) -> p.Reply:
+    job = engine.live(cmd.id)
+    if job.state == FAILED:
+        raise BadRequest("Cannot update data of a job in the dead-letter queue")
+    job.data = cmd.data
+    engine.journal.put(job)
+    engine.emit("job:data-updated", job)
+    return p.Done()
+
+
+def change_priority(engine: Engine, cmd: p.ChangePriority, respond: Respond) -> p.Reply:
+    job = engine.live(cmd.id)
+    if job.state == ACTIVE:
+        raise BadRequest("Cannot change the priority of an active job")
+    if job.state not in (WAITING, DELAYED, WAITING_CHILDREN):
+        raise BadRequest("Job is not waiting or delayed")
+    job.priority = cmd.priority
+    if job.state == WAITING:
+        q = engine.queue(job.queue)
+        job.seq = engine.next_key(job.lifo)
+        q.waiting -= 1  # push() counts it again; the old heap entry is now stale
+        q.push(job)
+    engine.journal.put(job)
+    engine.emit("job:priority-changed", job, newPriority=cmd.priority)
+    return p.Done()
+
+
+def promote_job(engine: Engine, cmd: p.PromoteJob, respond: Respond) -> p.Reply:
+    job = engine.jobs.get(cmd.id)
+    if job is None or job.state != DELAYED:
+        raise BadRequest(NOT_DELAYED)
+    q = engine.queue(job.queue)
+    q.delayed -= 1
+    job.run_at = engine.clock()
+    engine.enqueue(job, q)
+    engine.emit("job:promoted", job)
+    return p.Done()
+
+
+def move_to_delayed(engine: Engine, cmd: p.MoveToDelayed, respond: Respond) -> p.Reply:
+    job = leases.leased(engine, cmd.id, cmd.token)
+    q = engine.release(job)
+    job.run_at = engine.clock() + cmd.delay
+    engine.enqueue(job, q)
+    engine.emit("job:delayed", job, delay=cmd.delay)
+    return p.Done()
+
+
+def change_delay(engine: Engine, cmd: p.ChangeDelay, respond: Respond) -> p.Reply:
+    job = engine.jobs.get(cmd.id)
+    if job is None or job.state != DELAYED:
+        raise BadRequest(NOT_DELAYED)
+    q = engine.queue(job.queue)
+    q.delayed -= 1
+    job.run_at = engine.clock() + cmd.delay
+    engine.enqueue(job, q)
+    engine.emit("job:delay-changed", job, newDelay=cmd.delay)
+    return p.Done()
+
+
+def discard_job(engine: Engine, cmd: p.DiscardJob, respond: Respond) -> p.Reply:
+    job = engine.live(cmd.id)
+    if job.state == FAILED:
+        raise BadRequest("Job is already in the dead-letter queue")
+    if job.state == ACTIVE:
+        job = leases.leased(engine, cmd.id, cmd.token)
+        q = engine.release(job)
+    else:
+        q = engine.queue(job.queue)
+        engine.unschedule(job, q)
+    job.failed_reason = job.failed_reason or "discarded"
+    engine.emit("job:discarded", job)
+    engine.dead_letter(job, q, "discarded")
+    return p.Done()
+
+
+def wait_job(engine: Engine, cmd: p.WaitJob, respond: Respond) -> p.Reply | None:
+    job = engine.find(cmd.id)
+    if job is None:
+        if cmd.id in engine.results:
+            return p.WaitOutcome(True, engine.results[cmd.id], COMPLETED)
+        raise NotFound("Job not found")
+    if job.state == COMPLETED:
+        return p.WaitOutcome(True, job.result, COMPLETED)
+    if job.state in (FAILED, EXPIRED) or cmd.timeout_ms <= 0:
+        return p.WaitOutcome(False, None, job.state)
+    engine.wait_for(job.id, respond, engine.clock() + cmd.timeout_ms)
+    return None
+
+
+def get_children(engine: Engine, cmd: p.GetChildren, respond: Respond) -> p.Reply:
+    job = engine.find(cmd.id)
+    if job is None:
+        raise NotFound("Job not found")
+    return p.ChildrenValues({k: v if v is not None else b"null" for k, v in job.children.items()})
+
+
+def heartbeat(engine: Engine, cmd: p.Heartbeat, respond: Respond) -> p.Reply:
+    """Heartbeats and lock extensions, per id; `failed` says which ids were refused and why."""
+    failed: dict[str, str] = {}
+    done = 0
+    for i, job_id in enumerate(cmd.ids):
+        token = cmd.tokens[i] if i < len(cmd.tokens) else None
+        duration = cmd.durations[i] if i < len(cmd.durations) else None
+        try:
+            job = leases.leased(engine, job_id, token)
+        except BadRequest as exc:
+            failed[job_id] = exc.message
+            continue
+        leases.heartbeat(engine, job, duration)
+        done += 1
+    return p.AckOutcome(done, failed)
+
+
+def _job_for_logs(engine: Engine, job_id: str) -> Job:
+    job = engine.find(job_id)
+    if job is None:
+        raise NotFound("Job not found")
+    return job
+
+
+def add_log(engine: Engine, cmd: p.AddLog, respond: Respond) -> p.Reply:
+    job = _job_for_logs(engine, cmd.id)
+    engine.logs.add(job.id, job.slot, LogLine(engine.clock(), cmd.level, cmd.message))
+    return p.Done()
+
+
+def get_logs(engine: Engine, cmd: p.GetLogs, respond: Respond) -> p.Reply:
+    job = _job_for_logs(engine, cmd.id)
+    return p.Logs(engine.logs.get(job.id))
+
+
+def clear_logs(engine: Engine, cmd: p.ClearLogs, respond: Respond) -> p.Reply:
+    job = _job_for_logs(engine, cmd.id)
+    engine.logs.drop(job.id)
+    return p.Done()
+
+
+def watch_job(engine: Engine, cmd: p.WatchJob, respond: Respond) -> p.Reply:
+    return flows.watch(engine, cmd)
+
+
+def resolve_dependency(engine: Engine, cmd: p.ResolveDependency, respond: Respond) -> p.Reply:
+    flows.resolve(engine, cmd)
+    return p.Done()
