@@ -20,7 +20,7 @@ from bunq.errors import BunqError
 from bunq.events import EventHub
 from bunq.fastpath import FastPath
 from bunq.http import on_bunq_error, on_http_error, on_unexpected, reply
-from bunq.routes import events, jobs, queues
+from bunq.routes import events, jobs, operations, queues
 from bunq.settings import Settings
 
 
@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None, client: ShardClient | None = No
     app = Starlette(
         routes=[
             *jobs.routes,
+            *operations.routes,
             *queues.routes,
             *events.routes,
             Route("/health", health, methods=["GET"]),

@@ -17,7 +17,7 @@ import zmq
 
 from bunq import wire
 from bunq.errors import Unavailable, from_code
-from bunq.protocol import Command, Error, Reply
+from bunq.protocol import AckOutcome, Command, Error, Reply
 from bunq.routing import shard_of_slot, slot_of, slot_of_id
 from bunq.settings import Settings
 
@@ -139,10 +139,35 @@ class ShardClient:
     async def call_queue(self, queue: str, command: Command, *, extra_wait_ms: int = 0) -> Reply:
         return await self.call(self.shard_for_queue(queue), command, extra_wait_ms=extra_wait_ms)
 
-    async def call_all(self, command: Command, shards: Sequence[int] | None = None) -> list[Reply]:
+    async def call_all(
+        self, command: Command, shards: Sequence[int] | None = None, *, extra_wait_ms: int = 0
+    ) -> list[Reply]:
         """The same command to several shards in parallel (raw replies, errors included)."""
         targets = range(self.shards) if shards is None else shards
-        return list(await asyncio.gather(*(self.call_raw(s, command) for s in targets)))
+        calls = (self.call_raw(s, command, extra_wait_ms=extra_wait_ms) for s in targets)
+        return list(await asyncio.gather(*calls))
+
+    async def per_id(self, ids: list[str], command: Callable[[list[int]], Command]) -> tuple[set[str], dict[str, str]]:
+        """Run a per-id batch command (its reply an `AckOutcome`) on each id's shard, client-chosen ids on
+        every shard; `command` builds it from the positions of that shard's ids. Returns the ids that
+        succeeded, and why each other one did not."""
+        groups: dict[int, list[int]] = {}
+        for i, job_id in enumerate(ids):
+            shard = self.shard_for_id(job_id)
+            for s in range(self.shards) if shard is None else (shard,):
+                groups.setdefault(s, []).append(i)
+        replies = await asyncio.gather(*(self.call_raw(shard, command(idx)) for shard, idx in groups.items()))
+        done: set[str] = set()
+        failed: dict[str, str] = {}
+        for idx, reply in zip(groups.values(), replies, strict=True):
+            outcome = raise_error(reply)
+            assert isinstance(outcome, AckOutcome)
+            for i in idx:
+                if ids[i] in outcome.failed:
+                    failed.setdefault(ids[i], outcome.failed[ids[i]])
+                else:
+                    done.add(ids[i])
+        return done, {k: m for k, m in failed.items() if k not in done}
 
     async def call_for_id(self, job_id: str, command: Command, found: Callable[[Reply], bool]) -> Reply:
         """Ask the shard the id points at; when it does not have the job (or the id is a client's), ask the rest.

@@ -53,6 +53,14 @@ def encode(payload: dict[str, Any]) -> bytes:
     return _json.encode(payload)
 
 
+def batch_result(done: set[str], failed: dict[str, str]) -> Result:
+    """`{ok, count}`, or a 400 naming the first refusal with every refused id and why."""
+    if failed:
+        first = next(iter(failed.values()))
+        return 400, encode({"ok": False, "error": first, "count": len(done), "failed": failed})
+    return b'{"ok":true,"count":' + str(len(done)).encode() + b"}"
+
+
 def reply(payload: dict[str, Any], status: int = 200) -> Response:
     return Response(_json.encode(payload), status_code=status, media_type=JSON)
 

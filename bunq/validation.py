@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 import re
+import zoneinfo
 from typing import Any
 
 import msgspec
+from croniter import croniter
 
 from bunq.errors import BadRequest, InvalidJson
 from bunq.protocol import NewJob
@@ -57,6 +59,10 @@ class AckBody(msgspec.Struct):
     token: Any = None
 
 
+class DataBody(msgspec.Struct):
+    data: msgspec.Raw = msgspec.Raw()
+
+
 class BulkBody(msgspec.Struct):
     jobs: list[PushBody] | None = None
 
@@ -64,6 +70,7 @@ class BulkBody(msgspec.Struct):
 _push_decoder = msgspec.json.Decoder(PushBody)
 _bulk_decoder = msgspec.json.Decoder(BulkBody)
 _ack_decoder = msgspec.json.Decoder(AckBody)
+_data_decoder = msgspec.json.Decoder(DataBody)
 _any_decoder = msgspec.json.Decoder()
 encode_json = msgspec.json.Encoder().encode
 
@@ -176,15 +183,27 @@ def _repeat(raw: msgspec.Raw) -> bytes | None:
     cron = string("repeat.cron", value.get("cron") if "cron" in value else value.get("pattern"))
     if every is None and cron is None:
         raise BadRequest("repeat needs every or cron")
+    if every is not None and cron is not None:
+        raise BadRequest("repeat takes every or cron, not both")
+    if cron is not None and not croniter.is_valid(cron):
+        raise BadRequest(f"Invalid cron expression: {cron}")
+    timezone(string("repeat.tz", value.get("tz")))
     return bytes(raw)
 
 
+def timezone(name: str | None) -> str | None:
+    """An IANA time zone name (None stays None)."""
+    if name is None:
+        return None
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise BadRequest(f"Unknown timezone: {name}") from None
+    return name
+
+
 def new_job(body: PushBody) -> NewJob:
-    if not body.data:
-        raise BadRequest("data is required")
-    data = bytes(body.data)
-    if len(data) > MAX_DATA_BYTES:
-        raise BadRequest("Job data too large (max 10MB)")
+    data = job_data(body.data)
     return NewJob(
         data=data,
         priority=number("priority", body.priority, -1_000_000, 1_000_000, integer=True, default=0) or 0,
@@ -209,6 +228,21 @@ def new_job(body: PushBody) -> NewJob:
 
 def push_body(body: bytes) -> NewJob:
     return new_job(_decode(_push_decoder, body))
+
+
+def job_data(raw: msgspec.Raw) -> bytes:
+    if not raw:
+        raise BadRequest("data is required")
+    data = bytes(raw)
+    if len(data) > MAX_DATA_BYTES:
+        raise BadRequest("Job data too large (max 10MB)")
+    return data
+
+
+def data_body(body: bytes) -> bytes:
+    """The new payload of `PUT /jobs/:id/data`, kept as the client's JSON bytes."""
+    parsed: DataBody = _decode(_data_decoder, body or b"{}")
+    return job_data(parsed.data)
 
 
 def ack_body(body: bytes) -> tuple[bytes | None, str | None]:

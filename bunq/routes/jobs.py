@@ -6,7 +6,6 @@ serves the hottest of them without the router and middleware stack.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import Any
 
@@ -14,9 +13,9 @@ from starlette.routing import Route
 
 from bunq import protocol as p
 from bunq import validation as v
-from bunq.client import ShardClient, raise_error
+from bunq.client import raise_error
 from bunq.errors import BadRequest, NotFound
-from bunq.http import OK, Call, Result, encode, endpoint
+from bunq.http import OK, Call, Result, batch_result, encode, endpoint
 
 NOT_ACTIVE = "Job not found or not active"
 
@@ -121,38 +120,13 @@ async def ack_jobs_batch(call: Call) -> Result:
         raise BadRequest("results and tokens must be arrays")
     encoded = [v.encode_json(results[i]) if i < len(results) else None for i in range(len(ids))]
     toks = [v.string("tokens[]", tokens[i]) if i < len(tokens) else None for i in range(len(ids))]
-    acked, failed = await _ack_everywhere(call.client, ids, encoded, toks)
-    failures = {k: m for k, m in failed.items() if k not in acked}
-    if failures:
-        first = next(iter(failures.values()))
-        return 400, encode({"ok": False, "error": first, "count": len(acked), "failed": failures})
-    return b'{"ok":true,"count":' + str(len(acked)).encode() + b"}"
+    acked, failed = await call.client.per_id(ids, lambda idx: p.AckJobs(*pick(idx, ids, encoded, toks)))
+    return batch_result(acked, failed)
 
 
-async def _ack_everywhere(
-    client: ShardClient, ids: list[str], results: list[bytes | None], tokens: list[str | None]
-) -> tuple[set[str], dict[str, str]]:
-    """Ack each id on its shard (client-chosen ids on every shard); the ids acked and why others were not."""
-    groups: dict[int, list[int]] = {}
-    for i, job_id in enumerate(ids):
-        shard = client.shard_for_id(job_id)
-        for s in range(client.shards) if shard is None else (shard,):
-            groups.setdefault(s, []).append(i)
-    calls = [
-        client.call_raw(shard, p.AckJobs([ids[i] for i in idx], [results[i] for i in idx], [tokens[i] for i in idx]))
-        for shard, idx in groups.items()
-    ]
-    acked: set[str] = set()
-    failed: dict[str, str] = {}
-    for idx, reply in zip(groups.values(), await asyncio.gather(*calls), strict=True):
-        outcome = raise_error(reply)
-        assert isinstance(outcome, p.AckOutcome)
-        for i in idx:
-            if ids[i] in outcome.failed:
-                failed.setdefault(ids[i], outcome.failed[ids[i]])
-            else:
-                acked.add(ids[i])
-    return acked, failed
+def pick(idx: list[int], *columns: list[Any]) -> list[list[Any]]:
+    """The entries at `idx` of each positional column (ids, results, tokens, ...)."""
+    return [[column[i] for i in idx] for column in columns]
 
 
 async def fail_job(call: Call) -> Result:

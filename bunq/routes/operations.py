@@ -1,0 +1,214 @@
+"""Routes for operations on one job: progress, data, priority, promote, delays, discard, wait, children,
+heartbeats, lock extensions and logs (the rest of the spec's "Jobs" group)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from starlette.routing import Route
+
+from bunq import protocol as p
+from bunq import validation as v
+from bunq.client import raise_error
+from bunq.errors import BadRequest
+from bunq.http import OK, Call, Result, batch_result, encode, endpoint
+from bunq.routes.jobs import pick
+
+MAX_WAIT_MS = 600_000
+MAX_MESSAGE = 10_000
+LOG_LEVELS = ("info", "warn", "error")
+
+
+def _found(reply: p.Reply) -> bool:
+    return not isinstance(reply, p.Error) or reply.code not in ("not_found", "bad_request")
+
+
+async def _on_job(call: Call, command: p.Command) -> p.Reply:
+    """Run a command on the shard holding the job (asking every shard for a client-chosen id)."""
+    return raise_error(await call.client.call_for_id(call.params["id"], command, _found))
+
+
+async def get_progress(call: Call) -> Result:
+    progress = await _on_job(call, p.GetProgress(call.params["id"]))
+    assert isinstance(progress, p.Progress)
+    return encode({"ok": True, "progress": progress.progress, "message": progress.message})
+
+
+async def update_progress(call: Call) -> Result:
+    body = v.decode_object(call.body)
+    if body.get("progress") is None:
+        raise BadRequest("progress is required")
+    progress = v.number("progress", body["progress"], 0, 100) or 0
+    message = v.string("message", body.get("message"), max_length=MAX_MESSAGE, allow_empty=True)
+    token = v.string("token", body.get("token"), max_length=v.MAX_ID_LENGTH)
+    await _on_job(call, p.UpdateProgress(call.params["id"], progress, message, token))
+    return OK
+
+
+async def update_data(call: Call) -> Result:
+    data = v.data_body(call.body)
+    await _on_job(call, p.UpdateData(call.params["id"], data))
+    return OK
+
+
+async def change_priority(call: Call) -> Result:
+    body = v.decode_object(call.body)
+    if body.get("priority") is None:
+        raise BadRequest("priority is required")
+    priority = v.number("priority", body["priority"], -1_000_000, 1_000_000, integer=True) or 0
+    await _on_job(call, p.ChangePriority(call.params["id"], priority))
+    return OK
+
+
+async def promote_job(call: Call) -> Result:
+    await _on_job(call, p.PromoteJob(call.params["id"]))
+    return OK
+
+
+def _delay(body: dict[str, Any]) -> int:
+    if body.get("delay") is None:
+        raise BadRequest("delay is required")
+    return v.number("delay", body["delay"], 0, v.YEAR_MS) or 0
+
+
+async def move_to_delayed(call: Call) -> Result:
+    body = v.decode_object(call.body)
+    token = v.string("token", body.get("token"), max_length=v.MAX_ID_LENGTH)
+    await _on_job(call, p.MoveToDelayed(call.params["id"], _delay(body), token))
+    return OK
+
+
+async def change_delay(call: Call) -> Result:
+    body = v.decode_object(call.body)
+    await _on_job(call, p.ChangeDelay(call.params["id"], _delay(body)))
+    return OK
+
+
+async def discard_job(call: Call) -> Result:
+    body = v.decode_object(call.body)
+    token = v.string("token", body.get("token"), max_length=v.MAX_ID_LENGTH)
+    await _on_job(call, p.DiscardJob(call.params["id"], token))
+    return OK
+
+
+async def wait_job(call: Call) -> Result:
+    body = v.decode_object(call.body)
+    timeout = v.number("timeout", body.get("timeout"), 0, MAX_WAIT_MS, default=30_000) or 0
+    job_id = call.params["id"]
+    command = p.WaitJob(job_id, timeout)
+    shard = call.client.shard_for_id(job_id)
+    if shard is not None:
+        reply = raise_error(await call.client.call(shard, command, extra_wait_ms=timeout))
+    else:
+        replies = await call.client.call_all(command, extra_wait_ms=timeout)
+        reply = next((r for r in replies if isinstance(r, p.WaitOutcome)), replies[0])
+        reply = raise_error(reply)
+    assert isinstance(reply, p.WaitOutcome)
+    if reply.completed:
+        return b'{"ok":true,"completed":true,"result":' + (reply.result or b"null") + b"}"
+    out: dict[str, Any] = {"ok": True, "completed": False}
+    if reply.state is not None:
+        out["state"] = reply.state
+    return encode(out)
+
+
+async def get_children(call: Call) -> Result:
+    children = await _on_job(call, p.GetChildren(call.params["id"]))
+    assert isinstance(children, p.ChildrenValues)
+    values = b",".join(v.encode_json(k) + b":" + value for k, value in children.values.items())
+    return b'{"ok":true,"values":{' + values + b"}}"
+
+
+async def heartbeat(call: Call) -> Result:
+    body = v.decode_object(call.body)
+    token = v.string("token", body.get("token"), max_length=v.MAX_ID_LENGTH)
+    duration = v.number("duration", body.get("duration"), 1, v.DAY_MS)
+    outcome = await _on_job(call, p.Heartbeat([call.params["id"]], [token], [duration]))
+    assert isinstance(outcome, p.AckOutcome)
+    if outcome.failed:
+        raise BadRequest(next(iter(outcome.failed.values())))
+    return OK
+
+
+async def extend_lock(call: Call) -> Result:
+    body = v.decode_object(call.body)
+    if body.get("duration") is None:
+        raise BadRequest("duration is required")
+    return await heartbeat(call)
+
+
+async def heartbeat_batch(call: Call) -> Result:
+    body = v.decode_object(call.body)
+    ids = _ids(body)
+    tokens = _positional(body, "tokens", len(ids), lambda name, x: v.string(name, x, max_length=v.MAX_ID_LENGTH))
+    durations = _positional(body, "durations", len(ids), lambda name, x: v.number(name, x, 1, v.DAY_MS))
+    done, failed = await call.client.per_id(ids, lambda idx: _heartbeats(pick(idx, ids, tokens, durations)))
+    return batch_result(done, failed)
+
+
+def _heartbeats(columns: list[list[Any]]) -> p.Heartbeat:
+    ids, tokens, durations = columns
+    return p.Heartbeat(ids, tokens, durations)
+
+
+def _ids(body: dict[str, Any]) -> list[str]:
+    if body.get("ids") is None:
+        raise BadRequest("ids is required")
+    return v.strings("ids", body["ids"])
+
+
+def _positional(body: dict[str, Any], name: str, n: int, check: Callable[[str, Any], Any]) -> list[Any]:
+    values = body.get(name) or []
+    if not isinstance(values, list):
+        raise BadRequest(f"{name} must be an array")
+    return [check(f"{name}[{i}]", values[i]) if i < len(values) else None for i in range(n)]
+
+
+async def extend_locks(call: Call) -> Result:
+    return await heartbeat_batch(call)
+
+
+async def get_logs(call: Call) -> Result:
+    logs = await _on_job(call, p.GetLogs(call.params["id"]))
+    assert isinstance(logs, p.Logs)
+    return b'{"ok":true,"logs":[' + b",".join(logs.logs) + b"]}"
+
+
+async def add_log(call: Call) -> Result:
+    body = v.decode_object(call.body)
+    message = v.string("message", body.get("message"), max_length=MAX_MESSAGE, allow_empty=True)
+    if message is None:
+        raise BadRequest("message is required")
+    level = body.get("level", "info")
+    if level not in LOG_LEVELS:
+        raise BadRequest("level must be one of info, warn, error")
+    await _on_job(call, p.AddLog(call.params["id"], message, level))
+    return OK
+
+
+async def clear_logs(call: Call) -> Result:
+    await _on_job(call, p.ClearLogs(call.params["id"]))
+    return OK
+
+
+routes = [
+    Route("/jobs/heartbeat-batch", endpoint(heartbeat_batch), methods=["POST"]),
+    Route("/jobs/extend-locks", endpoint(extend_locks), methods=["POST"]),
+    Route("/jobs/{id}/progress", endpoint(get_progress, with_body=False), methods=["GET"]),
+    Route("/jobs/{id}/progress", endpoint(update_progress), methods=["POST"]),
+    Route("/jobs/{id}/data", endpoint(update_data), methods=["PUT"]),
+    Route("/jobs/{id}/priority", endpoint(change_priority), methods=["PUT"]),
+    Route("/jobs/{id}/promote", endpoint(promote_job), methods=["POST"]),
+    Route("/jobs/{id}/move-to-wait", endpoint(promote_job), methods=["POST"]),
+    Route("/jobs/{id}/move-to-delayed", endpoint(move_to_delayed), methods=["POST"]),
+    Route("/jobs/{id}/delay", endpoint(change_delay), methods=["PUT"]),
+    Route("/jobs/{id}/discard", endpoint(discard_job), methods=["POST"]),
+    Route("/jobs/{id}/wait", endpoint(wait_job), methods=["POST"]),
+    Route("/jobs/{id}/children", endpoint(get_children, with_body=False), methods=["GET"]),
+    Route("/jobs/{id}/heartbeat", endpoint(heartbeat), methods=["POST"]),
+    Route("/jobs/{id}/extend-lock", endpoint(extend_lock), methods=["POST"]),
+    Route("/jobs/{id}/logs", endpoint(get_logs, with_body=False), methods=["GET"]),
+    Route("/jobs/{id}/logs", endpoint(add_log), methods=["POST"]),
+    Route("/jobs/{id}/logs", endpoint(clear_logs, with_body=False), methods=["DELETE"]),
+]
