@@ -73,10 +73,10 @@ class ShardServer:
         """One frame per front for every reply produced in this turn of the loop."""
         if not self.outbox:
             return
-        outbox, self.outbox = self.outbox, {}
         send = self.router.send_multipart
-        for identity, items in outbox.items():
+        for identity, items in self.outbox.items():
             send([identity, b"".join(items)])
+        self.outbox.clear()  # cleared in place: parked responders hold this very dict
 
     def run(self) -> None:
         self.engine.load()

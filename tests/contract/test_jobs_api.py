@@ -287,3 +287,18 @@ def test_body_past_the_limit_is_cut_off_while_reading(api: Any, queue: str) -> N
 def test_unknown_route_is_json_404(api: Any) -> None:
     r = api.get("/no/such/route")
     assert r.status_code == 404 and r.json()["ok"] is False
+
+
+def test_long_poll_is_answered_after_other_traffic(api: Any, queue: str) -> None:
+    """A parked pull must still be answered when other requests were served while it waited."""
+    got: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: got.update(job=pull(api, queue, timeout=20_000)))
+    thread.start()
+    time.sleep(0.2)
+    for i in range(5):
+        push(api, f"{queue}-other")
+        pull(api, f"{queue}-other")
+        counts(api, f"{queue}-{i}")
+    job_id = push(api, queue)
+    thread.join(30)
+    assert got["job"] is not None and got["job"]["id"] == job_id

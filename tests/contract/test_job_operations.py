@@ -1,0 +1,198 @@
+"""Per-job operations over HTTP, against the in-process stand-in and `bunq serve`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from tests.contract.test_jobs_api import counts, pull, push
+
+
+def ok(response: Any) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert body["ok"] is True
+    return body
+
+
+def test_progress_is_reported_and_read(api: Any, queue: str) -> None:
+    job_id = push(api, queue)
+    refused = api.post(f"/jobs/{job_id}/progress", json={"progress": 10})
+    assert refused.status_code == 400  # not active yet
+    pull(api, queue)
+    ok(api.post(f"/jobs/{job_id}/progress", json={"progress": 75, "message": "attachments"}))
+    assert ok(api.get(f"/jobs/{job_id}/progress")) == {"ok": True, "progress": 75, "message": "attachments"}
+    assert api.get(f"/jobs/{job_id}").json()["job"]["progress"] == 75
+    for bad in ({"progress": 101}, {"progress": -1}, {"progress": "x"}, {}):
+        assert api.post(f"/jobs/{job_id}/progress", json=bad).status_code == 400
+
+
+def test_update_data_replaces_the_payload(api: Any, queue: str) -> None:
+    job_id = push(api, queue, data={"to": "old"})
+    ok(api.put(f"/jobs/{job_id}/data", json={"data": {"to": "new"}}))
+    assert pull(api, queue)["data"] == {"to": "new"}  # type: ignore[index]
+    assert api.put(f"/jobs/{job_id}/data", json={}).json() == {"ok": False, "error": "data is required"}
+    assert api.put("/jobs/nope/data", json={"data": 1}).status_code == 404
+
+
+def test_change_priority_repositions_and_is_refused_when_active(api: Any, queue: str) -> None:
+    first = push(api, queue)
+    second = push(api, queue)
+    ok(api.put(f"/jobs/{second}/priority", json={"priority": 100}))
+    assert pull(api, queue)["id"] == second  # type: ignore[index]
+    refused = api.put(f"/jobs/{second}/priority", json={"priority": 1})
+    assert refused.status_code == 400 and "active" in refused.json()["error"]
+    assert api.put(f"/jobs/{first}/priority", json={"priority": 2_000_000}).status_code == 400
+
+
+def test_promote_and_move_to_wait(api: Any, queue: str) -> None:
+    a = push(api, queue, delay=600_000)
+    b = push(api, queue, delay=600_000)
+    ok(api.post(f"/jobs/{a}/promote"))
+    ok(api.post(f"/jobs/{b}/move-to-wait"))
+    assert api.get(f"/jobs/{a}/state").json()["state"] == "waiting"
+    again = api.post(f"/jobs/{a}/promote")
+    assert again.status_code == 400 and again.json() == {"ok": False, "error": "Job not found or not delayed"}
+    assert api.post("/jobs/nope/move-to-wait").json()["error"] == "Job not found or not delayed"
+
+
+def test_move_to_delayed_and_change_delay(api: Any, queue: str) -> None:
+    job_id = push(api, queue)
+    pull(api, queue)
+    ok(api.post(f"/jobs/{job_id}/move-to-delayed", json={"delay": 600_000}))
+    assert api.get(f"/jobs/{job_id}/state").json()["state"] == "delayed"
+    assert counts(api, queue)["active"] == 0
+    ok(api.put(f"/jobs/{job_id}/delay", json={"delay": 0}))
+    assert pull(api, queue)["id"] == job_id  # type: ignore[index]
+    assert api.put(f"/jobs/{job_id}/delay", json={"delay": 10}).status_code == 400
+    assert api.post(f"/jobs/{job_id}/move-to-delayed", json={"delay": -5}).status_code == 400
+
+
+def test_discard_moves_to_the_dlq(api: Any, queue: str) -> None:
+    waiting = push(api, queue)
+    active = push(api, queue, priority=9)
+    pull(api, queue)
+    ok(api.post(f"/jobs/{waiting}/discard"))
+    ok(api.post(f"/jobs/{active}/discard"))
+    dlq = api.get(f"/queues/{queue}/dlq").json()
+    assert {j["id"] for j in dlq["jobs"]} == {waiting, active}
+    assert counts(api, queue) | {"waiting": 0, "active": 0, "failed": 2} == counts(api, queue)
+    assert api.post("/jobs/nope/discard").status_code == 404
+
+
+def test_wait_returns_the_result_when_the_job_completes(api: Any, queue: str) -> None:
+    job_id = push(api, queue)
+    got: dict[str, Any] = {}
+
+    def waiter() -> None:
+        started = time.monotonic()
+        got["body"] = api.post(f"/jobs/{job_id}/wait", json={"timeout": 20_000}).json()
+        got["waited"] = time.monotonic() - started
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    time.sleep(0.3)
+    pull(api, queue)
+    acked = time.monotonic()
+    api.post(f"/jobs/{job_id}/ack", json={"result": {"sent": True}})
+    thread.join(30)
+    assert got["body"] == {"ok": True, "completed": True, "result": {"sent": True}}
+    assert got["waited"] < 10, "wait ran to its timeout instead of waking on the ack"
+    print(f"wait answered {1000 * (time.monotonic() - acked):.1f} ms after the ack request returned")
+    assert ok(api.post(f"/jobs/{job_id}/wait", json={"timeout": 1})) == got["body"]
+
+
+def test_wait_times_out_and_unknown_job(api: Any, queue: str) -> None:
+    job_id = push(api, queue)
+    assert ok(api.post(f"/jobs/{job_id}/wait", json={"timeout": 100})) == {"ok": True, "completed": False}
+    assert api.post("/jobs/nope/wait", json={"timeout": 100}).json() == {"ok": False, "error": "Job not found"}
+
+
+def test_heartbeats_and_lock_extension(api: Any, queue: str) -> None:
+    a = push(api, queue)
+    b = push(api, queue)
+    got = ok(api.post(f"/queues/{queue}/jobs/pull-batch", json={"count": 2, "owner": "w", "lockTtl": 60_000}))
+    tokens = dict(zip([j["id"] for j in got["jobs"]], got["tokens"], strict=True))
+    ok(api.post(f"/jobs/{a}/heartbeat", json={"token": tokens[a]}))
+    ok(api.post(f"/jobs/{a}/extend-lock", json={"token": tokens[a], "duration": 120_000}))
+    assert ok(api.post("/jobs/heartbeat-batch", json={"ids": [a, b], "tokens": [tokens[a], tokens[b]]}))["count"] == 2
+    body = {"ids": [a, b], "tokens": [tokens[a], tokens[b]], "durations": [30_000, 60_000]}
+    assert ok(api.post("/jobs/extend-locks", json=body))["count"] == 2
+    stale = api.post(f"/jobs/{a}/heartbeat", json={"token": "stale"})
+    assert stale.status_code == 400
+    assert api.post("/jobs/nope/heartbeat", json={}).status_code == 400
+    assert api.post(f"/jobs/{a}/extend-lock", json={"token": tokens[a]}).status_code == 400
+
+
+def test_logs(api: Any, queue: str) -> None:
+    job_id = push(api, queue)
+    ok(api.post(f"/jobs/{job_id}/logs", json={"message": "connecting"}))
+    ok(api.post(f"/jobs/{job_id}/logs", json={"message": "slow", "level": "warn"}))
+    logs = ok(api.get(f"/jobs/{job_id}/logs"))["logs"]
+    assert [(entry["level"], entry["message"]) for entry in logs] == [("info", "connecting"), ("warn", "slow")]
+    assert all(isinstance(entry["timestamp"], int) for entry in logs)
+    assert api.post(f"/jobs/{job_id}/logs", json={"message": "x", "level": "debug"}).status_code == 400
+    assert api.post(f"/jobs/{job_id}/logs", json={}).status_code == 400
+    ok(api.delete(f"/jobs/{job_id}/logs"))
+    assert ok(api.get(f"/jobs/{job_id}/logs"))["logs"] == []
+    assert api.get("/jobs/nope/logs").status_code == 404
+
+
+def test_dependencies_and_children(api: Any, queue: str) -> None:
+    other = queue + "-other"
+    child_a = push(api, queue)
+    child_b = push(api, other)
+    parent = push(api, queue, dependsOn=[child_a, child_b])
+    assert api.get(f"/jobs/{parent}/state").json()["state"] == "waiting-children"
+    assert counts(api, queue)["waiting-children"] == 1
+    for q, child in ((queue, child_a), (other, child_b)):
+        assert pull(api, q)["id"] == child  # type: ignore[index]
+        ok(api.post(f"/jobs/{child}/ack", json={"result": {"from": child}}))
+    deadline = time.monotonic() + 10
+    while api.get(f"/jobs/{parent}/state").json()["state"] != "waiting" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert pull(api, queue)["id"] == parent  # type: ignore[index]
+    values = ok(api.get(f"/jobs/{parent}/children"))["values"]
+    assert values == {child_a: {"from": child_a}, child_b: {"from": child_b}}
+
+
+def test_unique_key_and_ttl_over_http(api: Any, queue: str) -> None:
+    first = push(api, queue, uniqueKey="order-1")
+    assert push(api, queue, uniqueKey="order-1") == first
+    expiring = push(api, queue, ttl=1, priority=5)
+    time.sleep(0.05)
+    assert pull(api, queue)["id"] == first  # type: ignore[index]
+    assert api.get(f"/jobs/{expiring}/state").json()["state"] == "expired"
+
+
+@pytest.mark.parametrize(
+    ("repeat", "error"),
+    [
+        ({"cron": "not a cron"}, "Invalid cron expression: not a cron"),
+        ({"every": 0}, "repeat.every must be at least 1"),
+        ({"every": 10, "cron": "* * * * *"}, "repeat takes every or cron, not both"),
+        ({}, "repeat needs every or cron"),
+        ({"cron": "* * * * *", "tz": "Mars/Base"}, "Unknown timezone: Mars/Base"),
+    ],
+)
+def test_invalid_repeat_is_refused(api: Any, queue: str, repeat: Any, error: str) -> None:
+    r = api.post(f"/queues/{queue}/jobs", json={"data": 1, "repeat": repeat})
+    assert r.status_code == 400 and r.json() == {"ok": False, "error": error}
+
+
+def test_repeat_every_pushes_the_next_run_after_completion(api: Any, queue: str) -> None:
+    first = push(api, queue, repeat={"every": 50, "limit": 2})
+    assert pull(api, queue)["id"] == first  # type: ignore[index]
+    ok(api.post(f"/jobs/{first}/ack", json={}))
+    deadline = time.monotonic() + 10
+    second = None
+    while second is None and time.monotonic() < deadline:
+        second = pull(api, queue)
+    assert second is not None and second["id"] != first and second["repeatCount"] == 1
+    ok(api.post(f"/jobs/{second['id']}/ack", json={}))
+    time.sleep(0.2)
+    assert pull(api, queue) is None
+    assert counts(api, queue)["completed"] == 2
