@@ -328,3 +328,18 @@ def test_unique_key_frees_when_the_job_completes(engine: Engine) -> None:
     pull(engine)
     ack(engine, first)
     assert push(engine, unique_key="k") != first
+
+
+def test_repeat_is_scheduled_once_across_a_restart(tmp_path: Path, clock: FakeClock) -> None:
+    engine = make_engine(tmp_path / "s.db", clock)
+    first = push(engine, repeat=b'{"every": 60000}')
+    pull(engine)
+    ack(engine, first)
+    engine.flush()
+    engine.store.close()
+    again = make_engine(tmp_path / "s.db", clock)
+    scheduled = [j for j in again.jobs.values() if j.state == "delayed"]
+    assert len(scheduled) == 1 and scheduled[0].repeat_count == 1
+    clock.advance(60_000)
+    again.tick()
+    assert len(pull(again, count=5)) == 1
