@@ -94,6 +94,95 @@ class Ping(Command, frozen=True):
     pass
 
 
+class ListQueues(Command, frozen=True):
+    pass
+
+
+class ListJobs(Command, frozen=True):
+    queue: str
+    state: str | None = None
+    limit: int = 1000
+    offset: int = 0
+
+
+class GetPriorityCounts(Command, frozen=True):
+    queue: str
+
+
+class GetQueueConfig(Command, frozen=True):
+    queue: str
+
+
+class PauseQueue(Command, frozen=True):
+    queue: str
+
+
+class ResumeQueue(Command, frozen=True):
+    queue: str
+
+
+class DrainQueue(Command, frozen=True):
+    queue: str
+
+
+class ObliterateQueue(Command, frozen=True):
+    queue: str
+
+
+class CleanQueue(Command, frozen=True):
+    queue: str
+    grace: int = 0
+    state: str | None = None
+    limit: int = 1000
+
+
+class PromoteJobs(Command, frozen=True):
+    queue: str
+    count: int | None = None
+
+
+class RetryCompleted(Command, frozen=True):
+    queue: str
+    id: str | None = None
+
+
+class RetryDlq(Command, frozen=True):
+    queue: str
+    id: str | None = None
+
+
+class PurgeDlq(Command, frozen=True):
+    queue: str
+
+
+class SetRateLimit(Command, frozen=True):
+    """`limit` None clears it."""
+
+    queue: str
+    limit: int | None
+
+
+class SetConcurrency(Command, frozen=True):
+    queue: str
+    limit: int | None
+
+
+class SetStallConfig(Command, frozen=True):
+    queue: str
+    stall_interval: int | None = None
+    max_stalls: int | None = None
+    grace_period: int | None = None
+
+
+class SetDlqConfig(Command, frozen=True):
+    queue: str
+    auto_retry: bool | None = None
+    max_age: int | None = None
+    max_entries: int | None = None
+    auto_retry_interval: int | None = None
+    max_auto_retries: int | None = None
+
+
 class UpdateProgress(Command, frozen=True):
     id: str
     progress: int
@@ -189,6 +278,9 @@ AnyCommand = Union[  # noqa: UP007 - msgspec needs a real Union object here
     AddJobs, PullJobs, AckJobs, FailJob, GetJob, GetJobState, GetJobResult, CancelJob, GetCounts, GetDlq, Ping,
     UpdateProgress, GetProgress, UpdateData, ChangePriority, PromoteJob, MoveToDelayed, ChangeDelay, DiscardJob,
     WaitJob, GetChildren, Heartbeat, AddLog, GetLogs, ClearLogs, WatchJob, ResolveDependency,
+    ListQueues, ListJobs, GetPriorityCounts, GetQueueConfig, PauseQueue, ResumeQueue, DrainQueue, ObliterateQueue,
+    CleanQueue, PromoteJobs, RetryCompleted, RetryDlq, PurgeDlq, SetRateLimit, SetConcurrency, SetStallConfig,
+    SetDlqConfig,
 ]  # fmt: skip
 
 
@@ -274,6 +366,23 @@ class Watched(Reply, frozen=True):
     error: str | None = None
 
 
+class Count(Reply, frozen=True):
+    count: int
+    ids: list[str] = []
+
+
+class QueueNames(Reply, frozen=True):
+    names: list[str]
+
+
+class QueueConfig(Reply, frozen=True):
+    paused: bool
+    rate_limit: int | None
+    concurrency: int | None
+    stall: dict[str, int]
+    dlq: dict[str, int | bool]
+
+
 class Pong(Reply, frozen=True):
     shard: int
     slots: int
@@ -281,5 +390,5 @@ class Pong(Reply, frozen=True):
 
 AnyReply = Union[  # noqa: UP007
     Done, Error, Ids, Jobs, JobDoc, JobState, JobResult, AckOutcome, Counts, DlqEntries, Pong,
-    Progress, WaitOutcome, ChildrenValues, Logs, Watched,
+    Progress, WaitOutcome, ChildrenValues, Logs, Watched, Count, QueueNames, QueueConfig,
 ]  # fmt: skip

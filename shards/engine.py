@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from bunq import errors
 from bunq.protocol import Command, Error, Jobs, Reply, WaitOutcome
 from bunq.routing import shard_of_slot, slot_of, slot_of_id
-from shards import flows, leases
+from shards import admin, flows, leases
 from shards.job import (
     ACTIVE,
     COMPLETED,
@@ -96,6 +96,8 @@ class Engine:
         self.after_commit: list[tuple[Respond, Reply]] = []
         self.outgoing: list[tuple[int, Command, Callable[[Reply], None]]] = []
         self.outbox: dict[tuple[str, str], tuple[int, Command]] = {}
+        self.to_serve: dict[str, QueueState] = {}
+        self.tombstones: OrderedDict[str, None] = OrderedDict()  # active jobs of obliterated queues
         self.seq = 0
         self.totals = {"pushed": 0, "pulled": 0, "completed": 0, "failed": 0}
         self._slot_cache: dict[str, int] = {}
@@ -113,6 +115,14 @@ class Engine:
             reply = Error("internal", "Internal server error")
         if reply is not None:
             respond(reply)
+        if self.to_serve:
+            self.serve_pending()
+
+    def serve_pending(self) -> None:
+        while self.to_serve:
+            _, q = self.to_serve.popitem()
+            if self.queues.get(q.name) is q:
+                self.serve_waiters(q)
 
     def send(self, shard: int, command: Command, on_reply: Callable[[Reply], None]) -> None:
         """Queue a command for another shard (or run it here when `shard` is this one)."""
@@ -168,6 +178,8 @@ class Engine:
     def admit(self, job: Job, q: QueueState) -> None:
         """A new job enters its queue: waiting for dependencies, delayed, or waiting."""
         self.jobs[job.id] = job
+        if not q.known:
+            admin.mark_known(self, q)
         if job.unique_key is not None:
             self.unique[(job.queue, job.unique_key)] = job.id
         self.totals["pushed"] += 1
@@ -186,7 +198,7 @@ class Engine:
         """Make a job available (waiting) or schedule it (delayed) by its run_at."""
         if job.run_at > self.clock():
             job.state = DELAYED
-            q.delayed += 1
+            q.add_delayed(job)
             self.timers.at(job.run_at, self._delay_due, (job, job.run_at))
         else:
             job.state = WAITING
@@ -200,10 +212,10 @@ class Engine:
         """Take a waiting or delayed job out of its structure (before moving it elsewhere)."""
         if job.state == WAITING:
             job.state = REMOVED
-            q.discard_waiting()
+            q.unlink_waiting(job)
         elif job.state == DELAYED:
             job.state = REMOVED
-            q.delayed -= 1
+            q.unlink_delayed(job)
         elif job.state == WAITING_CHILDREN:
             job.state = REMOVED
             q.waiting_children -= 1
@@ -233,18 +245,21 @@ class Engine:
             if left <= 0:
                 q.groups_active.pop(job.group_id, None)
                 q.unpark(job.group_id)
-                if q.waiters:
-                    self.serve_waiters(q)
             else:
                 q.groups_active[job.group_id] = left
+        if q.waiters:
+            self.to_serve[q.name] = q  # a slot opened up; serve parked pulls once this command is done
         return q
 
     def take(self, q: QueueState, count: int, owner: str | None, lock_ttl: int | None) -> list[Job]:
-        if q.paused:
+        if q.settings.paused:
             return []
-        taken: list[Job] = []
         now = self.clock()
-        while len(taken) < count:
+        room = q.room(now, count)
+        if room < count and q.waiting and q.settings.rate_limit is not None and self.events.wants("ratelimit:hit"):
+            self.emit("ratelimit:hit", q.waiting[0][2])
+        taken: list[Job] = []
+        while len(taken) < room:
             job = q.pop()
             if job is None:
                 break
@@ -253,6 +268,7 @@ class Engine:
                 self.expire(job, q, counted=False)
                 continue
             self.activate(job, q, owner, lock_ttl)
+            q.record_pull(now)
             taken.append(job)
         return taken
 
@@ -267,7 +283,7 @@ class Engine:
         flows.job_completed(self, job, result)
         if job.remove_on_complete:
             self.remember_result(job.id, result)
-            self.journal.delete(job.id)
+            self.journal.delete(job.id, job.queue)
             self.logs.drop(job.id)
         else:
             job.state = COMPLETED
@@ -300,7 +316,7 @@ class Engine:
         flows.job_failed_for_good(self, job)
         if job.remove_on_fail:
             self.jobs.pop(job.id, None)
-            self.journal.delete(job.id)
+            self.journal.delete(job.id, job.queue)
             return
         job.state = FAILED
         job.dlq_entered_at = self.clock()
@@ -309,6 +325,7 @@ class Engine:
         self.jobs[job.id] = job
         self.journal.put(job)
         self.emit("dlq:added", job, reason=reason, error=job.failed_reason)
+        admin.after_dead_letter(self, q, job)
 
     def expire(self, job: Job, q: QueueState, *, counted: bool = True) -> None:
         """A job not started within its ttl: discarded, never handed out, its state reported as expired."""
@@ -325,7 +342,7 @@ class Engine:
         self.wake_job_waiters(job.id, WaitOutcome(False, None, EXPIRED))
         flows.job_failed_for_good(self, job)
 
-    def remove(self, job: Job) -> None:
+    def remove(self, job: Job, *, event: bool = True) -> None:
         """Take a job out of whatever state it is in (cancel); a later ack of it finds nothing."""
         q = self.queue(job.queue)
         state = job.state
@@ -343,9 +360,10 @@ class Engine:
         job.state = REMOVED
         self.jobs.pop(job.id, None)
         self.release_unique(job)
-        self.journal.delete(job.id)
+        self.journal.delete(job.id, job.queue)
         self.logs.drop(job.id)
-        self.emit("job:removed", job)
+        if event:
+            self.emit("job:removed", job)
         self.wake_job_waiters(job.id, WaitOutcome(False, None, "unknown"))
 
     # ---- bookkeeping ----------------------------------------------------------------------------
@@ -374,6 +392,21 @@ class Engine:
         if self.events.wants(name):
             self.events.publish(name, data)
 
+    def publish_counts(self) -> None:
+        """`queue:counts` for every queue whose counts changed since the last call (bursts coalesce)."""
+        touched = self.journal.touched
+        if not self.events.wants("queue:counts"):
+            self.journal.touched = None
+            return
+        if touched is None:
+            self.journal.touched = set()
+            return
+        for name in touched:
+            q = self.queues.get(name)
+            if q is not None:
+                self.events.publish("queue:counts", q.describe())
+        touched.clear()
+
     # ---- waiters --------------------------------------------------------------------------------
 
     def park(self, q: QueueState, waiter: Waiter) -> None:
@@ -381,13 +414,15 @@ class Engine:
         self.timers.at(waiter.deadline, self._waiter_due, waiter)
 
     def serve_waiters(self, q: QueueState) -> None:
-        while q.waiters and q.waiting and not q.paused:
+        while q.waiters and q.waiting and not q.settings.paused:
             waiter = q.waiters.popleft()
             if waiter.done:
                 continue
             taken = self.take(q, waiter.count, waiter.owner, waiter.lock_ttl)
             if not taken:
                 q.waiters.appendleft(waiter)
+                if q.settings.rate_limit is not None and q.pulls:
+                    self.timers.at(q.pulls[0] + 1000, self._rate_window_due, q)
                 return
             waiter.done = True
             waiter.respond(Jobs([render(j) for j in taken], [j.token for j in taken]))
@@ -405,6 +440,8 @@ class Engine:
     def tick(self) -> None:
         """Run every timer that is due."""
         self.timers.run_due(self.clock())
+        if self.to_serve:
+            self.serve_pending()
 
     def next_timer(self) -> int | None:
         return self.timers.next_due()
@@ -413,8 +450,12 @@ class Engine:
         job, run_at = arg
         if job.state == DELAYED and job.run_at == run_at:
             q = self.queue(job.queue)
-            q.delayed -= 1
+            q.unlink_delayed(job)
             self.enqueue(job, q)
+
+    def _rate_window_due(self, q: QueueState) -> None:
+        if q.waiters and self.queues.get(q.name) is q:
+            self.serve_waiters(q)
 
     def _waiter_due(self, waiter: Waiter) -> None:
         if waiter.done:
@@ -429,7 +470,7 @@ class Engine:
             waiters.popleft()
         if len(waiters) > 256 and sum(1 for w in waiters if w.done) > len(waiters) // 2:
             q.waiters = type(waiters)(w for w in waiters if not w.done)
-        if q.is_empty():
+        if q.is_idle_ghost():
             del self.queues[waiter.queue]
 
     def _job_wait_due(self, arg: tuple[str, Respond]) -> None:
@@ -462,6 +503,7 @@ class Engine:
 
     def load(self) -> None:
         """Rebuild memory from storage; jobs that were active when the shard stopped are charged an attempt."""
+        admin.load(self)
         for queue, count in self.store.completed_counts().items():
             self.queue(queue).completed = count
         live = [from_blob(blob) for blob in self.store.live_blobs()]

@@ -61,6 +61,7 @@ class Job(msgspec.Struct, array_like=True, gc=False):
     children: dict[str, bytes | None] = {}
     dependents: list[tuple[str, int]] = []
     repeat_count: int = 0
+    auto_retries: int = 0
 
 
 class JobView(msgspec.Struct, omit_defaults=False):

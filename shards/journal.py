@@ -6,9 +6,14 @@ import msgspec
 
 from bunq.protocol import Command
 from shards.job import Job, to_blob
-from shards.store import Batch, Store
+from shards.store import Batch, Row, Store
 
 _encode = msgspec.msgpack.Encoder().encode
+
+
+def _row(job: Job) -> Row:
+    """The row of a job; `ts` (its finishing time, else its creation) feeds the clean/list time index."""
+    return (job.id, job.slot, job.queue, job.state, job.completed_at or job.created_at, to_blob(job))
 
 
 class Journal:
@@ -20,13 +25,25 @@ class Journal:
         self.deleted: set[str] = set()
         self.logs: dict[str, tuple[int, bytes] | None] = {}
         self.outbox: dict[tuple[str, str], tuple[int, bytes] | None] = {}
+        self.queues: dict[str, tuple[int, bytes] | None] = {}
+        self.touched: set[str] | None = None  # queues whose counts changed, while someone listens
 
     def put(self, job: Job) -> None:
         self.dirty[job.id] = job
+        if self.touched is not None:
+            self.touched.add(job.queue)
 
-    def delete(self, job_id: str) -> None:
+    def delete(self, job_id: str, queue: str) -> None:
         self.dirty.pop(job_id, None)
         self.deleted.add(job_id)
+        if self.touched is not None:
+            self.touched.add(queue)
+
+    def put_queue(self, name: str, slot: int, blob: bytes) -> None:
+        self.queues[name] = (slot, blob)
+
+    def delete_queue(self, name: str) -> None:
+        self.queues[name] = None
 
     def put_logs(self, job_id: str, slot: int, blob: bytes) -> None:
         self.logs[job_id] = (slot, blob)
@@ -41,18 +58,23 @@ class Journal:
         self.outbox[key] = None
 
     def pending(self) -> int:
-        return len(self.dirty) + len(self.deleted) + len(self.logs) + len(self.outbox)
+        return len(self.dirty) + len(self.deleted) + len(self.logs) + len(self.outbox) + len(self.queues)
 
     def flush(self) -> int:
         if not self.pending():
             return 0
         batch = Batch(
-            jobs=[(j.id, j.slot, j.queue, j.state, to_blob(j)) for j in self.dirty.values()],
+            jobs=[
+                (j.id, j.slot, j.queue, j.state, j.completed_at or j.created_at, to_blob(j))
+                for j in self.dirty.values()
+            ],
             deleted_jobs=[i for i in self.deleted if i not in self.dirty],
             logs=[(i, v[0], v[1]) for i, v in self.logs.items() if v is not None],
             deleted_logs=[i for i, v in self.logs.items() if v is None],
             outbox=[(k[0], k[1], v[0], v[1]) for k, v in self.outbox.items() if v is not None],
             deleted_outbox=[k for k, v in self.outbox.items() if v is None],
+            queues=[(name, v[0], v[1]) for name, v in self.queues.items() if v is not None],
+            deleted_queues=[name for name, v in self.queues.items() if v is None],
         )
         self.store.write(batch)
         count = self.pending()
@@ -60,4 +82,5 @@ class Journal:
         self.deleted = set()
         self.logs = {}
         self.outbox = {}
+        self.queues = {}
         return count

@@ -35,7 +35,7 @@ def grant(engine: Engine, job: Job, q: QueueState, owner: str | None, lock_ttl: 
     if job.timeout:
         engine.timers.at(now + job.timeout, _timeout_due, (engine, job, now))
     if q.stall_check_due is None:
-        q.stall_check_due = now + q.stall.stall_interval
+        q.stall_check_due = now + q.settings.stall.stall_interval
         engine.timers.at(q.stall_check_due, _stall_check_due, (engine, q))
 
 
@@ -70,7 +70,7 @@ def stalled(engine: Engine, job: Job, reason: str, *, backoff: bool = False) -> 
     q = engine.queue(job.queue)
     job.stall_count += 1
     engine.emit("job:stalled", job, reason=reason)
-    if job.stall_count >= q.stall.max_stalls and reason == "stalled":
+    if job.stall_count >= q.settings.stall.max_stalls and reason == "stalled":
         engine.release(job)
         job.attempts += 1
         job.failed_reason = "Job stalled more than the allowed limit"
@@ -99,7 +99,7 @@ def _stall_check_due(arg: tuple[Engine, QueueState]) -> None:
     if not q.active or engine.queues.get(q.name) is not q:
         return
     now = engine.clock()
-    config = q.stall
+    config = q.settings.stall
     for job in list(q.active.values()):
         if job.token is not None:
             continue  # a locked job is governed by its lock's expiry

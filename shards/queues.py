@@ -1,14 +1,31 @@
-"""Per-queue in-memory state inside a shard: the priority heap, counters, the DLQ, groups and waiters."""
+"""Per-queue in-memory state inside a shard: ordered indexes of its jobs, counters, DLQ, limits, waiters.
+
+Waiting jobs sit in a sorted list keyed (-priority, key, job): higher priority first, then ascending key,
+where FIFO jobs get increasing keys and LIFO jobs decreasing negative ones (so they jump ahead within
+their priority). Being sorted (rather than a heap) lets `jobs/list` page through them in order and lets
+a cancelled job leave at once, both in O(log n). Delayed jobs are indexed by run time, and waiting and
+delayed jobs by creation time for `clean`.
+
+Jobs of a group whose previous job is still active are set aside in `parked` when they reach the front
+and go back (with their keys, so in order) when the group frees up.
+"""
 
 from __future__ import annotations
 
+import collections
 import heapq
+import itertools
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
+
+from sortedcontainers import SortedList
 
 from bunq.protocol import Reply
-from shards.job import WAITING, Job
+from shards.job import Job
+
+Entry = tuple[int, int, Job]
 
 
 @dataclass(eq=False)
@@ -31,19 +48,33 @@ class StallConfig:
     grace_period: int = 5_000
 
 
+@dataclass
+class DlqConfig:
+    auto_retry: bool = False
+    max_age: int = 7 * 24 * 3600 * 1000
+    max_entries: int = 10_000
+    auto_retry_interval: int = 3_600_000
+    max_auto_retries: int = 3
+
+
+@dataclass
+class QueueSettings:
+    """What a queue keeps beyond its jobs; persisted, and moved with its slot on resharding."""
+
+    paused: bool = False
+    rate_limit: int | None = None
+    concurrency: int | None = None
+    stall: StallConfig = field(default_factory=StallConfig)
+    dlq: DlqConfig = field(default_factory=DlqConfig)
+
+
 @dataclass(eq=False)
 class QueueState:
-    """Heap entries are (-priority, key, job): higher priority first, then ascending key, where FIFO jobs
-    get increasing keys and LIFO jobs decreasing negative ones (so they jump ahead within their priority).
-    An entry is live only while its job is waiting with the same key; others are skipped lazily.
-
-    Jobs of a group whose previous job is still active are set aside in `parked` when popped and go
-    back into the heap (with their keys, so in order) when the group frees up."""
-
     name: str
-    heap: list[tuple[int, int, Job]] = field(default_factory=list)
-    waiting: int = 0
-    delayed: int = 0
+    waiting: SortedList = field(default_factory=SortedList)
+    delayed: SortedList = field(default_factory=SortedList)
+    created: dict[str, SortedList] = field(default_factory=lambda: {"waiting": SortedList(), "delayed": SortedList()})
+    priorities: collections.Counter[int] = field(default_factory=collections.Counter)
     waiting_children: int = 0
     completed: int = 0
     active: dict[str, Job] = field(default_factory=dict)
@@ -51,58 +82,127 @@ class QueueState:
     waiters: deque[Waiter] = field(default_factory=deque)
     groups_active: dict[str, int] = field(default_factory=dict)
     parked: dict[str, list[Job]] = field(default_factory=dict)
-    paused: bool = False
-    stall: StallConfig = field(default_factory=StallConfig)
+    parked_count: int = 0
+    settings: QueueSettings = field(default_factory=QueueSettings)
+    known: bool = False
     stall_check_due: int | None = None
+    dlq_sweep_armed: bool = False
+    pulls: deque[int] = field(default_factory=deque)
+
+    # ---- waiting --------------------------------------------------------------------------------
 
     def push(self, job: Job) -> None:
-        heapq.heappush(self.heap, (-job.priority, job.seq, job))
-        self.waiting += 1
+        self.waiting.add((-job.priority, job.seq, job))
+        self.created["waiting"].add((job.created_at, job.seq, job))
+        self.priorities[job.priority] += 1
+
+    def unlink_waiting(self, job: Job) -> None:
+        """Take a waiting job out of every index (it is leaving the waiting state)."""
+        parked = self.parked.get(job.group_id or "")
+        if parked is not None and job in parked:
+            parked.remove(job)
+            self.parked_count -= 1
+        else:
+            self.waiting.discard((-job.priority, job.seq, job))
+        self.created["waiting"].discard((job.created_at, job.seq, job))
+        self._uncount(job.priority)
 
     def pop(self) -> Job | None:
-        heap = self.heap
-        while heap:
-            _, key, job = heapq.heappop(heap)
-            if job.state == WAITING and job.seq == key:
-                if job.group_id is not None and self.groups_active.get(job.group_id):
-                    self.parked.setdefault(job.group_id, []).append(job)
-                    continue
-                self.waiting -= 1
-                return job
+        """The next job to hand out; jobs of a busy group are set aside on the way."""
+        waiting = self.waiting
+        while waiting:
+            entry: Entry = waiting.pop(0)
+            job = entry[2]
+            if job.group_id is not None and self.groups_active.get(job.group_id):
+                self.parked.setdefault(job.group_id, []).append(job)
+                self.parked_count += 1
+                continue
+            self.created["waiting"].discard((job.created_at, job.seq, job))
+            self._uncount(job.priority)
+            return job
         return None
 
     def unpark(self, group: str) -> None:
         """The group's active job finished: its set-aside jobs compete again."""
         for job in self.parked.pop(group, ()):
-            if job.state == WAITING:
-                heapq.heappush(self.heap, (-job.priority, job.seq, job))
+            self.parked_count -= 1
+            self.waiting.add((-job.priority, job.seq, job))
 
-    def discard_waiting(self) -> None:
-        """A waiting job left by another way than pop (its entry goes stale); compact when mostly stale."""
-        self.waiting -= 1
-        if len(self.heap) > 64 and len(self.heap) > 4 * (self.waiting + 1):
-            self.heap = [e for e in self.heap if e[2].state == WAITING and e[2].seq == e[1]]
-            heapq.heapify(self.heap)
+    def _uncount(self, priority: int) -> None:
+        left = self.priorities[priority] - 1
+        if left > 0:
+            self.priorities[priority] = left
+        else:
+            del self.priorities[priority]
+
+    def waiting_in_order(self, start: int, stop: int) -> Iterator[Job]:
+        """Waiting jobs start..stop in the order they will be handed out (set-aside ones merged in)."""
+        parked = sorted((-j.priority, j.seq, j) for jobs in self.parked.values() for j in jobs)
+        merged = heapq.merge(self.waiting.islice(0, stop), parked)
+        return (entry[2] for entry in itertools.islice(merged, start, stop))
+
+    # ---- delayed --------------------------------------------------------------------------------
+
+    def add_delayed(self, job: Job) -> None:
+        self.delayed.add((job.run_at, job.seq, job))
+        self.created["delayed"].add((job.created_at, job.seq, job))
+
+    def unlink_delayed(self, job: Job) -> None:
+        self.delayed.discard((job.run_at, job.seq, job))
+        self.created["delayed"].discard((job.created_at, job.seq, job))
+
+    # ---- limits ---------------------------------------------------------------------------------
+
+    def room(self, now: int, wanted: int) -> int:
+        """How many jobs a pull may take now under the queue's concurrency and rate limits."""
+        room = wanted
+        limit = self.settings.concurrency
+        if limit is not None:
+            room = min(room, max(0, limit - len(self.active)))
+        rate = self.settings.rate_limit
+        if rate is not None:
+            pulls = self.pulls
+            while pulls and pulls[0] <= now - 1000:
+                pulls.popleft()
+            room = min(room, max(0, rate - len(pulls)))
+        return room
+
+    def record_pull(self, now: int) -> None:
+        if self.settings.rate_limit is not None:
+            self.pulls.append(now)
+
+    # ---- reporting ------------------------------------------------------------------------------
+
+    @property
+    def waiting_count(self) -> int:
+        return len(self.waiting) + self.parked_count
 
     def counts(self) -> dict[str, int]:
+        waiting = self.waiting_count
         return {
-            "waiting": self.waiting,
-            "prioritized": 0,
-            "delayed": self.delayed,
+            "waiting": waiting,
+            "prioritized": waiting - self.priorities.get(0, 0),
+            "delayed": len(self.delayed),
             "active": len(self.active),
             "completed": self.completed,
             "failed": len(self.dlq),
             "waiting-children": self.waiting_children,
-            "paused": self.waiting if self.paused else 0,
+            "paused": waiting if self.settings.paused else 0,
         }
 
-    def is_empty(self) -> bool:
-        return not (
-            self.waiting
-            or self.delayed
-            or self.active
-            or self.completed
-            or self.dlq
-            or self.waiters
-            or self.waiting_children
+    def total(self) -> int:
+        return (
+            self.waiting_count
+            + len(self.delayed)
+            + len(self.active)
+            + self.completed
+            + len(self.dlq)
+            + (self.waiting_children)
         )
+
+    def is_idle_ghost(self) -> bool:
+        """A queue nobody pushed to, left behind by pulls that timed out: safe to forget."""
+        return not self.known and not self.total() and not self.waiters
+
+    def describe(self) -> dict[str, Any]:
+        return {"queue": self.name, **self.counts()}

@@ -99,6 +99,7 @@ class ShardServer:
             for sock in link_sockets.intersection(events):
                 self.link.drain(sock)
             engine.tick()
+            engine.publish_counts()
             self.send_replies()
             if engine.outgoing:
                 outgoing, engine.outgoing = engine.outgoing, []

@@ -8,14 +8,21 @@ CREATE TABLE IF NOT EXISTS jobs (
     slot  INTEGER NOT NULL,
     queue TEXT NOT NULL,
     state TEXT NOT NULL,
+    ts    INTEGER NOT NULL,
     blob  BLOB NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS jobs_state_queue ON jobs (state, queue);
+CREATE INDEX IF NOT EXISTS jobs_queue_state_ts ON jobs (queue, state, ts);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 CREATE INDEX IF NOT EXISTS jobs_slot ON jobs (slot);
 CREATE TABLE IF NOT EXISTS logs (
     job_id TEXT PRIMARY KEY,
     slot   INTEGER NOT NULL,
     blob   BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS queues (
+    name TEXT PRIMARY KEY,
+    slot INTEGER NOT NULL,
+    blob BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
     parent_id TEXT NOT NULL,
@@ -26,13 +33,23 @@ CREATE TABLE IF NOT EXISTS outbox (
 ) WITHOUT ROWID;
 """
 
-SLOTTED_TABLES = ("jobs", "logs", "outbox")
+SLOTTED_TABLES = ("jobs", "logs", "outbox", "queues")
 
-UPSERT_JOB = "INSERT OR REPLACE INTO jobs (id, slot, queue, state, blob) VALUES (?, ?, ?, ?, ?)"
+UPSERT_JOB = "INSERT OR REPLACE INTO jobs (id, slot, queue, state, ts, blob) VALUES (?, ?, ?, ?, ?, ?)"
 DELETE_JOB = "DELETE FROM jobs WHERE id = ?"
 SELECT_LIVE_JOBS = "SELECT blob FROM jobs WHERE state != 'completed'"
 COUNT_COMPLETED = "SELECT queue, COUNT(*) FROM jobs WHERE state = 'completed' GROUP BY queue"
 SELECT_JOB = "SELECT blob FROM jobs WHERE id = ?"
+SELECT_COMPLETED_PAGE = (
+    "SELECT blob FROM jobs WHERE queue = ? AND state = 'completed' ORDER BY ts DESC LIMIT ? OFFSET ?"
+)
+SELECT_COMPLETED_BEFORE = "SELECT blob FROM jobs WHERE queue = ? AND state = 'completed' AND ts < ? ORDER BY ts LIMIT ?"
+SELECT_COMPLETED_ALL = "SELECT blob FROM jobs WHERE queue = ? AND state = 'completed'"
+DELETE_QUEUE_LOGS = "DELETE FROM logs WHERE job_id IN (SELECT id FROM jobs WHERE queue = ?)"
+DELETE_QUEUE_JOBS = "DELETE FROM jobs WHERE queue = ?"
+UPSERT_QUEUE = "INSERT OR REPLACE INTO queues (name, slot, blob) VALUES (?, ?, ?)"
+DELETE_QUEUE = "DELETE FROM queues WHERE name = ?"
+SELECT_QUEUES = "SELECT name, blob FROM queues"
 UPSERT_LOGS = "INSERT OR REPLACE INTO logs (job_id, slot, blob) VALUES (?, ?, ?)"
 DELETE_LOGS = "DELETE FROM logs WHERE job_id = ?"
 SELECT_LOGS = "SELECT job_id, slot, blob FROM logs"

@@ -10,7 +10,7 @@ import apsw
 
 from shards import sql
 
-Row = tuple[str, int, str, str, bytes]
+Row = tuple[str, int, str, str, int, bytes]
 
 
 @dataclass
@@ -23,6 +23,8 @@ class Batch:
     deleted_logs: list[str] = field(default_factory=list)
     outbox: list[tuple[str, str, int, bytes]] = field(default_factory=list)
     deleted_outbox: list[tuple[str, str]] = field(default_factory=list)
+    queues: list[tuple[str, int, bytes]] = field(default_factory=list)
+    deleted_queues: list[str] = field(default_factory=list)
 
 
 class Store:
@@ -53,6 +55,33 @@ class Store:
                 cur.executemany(sql.UPSERT_OUTBOX, batch.outbox)
             if batch.deleted_outbox:
                 cur.executemany(sql.DELETE_OUTBOX, batch.deleted_outbox)
+            if batch.queues:
+                cur.executemany(sql.UPSERT_QUEUE, batch.queues)
+            if batch.deleted_queues:
+                cur.executemany(sql.DELETE_QUEUE, ((name,) for name in batch.deleted_queues))
+
+    def queue_rows(self) -> Iterator[tuple[str, bytes]]:
+        for name, blob in self.db.cursor().execute(sql.SELECT_QUEUES):
+            yield name, bytes(blob)
+
+    def completed_page(self, queue: str, limit: int, offset: int) -> list[bytes]:
+        """Completed jobs of a queue, newest first (call after a flush: it reads committed rows)."""
+        return [bytes(b) for (b,) in self.db.cursor().execute(sql.SELECT_COMPLETED_PAGE, (queue, limit, offset))]
+
+    def completed_before(self, queue: str, before: int, limit: int) -> list[bytes]:
+        """The oldest completed jobs finished before `before`, through the (queue, state, ts) index."""
+        rows = self.db.cursor().execute(sql.SELECT_COMPLETED_BEFORE, (queue, before, limit))
+        return [bytes(b) for (b,) in rows]
+
+    def completed_all(self, queue: str) -> list[bytes]:
+        return [bytes(b) for (b,) in self.db.cursor().execute(sql.SELECT_COMPLETED_ALL, (queue,))]
+
+    def delete_queue_rows(self, queue: str) -> None:
+        """Every job and log line of a queue, in one transaction (obliterate)."""
+        with self.db:
+            cur = self.db.cursor()
+            cur.execute(sql.DELETE_QUEUE_LOGS, (queue,))
+            cur.execute(sql.DELETE_QUEUE_JOBS, (queue,))
 
     def log_rows(self) -> Iterator[tuple[str, int, bytes]]:
         for job_id, slot, blob in self.db.cursor().execute(sql.SELECT_LOGS):

@@ -1,32 +1,33 @@
-"""Queue routes: counts and the dead-letter queue listing."""
+"""Queue routes: listing, counts, pause, drain, clean, obliterate, the DLQ, limits and configuration."""
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
+from typing import Any
+
 from starlette.routing import Route
 
 from bunq import protocol as p
 from bunq import validation as v
-from bunq.client import ShardClient
+from bunq.client import raise_error
 from bunq.errors import BadRequest
-from bunq.http import raw_reply, reply
+from bunq.http import OK, Call, Result, encode, endpoint
+
+JOB_STATES = ("waiting", "delayed", "active", "completed", "failed")
+CLEAN_STATES = ("waiting", "delayed", "completed", "failed")
+MAX_PAGE = 10_000
 
 
-def _client(request: Request) -> ShardClient:
-    client: ShardClient = request.app.state.client
-    return client
+def _queue(call: Call) -> str:
+    return v.queue_name(call.params["queue"])
 
 
-async def get_counts(request: Request) -> Response:
-    queue = v.queue_name(request.path_params["queue"])
-    counts = await _client(request).call_queue(queue, p.GetCounts(queue))
-    assert isinstance(counts, p.Counts)
-    return reply({"ok": True, "counts": counts.counts})
+async def _on_queue(call: Call, command: p.Command) -> p.Reply:
+    queue = _queue(call)
+    return await call.client.call_queue(queue, command)
 
 
-def _query_int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query_params.get(name)
+def _query_int(call: Call, name: str, default: int, lo: int, hi: int) -> int:
+    raw = call.query(name)
     if raw is None or raw == "":
         return default
     if not raw.lstrip("-").isdigit():
@@ -34,19 +35,231 @@ def _query_int(request: Request, name: str, default: int, lo: int, hi: int) -> i
     return v.number(name, int(raw), lo, hi, integer=True, default=default) or 0
 
 
-async def get_dlq(request: Request) -> Response:
-    queue = v.queue_name(request.path_params["queue"])
-    count = _query_int(request, "count", 100, 1, 10_000)
-    count = _query_int(request, "limit", count, 1, 10_000)
-    offset = _query_int(request, "offset", 0, 0, 1_000_000_000)
-    dlq = await _client(request).call_queue(queue, p.GetDlq(queue, count, offset))
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str | None:
+    if value is None or value == "":
+        return None
+    if value not in choices:
+        raise BadRequest(f"{name} must be one of {', '.join(choices)}")
+    return str(value)
+
+
+async def list_queues(call: Call) -> Result:
+    names: set[str] = set()
+    for reply in await call.client.call_all(p.ListQueues()):
+        names.update(raise_error(reply).names)  # type: ignore[attr-defined]
+    return encode({"ok": True, "queues": sorted(names)})
+
+
+async def list_jobs(call: Call) -> Result:
+    queue = _queue(call)
+    state = _choice("state", call.query("state"), JOB_STATES)
+    limit = _query_int(call, "limit", 1000, 1, MAX_PAGE)
+    offset = _query_int(call, "offset", 0, 0, 1_000_000_000)
+    jobs = await call.client.call_queue(queue, p.ListJobs(queue, state, limit, offset))
+    assert isinstance(jobs, p.Jobs)
+    return b'{"ok":true,"jobs":[' + b",".join(jobs.jobs) + b"]}"
+
+
+async def get_counts(call: Call) -> Result:
+    counts = await _on_queue(call, p.GetCounts(_queue(call)))
+    assert isinstance(counts, p.Counts)
+    return encode({"ok": True, "counts": counts.counts})
+
+
+async def get_count(call: Call) -> Result:
+    config = await _on_queue(call, p.GetQueueConfig(_queue(call)))  # 404 for a queue that does not exist
+    assert isinstance(config, p.QueueConfig)
+    counts = await _on_queue(call, p.GetCounts(_queue(call)))
+    assert isinstance(counts, p.Counts)
+    c = counts.counts
+    total = c["waiting"] + c["delayed"] + c["active"] + c["completed"] + c["failed"] + c["waiting-children"]
+    return encode({"ok": True, "count": total})
+
+
+async def get_priority_counts(call: Call) -> Result:
+    counts = await _on_queue(call, p.GetPriorityCounts(_queue(call)))
+    assert isinstance(counts, p.Counts)
+    return encode({"ok": True, "queue": _queue(call), "counts": counts.counts})
+
+
+async def _config(call: Call) -> p.QueueConfig:
+    config = await _on_queue(call, p.GetQueueConfig(_queue(call)))
+    assert isinstance(config, p.QueueConfig)
+    return config
+
+
+async def is_paused(call: Call) -> Result:
+    return encode({"ok": True, "paused": (await _config(call)).paused})
+
+
+async def pause_queue(call: Call) -> Result:
+    await _on_queue(call, p.PauseQueue(_queue(call)))
+    return OK
+
+
+async def resume_queue(call: Call) -> Result:
+    await _on_queue(call, p.ResumeQueue(_queue(call)))
+    return OK
+
+
+def _count(reply: p.Reply) -> Result:
+    assert isinstance(reply, p.Count)
+    return encode({"ok": True, "count": reply.count})
+
+
+async def drain_queue(call: Call) -> Result:
+    return _count(await _on_queue(call, p.DrainQueue(_queue(call))))
+
+
+async def obliterate_queue(call: Call) -> Result:
+    await _on_queue(call, p.ObliterateQueue(_queue(call)))
+    return OK
+
+
+async def clean_queue(call: Call) -> Result:
+    body = v.decode_object(call.body)
+    grace = v.number("grace", body.get("grace"), 0, 10 * v.YEAR_MS, default=0) or 0
+    state = _choice("state", body.get("state"), CLEAN_STATES)
+    limit = v.number("limit", body.get("limit"), 1, 1_000_000, integer=True, default=1000) or 1000
+    reply = await _on_queue(call, p.CleanQueue(_queue(call), grace, state, limit))
+    assert isinstance(reply, p.Count)
+    return encode({"ok": True, "count": reply.count, "ids": reply.ids})
+
+
+async def promote_jobs(call: Call) -> Result:
+    body = v.decode_object(call.body)
+    count = v.number("count", body.get("count"), 1, 10_000_000, integer=True)
+    return _count(await _on_queue(call, p.PromoteJobs(_queue(call), count)))
+
+
+async def retry_completed(call: Call) -> Result:
+    body = v.decode_object(call.body)
+    job_id = v.string("id", body.get("id"), max_length=v.MAX_ID_LENGTH)
+    return _count(await _on_queue(call, p.RetryCompleted(_queue(call), job_id)))
+
+
+async def get_dlq(call: Call) -> Result:
+    queue = _queue(call)
+    count = _query_int(call, "count", 100, 1, MAX_PAGE)
+    count = _query_int(call, "limit", count, 1, MAX_PAGE)
+    offset = _query_int(call, "offset", 0, 0, 1_000_000_000)
+    dlq = await call.client.call_queue(queue, p.GetDlq(queue, count, offset))
     assert isinstance(dlq, p.DlqEntries)
     entries = b"[" + b",".join(dlq.entries) + b"]"
-    body = b'{"ok":true,"jobs":' + entries + b',"entries":' + entries + b',"total":' + str(dlq.total).encode() + b"}"
-    return raw_reply(body)
+    return b'{"ok":true,"jobs":' + entries + b',"entries":' + entries + b',"total":' + str(dlq.total).encode() + b"}"
+
+
+async def retry_dlq(call: Call) -> Result:
+    body = v.decode_object(call.body)
+    job_id = v.string("jobId", body.get("jobId"), max_length=v.MAX_ID_LENGTH)
+    return _count(await _on_queue(call, p.RetryDlq(_queue(call), job_id)))
+
+
+async def purge_dlq(call: Call) -> Result:
+    return _count(await _on_queue(call, p.PurgeDlq(_queue(call))))
+
+
+def _limit(call: Call) -> int:
+    body = v.decode_object(call.body)
+    if body.get("limit") is None:
+        raise BadRequest("limit is required")
+    return v.number("limit", body["limit"], 1, 1_000_000, integer=True) or 1
+
+
+async def set_rate_limit(call: Call) -> Result:
+    await _on_queue(call, p.SetRateLimit(_queue(call), _limit(call)))
+    return OK
+
+
+async def clear_rate_limit(call: Call) -> Result:
+    await _on_queue(call, p.SetRateLimit(_queue(call), None))
+    return OK
+
+
+async def set_concurrency(call: Call) -> Result:
+    await _on_queue(call, p.SetConcurrency(_queue(call), _limit(call)))
+    return OK
+
+
+async def clear_concurrency(call: Call) -> Result:
+    await _on_queue(call, p.SetConcurrency(_queue(call), None))
+    return OK
+
+
+def _config_body(call: Call) -> dict[str, Any]:
+    body = v.decode_object(call.body)
+    config = body.get("config", body)
+    if not isinstance(config, dict):
+        raise BadRequest("config must be an object")
+    return config
+
+
+async def get_stall_config(call: Call) -> Result:
+    return encode({"ok": True, "config": (await _config(call)).stall})
+
+
+async def set_stall_config(call: Call) -> Result:
+    c = _config_body(call)
+    command = p.SetStallConfig(
+        _queue(call),
+        stall_interval=v.number("stallInterval", c.get("stallInterval"), 100, v.DAY_MS, integer=True),
+        max_stalls=v.number("maxStalls", c.get("maxStalls"), 1, 1000, integer=True),
+        grace_period=v.number("gracePeriod", c.get("gracePeriod"), 0, v.DAY_MS, integer=True),
+    )
+    reply = await _on_queue(call, command)
+    assert isinstance(reply, p.QueueConfig)
+    return encode({"ok": True, "config": reply.stall})
+
+
+async def get_dlq_config(call: Call) -> Result:
+    return encode({"ok": True, "config": (await _config(call)).dlq})
+
+
+async def set_dlq_config(call: Call) -> Result:
+    c = _config_body(call)
+    auto_retry = c.get("autoRetry")
+    if auto_retry is not None and not isinstance(auto_retry, bool):
+        raise BadRequest("autoRetry must be a boolean")
+    command = p.SetDlqConfig(
+        _queue(call),
+        auto_retry=auto_retry,
+        max_age=v.number("maxAge", c.get("maxAge"), 1000, 10 * v.YEAR_MS, integer=True),
+        max_entries=v.number("maxEntries", c.get("maxEntries"), 1, 10_000_000, integer=True),
+        auto_retry_interval=v.number("autoRetryInterval", c.get("autoRetryInterval"), 100, v.YEAR_MS, integer=True),
+        max_auto_retries=v.number("maxAutoRetries", c.get("maxAutoRetries"), 0, 1000, integer=True),
+    )
+    reply = await _on_queue(call, command)
+    assert isinstance(reply, p.QueueConfig)
+    return encode({"ok": True, "config": reply.dlq})
+
+
+def _get(handler: Any) -> Any:
+    return endpoint(handler, with_body=False)
 
 
 routes = [
-    Route("/queues/{queue}/counts", get_counts, methods=["GET"]),
-    Route("/queues/{queue}/dlq", get_dlq, methods=["GET"]),
+    Route("/queues", _get(list_queues), methods=["GET"]),
+    Route("/queues/{queue}/jobs/list", _get(list_jobs), methods=["GET"]),
+    Route("/queues/{queue}/counts", _get(get_counts), methods=["GET"]),
+    Route("/queues/{queue}/count", _get(get_count), methods=["GET"]),
+    Route("/queues/{queue}/priority-counts", _get(get_priority_counts), methods=["GET"]),
+    Route("/queues/{queue}/paused", _get(is_paused), methods=["GET"]),
+    Route("/queues/{queue}/pause", endpoint(pause_queue), methods=["POST"]),
+    Route("/queues/{queue}/resume", endpoint(resume_queue), methods=["POST"]),
+    Route("/queues/{queue}/drain", endpoint(drain_queue), methods=["POST"]),
+    Route("/queues/{queue}/obliterate", endpoint(obliterate_queue), methods=["POST"]),
+    Route("/queues/{queue}/clean", endpoint(clean_queue), methods=["POST"]),
+    Route("/queues/{queue}/promote-jobs", endpoint(promote_jobs), methods=["POST"]),
+    Route("/queues/{queue}/retry-completed", endpoint(retry_completed), methods=["POST"]),
+    Route("/queues/{queue}/dlq", _get(get_dlq), methods=["GET"]),
+    Route("/queues/{queue}/dlq/retry", endpoint(retry_dlq), methods=["POST"]),
+    Route("/queues/{queue}/dlq/purge", endpoint(purge_dlq), methods=["POST"]),
+    Route("/queues/{queue}/rate-limit", endpoint(set_rate_limit), methods=["PUT"]),
+    Route("/queues/{queue}/rate-limit", endpoint(clear_rate_limit), methods=["DELETE"]),
+    Route("/queues/{queue}/concurrency", endpoint(set_concurrency), methods=["PUT"]),
+    Route("/queues/{queue}/concurrency", endpoint(clear_concurrency), methods=["DELETE"]),
+    Route("/queues/{queue}/stall-config", _get(get_stall_config), methods=["GET"]),
+    Route("/queues/{queue}/stall-config", endpoint(set_stall_config), methods=["PUT"]),
+    Route("/queues/{queue}/dlq-config", _get(get_dlq_config), methods=["GET"]),
+    Route("/queues/{queue}/dlq-config", endpoint(set_dlq_config), methods=["PUT"]),
 ]

@@ -96,6 +96,9 @@ def ack_jobs(engine: Engine, cmd: p.AckJobs, respond: Respond) -> p.Reply:
     acked = 0
     for i, job_id in enumerate(cmd.ids):
         token = cmd.tokens[i] if i < len(cmd.tokens) else None
+        if job_id in engine.tombstones:
+            acked += 1  # its queue was obliterated: the late ack changes nothing
+            continue
         try:
             job = leased(engine, job_id, token)
         except BadRequest as exc:
@@ -107,6 +110,8 @@ def ack_jobs(engine: Engine, cmd: p.AckJobs, respond: Respond) -> p.Reply:
 
 
 def fail_job(engine: Engine, cmd: p.FailJob, respond: Respond) -> p.Reply:
+    if cmd.id in engine.tombstones:
+        return p.Done()
     job = leased(engine, cmd.id, cmd.token)
     engine.fail(job, cmd.error, "max_attempts_exceeded")
     return p.Done()

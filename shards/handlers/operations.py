@@ -49,12 +49,14 @@ def change_priority(engine: Engine, cmd: p.ChangePriority, respond: Respond) -> 
         raise BadRequest("Cannot change the priority of an active job")
     if job.state not in (WAITING, DELAYED, WAITING_CHILDREN):
         raise BadRequest("Job is not waiting or delayed")
-    job.priority = cmd.priority
     if job.state == WAITING:
         q = engine.queue(job.queue)
+        q.unlink_waiting(job)
+        job.priority = cmd.priority
         job.seq = engine.next_key(job.lifo)
-        q.waiting -= 1  # push() counts it again; the old heap entry is now stale
         q.push(job)
+    else:
+        job.priority = cmd.priority
     engine.journal.put(job)
     engine.emit("job:priority-changed", job, newPriority=cmd.priority)
     return p.Done()
@@ -65,7 +67,7 @@ def promote_job(engine: Engine, cmd: p.PromoteJob, respond: Respond) -> p.Reply:
     if job is None or job.state != DELAYED:
         raise BadRequest(NOT_DELAYED)
     q = engine.queue(job.queue)
-    q.delayed -= 1
+    q.unlink_delayed(job)
     job.run_at = engine.clock()
     engine.enqueue(job, q)
     engine.emit("job:promoted", job)
@@ -86,7 +88,7 @@ def change_delay(engine: Engine, cmd: p.ChangeDelay, respond: Respond) -> p.Repl
     if job is None or job.state != DELAYED:
         raise BadRequest(NOT_DELAYED)
     q = engine.queue(job.queue)
-    q.delayed -= 1
+    q.unlink_delayed(job)
     job.run_at = engine.clock() + cmd.delay
     engine.enqueue(job, q)
     engine.emit("job:delay-changed", job, newDelay=cmd.delay)

@@ -1,15 +1,36 @@
-"""Handlers for per-queue reads: counts and the dead-letter queue; and the shard's ping."""
+"""Handlers for queue commands: listing, counts, pause, drain, clean, obliterate, DLQ, limits, configs."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
 from bunq import protocol as p
-from shards.job import render_dlq_entry
+from bunq.errors import NotFound
+from shards import admin
+from shards.job import render, render_dlq_entry
 from shards.queues import QueueState
 
 if TYPE_CHECKING:
     from shards.engine import Engine, Respond
+
+
+def _known(engine: Engine, name: str) -> QueueState:
+    """A queue that exists: it has had a job or settings, and was not obliterated since."""
+    q = engine.queues.get(name)
+    if q is None or not q.known:
+        raise NotFound("Queue not found")
+    return q
+
+
+def _settings_changed(engine: Engine, q: QueueState) -> p.QueueConfig:
+    q.known = True
+    admin.save(engine, q)
+    return get_queue_config(engine, p.GetQueueConfig(q.name), lambda r: None)
+
+
+def list_queues(engine: Engine, cmd: p.ListQueues, respond: Respond) -> p.Reply:
+    return p.QueueNames(sorted(name for name, q in engine.queues.items() if q.known))
 
 
 def get_counts(engine: Engine, cmd: p.GetCounts, respond: Respond) -> p.Reply:
@@ -17,10 +38,71 @@ def get_counts(engine: Engine, cmd: p.GetCounts, respond: Respond) -> p.Reply:
     return p.Counts(q.counts())
 
 
+def get_priority_counts(engine: Engine, cmd: p.GetPriorityCounts, respond: Respond) -> p.Reply:
+    q = _known(engine, cmd.queue)
+    return p.Counts({str(priority): n for priority, n in sorted(q.priorities.items(), reverse=True)})
+
+
+def list_jobs(engine: Engine, cmd: p.ListJobs, respond: Respond) -> p.Reply:
+    q = _known(engine, cmd.queue)
+    return p.Jobs([render(job) for job in admin.list_jobs(engine, q, cmd.state, cmd.limit, cmd.offset)])
+
+
+def get_queue_config(engine: Engine, cmd: p.GetQueueConfig, respond: Respond) -> p.QueueConfig:
+    q = _known(engine, cmd.queue)
+    s = q.settings
+    return p.QueueConfig(
+        paused=s.paused,
+        rate_limit=s.rate_limit,
+        concurrency=s.concurrency,
+        stall={"stallInterval": s.stall.stall_interval, "maxStalls": s.stall.max_stalls,
+               "gracePeriod": s.stall.grace_period},
+        dlq={"autoRetry": s.dlq.auto_retry, "autoRetryInterval": s.dlq.auto_retry_interval,
+             "maxAutoRetries": s.dlq.max_auto_retries, "maxAge": s.dlq.max_age, "maxEntries": s.dlq.max_entries},
+    )  # fmt: skip
+
+
+def pause_queue(engine: Engine, cmd: p.PauseQueue, respond: Respond) -> p.Reply:
+    q = engine.queue(cmd.queue)
+    q.settings.paused = True
+    _settings_changed(engine, q)
+    engine.emit_data("queue:paused", {"queue": q.name})
+    return p.Done()
+
+
+def resume_queue(engine: Engine, cmd: p.ResumeQueue, respond: Respond) -> p.Reply:
+    q = engine.queue(cmd.queue)
+    q.settings.paused = False
+    _settings_changed(engine, q)
+    engine.emit_data("queue:resumed", {"queue": q.name})
+    engine.to_serve[q.name] = q
+    return p.Done()
+
+
+def drain_queue(engine: Engine, cmd: p.DrainQueue, respond: Respond) -> p.Reply:
+    return p.Count(admin.drain(engine, _known(engine, cmd.queue)))
+
+
+def obliterate_queue(engine: Engine, cmd: p.ObliterateQueue, respond: Respond) -> p.Reply:
+    admin.obliterate(engine, _known(engine, cmd.queue))
+    return p.Done()
+
+
+def clean_queue(engine: Engine, cmd: p.CleanQueue, respond: Respond) -> p.Reply:
+    ids = admin.clean(engine, _known(engine, cmd.queue), cmd.grace, cmd.state, cmd.limit)
+    return p.Count(len(ids), ids)
+
+
+def promote_jobs(engine: Engine, cmd: p.PromoteJobs, respond: Respond) -> p.Reply:
+    return p.Count(admin.promote_all(engine, _known(engine, cmd.queue), cmd.count))
+
+
+def retry_completed(engine: Engine, cmd: p.RetryCompleted, respond: Respond) -> p.Reply:
+    return p.Count(admin.retry_completed(engine, _known(engine, cmd.queue), cmd.id))
+
+
 def get_dlq(engine: Engine, cmd: p.GetDlq, respond: Respond) -> p.Reply:
-    q = engine.queues.get(cmd.queue)
-    if q is None:
-        return p.DlqEntries([], 0)
+    q = _known(engine, cmd.queue)
     entries: list[bytes] = []
     for i, job in enumerate(q.dlq.values()):
         if i >= cmd.offset + cmd.count:
@@ -28,6 +110,63 @@ def get_dlq(engine: Engine, cmd: p.GetDlq, respond: Respond) -> p.Reply:
         if i >= cmd.offset:
             entries.append(render_dlq_entry(job))
     return p.DlqEntries(entries, len(q.dlq))
+
+
+def retry_dlq(engine: Engine, cmd: p.RetryDlq, respond: Respond) -> p.Reply:
+    return p.Count(admin.retry_dlq(engine, _known(engine, cmd.queue), cmd.id))
+
+
+def purge_dlq(engine: Engine, cmd: p.PurgeDlq, respond: Respond) -> p.Reply:
+    return p.Count(admin.purge_dlq(engine, _known(engine, cmd.queue)))
+
+
+def set_rate_limit(engine: Engine, cmd: p.SetRateLimit, respond: Respond) -> p.Reply:
+    q = engine.queue(cmd.queue)
+    q.settings.rate_limit = cmd.limit
+    q.pulls.clear()
+    if cmd.limit is None:
+        engine.emit_data("ratelimit:cleared", {"queue": q.name})
+        engine.to_serve[q.name] = q
+    else:
+        engine.emit_data("ratelimit:set", {"queue": q.name, "max": cmd.limit})
+    return _settings_changed(engine, q)
+
+
+def set_concurrency(engine: Engine, cmd: p.SetConcurrency, respond: Respond) -> p.Reply:
+    q = engine.queue(cmd.queue)
+    q.settings.concurrency = cmd.limit
+    if cmd.limit is None:
+        engine.emit_data("concurrency:cleared", {"queue": q.name})
+    else:
+        engine.emit_data("concurrency:set", {"queue": q.name, "concurrency": cmd.limit})
+    engine.to_serve[q.name] = q
+    return _settings_changed(engine, q)
+
+
+def set_stall_config(engine: Engine, cmd: p.SetStallConfig, respond: Respond) -> p.Reply:
+    q = engine.queue(cmd.queue)
+    changes = {"stall_interval": cmd.stall_interval, "max_stalls": cmd.max_stalls, "grace_period": cmd.grace_period}
+    q.settings.stall = dataclasses.replace(q.settings.stall, **{k: v for k, v in changes.items() if v is not None})
+    config = _settings_changed(engine, q)
+    engine.emit_data("config:stall-changed", {"queue": q.name, "config": config.stall})
+    return config
+
+
+def set_dlq_config(engine: Engine, cmd: p.SetDlqConfig, respond: Respond) -> p.Reply:
+    q = engine.queue(cmd.queue)
+    changes: dict[str, Any] = {
+        "auto_retry": cmd.auto_retry,
+        "max_age": cmd.max_age,
+        "max_entries": cmd.max_entries,
+        "auto_retry_interval": cmd.auto_retry_interval,
+        "max_auto_retries": cmd.max_auto_retries,
+    }
+    q.settings.dlq = dataclasses.replace(q.settings.dlq, **{k: v for k, v in changes.items() if v is not None})
+    config = _settings_changed(engine, q)
+    engine.emit_data("config:dlq-changed", {"queue": q.name, "config": config.dlq})
+    while len(q.dlq) > q.settings.dlq.max_entries:
+        engine.remove(next(iter(q.dlq.values())), event=False)
+    return config
 
 
 def ping(engine: Engine, cmd: p.Ping, respond: Respond) -> p.Reply:

@@ -214,7 +214,7 @@ def test_write_behind_coalesces_a_job_into_one_row(engine: Engine) -> None:
     job_id = push(engine)
     pull(engine)
     ack(engine, job_id, b"1")
-    assert engine.journal.pending() == 1
+    assert list(engine.journal.dirty) == [job_id]
     engine.flush()
     assert engine.journal.pending() == 0
     assert engine.store.get(job_id) is not None

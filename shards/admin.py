@@ -1,0 +1,245 @@
+"""Queue management inside a shard: the queue registry and settings, listing, drain, clean, obliterate,
+bulk promote and retry, and the dead-letter queue's limits (max age, max entries, auto-retry)."""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from shards.job import ACTIVE, COMPLETED, DELAYED, FAILED, WAITING, Job, from_blob
+from shards.queues import QueueSettings, QueueState
+
+if TYPE_CHECKING:
+    from shards.engine import Engine
+
+DLQ_SWEEP_MS = 60_000
+TOMBSTONES = 100_000
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_settings = msgspec.msgpack.Decoder(QueueSettings).decode
+
+
+# ---- registry ---------------------------------------------------------------------------------
+
+
+def save(engine: Engine, q: QueueState) -> None:
+    engine.journal.put_queue(q.name, engine.slot(q.name), _encode(q.settings))
+
+
+def mark_known(engine: Engine, q: QueueState) -> None:
+    """The first push to a queue: it is listed from now on, until obliterated."""
+    q.known = True
+    save(engine, q)
+    engine.emit_data("queue:created", {"queue": q.name})
+
+
+def load(engine: Engine) -> None:
+    for name, blob in engine.store.queue_rows():
+        q = engine.queue(name)
+        q.known = True
+        q.settings = _decode_settings(blob)
+        if q.dlq:
+            _arm_dlq_sweep(engine, q)
+
+
+# ---- reading ----------------------------------------------------------------------------------
+
+
+def list_jobs(engine: Engine, q: QueueState, state: str | None, limit: int, offset: int) -> list[Job]:
+    """One page of a queue's jobs in a state (or across states): O(log n + offset + limit) in memory."""
+    if state is None:
+        pages = (_page(engine, q, s, offset + limit, 0) for s in (WAITING, DELAYED, ACTIVE, FAILED, COMPLETED))
+        return list(itertools.islice(itertools.chain.from_iterable(pages), offset, offset + limit))
+    return _page(engine, q, state, limit, offset)
+
+
+def _page(engine: Engine, q: QueueState, state: str, limit: int, offset: int) -> list[Job]:
+    stop = offset + limit
+    if state == WAITING:
+        return list(q.waiting_in_order(offset, stop))
+    if state == DELAYED:
+        return [entry[2] for entry in q.delayed.islice(offset, stop)]
+    if state == ACTIVE:
+        return list(itertools.islice(q.active.values(), offset, stop))
+    if state == FAILED:
+        return list(itertools.islice(q.dlq.values(), offset, stop))
+    engine.flush()
+    return [from_blob(blob) for blob in engine.store.completed_page(q.name, limit, offset)]
+
+
+# ---- bulk changes -----------------------------------------------------------------------------
+
+
+def drain(engine: Engine, q: QueueState) -> int:
+    """Remove every waiting and delayed job; active jobs are untouched."""
+    jobs = [entry[2] for entry in itertools.chain(q.waiting, q.delayed)]
+    jobs += [job for parked in q.parked.values() for job in parked]
+    for job in jobs:
+        engine.remove(job, event=False)
+    engine.emit_data("queue:drained", {"queue": q.name, "count": len(jobs)})
+    return len(jobs)
+
+
+def obliterate(engine: Engine, q: QueueState) -> None:
+    """Everything of the queue goes: jobs in every state, logs, settings, DLQ and the name itself.
+    Its active jobs' later acks and fails succeed without effect."""
+    for job in list(q.active.values()):
+        engine.tombstones[job.id] = None
+    while len(engine.tombstones) > TOMBSTONES:
+        engine.tombstones.popitem(last=False)
+    live = [j for j in engine.jobs.values() if j.queue == q.name]
+    for job in live:
+        engine.jobs.pop(job.id, None)
+        engine.logs.drop(job.id)
+        engine.release_unique(job)
+        job.state = "removed"
+    for job_id in [i for i, j in engine.finished.items() if j.queue == q.name]:
+        del engine.finished[job_id]
+    for waiter in q.waiters:
+        waiter.done = True
+    engine.flush()
+    engine.store.delete_queue_rows(q.name)
+    engine.journal.delete_queue(q.name)
+    del engine.queues[q.name]
+    engine.emit_data("queue:obliterated", {"queue": q.name})
+    engine.emit_data("queue:removed", {"queue": q.name})
+
+
+def clean(engine: Engine, q: QueueState, grace: int, state: str | None, limit: int) -> list[str]:
+    """Remove up to `limit` jobs older than `grace` ms, oldest first, through per-state time indexes."""
+    before = engine.clock() - grace
+    removed: list[str] = []
+    for s in (state,) if state is not None else (WAITING, DELAYED, COMPLETED, FAILED):
+        if len(removed) >= limit:
+            break
+        for job in _older(engine, q, s, before, limit - len(removed)):
+            engine.remove(job, event=False)
+            removed.append(job.id)
+    engine.emit_data("queue:cleaned", {"queue": q.name, "state": state or "all", "count": len(removed)})
+    return removed
+
+
+def _older(engine: Engine, q: QueueState, state: str, before: int, limit: int) -> list[Job]:
+    if state in (WAITING, DELAYED):
+        index = q.created[state]
+        return [entry[2] for entry in itertools.islice(index.irange(maximum=(before,), inclusive=(True, False)), limit)]
+    if state == FAILED:
+        old = itertools.takewhile(lambda j: (j.dlq_entered_at or 0) < before, q.dlq.values())
+        return list(itertools.islice(old, limit))
+    engine.flush()
+    return [from_blob(blob) for blob in engine.store.completed_before(q.name, before, limit)]
+
+
+def promote_all(engine: Engine, q: QueueState, count: int | None) -> int:
+    jobs = [entry[2] for entry in itertools.islice(q.delayed, count)]
+    for job in jobs:
+        q.unlink_delayed(job)
+        job.run_at = engine.clock()
+        engine.enqueue(job, q)
+        engine.emit("job:promoted", job)
+    return len(jobs)
+
+
+def requeue(engine: Engine, q: QueueState, job: Job) -> None:
+    """A finished job (completed or dead-lettered) runs again from scratch."""
+    job.attempts = 0
+    job.stall_count = 0
+    job.started_at = None
+    job.completed_at = None
+    job.failed_reason = None
+    job.result = None
+    job.progress = 0
+    job.dlq_entered_at = None
+    job.dlq_reason = None
+    job.run_at = engine.clock()
+    engine.jobs[job.id] = job
+    if job.unique_key is not None:
+        engine.unique.setdefault((job.queue, job.unique_key), job.id)
+    engine.enqueue(job, q)
+
+
+def retry_completed(engine: Engine, q: QueueState, job_id: str | None) -> int:
+    if job_id is not None:
+        job = engine.find(job_id)
+        jobs = [job] if job is not None and job.state == COMPLETED and job.queue == q.name else []
+    else:
+        engine.flush()
+        jobs = [engine.finished.get(j.id, j) for j in map(from_blob, engine.store.completed_all(q.name))]
+    for job in jobs:
+        engine.finished.pop(job.id, None)
+        q.completed -= 1
+        requeue(engine, q, job)
+    return len(jobs)
+
+
+def retry_dlq(engine: Engine, q: QueueState, job_id: str | None) -> int:
+    ids = [job_id] if job_id is not None else list(q.dlq)
+    count = 0
+    for i in ids:
+        job = q.dlq.pop(i, None)
+        if job is None:
+            continue
+        requeue(engine, q, job)
+        count += 1
+        if job_id is not None:
+            engine.emit("dlq:retried", job)
+    if job_id is None:
+        engine.emit_data("dlq:retry-all", {"queue": q.name, "count": count})
+    return count
+
+
+def purge_dlq(engine: Engine, q: QueueState) -> int:
+    jobs = list(q.dlq.values())
+    for job in jobs:
+        engine.remove(job, event=False)
+    engine.emit_data("dlq:purged", {"queue": q.name, "count": len(jobs)})
+    return len(jobs)
+
+
+# ---- the DLQ's limits -------------------------------------------------------------------------
+
+
+def after_dead_letter(engine: Engine, q: QueueState, job: Job) -> None:
+    """Enforce maxEntries (evict the oldest), arm the max-age sweep and, if enabled, an auto-retry."""
+    config = q.settings.dlq
+    while len(q.dlq) > config.max_entries:
+        oldest = next(iter(q.dlq.values()))
+        engine.remove(oldest, event=False)
+    _arm_dlq_sweep(engine, q)
+    if config.auto_retry and job.auto_retries < config.max_auto_retries:
+        engine.timers.at(engine.clock() + config.auto_retry_interval, _auto_retry_due, (engine, job))
+
+
+def _auto_retry_due(arg: tuple[Engine, Job]) -> None:
+    engine, job = arg
+    q = engine.queues.get(job.queue)
+    if q is None or q.dlq.get(job.id) is not job or not q.settings.dlq.auto_retry:
+        return
+    job.auto_retries += 1
+    retry_dlq(engine, q, job.id)
+
+
+def _arm_dlq_sweep(engine: Engine, q: QueueState) -> None:
+    if q.dlq_sweep_armed:
+        return
+    q.dlq_sweep_armed = True
+    engine.timers.at(engine.clock() + min(DLQ_SWEEP_MS, q.settings.dlq.max_age), _dlq_sweep_due, (engine, q))
+
+
+def _dlq_sweep_due(arg: tuple[Engine, QueueState]) -> None:
+    engine, q = arg
+    q.dlq_sweep_armed = False
+    if engine.queues.get(q.name) is not q:
+        return
+    before = engine.clock() - q.settings.dlq.max_age
+    for job in [j for j in itertools.takewhile(lambda j: (j.dlq_entered_at or 0) < before, q.dlq.values())]:
+        engine.remove(job, event=False)
+    if q.dlq:
+        _arm_dlq_sweep(engine, q)
+
+
+def new_tombstones() -> OrderedDict[str, None]:
+    return OrderedDict()
