@@ -137,6 +137,8 @@ class QueueState:
 
     def waiting_in_order(self, start: int, stop: int) -> Iterator[Job]:
         """Waiting jobs start..stop in the order they will be handed out (set-aside ones merged in)."""
+        if not self.parked_count:
+            return (entry[2] for entry in self.waiting.islice(start, stop))
         parked = sorted((-j.priority, j.seq, j) for jobs in self.parked.values() for j in jobs)
         merged = heapq.merge(self.waiting.islice(0, stop), parked)
         return (entry[2] for entry in itertools.islice(merged, start, stop))

@@ -1,0 +1,141 @@
+"""Queue limits and settings through `bunq serve` with several front processes: rate and concurrency
+limits under concurrent workers, and settings that survive restarts and resharding."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import BunqServer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Any:
+    srv = BunqServer(tmp_path / "data", shards=2, fronts=2)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def fill(client: httpx.Client, queue: str, n: int) -> None:
+    for start in range(0, n, 500):
+        jobs = [{"data": i} for i in range(start, min(n, start + 500))]
+        assert client.post(f"/queues/{queue}/jobs/bulk", json={"jobs": jobs}).json()["ok"]
+
+
+def test_rate_limit_holds_across_fronts_and_workers(server: BunqServer) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        fill(c, "rated", 1000)
+        assert c.put("/queues/rated/rate-limit", json={"limit": 50}).json()["ok"]
+    pulled: list[float] = []
+    lock = threading.Lock()
+    first: list[float] = []
+    stop = time.monotonic() + 6.5
+
+    def worker() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            while time.monotonic() < stop:
+                jobs = c.post("/queues/rated/jobs/pull-batch", json={"count": 5}).json()["jobs"]
+                now = time.monotonic()
+                with lock:
+                    if jobs and not first:
+                        first.append(now)
+                    pulled.extend([now] * len(jobs))
+                if jobs:
+                    c.post("/jobs/ack-batch", json={"ids": [j["id"] for j in jobs]})
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    in_five_seconds = sum(1 for t in pulled if t < first[0] + 5.0)
+    print(f"rate limit 50/s: {in_five_seconds} jobs handed out in 5 s ({len(pulled)} in all)")
+    assert 225 <= in_five_seconds <= 275
+
+
+def test_concurrency_limit_never_exceeded(server: BunqServer) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        fill(c, "narrow", 60)
+        assert c.put("/queues/narrow/concurrency", json={"limit": 2}).json()["ok"]
+    active = 0
+    worst = 0
+    lock = threading.Lock()
+    done: list[int] = []
+    samples: list[int] = []
+
+    def worker() -> None:
+        nonlocal active, worst
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            while len(done) < 60:
+                job = c.get("/queues/narrow/jobs", params={"timeout": 200}).json()["job"]
+                if job is None:
+                    continue
+                with lock:
+                    active += 1
+                    worst = max(worst, active)
+                time.sleep(0.01)
+                with lock:
+                    active -= 1
+                    done.append(job["data"])
+                c.post(f"/jobs/{job['id']}/ack", json={})
+
+    def monitor() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            while len(done) < 60:
+                samples.append(c.get("/queues/narrow/counts").json()["counts"]["active"])
+
+    threads = [threading.Thread(target=worker) for _ in range(6)] + [threading.Thread(target=monitor)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(done) == list(range(60))
+    assert worst <= 2 and max(samples) <= 2
+
+
+def test_settings_survive_restart_and_resharding(tmp_path: Path) -> None:
+    server = BunqServer(tmp_path / "data", shards=2)
+    server.start()
+    queues = [f"cfg-{i}" for i in range(8)]
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            for q in queues:
+                c.post(f"/queues/{q}/jobs", json={"data": 1})
+                c.post(f"/queues/{q}/pause")
+                c.put(f"/queues/{q}/rate-limit", json={"limit": 7})
+                c.put(f"/queues/{q}/concurrency", json={"limit": 3})
+                c.put(f"/queues/{q}/stall-config", json={"config": {"maxStalls": 9}})
+                c.put(f"/queues/{q}/dlq-config", json={"config": {"maxEntries": 42, "autoRetry": True}})
+    finally:
+        server.stop()
+    for shards in (3, 1):
+        server.start(BUNQ_SHARDS=str(shards))
+        try:
+            with httpx.Client(base_url=server.url, timeout=30) as c:
+                assert set(queues) <= set(c.get("/queues").json()["queues"])
+                for q in queues:
+                    assert c.get(f"/queues/{q}/paused").json()["paused"] is True
+                    assert c.get(f"/queues/{q}/jobs").json()["job"] is None
+                    assert c.get(f"/queues/{q}/stall-config").json()["config"]["maxStalls"] == 9
+                    dlq = c.get(f"/queues/{q}/dlq-config").json()["config"]
+                    assert dlq["maxEntries"] == 42 and dlq["autoRetry"] is True
+        finally:
+            server.stop()
+    server.start(BUNQ_SHARDS="2")
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            q = queues[0]
+            c.post(f"/queues/{q}/resume")
+            c.post(f"/queues/{q}/jobs/bulk", json={"jobs": [{"data": i} for i in range(20)]})
+            got = c.post(f"/queues/{q}/jobs/pull-batch", json={"count": 20}).json()["jobs"]
+            assert len(got) == 3  # concurrency 3 (and rate 7) survived both reshards
+    finally:
+        server.stop()
