@@ -20,7 +20,7 @@ from bunq.errors import BunqError
 from bunq.events import EventHub
 from bunq.fastpath import FastPath
 from bunq.http import on_bunq_error, on_http_error, on_unexpected, reply
-from bunq.routes import events, jobs, operations, queues
+from bunq.routes import events, jobs, operations, queues, registries
 from bunq.settings import Settings
 
 
@@ -35,13 +35,15 @@ async def healthz(request: Request) -> Response:
 async def ready(request: Request) -> Response:
     client: ShardClient = request.app.state.client
     replies = await client.call_all(p.Ping())
+    if client.with_aggregator:
+        replies.append(await client.call_raw(client.shards, p.Ping()))
     is_ready = all(isinstance(r, p.Pong) for r in replies)
     return reply({"ok": is_ready, "ready": is_ready}, 200 if is_ready else 503)
 
 
 def create_app(settings: Settings | None = None, client: ShardClient | None = None) -> Starlette:
     settings = settings or Settings.from_env()
-    shard_client = client or ShardClient(settings)
+    shard_client = client or ShardClient(settings, with_aggregator=True)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -62,6 +64,7 @@ def create_app(settings: Settings | None = None, client: ShardClient | None = No
             *jobs.routes,
             *operations.routes,
             *queues.routes,
+            *registries.routes,
             *events.routes,
             Route("/health", health, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),

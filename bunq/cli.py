@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "front":
         front(settings)
     elif args.command == "aggregator":
-        from bunq.aggregator import main as aggregator_main
+        from bunq.aggregator.server import main as aggregator_main
 
         aggregator_main()
     elif args.command == "prepare":

@@ -27,8 +27,9 @@ SWEEP_INTERVAL_S = 0.1
 class ShardClient:
     """Routes commands to shards and awaits their replies; a reply that does not come in time is a 503."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, with_aggregator: bool = False) -> None:
         self.settings = settings
+        self.with_aggregator = with_aggregator
         self.shards = settings.shards
         self.slots = settings.slots
         self.timeout_s = settings.request_timeout_ms / 1000
@@ -37,12 +38,15 @@ class ShardClient:
         self.pending: dict[int, tuple[asyncio.Future[Reply], float, int]] = {}
         self.counter = itertools.count(1)
         self.sweeper: asyncio.Task[None] | None = None
-        self.outbox: list[list[tuple[int, bytes]]] = [[] for _ in range(self.shards)]
+        self.outbox: list[list[tuple[int, bytes]]] = [[] for _ in range(self.shards + 1)]
         self._slot_cache: dict[str, int] = {}
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        for shard, endpoint in enumerate(self.settings.shard_endpoints):
+        endpoints = list(self.settings.shard_endpoints)
+        if self.with_aggregator:
+            endpoints.append(self.settings.aggregator_endpoint)
+        for shard, endpoint in enumerate(endpoints):
             sock = self.ctx.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, 100_000)
@@ -82,7 +86,7 @@ class ShardClient:
             for number, _ in items:
                 entry = self.pending.pop(number, None)
                 if entry is not None and not entry[0].done():
-                    entry[0].set_exception(Unavailable(f"Shard {shard} is overloaded"))
+                    entry[0].set_exception(Unavailable(f"{self._name(shard)} is overloaded"))
         self._drain(shard)
 
     async def _sweep(self) -> None:
@@ -94,7 +98,10 @@ class ShardClient:
             for number in expired:
                 future, _, shard = self.pending.pop(number)
                 if not future.done():
-                    future.set_exception(Unavailable(f"Shard {shard} did not answer in time"))
+                    future.set_exception(Unavailable(f"{self._name(shard)} did not answer in time"))
+
+    def _name(self, shard: int) -> str:
+        return "The aggregator" if shard == self.shards else f"Shard {shard}"
 
     # ---- routing --------------------------------------------------------------------------------
 
@@ -135,6 +142,10 @@ class ShardClient:
             return await future
         finally:
             self.pending.pop(number, None)
+
+    async def call_aggregator(self, command: Command) -> Reply:
+        """A registry command (crons, webhooks, workers) to the aggregator; its errors are raised."""
+        return await self.call(self.shards, command)
 
     async def call_queue(self, queue: str, command: Command, *, extra_wait_ms: int = 0) -> Reply:
         return await self.call(self.shard_for_queue(queue), command, extra_wait_ms=extra_wait_ms)

@@ -274,6 +274,78 @@ class ResolveDependency(Command, frozen=True):
     error: str | None = None
 
 
+# ---- aggregator commands (cluster-wide registries) ---------------------------------------------
+
+
+class AddCron(Command, frozen=True):
+    name: str
+    queue: str
+    data: bytes
+    schedule: str | None = None
+    repeat_every: int | None = None
+    timezone: str = "UTC"
+    priority: int = 0
+    max_limit: int | None = None
+
+
+class GetCron(Command, frozen=True):
+    name: str
+
+
+class ListCrons(Command, frozen=True):
+    pass
+
+
+class DeleteCron(Command, frozen=True):
+    name: str
+
+
+class AddWebhook(Command, frozen=True):
+    url: str
+    events: list[str]
+    queue: str | None = None
+    secret: str | None = None
+
+
+class ListWebhooks(Command, frozen=True):
+    pass
+
+
+class DeleteWebhook(Command, frozen=True):
+    id: str
+
+
+class SetWebhookEnabled(Command, frozen=True):
+    id: str
+    enabled: bool
+
+
+class RegisterWorker(Command, frozen=True):
+    name: str | None = None
+    queues: list[str] = []
+    concurrency: int = 1
+    hostname: str | None = None
+    pid: int | None = None
+
+
+class ListWorkers(Command, frozen=True):
+    pass
+
+
+class DeleteWorker(Command, frozen=True):
+    id: str
+
+
+class WorkerHeartbeat(Command, frozen=True):
+    id: str
+
+
+AggregatorCommand = Union[  # noqa: UP007
+    AddCron, GetCron, ListCrons, DeleteCron, AddWebhook, ListWebhooks, DeleteWebhook, SetWebhookEnabled,
+    RegisterWorker, ListWorkers, DeleteWorker, WorkerHeartbeat, Ping,
+]  # fmt: skip
+
+
 AnyCommand = Union[  # noqa: UP007 - msgspec needs a real Union object here
     AddJobs, PullJobs, AckJobs, FailJob, GetJob, GetJobState, GetJobResult, CancelJob, GetCounts, GetDlq, Ping,
     UpdateProgress, GetProgress, UpdateData, ChangePriority, PromoteJob, MoveToDelayed, ChangeDelay, DiscardJob,
@@ -383,6 +455,12 @@ class QueueConfig(Reply, frozen=True):
     dlq: dict[str, int | bool]
 
 
+class Rendered(Reply, frozen=True):
+    """A complete JSON response body, built where the data lives (the aggregator's registries)."""
+
+    body: bytes
+
+
 class Pong(Reply, frozen=True):
     shard: int
     slots: int
@@ -390,5 +468,5 @@ class Pong(Reply, frozen=True):
 
 AnyReply = Union[  # noqa: UP007
     Done, Error, Ids, Jobs, JobDoc, JobState, JobResult, AckOutcome, Counts, DlqEntries, Pong,
-    Progress, WaitOutcome, ChildrenValues, Logs, Watched, Count, QueueNames, QueueConfig,
+    Progress, WaitOutcome, ChildrenValues, Logs, Watched, Count, QueueNames, QueueConfig, Rendered,
 ]  # fmt: skip

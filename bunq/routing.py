@@ -17,10 +17,12 @@ def shard_of_slot(slot: int, shards: int) -> int:
     return slot % shards
 
 
-def new_job_id(slot: int) -> str:
-    """A UUID v7 whose 12-bit rand_a field holds the slot (so `GET /jobs/:id` goes to one shard)."""
-    ms = int(time.time() * 1000) & 0xFFFF_FFFF_FFFF
-    low = _rand.getrandbits(62) | (0b10 << 62)
+def new_job_id(slot: int, ms: int | None = None, seed: int | None = None) -> str:
+    """A UUID v7 whose 12-bit rand_a field holds the slot (so `GET /jobs/:id` goes to one shard).
+
+    `ms` and `seed` (62 bits) make it deterministic, for ids that must come out the same twice."""
+    ms = (int(time.time() * 1000) if ms is None else ms) & 0xFFFF_FFFF_FFFF
+    low = (_rand.getrandbits(62) if seed is None else seed & ((1 << 62) - 1)) | (0b10 << 62)
     value = (ms << 80) | (0x7 << 76) | ((slot & 0xFFF) << 64) | low
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

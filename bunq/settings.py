@@ -44,6 +44,10 @@ class Settings:
     shard_endpoints: tuple[str, ...] = ()
     shard_event_endpoints: tuple[str, ...] = ()
     events_endpoint: str = ""
+    aggregator_endpoint: str = ""
+    webhook_allow: tuple[str, ...] = ()
+    webhook_timeout_ms: int = 10_000
+    worker_timeout_ms: int = 60_000
     request_timeout_ms: int = 10_000
     max_body_bytes: int = 32 * 1024 * 1024
     completed_cache: int = 10_000
@@ -78,6 +82,10 @@ class Settings:
             shard_endpoints=shard_eps,
             shard_event_endpoints=event_eps,
             events_endpoint=env.get("BUNQ_EVENTS_ENDPOINT") or f"ipc://{run_dir}/events",
+            aggregator_endpoint=env.get("BUNQ_AGGREGATOR_ENDPOINT") or f"ipc://{run_dir}/aggregator",
+            webhook_allow=_list(env, "BUNQ_WEBHOOK_ALLOW"),
+            webhook_timeout_ms=_int(env, "BUNQ_WEBHOOK_TIMEOUT_MS", 10_000, 100, 600_000),
+            worker_timeout_ms=_int(env, "BUNQ_WORKER_TIMEOUT_MS", 60_000, 1000, 86_400_000),
             request_timeout_ms=_int(env, "BUNQ_REQUEST_TIMEOUT_MS", 10_000, 100, 600_000),
             max_body_bytes=_int(env, "BUNQ_MAX_BODY_BYTES", 32 * 1024 * 1024, 1024, 1 << 31),
             completed_cache=_int(env, "BUNQ_COMPLETED_CACHE", 10_000, 0, 10_000_000),
@@ -86,5 +94,5 @@ class Settings:
 
     def ipc_dirs(self) -> list[str]:
         """Directories that ipc:// endpoints live in (created before binding)."""
-        eps = (*self.shard_endpoints, *self.shard_event_endpoints, self.events_endpoint)
+        eps = (*self.shard_endpoints, *self.shard_event_endpoints, self.events_endpoint, self.aggregator_endpoint)
         return sorted({os.path.dirname(ep[len("ipc://") :]) for ep in eps if ep.startswith("ipc://")})

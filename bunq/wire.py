@@ -32,11 +32,12 @@ from collections.abc import Iterator
 
 import msgspec
 
-from bunq.protocol import AnyCommand, AnyReply, Command, Reply
+from bunq.protocol import AggregatorCommand, AnyCommand, AnyReply, Command, Reply
 
 _encoder = msgspec.msgpack.Encoder()
 _command_decoder = msgspec.msgpack.Decoder(AnyCommand)
 _reply_decoder = msgspec.msgpack.Decoder(AnyReply)
+_aggregator_decoder = msgspec.msgpack.Decoder(AggregatorCommand)
 
 
 def item(rid: bytes, message: Command | Reply) -> bytes:
@@ -61,6 +62,11 @@ def split(frame: bytes) -> Iterator[tuple[bytes, memoryview]]:
 
 def decode_command(payload: memoryview) -> Command:
     command: Command = _command_decoder.decode(payload)
+    return command
+
+
+def decode_aggregator_command(payload: memoryview) -> Command:
+    command: Command = _aggregator_decoder.decode(payload)
     return command
 
 

@@ -15,6 +15,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import msgspec
+
 from bunq import errors
 from bunq.protocol import Command, Error, Jobs, Reply, WaitOutcome
 from bunq.routing import shard_of_slot, slot_of, slot_of_id
@@ -231,7 +233,8 @@ class Engine:
         leases.grant(self, job, q, owner, lock_ttl)
         self.totals["pulled"] += 1
         self.journal.put(job)
-        self.emit("job:active", job)
+        if self.events.wants("job:active"):
+            self.emit("job:active", job, workerId=job.owner)
 
     def release(self, job: Job) -> QueueState:
         """An active job stops being active (any outcome): free its lease and its group's turn."""
@@ -273,12 +276,15 @@ class Engine:
         return taken
 
     def complete(self, job: Job, result: bytes | None) -> None:
+        owner = job.owner
         q = self.release(job)
         self.totals["completed"] += 1
         self.release_unique(job)
         job.completed_at = self.clock()
         del self.jobs[job.id]
-        self.emit("job:completed", job)
+        if self.events.wants("job:completed"):
+            raw = msgspec.Raw(result) if result is not None else None
+            self.emit("job:completed", job, workerId=owner, result=raw)
         self.wake_job_waiters(job.id, WaitOutcome(True, result, COMPLETED))
         flows.job_completed(self, job, result)
         if job.remove_on_complete:
@@ -295,11 +301,13 @@ class Engine:
 
     def fail(self, job: Job, error: str | None, reason: str, *, backoff: bool = True) -> None:
         """Charge an attempt for an active job: retry (after its backoff), or dead-letter it when out of attempts."""
+        owner = job.owner
         q = self.release(job)
         self.totals["failed"] += 1
         job.attempts += 1
         job.failed_reason = error
-        self.emit("job:failed", job, error=error)
+        if self.events.wants("job:failed"):
+            self.emit("job:failed", job, error=error, workerId=owner, attempts=job.attempts)
         if job.attempts >= job.max_attempts:
             self.dead_letter(job, q, reason)
             return

@@ -87,6 +87,8 @@ class LocalShardClient(ShardClient):
             if not future.done():
                 future.set_result(reply)
 
+        if shard >= len(self.engines):
+            raise Unavailable("The aggregator is not part of the in-process stand-in")
         engine = self.engines[shard]
         engine.handle(command, respond)
         self.deliver()

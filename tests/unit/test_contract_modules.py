@@ -22,3 +22,9 @@ def test_every_named_sql_statement_is_used() -> None:
     names = [n for n in dir(sql) if n.isupper()]
     unused = [n for n in names if f"sql.{n}" not in source]
     assert names and not unused
+
+
+def test_every_aggregator_command_has_exactly_one_handler() -> None:
+    from bunq.aggregator.server import HANDLERS as AGGREGATOR_HANDLERS
+
+    assert set(AGGREGATOR_HANDLERS) == set(typing.get_args(protocol.AggregatorCommand))

@@ -1,0 +1,212 @@
+"""Cron schedules: 5-field, 6-field (leading seconds) and @aliases via croniter, in an IANA time zone,
+or a fixed `repeatEvery`. Each fire pushes one job whose id is derived from (name, scheduled time), so a
+fire repeated after a crash finds the job it already pushed instead of pushing a second one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import hashlib
+import logging
+import zoneinfo
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from croniter import croniter
+
+from bunq.errors import BadRequest, BunqError, NotFound
+
+log = logging.getLogger("bunq.crons")
+
+
+class Cron(msgspec.Struct):
+    name: str
+    queue: str
+    data: bytes
+    schedule: str | None = None
+    repeat_every: int | None = None
+    timezone: str = "UTC"
+    priority: int = 0
+    max_limit: int | None = None
+    executions: int = 0
+    next_run: int = 0
+    created_at: int = 0
+    last_run: int | None = None
+
+
+class CronView(msgspec.Struct):
+    name: str
+    queue: str
+    data: msgspec.Raw
+    schedule: str | None
+    repeatEvery: int | None
+    timezone: str
+    priority: int
+    maxLimit: int | None
+    executions: int
+    nextRun: int
+    lastRun: int | None
+    createdAt: int
+
+
+def view(cron: Cron) -> CronView:
+    return CronView(
+        name=cron.name,
+        queue=cron.queue,
+        data=msgspec.Raw(cron.data),
+        schedule=cron.schedule,
+        repeatEvery=cron.repeat_every,
+        timezone=cron.timezone,
+        priority=cron.priority,
+        maxLimit=cron.max_limit,
+        executions=cron.executions,
+        nextRun=cron.next_run,
+        lastRun=cron.last_run,
+        createdAt=cron.created_at,
+    )
+
+
+def _iterator(expression: str, start: datetime.datetime) -> croniter:
+    fields = expression.split()
+    return croniter(expression, start, second_at_beginning=len(fields) == 6)
+
+
+def check_expression(expression: str) -> None:
+    fields = expression.split()
+    if not (expression.startswith("@") or len(fields) in (5, 6)):
+        raise BadRequest("Invalid cron expression: expected 5 fields, or 6 with leading seconds")
+    try:
+        _iterator(expression, datetime.datetime.now(datetime.UTC)).get_next(datetime.datetime)
+    except (ValueError, KeyError) as exc:
+        raise BadRequest(f"Invalid cron expression: {exc}") from None
+
+
+def check_timezone(name: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise BadRequest(f"Unknown timezone: {name}") from None
+
+
+def next_run(cron: Cron, after_ms: int) -> int:
+    """The first scheduled time strictly after `after_ms` (wall-clock ms), in the cron's own zone."""
+    if cron.repeat_every is not None:
+        return after_ms + cron.repeat_every
+    assert cron.schedule is not None
+    zone = zoneinfo.ZoneInfo(cron.timezone)
+    start = datetime.datetime.fromtimestamp(after_ms / 1000, zone)
+    following: datetime.datetime = _iterator(cron.schedule, start).get_next(datetime.datetime)
+    return int(following.timestamp() * 1000)
+
+
+def fire_seed(cron: Cron, scheduled: int) -> int:
+    """62 stable bits naming one fire of one cron (the random part of its job's UUID v7)."""
+    digest = hashlib.sha256(f"{cron.name}\0{scheduled}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 2
+
+
+KIND = "cron"
+MISSED_GRACE_MS = 1_000
+MAX_CATCH_UP = 10_000
+
+
+class CronTable:
+    """The crons, their persistence, and firing: one job per scheduled time, even across crashes.
+
+    A fire pushes first (with the fire's deterministic job id) and records the execution after; a crash
+    in between makes the next start fire the same time again, which finds the job already there."""
+
+    def __init__(
+        self,
+        store: Any,
+        push: Callable[[Cron, int], Awaitable[None]],
+        publish: Callable[[str, dict[str, Any]], None],
+        clock: Callable[[], int],
+    ) -> None:
+        self.store = store
+        self.push = push
+        self.publish = publish
+        self.clock = clock
+        self.crons: dict[str, Cron] = {}
+        self.changed = asyncio.Event()
+        for key, blob in store.load(KIND):
+            self.crons[key] = msgspec.msgpack.decode(blob, type=Cron)
+
+    def save(self, cron: Cron) -> None:
+        self.store.put(KIND, cron.name, msgspec.msgpack.encode(cron))
+
+    def upsert(self, cron: Cron) -> Cron:
+        now = self.clock()
+        old = self.crons.get(cron.name)
+        cron.created_at = old.created_at if old else now
+        cron.executions = old.executions if old else 0
+        cron.next_run = next_run(cron, now)
+        self.crons[cron.name] = cron
+        self.save(cron)
+        if old is None:
+            event = {"name": cron.name, "queue": cron.queue, "pattern": cron.schedule, "every": cron.repeat_every}
+            self.publish("cron:created", {**event, "nextRun": cron.next_run})
+        else:
+            self.publish("cron:updated", {"name": cron.name, "queue": cron.queue, "nextRun": cron.next_run})
+        self.changed.set()
+        return cron
+
+    def get(self, name: str) -> Cron:
+        cron = self.crons.get(name)
+        if cron is None:
+            raise NotFound("Cron job not found")
+        return cron
+
+    def delete(self, name: str) -> None:
+        self.get(name)
+        del self.crons[name]
+        self.store.delete(KIND, name)
+        self.publish("cron:deleted", {"name": name})
+
+    def catch_up(self) -> None:
+        """At start: a cron whose time passed while the server was down fires once (`cron:missed`), and
+        any further times it missed are skipped (`cron:skipped`)."""
+        now = self.clock()
+        for cron in self.crons.values():
+            if cron.next_run >= now - MISSED_GRACE_MS:
+                continue
+            latest, missed = cron.next_run, 1
+            while missed < MAX_CATCH_UP and (following := next_run(cron, latest)) <= now:
+                latest, missed = following, missed + 1
+            error = f"missed {missed} run(s) while the server was down"
+            self.publish("cron:missed", {"name": cron.name, "queue": cron.queue, "error": error})
+            if missed > 1:
+                reason = f"{missed - 1} missed run(s) skipped; the latest fires once"
+                self.publish("cron:skipped", {"name": cron.name, "queue": cron.queue, "reason": reason})
+            cron.next_run = latest
+
+    async def fire(self, cron: Cron) -> None:
+        scheduled = cron.next_run
+        await self.push(cron, scheduled)
+        cron.executions += 1
+        cron.last_run = scheduled
+        self.publish("cron:fired", {"name": cron.name, "queue": cron.queue})
+        if cron.max_limit is not None and cron.executions >= cron.max_limit:
+            self.delete(cron.name)
+            return
+        cron.next_run = next_run(cron, max(scheduled, self.clock()))
+        self.save(cron)
+
+    async def run(self) -> None:
+        """Fire every due cron; sleep until the next one (or until the table changes)."""
+        self.catch_up()
+        while True:
+            now = self.clock()
+            for cron in sorted((c for c in self.crons.values() if c.next_run <= now), key=lambda c: c.next_run):
+                if self.crons.get(cron.name) is not cron:
+                    continue
+                try:
+                    await self.fire(cron)
+                except BunqError as exc:
+                    log.warning("cron %s could not push (%s); retrying", cron.name, exc.message)
+            upcoming = min((c.next_run for c in self.crons.values()), default=now + 1000)
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), max(0.01, min(1.0, (upcoming - self.clock()) / 1000)))

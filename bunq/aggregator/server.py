@@ -1,0 +1,267 @@
+"""The aggregator process (asyncio): event forwarding shards → fronts, subscriptions back upstream, and
+the registries' commands (crons, webhooks, workers) on a ROUTER socket the fronts call."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+import msgspec
+import zmq
+import zmq.asyncio
+
+from bunq import protocol as p
+from bunq import wire
+from bunq.aggregator import workers as workers_mod
+from bunq.aggregator.crons import Cron, CronTable, fire_seed, view
+from bunq.aggregator.store import RegistryStore
+from bunq.aggregator.webhooks import Webhooks
+from bunq.aggregator.workers import Workers
+from bunq.client import ShardClient
+from bunq.errors import BunqError
+from bunq.routing import new_job_id, slot_of
+from bunq.settings import Settings
+
+log = logging.getLogger("bunq.aggregator")
+
+_json = msgspec.json.Encoder()
+_decode = msgspec.json.Decoder().decode
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Aggregator:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ctx = zmq.asyncio.Context()
+        for d in settings.ipc_dirs():
+            os.makedirs(d, exist_ok=True)
+        self.xsub = self.ctx.socket(zmq.XSUB)
+        for endpoint in settings.shard_event_endpoints:
+            self.xsub.connect(endpoint)
+        self.xpub = self.ctx.socket(zmq.XPUB)
+        self.xpub.setsockopt(zmq.SNDHWM, 100_000)
+        self.xpub.bind(settings.events_endpoint)
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.bind(settings.aggregator_endpoint)
+        for sock in (self.xsub, self.xpub, self.router):
+            sock.setsockopt(zmq.LINGER, 0)
+        self.store = RegistryStore(os.path.join(settings.data_dir, "aggregator.db"))
+        self.shards = ShardClient(settings)
+        self.crons = CronTable(self.store, self.push_cron_job, self.publish, wall_ms)
+        self.webhooks = Webhooks(self.store, self.publish, settings.webhook_allow, settings.webhook_timeout_ms / 1000)
+        self.workers = Workers(self.store, self.publish, settings.worker_timeout_ms)
+        self.own_topics: set[str] = set()
+        self.stopping = asyncio.Event()
+
+    # ---- events ---------------------------------------------------------------------------------
+
+    def publish(self, name: str, data: dict[str, Any]) -> None:
+        envelope = _json.encode({"event": name, "ts": wall_ms(), "data": data})
+        with contextlib.suppress(zmq.Again):
+            self.xpub.send_multipart([name.encode(), envelope], flags=zmq.NOBLOCK)
+
+    async def forward_events(self) -> None:
+        while True:
+            frames = await self.xsub.recv_multipart()
+            with contextlib.suppress(zmq.Again):
+                await self.xpub.send_multipart(frames, flags=zmq.NOBLOCK)
+            topic = frames[0].decode()
+            if topic in self.own_topics and len(frames) > 1:
+                envelope = _decode(frames[1])
+                self.webhooks.on_event(topic, envelope)
+                if topic in workers_mod.TOPICS:
+                    self.workers.on_event(topic, envelope)
+
+    async def forward_subscriptions(self) -> None:
+        while True:
+            message = await self.xpub.recv()
+            await self.xsub.send(message)
+
+    async def sync_own_topics(self) -> None:
+        """Subscribe upstream to exactly the job events the webhooks and the worker counts need."""
+        wanted = self.webhooks.topics() | (workers_mod.TOPICS if self.workers.workers else set())
+        for topic in wanted - self.own_topics:
+            await self.xsub.send(b"\x01" + topic.encode())
+        for topic in self.own_topics - wanted:
+            await self.xsub.send(b"\x00" + topic.encode())
+        self.own_topics = wanted
+
+    # ---- crons ----------------------------------------------------------------------------------
+
+    async def push_cron_job(self, cron: Cron, scheduled: int) -> None:
+        slot = slot_of(cron.queue, self.settings.slots)
+        job_id = new_job_id(slot, scheduled, fire_seed(cron, scheduled))
+        job = p.NewJob(data=cron.data, priority=cron.priority, job_id=job_id, name=cron.name)
+        await self.shards.call_queue(cron.queue, p.AddJobs(cron.queue, [job]))
+
+    # ---- commands -------------------------------------------------------------------------------
+
+    async def serve_commands(self) -> None:
+        while True:
+            identity, frame = await self.router.recv_multipart()
+            for rid, payload in wire.split(frame):
+                asyncio.create_task(self.answer(identity, rid, payload))
+
+    async def answer(self, identity: bytes, rid: bytes, payload: memoryview) -> None:
+        try:
+            command = wire.decode_aggregator_command(payload)
+            reply = await self.handle(command)
+        except BunqError as exc:
+            reply = p.Error(exc.code, exc.message)
+        except Exception:
+            log.exception("aggregator command failed")
+            reply = p.Error("internal", "Internal server error")
+        await self.router.send_multipart([identity, wire.item(rid, reply)])
+
+    async def handle(self, command: p.Command) -> p.Reply:
+        handler = HANDLERS.get(type(command))
+        if handler is None:
+            return p.Error("bad_request", f"Unknown command: {type(command).__name__}")
+        reply: p.Reply = await handler(self, command)
+        if isinstance(command, CHANGES_SUBSCRIPTIONS):
+            await self.sync_own_topics()
+        return reply
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    async def expire_workers(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.workers.expire()
+            await self.sync_own_topics()
+
+    async def run(self) -> None:
+        await self.shards.start()
+        await self.sync_own_topics()
+        tasks = [
+            asyncio.create_task(coro)
+            for coro in (
+                self.forward_events(),
+                self.forward_subscriptions(),
+                self.serve_commands(),
+                self.crons.run(),
+                self.expire_workers(),
+            )
+        ]
+        await self.stopping.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.workers.expire()
+        await self.webhooks.close()
+        await self.shards.close()
+        self.store.close()
+        for sock in (self.xsub, self.xpub, self.router):
+            sock.close()
+        self.ctx.term()
+
+
+CHANGES_SUBSCRIPTIONS = (p.AddWebhook, p.DeleteWebhook, p.SetWebhookEnabled, p.RegisterWorker, p.DeleteWorker)
+
+
+def rendered(payload: dict[str, Any]) -> p.Rendered:
+    return p.Rendered(_json.encode({"ok": True, **payload}))
+
+
+async def add_cron(agg: Aggregator, cmd: p.AddCron) -> p.Reply:
+    cron = Cron(
+        cmd.name, cmd.queue, cmd.data, cmd.schedule, cmd.repeat_every, cmd.timezone, cmd.priority, cmd.max_limit
+    )
+    return rendered({"cron": view(agg.crons.upsert(cron))})
+
+
+async def get_cron(agg: Aggregator, cmd: p.GetCron) -> p.Reply:
+    return rendered({"cron": view(agg.crons.get(cmd.name))})
+
+
+async def list_crons(agg: Aggregator, cmd: p.ListCrons) -> p.Reply:
+    return rendered({"crons": [view(c) for c in sorted(agg.crons.crons.values(), key=lambda c: c.name)]})
+
+
+async def delete_cron(agg: Aggregator, cmd: p.DeleteCron) -> p.Reply:
+    agg.crons.delete(cmd.name)
+    return rendered({})
+
+
+async def add_webhook(agg: Aggregator, cmd: p.AddWebhook) -> p.Reply:
+    hook = await agg.webhooks.add(cmd.url, cmd.events, cmd.queue, cmd.secret)
+    data = {"webhookId": hook.id, "url": hook.url, "events": hook.events, "queue": hook.queue}
+    return rendered({"data": {**data, "createdAt": hook.created_at}})
+
+
+async def list_webhooks(agg: Aggregator, cmd: p.ListWebhooks) -> p.Reply:
+    hooks = [h.view() for h in agg.webhooks.hooks.values()]
+    stats = {"total": len(hooks), "enabled": sum(1 for h in hooks if h["enabled"])}
+    return rendered({"data": {"webhooks": hooks, "stats": stats}})
+
+
+async def delete_webhook(agg: Aggregator, cmd: p.DeleteWebhook) -> p.Reply:
+    agg.webhooks.remove(cmd.id)
+    return rendered({"data": {"removed": True}})
+
+
+async def set_webhook_enabled(agg: Aggregator, cmd: p.SetWebhookEnabled) -> p.Reply:
+    hook = agg.webhooks.set_enabled(cmd.id, cmd.enabled)
+    return rendered({"data": {"id": hook.id, "enabled": hook.enabled}})
+
+
+async def register_worker(agg: Aggregator, cmd: p.RegisterWorker) -> p.Reply:
+    worker = agg.workers.register(cmd.name, cmd.queues, cmd.concurrency, cmd.hostname, cmd.pid)
+    return rendered({"data": worker.view(wall_ms())})
+
+
+async def list_workers(agg: Aggregator, cmd: p.ListWorkers) -> p.Reply:
+    return rendered({"data": agg.workers.listing()})
+
+
+async def delete_worker(agg: Aggregator, cmd: p.DeleteWorker) -> p.Reply:
+    agg.workers.remove(cmd.id)
+    return rendered({"data": {"removed": True}})
+
+
+async def worker_heartbeat(agg: Aggregator, cmd: p.WorkerHeartbeat) -> p.Reply:
+    worker = agg.workers.heartbeat(cmd.id)
+    return rendered({"data": {"ok": True, "lastSeen": worker.last_seen}})
+
+
+async def ping(agg: Aggregator, cmd: p.Ping) -> p.Reply:
+    return p.Pong(-1, agg.settings.slots)
+
+
+HANDLERS: dict[type[p.Command], Any] = {
+    p.AddCron: add_cron,
+    p.GetCron: get_cron,
+    p.ListCrons: list_crons,
+    p.DeleteCron: delete_cron,
+    p.AddWebhook: add_webhook,
+    p.ListWebhooks: list_webhooks,
+    p.DeleteWebhook: delete_webhook,
+    p.SetWebhookEnabled: set_webhook_enabled,
+    p.RegisterWorker: register_worker,
+    p.ListWorkers: list_workers,
+    p.DeleteWorker: delete_worker,
+    p.WorkerHeartbeat: worker_heartbeat,
+    p.Ping: ping,
+}
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s aggregator %(message)s")
+
+    async def run() -> None:
+        aggregator = Aggregator(settings)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, aggregator.stopping.set)
+        await aggregator.run()
+
+    asyncio.run(run())

@@ -1,0 +1,159 @@
+"""The worker registry: registrations, heartbeats, expiry, and per-worker job counts.
+
+A worker identifies itself by pulling with `owner` set to its id (or its name); the counts come from
+the job events of those jobs (`job:active`, `job:completed`, `job:failed` carry `workerId`)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from bunq.aggregator.store import RegistryStore
+from bunq.errors import NotFound
+
+KIND = "worker"
+TOPICS = {"job:active", "job:completed", "job:failed"}
+
+Publish = Callable[[str, dict[str, Any]], None]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Worker(msgspec.Struct):
+    id: str
+    name: str | None
+    queues: list[str]
+    concurrency: int = 1
+    hostname: str | None = None
+    pid: int | None = None
+    registered_at: int = 0
+    last_seen: int = 0
+    active_jobs: int = 0
+    processed_jobs: int = 0
+    failed_jobs: int = 0
+    current_job: str | None = None
+
+    def view(self, now: int) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "workerId": self.id,
+            "name": self.name,
+            "queues": self.queues,
+            "concurrency": self.concurrency,
+            "hostname": self.hostname,
+            "pid": self.pid,
+            "status": "active",
+            "registeredAt": self.registered_at,
+            "lastSeen": self.last_seen,
+            "activeJobs": self.active_jobs,
+            "processedJobs": self.processed_jobs,
+            "failedJobs": self.failed_jobs,
+            "currentJob": self.current_job,
+            "uptime": (now - self.registered_at) // 1000,
+        }
+
+
+class Workers:
+    def __init__(self, store: RegistryStore, publish: Publish, timeout_ms: int) -> None:
+        self.store = store
+        self.publish = publish
+        self.timeout_ms = timeout_ms
+        self.workers: dict[str, Worker] = {}
+        self.dirty: set[str] = set()
+        started = now_ms()
+        for key, blob in store.load(KIND):
+            worker = msgspec.msgpack.decode(blob, type=Worker)
+            worker.last_seen = max(worker.last_seen, started)  # a restart is not the worker's silence
+            self.workers[key] = worker
+
+    def save(self, worker: Worker) -> None:
+        self.store.put(KIND, worker.id, msgspec.msgpack.encode(worker))
+        self.dirty.discard(worker.id)
+
+    def register(
+        self, name: str | None, queues: list[str], concurrency: int, hostname: str | None, pid: int | None
+    ) -> Worker:
+        now = now_ms()
+        worker = Worker(str(uuid.uuid4()), name, queues, concurrency, hostname, pid, registered_at=now, last_seen=now)
+        self.workers[worker.id] = worker
+        self.save(worker)
+        self.publish("worker:connected", {"workerId": worker.id, "name": name, "queues": queues})
+        return worker
+
+    def get(self, worker_id: str) -> Worker:
+        worker = self.workers.get(worker_id)
+        if worker is None:
+            raise NotFound("Worker not found")
+        return worker
+
+    def remove(self, worker_id: str) -> None:
+        self.get(worker_id)
+        self._drop(worker_id)
+
+    def _drop(self, worker_id: str) -> None:
+        del self.workers[worker_id]
+        self.dirty.discard(worker_id)
+        self.store.delete(KIND, worker_id)
+        self.publish("worker:disconnected", {"workerId": worker_id})
+
+    def heartbeat(self, worker_id: str) -> Worker:
+        worker = self.get(worker_id)
+        worker.last_seen = now_ms()
+        self.dirty.add(worker_id)
+        self.publish("worker:heartbeat", {"workerId": worker_id})
+        return worker
+
+    def expire(self) -> None:
+        """Drop the workers that sent no heartbeat for the timeout; persist changed counts."""
+        cutoff = now_ms() - self.timeout_ms
+        for worker_id in [w.id for w in self.workers.values() if w.last_seen < cutoff]:
+            self._drop(worker_id)
+        for worker_id in list(self.dirty):
+            self.save(self.workers[worker_id])
+
+    def _owner(self, data: dict[str, Any]) -> Worker | None:
+        owner = data.get("workerId")
+        if owner is None:
+            return None
+        worker = self.workers.get(owner)
+        if worker is not None:
+            return worker
+        return next((w for w in self.workers.values() if w.name == owner), None)
+
+    def on_event(self, topic: str, envelope: dict[str, Any]) -> None:
+        data = envelope.get("data", {})
+        worker = self._owner(data)
+        if worker is None:
+            return
+        if topic == "job:active":
+            worker.active_jobs += 1
+            worker.current_job = data.get("jobId")
+        elif topic in ("job:completed", "job:failed"):
+            worker.active_jobs = max(0, worker.active_jobs - 1)
+            if topic == "job:completed":
+                worker.processed_jobs += 1
+            else:
+                worker.failed_jobs += 1
+            if worker.current_job == data.get("jobId"):
+                worker.current_job = None
+        worker.last_seen = now_ms()
+        self.dirty.add(worker.id)
+
+    def listing(self) -> dict[str, Any]:
+        now = now_ms()
+        workers = [w.view(now) for w in self.workers.values()]
+        stats = {
+            "total": len(workers),
+            "active": len(workers),
+            "totalProcessed": sum(w.processed_jobs for w in self.workers.values()),
+            "totalFailed": sum(w.failed_jobs for w in self.workers.values()),
+            "activeJobs": sum(w.active_jobs for w in self.workers.values()),
+            "concurrencySlots": sum(w.concurrency for w in self.workers.values()),
+        }
+        return {"workers": workers, "stats": stats}
