@@ -17,15 +17,30 @@ def shard_of_slot(slot: int, shards: int) -> int:
     return slot % shards
 
 
+_prefixes: dict[tuple[int, int], str] = {}
+
+
+def _prefix(ms: int, slot: int) -> str:
+    """`tttttttt-tttt-7sss-` for a millisecond and a slot (cached: ids come in bursts within one ms)."""
+    key = (ms, slot)
+    prefix = _prefixes.get(key)
+    if prefix is None:
+        if len(_prefixes) > 4096:
+            _prefixes.clear()
+        h = f"{ms & 0xFFFF_FFFF_FFFF:012x}7{slot & 0xFFF:03x}"
+        prefix = _prefixes[key] = f"{h[:8]}-{h[8:12]}-{h[12:16]}-"
+    return prefix
+
+
 def new_job_id(slot: int, ms: int | None = None, seed: int | None = None) -> str:
     """A UUID v7 whose 12-bit rand_a field holds the slot (so `GET /jobs/:id` goes to one shard).
 
     `ms` and `seed` (62 bits) make it deterministic, for ids that must come out the same twice."""
-    ms = (int(time.time() * 1000) if ms is None else ms) & 0xFFFF_FFFF_FFFF
+    if ms is None:
+        ms = time.time_ns() // 1_000_000
     low = (_rand.getrandbits(62) if seed is None else seed & ((1 << 62) - 1)) | (0b10 << 62)
-    value = (ms << 80) | (0x7 << 76) | ((slot & 0xFFF) << 64) | low
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    tail = f"{low:016x}"
+    return f"{_prefix(ms, slot)}{tail[:4]}-{tail[4:]}"
 
 
 def slot_of_id(job_id: str) -> int | None:

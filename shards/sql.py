@@ -11,8 +11,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     ts    INTEGER NOT NULL,
     blob  BLOB NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS jobs_queue_state_ts ON jobs (queue, state, ts);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+CREATE INDEX IF NOT EXISTS jobs_completed ON jobs (queue, ts) WHERE state = 'completed';
 CREATE INDEX IF NOT EXISTS jobs_slot ON jobs (slot);
 CREATE TABLE IF NOT EXISTS logs (
     job_id TEXT PRIMARY KEY,

@@ -37,6 +37,7 @@ class Store:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA synchronous={'FULL' if sync_full else 'NORMAL'}")
         cur.execute("PRAGMA temp_store=MEMORY")
+        cur.execute("PRAGMA cache_size=-65536")
         cur.execute(sql.SCHEMA)
 
     def write(self, batch: Batch) -> None:
@@ -69,7 +70,7 @@ class Store:
         return [bytes(b) for (b,) in self.db.cursor().execute(sql.SELECT_COMPLETED_PAGE, (queue, limit, offset))]
 
     def completed_before(self, queue: str, before: int, limit: int) -> list[bytes]:
-        """The oldest completed jobs finished before `before`, through the (queue, state, ts) index."""
+        """The oldest completed jobs finished before `before`, through the partial (queue, ts) index."""
         rows = self.db.cursor().execute(sql.SELECT_COMPLETED_BEFORE, (queue, before, limit))
         return [bytes(b) for (b,) in rows]
 

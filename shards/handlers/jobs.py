@@ -60,12 +60,13 @@ def _new_job(engine: Engine, queue: str, slot: int, spec: p.NewJob, now: int) ->
         remove_on_fail=spec.remove_on_fail,
         durable=spec.durable,
         depends_on=spec.depends_on,
-        pending_deps=list(dict.fromkeys(d for d in spec.depends_on if d != spec.job_id)),
+        pending_deps=list(dict.fromkeys(d for d in spec.depends_on if d != spec.job_id)) if spec.depends_on else [],
         repeat=spec.repeat,
         name=spec.name,
         seq=engine.next_key(spec.lifo),
     )
-    job.run_at = flows.first_run_at(job, now)
+    if job.repeat is not None:
+        job.run_at = flows.first_run_at(job, now)
     return job
 
 
