@@ -20,7 +20,7 @@ from bunq.errors import BunqError
 from bunq.events import EventHub
 from bunq.fastpath import FastPath
 from bunq.http import on_bunq_error, on_http_error, on_unexpected, reply
-from bunq.routes import events, jobs, operations, queues, registries
+from bunq.routes import events, jobs, operations, queues, registries, ws
 from bunq.settings import Settings
 
 
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, client: ShardClient | None = No
             *queues.routes,
             *registries.routes,
             *events.routes,
+            *ws.routes,
             Route("/health", health, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/live", healthz, methods=["GET"]),

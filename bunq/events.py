@@ -24,10 +24,12 @@ _decode = msgspec.json.Decoder().decode
 
 @dataclass(eq=False)
 class Listener:
-    """One SSE client: the topic prefixes it wants, an optional queue filter, and its bounded buffer."""
+    """One SSE or WebSocket client: the topic prefixes it wants, an optional queue filter (applied to
+    events that name a queue), and its bounded buffer."""
 
     topics: tuple[str, ...]
     queue: str | None = None
+    legacy: bool = True
     inbox: asyncio.Queue[dict[str, Any] | None] = field(default_factory=lambda: asyncio.Queue(CLIENT_BUFFER))
     dropped: bool = False
 
@@ -56,6 +58,13 @@ class EventHub:
             if self.topics[topic] == 1:
                 self.sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
 
+    def retopic(self, listener: Listener, topics: tuple[str, ...]) -> None:
+        """Change what a listener wants (a WebSocket client's Subscribe or Unsubscribe)."""
+        self.remove(listener)
+        listener.topics = topics
+        if topics:
+            self.add(listener)
+
     def remove(self, listener: Listener) -> None:
         if listener not in self.listeners:
             return
@@ -77,9 +86,10 @@ class EventHub:
             self.dispatch(topic.decode(), event)
 
     def dispatch(self, name: str, event: dict[str, Any]) -> None:
-        queue = event.get("data", {}).get("queue")
+        data = event.get("data")
+        queue = data.get("queue") if isinstance(data, dict) else None
         for listener in list(self.listeners):
-            if listener.queue is not None and queue != listener.queue:
+            if listener.queue is not None and queue is not None and queue != listener.queue:
                 continue
             if not any(name.startswith(t) for t in listener.topics):
                 continue

@@ -183,6 +183,19 @@ class SetDlqConfig(Command, frozen=True):
     max_auto_retries: int | None = None
 
 
+class GetStats(Command, frozen=True):
+    """Totals, per-queue counts, collection sizes, memory and storage of one shard."""
+
+    pass
+
+
+class ReleaseJobs(Command, frozen=True):
+    """Active jobs back to waiting without charging an attempt (their worker's connection closed)."""
+
+    ids: list[str]
+    tokens: list[str | None] = []
+
+
 class UpdateProgress(Command, frozen=True):
     id: str
     progress: int
@@ -352,7 +365,7 @@ AnyCommand = Union[  # noqa: UP007 - msgspec needs a real Union object here
     WaitJob, GetChildren, Heartbeat, AddLog, GetLogs, ClearLogs, WatchJob, ResolveDependency,
     ListQueues, ListJobs, GetPriorityCounts, GetQueueConfig, PauseQueue, ResumeQueue, DrainQueue, ObliterateQueue,
     CleanQueue, PromoteJobs, RetryCompleted, RetryDlq, PurgeDlq, SetRateLimit, SetConcurrency, SetStallConfig,
-    SetDlqConfig,
+    SetDlqConfig, GetStats, ReleaseJobs,
 ]  # fmt: skip
 
 
@@ -461,6 +474,16 @@ class Rendered(Reply, frozen=True):
     body: bytes
 
 
+class ShardStats(Reply, frozen=True):
+    shard: int
+    totals: dict[str, int]
+    queues: dict[str, dict[str, int]]
+    collections: dict[str, int]
+    rss_bytes: int
+    storage_bytes: int
+    free_disk_bytes: int
+
+
 class Pong(Reply, frozen=True):
     shard: int
     slots: int
@@ -468,5 +491,5 @@ class Pong(Reply, frozen=True):
 
 AnyReply = Union[  # noqa: UP007
     Done, Error, Ids, Jobs, JobDoc, JobState, JobResult, AckOutcome, Counts, DlqEntries, Pong,
-    Progress, WaitOutcome, ChildrenValues, Logs, Watched, Count, QueueNames, QueueConfig, Rendered,
+    Progress, WaitOutcome, ChildrenValues, Logs, Watched, Count, QueueNames, QueueConfig, Rendered, ShardStats,
 ]  # fmt: skip

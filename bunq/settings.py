@@ -48,6 +48,7 @@ class Settings:
     webhook_allow: tuple[str, ...] = ()
     webhook_timeout_ms: int = 10_000
     worker_timeout_ms: int = 60_000
+    auth_tokens: tuple[str, ...] = ()
     request_timeout_ms: int = 10_000
     max_body_bytes: int = 32 * 1024 * 1024
     completed_cache: int = 10_000
@@ -86,6 +87,7 @@ class Settings:
             webhook_allow=_list(env, "BUNQ_WEBHOOK_ALLOW"),
             webhook_timeout_ms=_int(env, "BUNQ_WEBHOOK_TIMEOUT_MS", 10_000, 100, 600_000),
             worker_timeout_ms=_int(env, "BUNQ_WORKER_TIMEOUT_MS", 60_000, 1000, 86_400_000),
+            auth_tokens=_list(env, "AUTH_TOKENS"),
             request_timeout_ms=_int(env, "BUNQ_REQUEST_TIMEOUT_MS", 10_000, 100, 600_000),
             max_body_bytes=_int(env, "BUNQ_MAX_BODY_BYTES", 32 * 1024 * 1024, 1024, 1 << 31),
             completed_cache=_int(env, "BUNQ_COMPLETED_CACHE", 10_000, 0, 10_000_000),

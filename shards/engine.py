@@ -394,7 +394,9 @@ class Engine:
 
     def emit(self, name: str, job: Job, **extra: Any) -> None:
         if self.events.wants(name):
-            self.events.publish(name, {"queue": job.queue, "jobId": job.id, **extra})
+            data = {"queue": job.queue, "jobId": job.id}
+            data.update((k, v) for k, v in extra.items() if v is not None or k == "error")
+            self.events.publish(name, data)
 
     def emit_data(self, name: str, data: dict[str, Any]) -> None:
         if self.events.wants(name):

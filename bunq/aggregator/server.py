@@ -19,6 +19,7 @@ from bunq import protocol as p
 from bunq import wire
 from bunq.aggregator import workers as workers_mod
 from bunq.aggregator.crons import Cron, CronTable, fire_seed, view
+from bunq.aggregator.monitor import Monitor, Thresholds
 from bunq.aggregator.store import RegistryStore
 from bunq.aggregator.webhooks import Webhooks
 from bunq.aggregator.workers import Workers
@@ -58,6 +59,7 @@ class Aggregator:
         self.crons = CronTable(self.store, self.push_cron_job, self.publish, wall_ms)
         self.webhooks = Webhooks(self.store, self.publish, settings.webhook_allow, settings.webhook_timeout_ms / 1000)
         self.workers = Workers(self.store, self.publish, settings.worker_timeout_ms)
+        self.monitor = Monitor(self.shards, self.workers, self.crons, self.publish, Thresholds.from_env())
         self.own_topics: set[str] = set()
         self.stopping = asyncio.Event()
 
@@ -149,9 +151,14 @@ class Aggregator:
                 self.serve_commands(),
                 self.crons.run(),
                 self.expire_workers(),
+                self.monitor.run(),
             )
         ]
+        await asyncio.sleep(0.2)  # let subscribers connect before the first event
+        self.monitor.started_event()
         await self.stopping.wait()
+        self.publish("server:shutdown", {"reason": "signal"})
+        await asyncio.sleep(0.05)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -52,4 +52,6 @@ HANDLERS: dict[type[p.Command], Any] = {
     p.SetConcurrency: queues.set_concurrency,
     p.SetStallConfig: queues.set_stall_config,
     p.SetDlqConfig: queues.set_dlq_config,
+    p.GetStats: queues.get_stats,
+    p.ReleaseJobs: jobs.release_jobs,
 }

@@ -8,7 +8,7 @@ from bunq import protocol as p
 from bunq.errors import BadRequest, NotFound
 from bunq.routing import new_job_id
 from shards import flows
-from shards.job import Job, render
+from shards.job import ACTIVE, Job, render
 from shards.leases import leased
 from shards.queues import Waiter
 
@@ -116,6 +116,21 @@ def fail_job(engine: Engine, cmd: p.FailJob, respond: Respond) -> p.Reply:
     job = leased(engine, cmd.id, cmd.token)
     engine.fail(job, cmd.error, "max_attempts_exceeded")
     return p.Done()
+
+
+def release_jobs(engine: Engine, cmd: p.ReleaseJobs, respond: Respond) -> p.Reply:
+    """Jobs of a worker that went away go back to waiting at once, their attempts untouched."""
+    released = 0
+    for i, job_id in enumerate(cmd.ids):
+        job = engine.jobs.get(job_id)
+        token = cmd.tokens[i] if i < len(cmd.tokens) else None
+        if job is None or job.state != ACTIVE or (token is not None and job.token != token):
+            continue
+        q = engine.release(job)
+        job.run_at = engine.clock()
+        engine.enqueue(job, q)
+        released += 1
+    return p.Count(released)
 
 
 def get_job(engine: Engine, cmd: p.GetJob, respond: Respond) -> p.Reply:

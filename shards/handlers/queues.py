@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 from typing import TYPE_CHECKING, Any
+
+import psutil
 
 from bunq import protocol as p
 from bunq.errors import NotFound
@@ -167,6 +171,24 @@ def set_dlq_config(engine: Engine, cmd: p.SetDlqConfig, respond: Respond) -> p.R
     while len(q.dlq) > q.settings.dlq.max_entries:
         engine.remove(next(iter(q.dlq.values())), event=False)
     return config
+
+
+def get_stats(engine: Engine, cmd: p.GetStats, respond: Respond) -> p.Reply:
+    queues = {name: q.counts() for name, q in engine.queues.items() if q.known}
+    collections = {
+        "jobIndex": len(engine.jobs),
+        "completedJobs": len(engine.finished),
+        "processingTotal": sum(len(q.active) for q in engine.queues.values()),
+        "queuedTotal": sum(q.waiting_count for q in engine.queues.values()),
+        "temporalIndexTotal": len(engine.timers),
+        "logs": len(engine.logs.by_job),
+        "results": len(engine.results),
+    }
+    path = engine.store.path
+    storage = sum(os.path.getsize(path + s) for s in ("", "-wal") if os.path.exists(path + s))
+    free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+    rss = psutil.Process().memory_info().rss
+    return p.ShardStats(engine.shard, dict(engine.totals), queues, collections, rss, storage, free)
 
 
 def ping(engine: Engine, cmd: p.Ping, respond: Respond) -> p.Reply:

@@ -1,0 +1,236 @@
+"""Periodic system events, merged over every shard: `stats:snapshot` (5 s), `health:status` (10 s),
+`storage:status` (30 s), and the threshold events (`queue:idle`, `queue:threshold`, `worker:overloaded`,
+`worker:error`, `server:memory-warning`, `storage:size-warning`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from bunq import __version__
+from bunq import protocol as p
+from bunq.aggregator.crons import CronTable
+from bunq.aggregator.workers import Workers
+from bunq.client import ShardClient
+
+SNAPSHOT_S = 5.0
+HEALTH_EVERY = 2  # snapshots
+STORAGE_EVERY = 6
+WORKER_ERROR_MARKS = (5, 10, 25, 50, 100)
+MB = 1024 * 1024
+
+Publish = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class Thresholds:
+    queue_idle_ms: int = 30_000
+    queue_size: int = 0
+    worker_overload_ms: int = 30_000
+    memory_mb: int = 0
+    storage_mb: int = 0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Thresholds:
+        env = dict(os.environ) if env is None else env
+
+        def read(name: str, default: int) -> int:
+            raw = env.get(name, "").strip()
+            return int(raw) if raw.isdigit() else default
+
+        return cls(
+            read("QUEUE_IDLE_THRESHOLD_MS", 30_000),
+            read("QUEUE_SIZE_THRESHOLD", 0),
+            read("WORKER_OVERLOAD_THRESHOLD_MS", 30_000),
+            read("MEMORY_WARNING_MB", 0),
+            read("STORAGE_WARNING_MB", 0),
+        )
+
+
+@dataclass
+class Merged:
+    """One merged view of every shard."""
+
+    totals: dict[str, int] = field(default_factory=dict)
+    queues: dict[str, dict[str, int]] = field(default_factory=dict)
+    collections: dict[str, int] = field(default_factory=dict)
+    rss_bytes: int = 0
+    storage_bytes: int = 0
+    free_disk_bytes: int = 0
+    shards_up: int = 0
+
+    def counts(self) -> dict[str, int]:
+        keys = ("waiting", "active", "delayed", "completed", "failed")
+        return {k: sum(q.get(k, 0) for q in self.queues.values()) for k in keys}
+
+
+async def gather(client: ShardClient) -> Merged:
+    merged = Merged(free_disk_bytes=-1)
+    for reply in await client.call_all(p.GetStats()):
+        if not isinstance(reply, p.ShardStats):
+            continue
+        merged.shards_up += 1
+        for key, value in reply.totals.items():
+            merged.totals[key] = merged.totals.get(key, 0) + value
+        merged.queues.update(reply.queues)
+        for key, value in reply.collections.items():
+            merged.collections[key] = merged.collections.get(key, 0) + value
+        merged.rss_bytes += reply.rss_bytes
+        merged.storage_bytes += reply.storage_bytes
+        free = reply.free_disk_bytes
+        merged.free_disk_bytes = free if merged.free_disk_bytes < 0 else min(merged.free_disk_bytes, free)
+    return merged
+
+
+class Monitor:
+    def __init__(
+        self, client: ShardClient, workers: Workers, crons: CronTable, publish: Publish, thresholds: Thresholds
+    ) -> None:
+        self.client = client
+        self.workers = workers
+        self.crons = crons
+        self.publish = publish
+        self.thresholds = thresholds
+        self.started = time.time()
+        self.previous: tuple[float, dict[str, int]] | None = None
+        self.idle_since: dict[str, float] = {}
+        self.idle_reported: set[str] = set()
+        self.over_size: set[str] = set()
+        self.overloaded_since: dict[str, float] = {}
+        self.error_marks: dict[str, int] = {}
+        self.warned: set[str] = set()
+
+    def uptime(self) -> int:
+        return int(time.time() - self.started)
+
+    async def run(self) -> None:
+        tick = 0
+        while True:
+            await asyncio.sleep(SNAPSHOT_S)
+            tick += 1
+            merged = await gather(self.client)
+            self.snapshot(merged)
+            if tick % HEALTH_EVERY == 0:
+                self.health(merged)
+            if tick % STORAGE_EVERY == 0:
+                self.publish("storage:status", {"collections": merged.collections, "diskFull": disk_full(merged)})
+            self.check_queues(merged)
+            self.check_workers()
+            self.check_resources(merged)
+
+    def snapshot(self, merged: Merged) -> None:
+        now = time.monotonic()
+        rates = {"pushPerSec": 0.0, "pullPerSec": 0.0}
+        if self.previous is not None:
+            elapsed = max(0.001, now - self.previous[0])
+            for key, total in (("pushPerSec", "pushed"), ("pullPerSec", "pulled")):
+                delta = merged.totals.get(total, 0) - self.previous[1].get(total, 0)
+                rates[key] = round(max(0, delta) / elapsed, 2)
+        self.previous = (now, dict(merged.totals))
+        counts = merged.counts()
+        self.publish(
+            "stats:snapshot",
+            {
+                **counts,
+                "dlq": counts["failed"],
+                "totalPushed": merged.totals.get("pushed", 0),
+                "totalPulled": merged.totals.get("pulled", 0),
+                "totalCompleted": merged.totals.get("completed", 0),
+                "totalFailed": merged.totals.get("failed", 0),
+                **rates,
+                "uptime": self.uptime(),
+                "queues": [{"name": name, **c} for name, c in sorted(merged.queues.items())],
+                "workers": len(self.workers.workers),
+                "cronJobs": len(self.crons.crons),
+            },
+        )
+
+    def health(self, merged: Merged) -> None:
+        rss = merged.rss_bytes + psutil.Process().memory_info().rss
+        self.publish(
+            "health:status",
+            {
+                "ok": merged.shards_up == self.client.shards,
+                "uptime": self.uptime(),
+                "memory": {"rss": rss // MB, "heapUsed": rss // MB},
+                "connections": {"shards": merged.shards_up},
+            },
+        )
+
+    def check_queues(self, merged: Merged) -> None:
+        now = time.monotonic()
+        for name, counts in merged.queues.items():
+            busy = counts.get("waiting", 0) + counts.get("active", 0) + counts.get("delayed", 0)
+            if busy:
+                self.idle_since.pop(name, None)
+                self.idle_reported.discard(name)
+            else:
+                since = self.idle_since.setdefault(name, now)
+                idle_ms = (now - since) * 1000
+                if idle_ms >= self.thresholds.queue_idle_ms and name not in self.idle_reported:
+                    self.idle_reported.add(name)
+                    self.publish("queue:idle", {"queue": name, "idleSeconds": int(idle_ms / 1000)})
+            limit = self.thresholds.queue_size
+            size = counts.get("waiting", 0)
+            if limit and size > limit and name not in self.over_size:
+                self.over_size.add(name)
+                self.publish("queue:threshold", {"queue": name, "size": size, "threshold": limit})
+            elif limit and size <= limit:
+                self.over_size.discard(name)
+
+    def check_workers(self) -> None:
+        now = time.monotonic()
+        for worker in list(self.workers.workers.values()):
+            if worker.active_jobs >= worker.concurrency:
+                since = self.overloaded_since.setdefault(worker.id, now)
+                seconds = now - since
+                if seconds * 1000 >= self.thresholds.worker_overload_ms:
+                    self.overloaded_since[worker.id] = now
+                    self.publish("worker:overloaded", {
+                        "workerId": worker.id, "name": worker.name, "activeJobs": worker.active_jobs,
+                        "concurrency": worker.concurrency, "overloadedSeconds": int(seconds)})  # fmt: skip
+            else:
+                self.overloaded_since.pop(worker.id, None)
+            self.check_errors(worker.id)
+
+    def check_errors(self, worker_id: str) -> None:
+        worker = self.workers.workers[worker_id]
+        reached = [m for m in WORKER_ERROR_MARKS if worker.failed_jobs >= m]
+        if reached and reached[-1] > self.error_marks.get(worker_id, 0):
+            self.error_marks[worker_id] = reached[-1]
+            rate = round(worker.failed_jobs / max(1, worker.failed_jobs + worker.processed_jobs), 4)
+            self.publish("worker:error", {
+                "workerId": worker.id, "name": worker.name, "failedJobs": worker.failed_jobs,
+                "processedJobs": worker.processed_jobs, "failureRate": rate})  # fmt: skip
+
+    def check_resources(self, merged: Merged) -> None:
+        rss_mb = (merged.rss_bytes + psutil.Process().memory_info().rss) // MB
+        limit = self.thresholds.memory_mb
+        if limit and rss_mb > limit and "memory" not in self.warned:
+            self.warned.add("memory")
+            self.publish("server:memory-warning", {"heapUsedMB": rss_mb, "thresholdMB": limit, "rssMB": rss_mb})
+        elif limit and rss_mb <= limit:
+            self.warned.discard("memory")
+        size_mb = merged.storage_bytes // MB
+        limit = self.thresholds.storage_mb
+        if limit and size_mb > limit and "storage" not in self.warned:
+            self.warned.add("storage")
+            self.publish("storage:size-warning", {"sizeMB": size_mb, "thresholdMB": limit})
+        elif limit and size_mb <= limit:
+            self.warned.discard("storage")
+
+    def started_event(self) -> None:
+        self.publish("server:started", {"version": __version__, "startedAt": int(self.started * 1000)})
+
+
+DISK_FULL_BYTES = 64 * MB
+
+
+def disk_full(merged: Merged) -> bool:
+    return 0 <= merged.free_disk_bytes < DISK_FULL_BYTES

@@ -1,0 +1,49 @@
+"""The event catalogue of the spec (63 events) and the subscription patterns clients may use."""
+
+from __future__ import annotations
+
+from bunq.errors import BadRequest
+
+EVENTS: tuple[str, ...] = (
+    # job lifecycle
+    "job:pushed", "job:active", "job:completed", "job:failed", "job:removed", "job:promoted", "job:progress",
+    "job:delayed", "job:stalled", "job:retried", "job:discarded", "job:priority-changed", "job:data-updated",
+    "job:delay-changed", "job:expired",
+    # queue
+    "queue:counts", "queue:paused", "queue:resumed", "queue:drained", "queue:cleaned", "queue:obliterated",
+    "queue:created", "queue:removed", "queue:idle", "queue:threshold",
+    # flow
+    "flow:completed", "flow:failed",
+    # dead-letter queue
+    "dlq:added", "dlq:retried", "dlq:retry-all", "dlq:purged",
+    # cron
+    "cron:created", "cron:deleted", "cron:fired", "cron:updated", "cron:missed", "cron:skipped",
+    # worker
+    "worker:connected", "worker:disconnected", "worker:heartbeat", "worker:overloaded", "worker:error",
+    # rate limiting and concurrency
+    "ratelimit:set", "ratelimit:cleared", "ratelimit:hit", "concurrency:set", "concurrency:cleared",
+    # webhook
+    "webhook:added", "webhook:removed", "webhook:fired", "webhook:failed",
+    # system
+    "stats:snapshot", "health:status", "storage:status", "server:started", "server:shutdown",
+    "server:memory-warning", "storage:size-warning",
+    # config
+    "config:stall-changed", "config:dlq-changed",
+)  # fmt: skip
+
+CATEGORIES = sorted({name.split(":", 1)[0] for name in EVENTS})
+
+
+def topic_of(pattern: str) -> str:
+    """The ZeroMQ topic prefix for a subscription pattern; refuses names outside the catalogue."""
+    if pattern == "*":
+        return ""
+    if pattern.endswith(":*") and pattern[:-2] in CATEGORIES:
+        return pattern[:-1]
+    if pattern in EVENTS:
+        return pattern
+    raise BadRequest(f"Unknown event: {pattern}")
+
+
+def matches(pattern: str, name: str) -> bool:
+    return name.startswith(topic_of(pattern))

@@ -1,0 +1,211 @@
+"""WebSocket: `/ws` and `/ws/queues/:q` — pub/sub of the event catalogue, and commands.
+
+A client that never subscribes receives job events in the legacy format; `Subscribe` switches it to
+`{event, ts, data}` frames for the names and wildcards it asked for. Any command of `bunq.ws_commands`
+runs as its HTTP route would and is answered with its `reqId`. With `AUTH_TOKENS` set, a client must
+authenticate (the upgrade's `Authorization` header, or an `Auth` command) before anything else. When
+the connection closes, every job it pulled and did not finish goes back to waiting at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import msgspec
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from bunq import catalogue, ws_commands
+from bunq import protocol as p
+from bunq import validation as v
+from bunq.auth import bearer, token_ok
+from bunq.client import ShardClient
+from bunq.errors import BunqError
+from bunq.events import EventHub, Listener
+from bunq.routes.events import legacy
+
+log = logging.getLogger("bunq.ws")
+
+LEGACY_TOPICS = ("job:",)
+MAX_IN_FLIGHT = 256
+FINISHING = {"ACK", "FAIL", "Cancel", "Discard", "MoveToDelayed"}
+
+_json = msgspec.json.Encoder()
+_decode = msgspec.json.Decoder().decode
+
+
+class Connection:
+    def __init__(self, ws: WebSocket, hub: EventHub, client: ShardClient, queue: str | None, authed: bool) -> None:
+        self.ws = ws
+        self.hub = hub
+        self.client = client
+        self.tokens: tuple[str, ...] = ws.app.state.settings.auth_tokens
+        self.authed = authed
+        self.listener = Listener(LEGACY_TOPICS, queue)
+        self.patterns: list[str] = []
+        self.pulled: dict[str, str | None] = {}
+        self.send_lock = asyncio.Lock()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def send(self, payload: dict[str, Any] | bytes) -> None:
+        text = (payload if isinstance(payload, bytes) else _json.encode(payload)).decode()
+        async with self.send_lock:
+            await self.ws.send_text(text)
+
+    async def pump_events(self) -> None:
+        """Events to the client; one that cannot keep up is cut off (its buffer is bounded)."""
+        while True:
+            event = await self.listener.inbox.get()
+            if event is None:
+                await self.ws.close(code=1013, reason="too slow: event buffer full")
+                return
+            await self.send(legacy(event) if self.listener.legacy else event)
+
+    def start_events(self) -> None:
+        self.hub.add(self.listener)
+        self.spawn(self.pump_events())
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def on_text(self, text: str) -> None:
+        try:
+            message = _decode(text)
+        except msgspec.DecodeError:
+            await self.send({"ok": False, "error": "Invalid JSON"})
+            return
+        if not isinstance(message, dict):
+            await self.send({"ok": False, "error": "Invalid JSON"})
+            return
+        if len(self.tasks) > MAX_IN_FLIGHT:
+            await self.send({"ok": False, "error": "Too many commands in flight", "reqId": message.get("reqId")})
+            return
+        self.spawn(self.command(message))
+
+    async def command(self, message: dict[str, Any]) -> None:
+        req_id = message.get("reqId")
+        name = message.get("cmd")
+        try:
+            reply = await self.dispatch(name, message)
+        except BunqError as exc:
+            reply = {"ok": False, "error": exc.message}
+        except Exception:
+            log.exception("WebSocket command %r failed", name)
+            reply = {"ok": False, "error": "Internal server error"}
+        if req_id is not None:
+            reply["reqId"] = req_id
+        await self.send(reply)
+
+    async def dispatch(self, name: Any, message: dict[str, Any]) -> dict[str, Any]:
+        if name == "Auth":
+            if not token_ok(message.get("token") if isinstance(message.get("token"), str) else None, self.tokens):
+                return {"ok": False, "error": "Unauthorized"}
+            if not self.authed:
+                self.authed = True
+                self.start_events()
+            return {"ok": True}
+        if not self.authed:
+            return {"ok": False, "error": "Unauthorized"}
+        if name == "Ping":
+            return {"ok": True, "data": {"pong": True}}
+        if name in ("Subscribe", "Unsubscribe"):
+            return self.subscription(name, message.get("events"))
+        if not isinstance(name, str) or name not in ws_commands.COMMANDS:
+            return {"ok": False, "error": f"Unknown command: {name}"}
+        result = await ws_commands.run(self.client, name, message)
+        body: dict[str, Any] = _decode(result[1] if isinstance(result, tuple) else result)
+        self.track(name, message, body)
+        return body
+
+    def subscription(self, name: str, events: Any) -> dict[str, Any]:
+        patterns = v.strings("events", events if events is not None else [])
+        for pattern in patterns:
+            catalogue.topic_of(pattern)  # refuses a name outside the catalogue
+        if name == "Subscribe":
+            patterns = patterns or ["*"]
+            self.patterns = sorted(set(self.patterns) | set(patterns))
+        else:
+            self.patterns = [x for x in self.patterns if x not in patterns] if patterns else []
+        self.listener.legacy = False
+        self.hub.retopic(self.listener, tuple(sorted({catalogue.topic_of(x) for x in self.patterns})))
+        if name == "Subscribe":
+            return {"ok": True, "subscribed": patterns}
+        return {"ok": True, "unsubscribed": patterns, "subscribed": self.patterns}
+
+    def track(self, name: str, message: dict[str, Any], body: dict[str, Any]) -> None:
+        """Remember the jobs this connection holds, to give them back if it goes away."""
+        if name == "PULL" and body.get("job"):
+            self.pulled[body["job"]["id"]] = body.get("token")
+        elif name == "PULLB":
+            tokens = body.get("tokens") or []
+            for i, job in enumerate(body.get("jobs") or []):
+                self.pulled[job["id"]] = tokens[i] if i < len(tokens) else None
+        elif name in FINISHING:
+            self.pulled.pop(str(message.get("id")), None)
+        elif name == "ACKB":
+            for job_id in message.get("ids") or []:
+                self.pulled.pop(str(job_id), None)
+
+    async def release(self) -> None:
+        if not self.pulled:
+            return
+        ids = list(self.pulled)
+        tokens = [self.pulled[i] for i in ids]
+        groups: dict[int, list[int]] = {}
+        for i, job_id in enumerate(ids):
+            shard = self.client.shard_for_id(job_id)
+            for s in range(self.client.shards) if shard is None else (shard,):
+                groups.setdefault(s, []).append(i)
+        calls = [
+            self.client.call_raw(s, p.ReleaseJobs([ids[i] for i in idx], [tokens[i] for i in idx]))
+            for s, idx in groups.items()
+        ]
+        await asyncio.gather(*calls, return_exceptions=True)
+
+    async def close(self) -> None:
+        self.hub.remove(self.listener)
+        for task in list(self.tasks):
+            task.cancel()
+        await self.release()
+
+
+async def websocket_endpoint(ws: WebSocket) -> None:
+    queue = ws.path_params.get("queue")
+    settings = ws.app.state.settings
+    if queue is not None:
+        try:
+            v.queue_name(queue)
+        except BunqError:
+            await ws.close(code=1008, reason="invalid queue name")
+            return
+    await ws.accept()
+    authed = token_ok(bearer(ws.headers.get("authorization")), settings.auth_tokens)
+    conn = Connection(ws, ws.app.state.hub, ws.app.state.client, queue, authed)
+    if authed:
+        conn.start_events()
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            text = message.get("text")
+            if text is None and message.get("bytes") is not None:
+                text = message["bytes"].decode("utf-8", "replace")
+            if text is not None:
+                await conn.on_text(text)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            await conn.close()
+
+
+routes = [
+    WebSocketRoute("/ws", websocket_endpoint),
+    WebSocketRoute("/ws/queues/{queue}", websocket_endpoint),
+]

@@ -1,0 +1,134 @@
+"""WebSocket commands (`{cmd, ..., reqId}`, named as in ws-commands.md) mapped onto the HTTP handlers.
+
+Each command runs the very `Call` handler of its HTTP route, so both protocols validate and answer
+alike; the WebSocket answer is the HTTP body plus the command's `reqId`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import msgspec
+
+from bunq.client import ShardClient
+from bunq.errors import BadRequest
+from bunq.http import Call, Handler, Result
+from bunq.routes import jobs, operations, queues, registries
+
+_json = msgspec.json.Encoder()
+RESERVED = ("cmd", "reqId")
+
+
+@dataclass(frozen=True)
+class Spec:
+    handler: Handler
+    params: tuple[tuple[str, str], ...] = ()  # (path parameter, message field)
+    query: tuple[str, ...] = ()  # message fields passed as the query string
+    body: bool = True  # the rest of the message is the JSON body
+
+
+def _queue(handler: Handler, *, query: tuple[str, ...] = (), body: bool = True) -> Spec:
+    return Spec(handler, (("queue", "queue"),), query, body)
+
+
+def _job(handler: Handler, *, body: bool = True) -> Spec:
+    return Spec(handler, (("id", "id"),), (), body)
+
+
+COMMANDS: dict[str, Spec] = {
+    # core
+    "PUSH": _queue(jobs.add_job),
+    "PUSHB": _queue(jobs.add_jobs_bulk),
+    "PULL": _queue(jobs.pull_job, query=("timeout", "owner", "lockTtl"), body=False),
+    "PULLB": _queue(jobs.pull_jobs),
+    "ACK": _job(jobs.ack_job),
+    "ACKB": Spec(jobs.ack_jobs_batch),
+    "FAIL": _job(jobs.fail_job),
+    # queries
+    "GetJob": _job(jobs.get_job, body=False),
+    "GetState": _job(jobs.get_job_state, body=False),
+    "GetResult": _job(jobs.get_job_result, body=False),
+    "GetProgress": _job(operations.get_progress, body=False),
+    "GetChildrenValues": _job(operations.get_children, body=False),
+    "GetJobs": _queue(queues.list_jobs, query=("state", "limit", "offset"), body=False),
+    "GetJobCounts": _queue(queues.get_counts, body=False),
+    "GetCountsPerPriority": _queue(queues.get_priority_counts, body=False),
+    "Count": _queue(queues.get_count, body=False),
+    "GetJobByCustomId": Spec(jobs.get_job_by_custom_id, (("custom_id", "customId"),), (), False),
+    # management
+    "Cancel": _job(jobs.cancel_job, body=False),
+    "Promote": _job(operations.promote_job),
+    "MoveToWait": _job(operations.promote_job),
+    "Discard": _job(operations.discard_job),
+    "WaitJob": _job(operations.wait_job),
+    "Progress": _job(operations.update_progress),
+    "Update": _job(operations.update_data),
+    "ChangePriority": _job(operations.change_priority),
+    "MoveToDelayed": _job(operations.move_to_delayed),
+    "ChangeDelay": _job(operations.change_delay),
+    "ExtendLock": _job(operations.extend_lock),
+    "ExtendLocks": Spec(operations.extend_locks),
+    "JobHeartbeat": _job(operations.heartbeat),
+    "JobHeartbeatB": Spec(operations.heartbeat_batch),
+    "PromoteJobs": _queue(queues.promote_jobs),
+    "AddLog": _job(operations.add_log),
+    "GetLogs": _job(operations.get_logs, body=False),
+    "ClearLogs": _job(operations.clear_logs, body=False),
+    # queue control
+    "Pause": _queue(queues.pause_queue),
+    "Resume": _queue(queues.resume_queue),
+    "IsPaused": _queue(queues.is_paused, body=False),
+    "Drain": _queue(queues.drain_queue),
+    "Obliterate": _queue(queues.obliterate_queue),
+    "ListQueues": Spec(queues.list_queues, body=False),
+    "Clean": _queue(queues.clean_queue),
+    # dead-letter queue
+    "Dlq": _queue(queues.get_dlq, query=("count", "limit", "offset"), body=False),
+    "RetryDlq": _queue(queues.retry_dlq),
+    "PurgeDlq": _queue(queues.purge_dlq),
+    "RetryCompleted": _queue(queues.retry_completed),
+    "SetDlqConfig": _queue(queues.set_dlq_config),
+    "GetDlqConfig": _queue(queues.get_dlq_config, body=False),
+    # limits and configuration
+    "RateLimit": _queue(queues.set_rate_limit),
+    "RateLimitClear": _queue(queues.clear_rate_limit, body=False),
+    "SetConcurrency": _queue(queues.set_concurrency),
+    "ClearConcurrency": _queue(queues.clear_concurrency, body=False),
+    "SetStallConfig": _queue(queues.set_stall_config),
+    "GetStallConfig": _queue(queues.get_stall_config, body=False),
+    # crons
+    "Cron": Spec(registries.add_cron),
+    "CronGet": Spec(registries.get_cron, (("name", "name"),), (), False),
+    "CronDelete": Spec(registries.delete_cron, (("name", "name"),), (), False),
+    "CronList": Spec(registries.list_crons, body=False),
+    # webhooks
+    "AddWebhook": Spec(registries.add_webhook),
+    "RemoveWebhook": Spec(registries.delete_webhook, (("id", "webhookId"),), (), False),
+    "ListWebhooks": Spec(registries.list_webhooks, body=False),
+    "SetWebhookEnabled": Spec(registries.set_webhook_enabled, (("id", "id"),)),
+    # workers
+    "RegisterWorker": Spec(registries.register_worker),
+    "UnregisterWorker": Spec(registries.delete_worker, (("id", "workerId"),), (), False),
+    "ListWorkers": Spec(registries.list_workers, body=False),
+    "Heartbeat": Spec(registries.worker_heartbeat, (("id", "id"),), (), False),
+}
+
+
+def build_call(client: ShardClient, spec: Spec, message: dict[str, Any]) -> Call:
+    params: dict[str, str] = {}
+    for param, field in spec.params:
+        value = message.get(field)
+        if not isinstance(value, str) or not value:
+            raise BadRequest(f"{field} is required")
+        params[param] = value
+    query = {k: message[k] for k in spec.query if message.get(k) is not None}
+    used = {field for _, field in spec.params} | set(spec.query) | set(RESERVED)
+    body = {k: v for k, v in message.items() if k not in used} if spec.body else {}
+    return Call(client, params, urlencode(query).encode(), _json.encode(body) if body else b"")
+
+
+async def run(client: ShardClient, name: str, message: dict[str, Any]) -> Result:
+    spec = COMMANDS[name]
+    return await spec.handler(build_call(client, spec, message))

@@ -1,0 +1,257 @@
+"""Events, SSE and WebSocket through `bunq serve`: the dashboard example, wildcards, filters, commands,
+auth both ways, and jobs released when a WebSocket closes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+import websockets
+
+from tests.support import BunqServer
+
+pytestmark = pytest.mark.integration
+
+DASHBOARD = ["job:*", "queue:counts", "stats:snapshot", "health:status", "worker:*", "dlq:*", "cron:*",
+             "queue:paused", "queue:resumed"]  # fmt: skip
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[BunqServer]:
+    srv = BunqServer(tmp_path / "data", shards=2)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def ws_url(server: BunqServer, path: str = "/ws") -> str:
+    return server.url.replace("http://", "ws://") + path
+
+
+class Client:
+    """A WebSocket client on its own event loop thread, collecting every frame it receives."""
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+        self.frames: list[dict[str, Any]] = []
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.url = url
+        self.headers = headers or {}
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.ws: Any = asyncio.run_coroutine_threadsafe(self._connect(), self.loop).result(10)
+
+    async def _connect(self) -> Any:
+        ws = await websockets.connect(self.url, additional_headers=self.headers)
+        self.loop.create_task(self._read(ws))
+        return ws
+
+    async def _read(self, ws: Any) -> None:
+        try:
+            async for text in ws:
+                self.frames.append(json.loads(text))
+        except websockets.ConnectionClosed:
+            pass
+
+    def send(self, message: dict[str, Any]) -> None:
+        asyncio.run_coroutine_threadsafe(self.ws.send(json.dumps(message)), self.loop).result(10)
+
+    def send_text(self, text: str) -> None:
+        asyncio.run_coroutine_threadsafe(self.ws.send(text), self.loop).result(10)
+
+    def reply(self, req_id: str, timeout: float = 15) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for frame in self.frames:
+                if frame.get("reqId") == req_id:
+                    return frame
+            time.sleep(0.01)
+        raise AssertionError(f"no reply to {req_id}: {self.frames[-5:]}")
+
+    def call(self, cmd: str, **fields: Any) -> dict[str, Any]:
+        req_id = f"{cmd}-{time.monotonic_ns()}"
+        self.send({"cmd": cmd, "reqId": req_id, **fields})
+        return self.reply(req_id)
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        return [f for f in self.frames if "event" in f and (name is None or f["event"] == name)]
+
+    def wait_for(self, predicate: Any, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"condition not met; last frames: {self.frames[-5:]}")
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.ws.close(), self.loop).result(10)
+
+        async def drain() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(drain(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+def test_dashboard_subscriptions_see_the_job_path_and_registries(server: BunqServer) -> None:
+    dash = Client(ws_url(server))
+    try:
+        assert dash.call("Subscribe", events=DASHBOARD) == {
+            "ok": True,
+            "subscribed": DASHBOARD,
+            "reqId": dash.frames[0]["reqId"],
+        }
+        time.sleep(0.3)
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            job = c.post("/queues/dash/jobs", json={"data": 1}).json()["id"]
+            c.get("/queues/dash/jobs")
+            c.post(f"/jobs/{job}/ack", json={})
+            bad = c.post("/queues/dash/jobs", json={"data": 2, "maxAttempts": 1}).json()["id"]
+            c.get("/queues/dash/jobs")
+            c.post(f"/jobs/{bad}/fail", json={"error": "boom"})
+            c.post("/queues/dash/pause")
+            c.post("/queues/dash/resume")
+            c.post("/crons", json={"name": "dash-cron", "queue": "dash", "data": 1, "repeatEvery": 200, "maxLimit": 1})
+            c.post("/workers", json={"name": "dash-worker", "queues": ["dash"]})
+        wanted = ["job:pushed", "job:active", "job:completed", "job:failed", "dlq:added", "queue:paused",
+                  "queue:resumed", "queue:counts", "cron:created", "cron:fired", "worker:connected", "stats:snapshot"]  # fmt: skip
+        dash.wait_for(lambda: all(dash.events(name) for name in wanted), timeout=20)
+        assert (
+            dash.events("job:completed")[0]["data"] | {"queue": "dash", "jobId": job}
+            == dash.events("job:completed")[0]["data"]
+        )
+        dlq = dash.events("dlq:added")[0]["data"]
+        assert dlq["jobId"] == bad and dlq["reason"]
+        counts = dash.events("queue:counts")[-1]["data"]
+        assert counts["queue"] == "dash" and {"waiting", "active", "completed", "failed", "delayed"} <= set(counts)
+        snapshot = dash.events("stats:snapshot")[-1]["data"]
+        assert {"waiting", "active", "completed", "dlq", "totalPushed", "pushPerSec", "uptime", "queues"} <= set(
+            snapshot
+        )
+        assert all(set(f) == {"event", "ts", "data"} for f in dash.events())
+        assert not dash.events("webhook:added")  # not subscribed
+    finally:
+        dash.close()
+
+
+def test_legacy_clients_get_job_events_and_queue_filters_apply(server: BunqServer) -> None:
+    legacy = Client(ws_url(server))
+    filtered = Client(ws_url(server, "/ws/queues/only-a"))
+    sse: list[dict[str, Any]] = []
+
+    def listen() -> None:
+        with httpx.stream("GET", server.url + "/events/queues/only-a", timeout=20) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    event = msgspec.json.decode(line[6:])
+                    if not event.get("connected"):
+                        sse.append(event)
+                    if len(sse) >= 2:
+                        return
+
+    thread = threading.Thread(target=listen)
+    thread.start()
+    try:
+        filtered.call("Subscribe", events=["*"])
+        time.sleep(0.5)
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            c.post("/queues/only-b/jobs", json={"data": 1})
+            a = c.post("/queues/only-a/jobs", json={"data": 1}).json()["id"]
+            c.get("/queues/only-a/jobs")
+        legacy.wait_for(lambda: len([f for f in legacy.frames if "eventType" in f]) >= 3)
+        kinds = [(f["eventType"], f["queue"]) for f in legacy.frames if "eventType" in f]
+        assert ("pushed", "only-b") in kinds and ("pushed", "only-a") in kinds and ("active", "only-a") in kinds
+        filtered.wait_for(lambda: len(filtered.events("job:active")) >= 1)
+        named = [f["data"]["queue"] for f in filtered.events() if "queue" in f["data"]]
+        assert named and set(named) == {"only-a"}
+        thread.join(20)
+        assert [(e["eventType"], e["jobId"]) for e in sse] == [("pushed", a), ("active", a)]
+    finally:
+        legacy.close()
+        filtered.close()
+
+
+def test_websocket_commands_cover_the_http_operations(server: BunqServer) -> None:
+    ws = Client(ws_url(server))
+    try:
+        job = ws.call("PUSH", queue="wsq", data={"x": 1}, priority=3)["id"]
+        assert ws.call("PUSHB", queue="wsq", jobs=[{"data": 2}, {"data": 3}])["ids"]
+        assert ws.call("GetJob", id=job)["job"]["data"] == {"x": 1}
+        assert ws.call("GetJobCounts", queue="wsq")["counts"]["waiting"] == 3
+        pulled = ws.call("PULL", queue="wsq")["job"]
+        assert pulled["id"] == job
+        assert ws.call("Progress", id=job, progress=50)["ok"]
+        assert ws.call("ACK", id=job, result={"done": True})["ok"]
+        assert ws.call("GetResult", id=job)["result"] == {"done": True}
+        batch = ws.call("PULLB", queue="wsq", count=2)["jobs"]
+        assert ws.call("ACKB", ids=[j["id"] for j in batch])["count"] == 2
+        assert ws.call("Pause", queue="wsq")["ok"] is True
+        assert ws.call("IsPaused", queue="wsq")["paused"] is True
+        assert ws.call("Resume", queue="wsq")["ok"]
+        assert "wsq" in ws.call("ListQueues")["queues"]
+        assert ws.call("Dlq", queue="wsq")["total"] == 0
+        assert ws.call("RateLimit", queue="wsq", limit=5)["ok"] and ws.call("RateLimitClear", queue="wsq")["ok"]
+        assert ws.call("GetStallConfig", queue="wsq")["config"]["maxStalls"] == 3
+        assert ws.call("Cron", name="wsc", queue="wsq", data=1, repeatEvery=60_000)["cron"]["name"] == "wsc"
+        assert [c["name"] for c in ws.call("CronList")["crons"]] == ["wsc"]
+        assert ws.call("RegisterWorker", name="w")["data"]["name"] == "w"
+        assert ws.call("GetJob", id="missing") == {
+            "ok": False,
+            "error": "Job not found",
+            "reqId": ws.frames[-1]["reqId"],
+        }
+        assert ws.call("NoSuchThing")["error"] == "Unknown command: NoSuchThing"
+        ws.send_text("{not json")
+        ws.wait_for(lambda: {"ok": False, "error": "Invalid JSON"} in ws.frames)
+        assert ws.call("Subscribe", events=["nope:*"])["error"] == "Unknown event: nope:*"
+    finally:
+        ws.close()
+
+
+def test_closing_a_websocket_releases_its_jobs(server: BunqServer) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        ids = c.post("/queues/rel/jobs/bulk", json={"jobs": [{"data": i} for i in range(3)]}).json()["ids"]
+        ws = Client(ws_url(server))
+        assert ws.call("PULLB", queue="rel", count=2, owner="w", lockTtl=60_000)["jobs"]
+        one = ws.call("PULL", queue="rel")["job"]
+        assert ws.call("ACK", id=one["id"])["ok"]
+        assert c.get("/queues/rel/counts").json()["counts"]["active"] == 2
+        ws.close()
+        deadline = time.monotonic() + 10
+        while c.get("/queues/rel/counts").json()["counts"]["active"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        counts = c.get("/queues/rel/counts").json()["counts"]
+        assert counts["active"] == 0 and counts["waiting"] == 2 and counts["completed"] == 1
+        attempts = [c.get(f"/jobs/{i}").json()["job"]["attempts"] for i in ids]
+        assert attempts == [0, 0, 0]
+
+
+def test_auth_by_header_or_command(tmp_path: Path) -> None:
+    server = BunqServer(tmp_path / "data", shards=1, AUTH_TOKENS="alpha,beta")
+    server.start()
+    try:
+        anonymous = Client(ws_url(server))
+        refused = anonymous.call("GetJobCounts", queue="x")
+        assert refused["ok"] is False and refused["error"] == "Unauthorized"
+        assert anonymous.call("Subscribe", events=["*"])["error"] == "Unauthorized"
+        assert anonymous.call("Auth", token="wrong")["error"] == "Unauthorized"
+        assert anonymous.call("Auth", token="beta")["ok"] is True
+        assert anonymous.call("GetJobCounts", queue="x")["ok"] is True
+        anonymous.close()
+        with_header = Client(ws_url(server), {"Authorization": "Bearer alpha"})
+        assert with_header.call("GetJobCounts", queue="x")["ok"] is True
+        with_header.close()
+    finally:
+        server.stop()
