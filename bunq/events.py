@@ -20,6 +20,28 @@ log = logging.getLogger("bunq.front")
 CLIENT_BUFFER = 1000  # events a client may fall behind by before it is dropped
 
 _decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+
+
+class Event:
+    """One event as received: its envelope JSON is sent as is to pub/sub clients, and its legacy form
+    (`{eventType, queue, jobId, ...}`) is encoded once, on first need, for every legacy client."""
+
+    __slots__ = ("name", "envelope", "raw", "_legacy")
+
+    def __init__(self, name: str, envelope: dict[str, Any], raw: bytes) -> None:
+        self.name = name
+        self.envelope = envelope
+        self.raw = raw
+        self._legacy: bytes | None = None
+
+    def legacy(self) -> bytes:
+        if self._legacy is None:
+            kind = self.name.split(":", 1)[1] if self.name.startswith("job:") else self.name
+            data = self.envelope.get("data")
+            fields = data if isinstance(data, dict) else {}
+            self._legacy = _encode({"eventType": kind, **fields, "timestamp": self.envelope.get("ts")})
+        return self._legacy
 
 
 @dataclass(eq=False)
@@ -30,7 +52,7 @@ class Listener:
     topics: tuple[str, ...]
     queue: str | None = None
     legacy: bool = True
-    inbox: asyncio.Queue[dict[str, Any] | None] = field(default_factory=lambda: asyncio.Queue(CLIENT_BUFFER))
+    inbox: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue(CLIENT_BUFFER))
     dropped: bool = False
 
 
@@ -79,14 +101,15 @@ class EventHub:
         while True:
             topic, payload = await self.sub.recv_multipart()
             try:
-                event = _decode(payload)
+                envelope = _decode(payload)
             except msgspec.DecodeError:
                 log.warning("undecodable event on %r", topic)
                 continue
-            self.dispatch(topic.decode(), event)
+            self.dispatch(Event(topic.decode(), envelope, payload))
 
-    def dispatch(self, name: str, event: dict[str, Any]) -> None:
-        data = event.get("data")
+    def dispatch(self, event: Event) -> None:
+        name = event.name
+        data = event.envelope.get("data")
         queue = data.get("queue") if isinstance(data, dict) else None
         for listener in list(self.listeners):
             if listener.queue is not None and queue is not None and queue != listener.queue:

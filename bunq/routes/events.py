@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import msgspec
 from starlette.requests import Request
@@ -21,13 +20,6 @@ SSE_TOPICS = ("job:",)
 _json = msgspec.json.Encoder()
 
 
-def legacy(event: dict[str, Any]) -> dict[str, Any]:
-    """`{event: "job:completed", ts, data}` → `{eventType: "completed", queue, jobId, timestamp, ...}`."""
-    name: str = event.get("event", "")
-    kind = name.split(":", 1)[1] if name.startswith("job:") else name
-    return {"eventType": kind, **event.get("data", {}), "timestamp": event.get("ts")}
-
-
 async def _stream(hub: EventHub, listener: Listener) -> AsyncIterator[bytes]:
     hub.add(listener)
     try:
@@ -40,7 +32,7 @@ async def _stream(hub: EventHub, listener: Listener) -> AsyncIterator[bytes]:
                 continue
             if event is None:
                 return
-            yield b"data: " + _json.encode(legacy(event)) + b"\n\n"
+            yield b"data: " + event.legacy() + b"\n\n"
     finally:
         hub.remove(listener)
 

@@ -25,7 +25,6 @@ from bunq.auth import bearer, token_ok
 from bunq.client import ShardClient
 from bunq.errors import BunqError
 from bunq.events import EventHub, Listener
-from bunq.routes.events import legacy
 
 log = logging.getLogger("bunq.ws")
 
@@ -57,12 +56,17 @@ class Connection:
 
     async def pump_events(self) -> None:
         """Events to the client; one that cannot keep up is cut off (its buffer is bounded)."""
+        inbox = self.listener.inbox
         while True:
-            event = await self.listener.inbox.get()
-            if event is None:
-                await self.ws.close(code=1013, reason="too slow: event buffer full")
-                return
-            await self.send(legacy(event) if self.listener.legacy else event)
+            batch = [await inbox.get()]
+            while not inbox.empty() and len(batch) < 256:
+                batch.append(inbox.get_nowait())
+            async with self.send_lock:
+                for event in batch:
+                    if event is None:
+                        await self.ws.close(code=1013, reason="too slow: event buffer full")
+                        return
+                    await self.ws.send_text((event.legacy() if self.listener.legacy else event.raw).decode())
 
     def start_events(self) -> None:
         self.hub.add(self.listener)
