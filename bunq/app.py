@@ -9,36 +9,15 @@ import zmq.asyncio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
 
-from bunq import __version__
-from bunq import protocol as p
 from bunq.client import ShardClient
+from bunq.edge import Auth, Cors, RateLimit
 from bunq.errors import BunqError
 from bunq.events import EventHub
 from bunq.fastpath import FastPath
-from bunq.http import on_bunq_error, on_http_error, on_unexpected, reply
-from bunq.routes import events, jobs, operations, queues, registries, ws
+from bunq.http import on_bunq_error, on_http_error, on_unexpected
+from bunq.routes import events, jobs, monitoring, operations, queues, registries, ws
 from bunq.settings import Settings
-
-
-async def health(request: Request) -> Response:
-    return reply({"ok": True, "status": "healthy", "version": __version__})
-
-
-async def healthz(request: Request) -> Response:
-    return PlainTextResponse("OK")
-
-
-async def ready(request: Request) -> Response:
-    client: ShardClient = request.app.state.client
-    replies = await client.call_all(p.Ping())
-    if client.with_aggregator:
-        replies.append(await client.call_raw(client.shards, p.Ping()))
-    is_ready = all(isinstance(r, p.Pong) for r in replies)
-    return reply({"ok": is_ready, "ready": is_ready}, 200 if is_ready else 503)
 
 
 def create_app(settings: Settings | None = None, client: ShardClient | None = None) -> Starlette:
@@ -67,15 +46,18 @@ def create_app(settings: Settings | None = None, client: ShardClient | None = No
             *registries.routes,
             *events.routes,
             *ws.routes,
-            Route("/health", health, methods=["GET"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/live", healthz, methods=["GET"]),
-            Route("/ready", ready, methods=["GET"]),
+            *monitoring.routes,
         ],
-        middleware=[Middleware(FastPath)],
+        middleware=[
+            Middleware(Cors, settings=settings),
+            Middleware(RateLimit, settings=settings),
+            Middleware(Auth, settings=settings),
+            Middleware(FastPath),
+        ],
         exception_handlers={BunqError: on_bunq_error, HTTPException: on_http_error, Exception: on_unexpected},
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.client = shard_client
+    app.state.connections = {"tcp": 0, "ws": 0, "sse": 0}
     return app

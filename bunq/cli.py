@@ -114,7 +114,7 @@ def front(settings: Settings) -> None:
         port=settings.http_port,
         workers=settings.fronts,
         loop="uvloop",
-        http="httptools",
+        http="bunq.edge:DeadlineHttpToolsProtocol",
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=5,

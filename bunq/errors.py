@@ -38,6 +38,11 @@ class PayloadTooLarge(BadRequest):
     status = 413
 
 
+class RequestTimeout(BadRequest):
+    code = "request_timeout"
+    status = 408
+
+
 class NotFound(BunqError):
     code = "not_found"
     status = 404
@@ -53,7 +58,8 @@ class ConfigError(BunqError):
 
 
 BY_CODE: dict[str, type[BunqError]] = {
-    cls.code: cls for cls in (BunqError, BadRequest, InvalidJson, PayloadTooLarge, NotFound, Unavailable, ConfigError)
+    cls.code: cls
+    for cls in (BunqError, BadRequest, InvalidJson, PayloadTooLarge, RequestTimeout, NotFound, Unavailable, ConfigError)
 }
 
 

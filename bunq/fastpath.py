@@ -12,7 +12,7 @@ import logging
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bunq.errors import BunqError
-from bunq.http import Call, Handler, error_body, too_large
+from bunq.http import Call, Handler, body_deadline, error_body, too_large
 from bunq.routes import jobs
 
 log = logging.getLogger("bunq.front")
@@ -91,6 +91,12 @@ async def read(scope: Scope, receive: Receive, limit: int) -> bytes:
         raise too_large(limit)
     if not message.get("more_body"):
         return body
+    async with body_deadline(scope):
+        return await _rest(receive, limit, body)
+
+
+async def _rest(receive: Receive, limit: int, body: bytes) -> bytes:
+    message: Message = {"more_body": True}
     chunks = [body]
     size = len(body)
     while message.get("more_body"):

@@ -6,8 +6,10 @@ so the same function serves both the Starlette route and the fast path (`bunq.fa
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -18,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bunq.client import ShardClient
-from bunq.errors import BunqError, PayloadTooLarge
+from bunq.errors import BunqError, PayloadTooLarge, RequestTimeout
 
 log = logging.getLogger("bunq.front")
 
@@ -77,6 +79,17 @@ def too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"Request body too large (max {limit} bytes)")
 
 
+@contextlib.asynccontextmanager
+async def body_deadline(scope: Any) -> AsyncIterator[None]:
+    """A body that takes longer than `BUNQ_BODY_TIMEOUT_MS` to arrive is refused (408)."""
+    seconds = scope["app"].state.settings.body_timeout_ms / 1000
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise RequestTimeout(f"Request body not received within {seconds:g} s") from None
+
+
 async def read_body(request: Request) -> bytes:
     """The request body, refused as soon as it grows past the limit (never buffered beyond it)."""
     limit: int = request.app.state.settings.max_body_bytes
@@ -85,11 +98,12 @@ async def read_body(request: Request) -> bytes:
         raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
+    async with body_deadline(request.scope):
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit)
+            chunks.append(chunk)
     return b"".join(chunks)
 
 

@@ -11,6 +11,9 @@ from typing import Union
 
 import msgspec
 
+# Bounds (ms) of the latency histograms shards keep and fronts render for Prometheus.
+LATENCY_BUCKETS_MS = (1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000)
+
 
 class NewJob(msgspec.Struct, frozen=True, array_like=True):
     """One validated job as a producer pushed it (the front validated every field)."""
@@ -189,6 +192,16 @@ class GetStats(Command, frozen=True):
     pass
 
 
+class Collect(Command, frozen=True):
+    """Garbage-collect and compact the shard's structures (`POST /gc`)."""
+
+    pass
+
+
+class GetHeapStats(Command, frozen=True):
+    pass
+
+
 class ReleaseJobs(Command, frozen=True):
     """Active jobs back to waiting without charging an attempt (their worker's connection closed)."""
 
@@ -353,9 +366,15 @@ class WorkerHeartbeat(Command, frozen=True):
     id: str
 
 
+class CheckRate(Command, frozen=True):
+    """Count one HTTP request of a client IP against the server-wide rate limit."""
+
+    ip: str
+
+
 AggregatorCommand = Union[  # noqa: UP007
     AddCron, GetCron, ListCrons, DeleteCron, AddWebhook, ListWebhooks, DeleteWebhook, SetWebhookEnabled,
-    RegisterWorker, ListWorkers, DeleteWorker, WorkerHeartbeat, Ping,
+    RegisterWorker, ListWorkers, DeleteWorker, WorkerHeartbeat, Ping, CheckRate,
 ]  # fmt: skip
 
 
@@ -365,7 +384,7 @@ AnyCommand = Union[  # noqa: UP007 - msgspec needs a real Union object here
     WaitJob, GetChildren, Heartbeat, AddLog, GetLogs, ClearLogs, WatchJob, ResolveDependency,
     ListQueues, ListJobs, GetPriorityCounts, GetQueueConfig, PauseQueue, ResumeQueue, DrainQueue, ObliterateQueue,
     CleanQueue, PromoteJobs, RetryCompleted, RetryDlq, PurgeDlq, SetRateLimit, SetConcurrency, SetStallConfig,
-    SetDlqConfig, GetStats, ReleaseJobs,
+    SetDlqConfig, GetStats, ReleaseJobs, Collect, GetHeapStats,
 ]  # fmt: skip
 
 
@@ -482,6 +501,27 @@ class ShardStats(Reply, frozen=True):
     rss_bytes: int
     storage_bytes: int
     free_disk_bytes: int
+    disk_full: bool = False
+    histograms: dict[str, list[int]] = {}  # name → bucket counts (last: +Inf), then count and sum (ms)
+
+
+class Memory(Reply, frozen=True):
+    """Process memory figures, and what a collection freed (`POST /gc`)."""
+
+    before_rss: int
+    after_rss: int
+
+
+class HeapStats(Reply, frozen=True):
+    process: str
+    rss_bytes: int
+    top_types: list[tuple[str, int]]
+    collections: dict[str, int]
+
+
+class RateVerdict(Reply, frozen=True):
+    allowed: bool
+    retry_after_s: int = 0
 
 
 class Pong(Reply, frozen=True):
@@ -492,4 +532,5 @@ class Pong(Reply, frozen=True):
 AnyReply = Union[  # noqa: UP007
     Done, Error, Ids, Jobs, JobDoc, JobState, JobResult, AckOutcome, Counts, DlqEntries, Pong,
     Progress, WaitOutcome, ChildrenValues, Logs, Watched, Count, QueueNames, QueueConfig, Rendered, ShardStats,
+    RateVerdict, Memory, HeapStats,
 ]  # fmt: skip

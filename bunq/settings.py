@@ -31,6 +31,14 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
 
 
+def _rate_limit(env: Mapping[str, str]) -> int:
+    """RATE_LIMIT_MAX_REQUESTS: unset, 0 or Infinity leave the HTTP rate limit off."""
+    raw = env.get("RATE_LIMIT_MAX_REQUESTS", "").strip()
+    if raw.lower() in ("", "0", "infinity", "inf"):
+        return 0
+    return _int(env, "RATE_LIMIT_MAX_REQUESTS", 0, 0, 1 << 40)
+
+
 @dataclass(frozen=True)
 class Settings:
     http_host: str = "0.0.0.0"
@@ -49,6 +57,14 @@ class Settings:
     webhook_timeout_ms: int = 10_000
     worker_timeout_ms: int = 60_000
     auth_tokens: tuple[str, ...] = ()
+    require_auth_for_metrics: bool = False
+    cors_origins: tuple[str, ...] = ("*",)
+    rate_limit_window_ms: int = 60_000
+    rate_limit_max: int = 0
+    rate_limit_cleanup_ms: int = 60_000
+    header_timeout_ms: int = 10_000
+    body_timeout_ms: int = 30_000
+    min_free_disk_mb: int = 64
     request_timeout_ms: int = 10_000
     max_body_bytes: int = 32 * 1024 * 1024
     completed_cache: int = 10_000
@@ -88,6 +104,15 @@ class Settings:
             webhook_timeout_ms=_int(env, "BUNQ_WEBHOOK_TIMEOUT_MS", 10_000, 100, 600_000),
             worker_timeout_ms=_int(env, "BUNQ_WORKER_TIMEOUT_MS", 60_000, 1000, 86_400_000),
             auth_tokens=_list(env, "AUTH_TOKENS"),
+            require_auth_for_metrics=env.get("BUNQ_REQUIRE_AUTH_FOR_METRICS", "").strip().lower()
+            in ("1", "true", "yes", "on"),
+            cors_origins=_list(env, "CORS_ALLOW_ORIGIN") or ("*",),
+            rate_limit_window_ms=_int(env, "RATE_LIMIT_WINDOW_MS", 60_000, 1, 86_400_000),
+            rate_limit_max=_rate_limit(env),
+            rate_limit_cleanup_ms=_int(env, "RATE_LIMIT_CLEANUP_MS", 60_000, 100, 86_400_000),
+            header_timeout_ms=_int(env, "BUNQ_HEADER_TIMEOUT_MS", 10_000, 100, 600_000),
+            body_timeout_ms=_int(env, "BUNQ_BODY_TIMEOUT_MS", 30_000, 100, 600_000),
+            min_free_disk_mb=_int(env, "BUNQ_MIN_FREE_DISK_MB", 64, 0, 1 << 30),
             request_timeout_ms=_int(env, "BUNQ_REQUEST_TIMEOUT_MS", 10_000, 100, 600_000),
             max_body_bytes=_int(env, "BUNQ_MAX_BODY_BYTES", 32 * 1024 * 1024, 1024, 1 << 31),
             completed_cache=_int(env, "BUNQ_COMPLETED_CACHE", 10_000, 0, 10_000_000),

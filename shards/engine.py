@@ -21,6 +21,7 @@ from bunq import errors
 from bunq.protocol import Command, Error, Jobs, Reply, WaitOutcome
 from bunq.routing import shard_of_slot, slot_of, slot_of_id
 from shards import admin, flows, leases
+from shards.histograms import Histogram
 from shards.job import (
     ACTIVE,
     COMPLETED,
@@ -100,6 +101,9 @@ class Engine:
         self.outbox: dict[tuple[str, str], tuple[int, Command]] = {}
         self.to_serve: dict[str, QueueState] = {}
         self.tombstones: OrderedDict[str, None] = OrderedDict()  # active jobs of obliterated queues
+        self.wait_histogram = Histogram()
+        self.processing_histogram = Histogram()
+        self.disk_full = False
         self.seq = 0
         self.totals = {"pushed": 0, "pulled": 0, "completed": 0, "failed": 0}
         self._slot_cache: dict[str, int] = {}
@@ -225,6 +229,8 @@ class Engine:
     def activate(self, job: Job, q: QueueState, owner: str | None, lock_ttl: int | None) -> None:
         now = self.clock()
         job.state = ACTIVE
+        if job.attempts == 0 and job.started_at is None:
+            self.wait_histogram.observe(max(0, now - job.run_at))
         job.started_at = now
         job.last_heartbeat = now
         q.active[job.id] = job
@@ -281,6 +287,7 @@ class Engine:
         self.totals["completed"] += 1
         self.release_unique(job)
         job.completed_at = self.clock()
+        self.processing_histogram.observe(max(0, job.completed_at - (job.started_at or job.completed_at)))
         del self.jobs[job.id]
         if self.events.wants("job:completed"):
             raw = msgspec.Raw(result) if result is not None else None

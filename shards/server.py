@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import sys
+import time
 from types import FrameType
 
 import zmq
@@ -21,7 +23,8 @@ from shards.store import Store
 log = logging.getLogger("bunq.shard")
 
 DRAIN_BATCH = 2048  # requests handled per wake-up before timers and the flush get a turn
-FLUSH_EARLY_AT = 20_000  # journal entries that trigger a flush before the interval is up
+FLUSH_EARLY_AT = 20_000
+DISK_CHECK_S = 5.0  # journal entries that trigger a flush before the interval is up
 
 
 def store_path(data_dir: str, index: int) -> str:
@@ -89,6 +92,7 @@ class ShardServer:
         link_sockets = set(self.link.sockets.values())
         flush_due: int | None = None
         interval = self.settings.flush_interval_ms
+        disk_checked = 0.0
         engine = self.engine
         while self.running:
             events = dict(poller.poll(self._poll_timeout(flush_due)))
@@ -99,6 +103,9 @@ class ShardServer:
             for sock in link_sockets.intersection(events):
                 self.link.drain(sock)
             engine.tick()
+            if time.monotonic() - disk_checked > DISK_CHECK_S:
+                disk_checked = time.monotonic()
+                engine.disk_full = self.free_disk() < self.settings.min_free_disk_mb * 1024 * 1024
             engine.publish_counts()
             self.send_replies()
             if engine.outgoing:
@@ -123,6 +130,12 @@ class ShardServer:
         self.xpub.close()
         self.ctx.term()
         log.info("shard %d stopped", self.index)
+
+    def free_disk(self) -> int:
+        try:
+            return shutil.disk_usage(os.path.abspath(self.settings.data_dir)).free
+        except OSError:
+            return 0
 
     def _poll_timeout(self, flush_due: int | None) -> int:
         now = wall_clock_ms()

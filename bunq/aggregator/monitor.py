@@ -64,6 +64,9 @@ class Merged:
     storage_bytes: int = 0
     free_disk_bytes: int = 0
     shards_up: int = 0
+    disk_full: bool = False
+    histograms: dict[str, list[int]] = field(default_factory=dict)
+    per_shard: list[p.ShardStats] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         keys = ("waiting", "active", "delayed", "completed", "failed")
@@ -76,6 +79,11 @@ async def gather(client: ShardClient) -> Merged:
         if not isinstance(reply, p.ShardStats):
             continue
         merged.shards_up += 1
+        merged.per_shard.append(reply)
+        merged.disk_full = merged.disk_full or reply.disk_full
+        for key, values in reply.histograms.items():
+            current = merged.histograms.setdefault(key, [0] * len(values))
+            merged.histograms[key] = [a + b for a, b in zip(current, values, strict=False)]
         for key, value in reply.totals.items():
             merged.totals[key] = merged.totals.get(key, 0) + value
         merged.queues.update(reply.queues)
@@ -233,4 +241,4 @@ DISK_FULL_BYTES = 64 * MB
 
 
 def disk_full(merged: Merged) -> bool:
-    return 0 <= merged.free_disk_bytes < DISK_FULL_BYTES
+    return merged.disk_full or 0 <= merged.free_disk_bytes < DISK_FULL_BYTES

@@ -20,6 +20,7 @@ from bunq import wire
 from bunq.aggregator import workers as workers_mod
 from bunq.aggregator.crons import Cron, CronTable, fire_seed, view
 from bunq.aggregator.monitor import Monitor, Thresholds
+from bunq.aggregator.ratelimit import RateLimiter
 from bunq.aggregator.store import RegistryStore
 from bunq.aggregator.webhooks import Webhooks
 from bunq.aggregator.workers import Workers
@@ -59,6 +60,9 @@ class Aggregator:
         self.crons = CronTable(self.store, self.push_cron_job, self.publish, wall_ms)
         self.webhooks = Webhooks(self.store, self.publish, settings.webhook_allow, settings.webhook_timeout_ms / 1000)
         self.workers = Workers(self.store, self.publish, settings.worker_timeout_ms)
+        self.rate_limiter = RateLimiter(
+            settings.rate_limit_window_ms, settings.rate_limit_max, settings.rate_limit_cleanup_ms, wall_ms
+        )
         self.monitor = Monitor(self.shards, self.workers, self.crons, self.publish, Thresholds.from_env())
         self.own_topics: set[str] = set()
         self.stopping = asyncio.Event()
@@ -239,6 +243,11 @@ async def worker_heartbeat(agg: Aggregator, cmd: p.WorkerHeartbeat) -> p.Reply:
     return rendered({"data": {"ok": True, "lastSeen": worker.last_seen}})
 
 
+async def check_rate(agg: Aggregator, cmd: p.CheckRate) -> p.Reply:
+    allowed, retry_after = agg.rate_limiter.check(cmd.ip)
+    return p.RateVerdict(allowed, retry_after)
+
+
 async def ping(agg: Aggregator, cmd: p.Ping) -> p.Reply:
     return p.Pong(-1, agg.settings.slots)
 
@@ -257,6 +266,7 @@ HANDLERS: dict[type[p.Command], Any] = {
     p.DeleteWorker: delete_worker,
     p.WorkerHeartbeat: worker_heartbeat,
     p.Ping: ping,
+    p.CheckRate: check_rate,
 }
 
 

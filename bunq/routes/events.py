@@ -20,8 +20,9 @@ SSE_TOPICS = ("job:",)
 _json = msgspec.json.Encoder()
 
 
-async def _stream(hub: EventHub, listener: Listener) -> AsyncIterator[bytes]:
+async def _stream(hub: EventHub, listener: Listener, connections: dict[str, int]) -> AsyncIterator[bytes]:
     hub.add(listener)
+    connections["sse"] += 1
     try:
         yield b"data: " + _json.encode({"connected": True, "clientId": str(uuid.uuid4())}) + b"\n\n"
         while True:
@@ -34,6 +35,7 @@ async def _stream(hub: EventHub, listener: Listener) -> AsyncIterator[bytes]:
                 return
             yield b"data: " + event.legacy() + b"\n\n"
     finally:
+        connections["sse"] -= 1
         hub.remove(listener)
 
 
@@ -41,7 +43,8 @@ def _sse(request: Request, queue: str | None) -> Response:
     hub: EventHub = request.app.state.hub
     headers = {"Cache-Control": "no-cache", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
     listener = Listener(SSE_TOPICS, queue)
-    return StreamingResponse(_stream(hub, listener), media_type="text/event-stream", headers=headers)
+    stream = _stream(hub, listener, request.app.state.connections)
+    return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
 
 async def events(request: Request) -> Response:

@@ -192,6 +192,8 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     conn = Connection(ws, ws.app.state.hub, ws.app.state.client, queue, authed)
     if authed:
         conn.start_events()
+    connections = ws.app.state.connections
+    connections["ws"] += 1
     try:
         while True:
             message = await ws.receive()
@@ -205,6 +207,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        connections["ws"] -= 1
         with contextlib.suppress(Exception):
             await conn.close()
 

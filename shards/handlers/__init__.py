@@ -54,4 +54,6 @@ HANDLERS: dict[type[p.Command], Any] = {
     p.SetDlqConfig: queues.set_dlq_config,
     p.GetStats: queues.get_stats,
     p.ReleaseJobs: jobs.release_jobs,
+    p.Collect: queues.collect,
+    p.GetHeapStats: queues.get_heap_stats,
 }

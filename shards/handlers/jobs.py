@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bunq import protocol as p
-from bunq.errors import BadRequest, NotFound
+from bunq.errors import BadRequest, NotFound, Unavailable
 from bunq.routing import new_job_id
 from shards import flows
 from shards.job import ACTIVE, Job, render
@@ -22,6 +22,8 @@ def add_jobs(engine: Engine, cmd: p.AddJobs, respond: Respond) -> p.Reply | None
     slot = engine.slot(cmd.queue)
     ids: list[str] = []
     durable = False
+    if engine.disk_full and any(spec.durable for spec in cmd.jobs):
+        raise Unavailable("Disk full: durable writes are refused until space is freed")
     for spec in cmd.jobs:
         durable = durable or spec.durable
         existing = _existing(engine, cmd.queue, spec)

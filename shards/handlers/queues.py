@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import gc
 import os
 import shutil
 from typing import TYPE_CHECKING, Any
@@ -188,7 +190,34 @@ def get_stats(engine: Engine, cmd: p.GetStats, respond: Respond) -> p.Reply:
     storage = sum(os.path.getsize(path + s) for s in ("", "-wal") if os.path.exists(path + s))
     free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
     rss = psutil.Process().memory_info().rss
-    return p.ShardStats(engine.shard, dict(engine.totals), queues, collections, rss, storage, free)
+    histograms = {"wait": engine.wait_histogram.export(), "processing": engine.processing_histogram.export()}
+    return p.ShardStats(
+        engine.shard, dict(engine.totals), queues, collections, rss, storage, free, engine.disk_full, histograms
+    )
+
+
+def collect(engine: Engine, cmd: p.Collect, respond: Respond) -> p.Reply:
+    """Collect garbage and give back what over-grown structures hold (dicts never shrink on their own)."""
+    before = psutil.Process().memory_info().rss
+    engine.flush()
+    engine.jobs = dict(engine.jobs)
+    engine.unique = dict(engine.unique)
+    for q in engine.queues.values():
+        q.active = dict(q.active)
+        q.dlq = dict(q.dlq)
+    gc.collect()
+    return p.Memory(before, psutil.Process().memory_info().rss)
+
+
+def get_heap_stats(engine: Engine, cmd: p.GetHeapStats, respond: Respond) -> p.Reply:
+    stats = get_stats(engine, p.GetStats(), respond)
+    assert isinstance(stats, p.ShardStats)
+    return p.HeapStats(f"shard-{engine.shard}", stats.rss_bytes, top_types(), stats.collections)
+
+
+def top_types(limit: int = 20) -> list[tuple[str, int]]:
+    counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
+    return counts.most_common(limit)
 
 
 def ping(engine: Engine, cmd: p.Ping, respond: Respond) -> p.Reply:

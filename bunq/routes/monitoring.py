@@ -1,0 +1,179 @@
+"""Monitoring routes: health and probes, ping, stats, metrics, Prometheus, storage, GC and heap stats.
+
+Figures come from every shard (fanned out in parallel and merged), so any front answers the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import gc
+import os
+import time
+from typing import Any
+
+import psutil
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from bunq import __version__, metrics
+from bunq import protocol as p
+from bunq.aggregator.monitor import Merged, disk_full, gather
+from bunq.client import ShardClient
+from bunq.edge import DeadlineHttpToolsProtocol
+from bunq.http import Call, Result, encode, endpoint
+
+MB = 1024 * 1024
+STARTED = time.time()
+
+
+def _client(request: Request) -> ShardClient:
+    client: ShardClient = request.app.state.client
+    return client
+
+
+def _rss() -> int:
+    return int(psutil.Process().memory_info().rss)
+
+
+def _memory(merged: Merged) -> dict[str, int]:
+    rss = (merged.rss_bytes + _rss()) // MB
+    return {"heapUsed": rss, "heapTotal": rss, "rss": rss, "external": 0, "arrayBuffers": 0}
+
+
+def _uptime() -> int:
+    return int(time.time() - STARTED)
+
+
+async def health(request: Request) -> Response:
+    merged = await gather(_client(request))
+    counts = merged.counts()
+    degraded = disk_full(merged) or merged.shards_up < _client(request).shards
+    connections: dict[str, int] = {**request.app.state.connections, "tcp": DeadlineHttpToolsProtocol.open_connections}
+    body = {
+        "ok": True,
+        "status": "degraded" if degraded else "healthy",
+        "uptime": _uptime(),
+        "version": __version__,
+        "queues": {**{k: counts[k] for k in ("waiting", "active", "delayed", "completed")}, "dlq": counts["failed"]},
+        "connections": dict(connections),
+        "memory": {k: v for k, v in _memory(merged).items() if k in ("heapUsed", "heapTotal", "rss")},
+    }
+    return Response(encode(body), media_type="application/json")
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("OK")
+
+
+async def ready(request: Request) -> Response:
+    client = _client(request)
+    calls = [client.call_raw(s, p.Ping()) for s in range(client.shards + (1 if client.with_aggregator else 0))]
+    replies = await asyncio.gather(*calls, return_exceptions=True)
+    is_ready = all(isinstance(r, p.Pong) for r in replies)
+    return Response(
+        encode({"ok": is_ready, "ready": is_ready}), 200 if is_ready else 503, media_type="application/json"
+    )
+
+
+async def ping(call: Call) -> Result:
+    return encode({"ok": True, "data": {"pong": True, "time": int(time.time() * 1000)}})
+
+
+async def stats(call: Call) -> Result:
+    merged = await gather(call.client)
+    counts = merged.counts()
+    figures = {
+        **counts,
+        "dlq": counts["failed"],
+        "totalPushed": merged.totals.get("pushed", 0),
+        "totalPulled": merged.totals.get("pulled", 0),
+        "totalCompleted": merged.totals.get("completed", 0),
+        "totalFailed": merged.totals.get("failed", 0),
+        "uptime": _uptime(),
+        "shards": merged.shards_up,
+    }
+    return encode({"ok": True, "stats": figures, "memory": _memory(merged), "collections": merged.collections})
+
+
+async def metrics_json(call: Call) -> Result:
+    totals = (await gather(call.client)).totals
+    keys = {"totalPushed": "pushed", "totalPulled": "pulled", "totalCompleted": "completed", "totalFailed": "failed"}
+    return encode({"ok": True, "metrics": {name: totals.get(key, 0) for name, key in keys.items()}})
+
+
+async def prometheus(request: Request) -> Response:
+    merged = await gather(_client(request))
+    per_shard = [(s.shard, s.collections.get("jobIndex", 0), s.rss_bytes, s.storage_bytes) for s in merged.per_shard]
+    return Response(metrics.render(merged, per_shard), media_type=CONTENT_TYPE_LATEST)
+
+
+async def storage(call: Call) -> Result:
+    merged = await gather(call.client)
+    return encode(
+        {
+            "ok": True,
+            "diskFull": disk_full(merged),
+            "storageBytes": merged.storage_bytes,
+            "freeDiskBytes": max(0, merged.free_disk_bytes),
+        }
+    )
+
+
+async def collect(call: Call) -> Result:
+    """Collects garbage in this front and in every shard, and compacts the shards' structures."""
+    own_before = _rss()
+    gc.collect()
+    replies = await call.client.call_all(p.Collect())
+    memory = [r for r in replies if isinstance(r, p.Memory)]
+    before = (own_before + sum(m.before_rss for m in memory)) // MB
+    after = (_rss() + sum(m.after_rss for m in memory)) // MB
+    return encode(
+        {
+            "ok": True,
+            "before": {"heapUsed": before, "heapTotal": before, "rss": before},
+            "after": {"heapUsed": after, "heapTotal": after, "rss": after},
+        }
+    )
+
+
+def _top_types(limit: int = 20) -> list[tuple[str, int]]:
+    return collections.Counter(type(o).__name__ for o in gc.get_objects()).most_common(limit)
+
+
+async def heapstats(call: Call) -> Result:
+    processes: list[dict[str, Any]] = [
+        {"process": f"front-{os.getpid()}", "rssMB": _rss() // MB, "topTypes": _top_types(), "collections": {}}
+    ]
+    merged: dict[str, int] = {}
+    for reply in await call.client.call_all(p.GetHeapStats()):
+        if isinstance(reply, p.HeapStats):
+            processes.append(
+                {
+                    "process": reply.process,
+                    "rssMB": reply.rss_bytes // MB,
+                    "topTypes": reply.top_types,
+                    "collections": reply.collections,
+                }
+            )
+            for key, value in reply.collections.items():
+                merged[key] = merged.get(key, 0) + value
+    rss = sum(proc["rssMB"] for proc in processes)
+    return encode({"ok": True, "heap": {"rssMB": rss}, "collections": merged, "processes": processes})
+
+
+routes = [
+    Route("/health", health, methods=["GET"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/live", healthz, methods=["GET"]),
+    Route("/ready", ready, methods=["GET"]),
+    Route("/ping", endpoint(ping, with_body=False), methods=["GET"]),
+    Route("/stats", endpoint(stats, with_body=False), methods=["GET"]),
+    Route("/metrics", endpoint(metrics_json, with_body=False), methods=["GET"]),
+    Route("/prometheus", prometheus, methods=["GET"]),
+    Route("/storage", endpoint(storage, with_body=False), methods=["GET"]),
+    Route("/gc", endpoint(collect), methods=["POST"]),
+    Route("/heapstats", endpoint(heapstats, with_body=False), methods=["GET"]),
+]
