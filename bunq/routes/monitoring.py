@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 import psutil
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -107,7 +107,7 @@ async def metrics_json(call: Call) -> Result:
 async def prometheus(request: Request) -> Response:
     merged = await gather(_client(request))
     per_shard = [(s.shard, s.collections.get("jobIndex", 0), s.rss_bytes, s.storage_bytes) for s in merged.per_shard]
-    return Response(metrics.render(merged, per_shard), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.render(merged, per_shard), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
 async def storage(call: Call) -> Result:

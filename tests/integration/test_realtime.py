@@ -126,7 +126,8 @@ def test_dashboard_subscriptions_see_the_job_path_and_registries(server: BunqSer
             c.post("/crons", json={"name": "dash-cron", "queue": "dash", "data": 1, "repeatEvery": 200, "maxLimit": 1})
             c.post("/workers", json={"name": "dash-worker", "queues": ["dash"]})
         wanted = ["job:pushed", "job:active", "job:completed", "job:failed", "dlq:added", "queue:paused",
-                  "queue:resumed", "queue:counts", "cron:created", "cron:fired", "worker:connected", "stats:snapshot"]  # fmt: skip
+                  "queue:resumed", "queue:counts", "cron:created", "cron:fired", "worker:connected",
+                  "stats:snapshot"]  # fmt: skip
         dash.wait_for(lambda: all(dash.events(name) for name in wanted), timeout=20)
         assert (
             dash.events("job:completed")[0]["data"] | {"queue": "dash", "jobId": job}

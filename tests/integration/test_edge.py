@@ -1,0 +1,252 @@
+"""The edge through `bunq serve`: auth over every route, CORS, the HTTP rate limit across fronts,
+oversize and slow clients, and every monitoring endpoint's shape."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.routing import Route
+
+from bunq.app import create_app
+from bunq.settings import Settings
+from tests.support import BunqServer
+
+pytestmark = pytest.mark.integration
+
+PROBES = {"/health", "/healthz", "/live", "/ready"}
+
+
+def every_route() -> list[tuple[str, str]]:
+    """(method, path) of every HTTP route of the app, path parameters filled in."""
+    app = create_app(Settings.from_env({"BUNQ_SHARDS": "1"}))
+    app.state.client.ctx.term()
+    found = []
+    for route in app.routes:
+        if not isinstance(route, Route):
+            continue
+        path = re.sub(r"\{queue\}", "auth-q", route.path)
+        path = re.sub(r"\{[a-z_]+\}", "some-id", path)
+        for method in sorted(route.methods or ()):
+            if method != "HEAD":
+                found.append((method, path))
+    return found
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BunqServer]:
+    server = BunqServer(tmp_path_factory.mktemp("auth") / "data", shards=1, AUTH_TOKENS="tok-one,tok-two")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_every_route_needs_a_valid_bearer_token(secured: BunqServer) -> None:
+    routes = every_route()
+    assert len(routes) > 60
+    bad_headers: list[dict[str, str]] = [
+        {},
+        {"Authorization": "Basic dG9rLW9uZQ=="},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Bearer tok-on"},
+        {"Authorization": "Bearer tok-one-and-more"},
+        {"Authorization": "tok-one"},
+    ]
+    with httpx.Client(base_url=secured.url, timeout=30) as c:
+        for method, path in routes:
+            expected_open = path in PROBES or path == "/prometheus"
+            for headers in bad_headers:
+                r = c.request(
+                    method, path, headers=headers, params={"token": "tok-one"}, json={} if method != "GET" else None
+                )
+                if expected_open:
+                    assert r.status_code != 401, (method, path)
+                else:
+                    assert r.status_code == 401, (method, path, headers)
+                    assert r.json() == {"ok": False, "error": "Unauthorized"}
+            if path.startswith("/events"):
+                continue  # a stream: checked below
+            r = c.request(
+                method, path, headers={"Authorization": "Bearer tok-two"}, json={} if method != "GET" else None
+            )
+            assert r.status_code != 401, (method, path)
+        assert c.options("/queues/x/jobs").status_code == 204
+        with c.stream("GET", "/events") as r:
+            assert r.status_code == 401
+        with c.stream("GET", "/events", headers={"Authorization": "Bearer tok-one"}) as r:
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+
+
+def test_metrics_auth_is_optional(tmp_path: Path) -> None:
+    server = BunqServer(tmp_path / "data", shards=1, AUTH_TOKENS="t", BUNQ_REQUIRE_AUTH_FOR_METRICS="true")
+    server.start()
+    try:
+        assert httpx.get(server.url + "/prometheus").status_code == 401
+        assert httpx.get(server.url + "/prometheus", headers={"Authorization": "Bearer t"}).status_code == 200
+        assert httpx.get(server.url + "/health").status_code == 200
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BunqServer]:
+    server = BunqServer(tmp_path_factory.mktemp("plain") / "data", shards=2, fronts=2, BUNQ_HEADER_TIMEOUT_MS="1000",
+                        BUNQ_BODY_TIMEOUT_MS="1000")  # fmt: skip
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_cors_default_and_preflight(plain: BunqServer) -> None:
+    r = httpx.options(plain.url + "/queues/x/jobs", headers={"Origin": "https://a.example"})
+    assert r.status_code == 204
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert r.headers["access-control-allow-methods"] == "GET, POST, PUT, DELETE, OPTIONS"
+    assert r.headers["access-control-allow-headers"] == "Content-Type, Authorization"
+    assert r.headers["access-control-max-age"] == "86400"
+    for response in (httpx.get(plain.url + "/queues/x/counts"), httpx.get(plain.url + "/jobs/nope"),
+                     httpx.post(plain.url + "/queues/x/jobs", json={"data": 1})):  # fmt: skip
+        assert response.headers["access-control-allow-origin"] == "*"
+
+
+def test_cors_origin_list_echoes_the_matching_origin(tmp_path: Path) -> None:
+    server = BunqServer(tmp_path / "data", shards=1, CORS_ALLOW_ORIGIN="https://a.example,https://b.example")
+    server.start()
+    try:
+        ok = httpx.get(server.url + "/queues/x/counts", headers={"Origin": "https://b.example"})
+        assert ok.headers["access-control-allow-origin"] == "https://b.example" and ok.headers["vary"] == "Origin"
+        other = httpx.get(server.url + "/queues/x/counts", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+    finally:
+        server.stop()
+
+
+def test_rate_limit_holds_across_fronts(tmp_path: Path) -> None:
+    server = BunqServer(tmp_path / "data", shards=1, fronts=2, RATE_LIMIT_MAX_REQUESTS="20",
+                        RATE_LIMIT_WINDOW_MS="60000")  # fmt: skip
+    server.start()
+    try:
+        codes = []
+        for _ in range(30):
+            with httpx.Client(base_url=server.url, timeout=30) as c:  # a new connection each: both fronts serve
+                codes.append(
+                    c.get("/queues/x/counts", headers={"X-Forwarded-For": "203.0.113.7, 10.0.0.1"}).status_code
+                )
+        assert codes.count(200) == 20 and codes.count(429) == 10
+        limited = httpx.get(server.url + "/queues/x/counts", headers={"X-Forwarded-For": "203.0.113.7"})
+        assert limited.json() == {"ok": False, "error": "Rate limit exceeded"}
+        assert httpx.get(server.url + "/queues/x/counts", headers={"X-Real-IP": "198.51.100.1"}).status_code == 200
+        assert httpx.get(server.url + "/health", headers={"X-Forwarded-For": "203.0.113.7"}).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_oversize_body_is_refused_while_reading(plain: BunqServer) -> None:
+    def body() -> Iterator[bytes]:
+        yield b'{"data":"'
+        for _ in range(64):
+            yield b"x" * (1024 * 1024)
+        yield b'"}'
+
+    with httpx.Client(base_url=plain.url, timeout=30) as c:
+        r = c.post("/queues/big/jobs", content=body())
+        assert r.status_code == 413 and r.json()["ok"] is False
+        raw = socket.create_connection(("127.0.0.1", plain.port))
+        raw.sendall(b"POST /queues/big/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n{")
+        raw.settimeout(5)
+        assert b" 413 " in raw.recv(4096).split(b"\r\n", 1)[0] + b" "  # refused before any body is read
+        raw.close()
+        assert c.get("/queues/big/counts").json()["counts"]["waiting"] == 0
+
+
+def test_slow_clients_are_cut_off_while_others_are_served(plain: BunqServer) -> None:
+    host, port = "127.0.0.1", plain.port
+    slow: list[socket.socket] = []
+    for _ in range(200):
+        s = socket.create_connection((host, port))
+        s.sendall(b"GET /queues/x/counts HTTP/1.1\r\nHost: x\r\n")  # the head never completes
+        slow.append(s)
+    started = time.monotonic()
+    with httpx.Client(base_url=plain.url, timeout=30) as c:
+        for _ in range(20):
+            assert c.get("/queues/x/counts").status_code == 200
+    served_in = time.monotonic() - started
+    time.sleep(1.5)
+    closed = 0
+    for s in slow:
+        s.settimeout(2)
+        try:
+            if s.recv(1024) == b"":
+                closed += 1
+        except (ConnectionResetError, TimeoutError, OSError):
+            closed += 1
+        s.close()
+    assert closed == len(slow)
+    assert served_in < 10
+    drip = socket.create_connection((host, port))
+    drip.sendall(
+        b"POST /queues/x/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{"
+    )
+    drip.settimeout(5)
+    answer = drip.recv(4096)
+    drip.close()
+    assert b"408" in answer.split(b"\r\n", 1)[0]
+
+
+def test_monitoring_endpoints(plain: BunqServer) -> None:
+    with httpx.Client(base_url=plain.url, timeout=30) as c:
+        job = c.post("/queues/mon/jobs", json={"data": 1}).json()["id"]
+        c.get("/queues/mon/jobs")
+        c.post(f"/jobs/{job}/ack", json={})
+        c.post("/queues/mon/jobs", json={"data": 2})
+        health = c.get("/health").json()
+        assert health["status"] == "healthy" and health["version"] and health["uptime"] >= 0
+        assert set(health["queues"]) == {"waiting", "active", "delayed", "completed", "dlq"}
+        assert set(health["connections"]) == {"tcp", "ws", "sse"} and health["connections"]["tcp"] >= 1
+        assert set(health["memory"]) == {"heapUsed", "heapTotal", "rss"}
+        assert c.get("/healthz").text == "OK" and c.get("/live").text == "OK"
+        assert c.get("/ready").json() == {"ok": True, "ready": True}
+        pong = c.get("/ping").json()
+        assert pong["ok"] and pong["data"]["pong"] is True and pong["data"]["time"] > 0
+        stats = c.get("/stats").json()
+        assert stats["stats"]["totalPushed"] >= 2 and stats["stats"]["totalCompleted"] >= 1
+        assert {"heapUsed", "heapTotal", "rss", "external", "arrayBuffers"} <= set(stats["memory"])
+        assert {"jobIndex", "completedJobs", "processingTotal", "queuedTotal"} <= set(stats["collections"])
+        metrics = c.get("/metrics").json()["metrics"]
+        assert set(metrics) == {"totalPushed", "totalPulled", "totalCompleted", "totalFailed"}
+        assert c.get("/storage").json() | {"ok": True, "diskFull": False} == c.get("/storage").json()
+        gc = c.post("/gc").json()
+        assert gc["ok"] and set(gc["before"]) == {"heapUsed", "heapTotal", "rss"} and gc["after"]["rss"] > 0
+        heap = c.get("/heapstats").json()
+        assert heap["ok"] and len(heap["processes"]) == 3 and heap["processes"][1]["topTypes"]
+        prom = c.get("/prometheus")
+        assert prom.headers["content-type"].startswith("text/plain; version=0.0.4")
+        families = {f.name: f for f in text_string_to_metric_families(prom.text)}
+        series = {(s.labels.get("queue"), s.labels.get("state")): s.value for s in families["bunq_queue_jobs"].samples}
+        assert series[("mon", "waiting")] == 1 and series[("mon", "completed")] == 1
+        assert families["bunq_jobs_pushed"].samples[0].value >= 2
+        assert "bunq_job_wait_seconds" in families and "bunq_job_processing_seconds" in families
+        assert {s.labels["shard"] for s in families["bunq_shard_jobs"].samples} == {"0", "1"}
+
+
+def test_durable_pushes_are_refused_when_the_disk_is_full(tmp_path: Path) -> None:
+    server = BunqServer(tmp_path / "data", shards=1, BUNQ_MIN_FREE_DISK_MB=str(1 << 29))  # "full" at any size
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            deadline = time.monotonic() + 15
+            while not c.get("/storage").json()["diskFull"] and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert c.get("/storage").json()["diskFull"] is True
+            refused = c.post("/queues/d/jobs", json={"data": 1, "durable": True})
+            assert refused.status_code == 503 and "Disk full" in refused.json()["error"]
+            assert c.post("/queues/d/jobs", json={"data": 1}).status_code == 200
+            assert c.get("/health").json()["status"] == "degraded"
+    finally:
+        server.stop()
