@@ -136,10 +136,7 @@ def _older(engine: Engine, q: QueueState, state: str, before: int, limit: int) -
 def promote_all(engine: Engine, q: QueueState, count: int | None) -> int:
     jobs = [entry[2] for entry in itertools.islice(q.delayed, count)]
     for job in jobs:
-        q.unlink_delayed(job)
-        job.run_at = engine.clock()
-        engine.enqueue(job, q)
-        engine.emit("job:promoted", job)
+        engine.reschedule(job, engine.clock())
     return len(jobs)
 
 

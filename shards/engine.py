@@ -214,6 +214,15 @@ class Engine:
                 self.serve_waiters(q)
         self.journal.put(job)
 
+    def reschedule(self, job: Job, run_at: int) -> None:
+        """A delayed job's new run time; now or earlier promotes it (`job:promoted`)."""
+        q = self.queue(job.queue)
+        q.unlink_delayed(job)
+        job.run_at = run_at
+        self.enqueue(job, q)
+        if job.state == WAITING:
+            self.emit("job:promoted", job)
+
     def unschedule(self, job: Job, q: QueueState) -> None:
         """Take a waiting or delayed job out of its structure (before moving it elsewhere)."""
         if job.state == WAITING:

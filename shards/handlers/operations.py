@@ -62,15 +62,15 @@ def change_priority(engine: Engine, cmd: p.ChangePriority, respond: Respond) -> 
     return p.Done()
 
 
-def promote_job(engine: Engine, cmd: p.PromoteJob, respond: Respond) -> p.Reply:
-    job = engine.jobs.get(cmd.id)
+def _delayed(engine: Engine, job_id: str) -> Job:
+    job = engine.jobs.get(job_id)
     if job is None or job.state != DELAYED:
         raise BadRequest(NOT_DELAYED)
-    q = engine.queue(job.queue)
-    q.unlink_delayed(job)
-    job.run_at = engine.clock()
-    engine.enqueue(job, q)
-    engine.emit("job:promoted", job)
+    return job
+
+
+def promote_job(engine: Engine, cmd: p.PromoteJob, respond: Respond) -> p.Reply:
+    engine.reschedule(_delayed(engine, cmd.id), engine.clock())
     return p.Done()
 
 
@@ -84,13 +84,8 @@ def move_to_delayed(engine: Engine, cmd: p.MoveToDelayed, respond: Respond) -> p
 
 
 def change_delay(engine: Engine, cmd: p.ChangeDelay, respond: Respond) -> p.Reply:
-    job = engine.jobs.get(cmd.id)
-    if job is None or job.state != DELAYED:
-        raise BadRequest(NOT_DELAYED)
-    q = engine.queue(job.queue)
-    q.unlink_delayed(job)
-    job.run_at = engine.clock() + cmd.delay
-    engine.enqueue(job, q)
+    job = _delayed(engine, cmd.id)
+    engine.reschedule(job, engine.clock() + cmd.delay)
     engine.emit("job:delay-changed", job, newDelay=cmd.delay)
     return p.Done()
 
