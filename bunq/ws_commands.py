@@ -15,7 +15,7 @@ import msgspec
 from bunq.client import ShardClient
 from bunq.errors import BadRequest
 from bunq.http import Call, Handler, Result
-from bunq.routes import jobs, operations, queues, registries
+from bunq.routes import jobs, monitoring, operations, queues, registries
 
 _json = msgspec.json.Encoder()
 RESERVED = ("cmd", "reqId")
@@ -113,6 +113,12 @@ COMMANDS: dict[str, Spec] = {
     "UnregisterWorker": Spec(registries.delete_worker, (("id", "workerId"),), (), False),
     "ListWorkers": Spec(registries.list_workers, body=False),
     "Heartbeat": Spec(registries.worker_heartbeat, (("id", "id"),), (), False),
+    # monitoring
+    "Stats": Spec(monitoring.stats, body=False),
+    "Metrics": Spec(monitoring.metrics_json, body=False),
+    "Prometheus": Spec(monitoring.prometheus_json, body=False),
+    "StorageStatus": Spec(monitoring.storage, body=False),
+    "CompactMemory": Spec(monitoring.collect, body=False),
 }
 
 

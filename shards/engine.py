@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -20,7 +19,7 @@ import msgspec
 from bunq import errors
 from bunq.protocol import Command, Error, Jobs, Reply, WaitOutcome
 from bunq.routing import shard_of_slot, slot_of, slot_of_id
-from shards import admin, flows, leases
+from shards import admin, flows, leases, recovery
 from shards.histograms import Histogram
 from shards.job import (
     ACTIVE,
@@ -191,7 +190,7 @@ class Engine:
         self.totals["pushed"] += 1
         self.emit("job:pushed", job)
         if job.ttl is not None:
-            self.timers.at(job.created_at + job.ttl, self._ttl_due, job)
+            self.timers.at(job.created_at + job.ttl, self.ttl_due, job)
         if job.pending_deps:
             job.state = WAITING_CHILDREN
             q.waiting_children += 1
@@ -508,7 +507,7 @@ class Engine:
                 del self.job_waiters[job_id]
             respond(WaitOutcome(False))
 
-    def _ttl_due(self, job: Job) -> None:
+    def ttl_due(self, job: Job) -> None:
         if job.state in (WAITING, DELAYED, WAITING_CHILDREN) and self.jobs.get(job.id) is job:
             self.expire(job, self.queue(job.queue))
 
@@ -528,45 +527,8 @@ class Engine:
             respond(reply)
 
     def load(self) -> None:
-        """Rebuild memory from storage; jobs that were active when the shard stopped are charged an attempt."""
-        admin.load(self)
-        for queue, count in self.store.completed_counts().items():
-            self.queue(queue).completed = count
-        live = [from_blob(blob) for blob in self.store.live_blobs()]
-        live.sort(key=lambda j: abs(j.seq))
-        self.seq = max((abs(j.seq) for j in live), default=0)
-        for job in live:
-            self._restore(job)
-        self.logs.load(self.store)
-        flows.load_outbox(self)
-        self.journal.flush()
-
-    def _restore(self, job: Job) -> None:
-        q = self.queue(job.queue)
-        self.jobs[job.id] = job
-        if job.unique_key is not None and job.state != FAILED:
-            self.unique[(job.queue, job.unique_key)] = job.id
-        if job.ttl is not None and job.state != FAILED:
-            self.timers.at(job.created_at + job.ttl, self._ttl_due, job)
-        if job.state == FAILED:
-            q.dlq[job.id] = job
-        elif job.state == ACTIVE:
-            q.active[job.id] = job
-            if job.group_id is not None:
-                q.groups_active[job.group_id] = q.groups_active.get(job.group_id, 0) + 1
-            self.fail(job, "Job was active when the shard stopped", "stalled", backoff=False)
-        elif job.state == WAITING_CHILDREN:
-            q.waiting_children += 1
-            flows.watch_dependencies(self, job)
-        elif job.state == DELAYED:
-            self.enqueue(job, q)
-        else:
-            job.state = WAITING
-            q.push(job)
-
-
-def new_token() -> str:
-    return str(uuid.uuid4())
+        """Rebuild memory from storage (see `shards.recovery`)."""
+        recovery.recover(self)
 
 
 from shards.handlers import HANDLERS  # noqa: E402  (the table names the engine's handlers)

@@ -104,10 +104,19 @@ async def metrics_json(call: Call) -> Result:
     return encode({"ok": True, "metrics": {name: totals.get(key, 0) for name, key in keys.items()}})
 
 
-async def prometheus(request: Request) -> Response:
-    merged = await gather(_client(request))
+async def _prometheus_text(client: ShardClient) -> bytes:
+    merged = await gather(client)
     per_shard = [(s.shard, s.collections.get("jobIndex", 0), s.rss_bytes, s.storage_bytes) for s in merged.per_shard]
-    return Response(metrics.render(merged, per_shard), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+    return metrics.render(merged, per_shard)
+
+
+async def prometheus(request: Request) -> Response:
+    return Response(await _prometheus_text(_client(request)), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+
+async def prometheus_json(call: Call) -> Result:
+    """The Prometheus text wrapped as the WebSocket `Prometheus` command answers it."""
+    return encode({"ok": True, "data": {"metrics": (await _prometheus_text(call.client)).decode()}})
 
 
 async def storage(call: Call) -> Result:

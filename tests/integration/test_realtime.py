@@ -208,6 +208,9 @@ def test_websocket_commands_cover_the_http_operations(server: BunqServer) -> Non
         assert ws.call("Cron", name="wsc", queue="wsq", data=1, repeatEvery=60_000)["cron"]["name"] == "wsc"
         assert [c["name"] for c in ws.call("CronList")["crons"]] == ["wsc"]
         assert ws.call("RegisterWorker", name="w")["data"]["name"] == "w"
+        assert ws.call("Stats")["stats"]["totalPushed"] >= 3
+        assert "bunq_queue_jobs" in ws.call("Prometheus")["data"]["metrics"]
+        assert ws.call("StorageStatus")["diskFull"] is False
         assert ws.call("GetJob", id="missing") == {
             "ok": False,
             "error": "Job not found",
