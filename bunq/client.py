@@ -158,15 +158,20 @@ class ShardClient:
         calls = (self.call_raw(s, command, extra_wait_ms=extra_wait_ms) for s in targets)
         return list(await asyncio.gather(*calls))
 
-    async def per_id(self, ids: list[str], command: Callable[[list[int]], Command]) -> tuple[set[str], dict[str, str]]:
-        """Run a per-id batch command (its reply an `AckOutcome`) on each id's shard, client-chosen ids on
-        every shard; `command` builds it from the positions of that shard's ids. Returns the ids that
-        succeeded, and why each other one did not."""
+    def by_shard(self, ids: list[str]) -> dict[int, list[int]]:
+        """Positions of `ids` grouped by the shard each lives on (a client-chosen id: every shard)."""
         groups: dict[int, list[int]] = {}
         for i, job_id in enumerate(ids):
             shard = self.shard_for_id(job_id)
             for s in range(self.shards) if shard is None else (shard,):
                 groups.setdefault(s, []).append(i)
+        return groups
+
+    async def per_id(self, ids: list[str], command: Callable[[list[int]], Command]) -> tuple[set[str], dict[str, str]]:
+        """Run a per-id batch command (its reply an `AckOutcome`) on each id's shard, client-chosen ids on
+        every shard; `command` builds it from the positions of that shard's ids. Returns the ids that
+        succeeded, and why each other one did not."""
+        groups = self.by_shard(ids)
         replies = await asyncio.gather(*(self.call_raw(shard, command(idx)) for shard, idx in groups.items()))
         done: set[str] = set()
         failed: dict[str, str] = {}

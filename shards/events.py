@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -44,7 +45,6 @@ class Publisher:
 
     def publish(self, name: str, data: dict[str, Any]) -> None:
         envelope = {"event": name, "ts": time.time_ns() // 1_000_000, "data": data}
-        try:
+        # a subscriber that cannot keep up loses events; the job path never waits for it
+        with contextlib.suppress(zmq.Again):
             self.socket.send_multipart([name.encode(), _json.encode(envelope)], flags=zmq.NOBLOCK)
-        except zmq.Again:
-            pass  # a subscriber that cannot keep up loses events; the job path never waits for it

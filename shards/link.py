@@ -7,6 +7,7 @@ on another, and callers that need delivery (the dependency outbox) retry on thei
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Callable
@@ -44,10 +45,9 @@ class ShardLink:
             self.pending[number] = (on_reply, now)
             frames.setdefault(shard, []).append(wire.request_item(number, command))
         for shard, items in frames.items():
-            try:
+            # a shard that is down or swamped drops them; the caller's retry timer sends again
+            with contextlib.suppress(zmq.Again):
                 self.sockets[shard].send(b"".join(items), zmq.NOBLOCK)
-            except zmq.Again:
-                pass  # the shard is down or swamped; the caller's retry timer sends again
         if now - self.last_sweep > FORGET_AFTER_S:
             self.last_sweep = now
             self.pending = {n: e for n, e in self.pending.items() if now - e[1] < FORGET_AFTER_S}

@@ -160,14 +160,9 @@ class Connection:
             return
         ids = list(self.pulled)
         tokens = [self.pulled[i] for i in ids]
-        groups: dict[int, list[int]] = {}
-        for i, job_id in enumerate(ids):
-            shard = self.client.shard_for_id(job_id)
-            for s in range(self.client.shards) if shard is None else (shard,):
-                groups.setdefault(s, []).append(i)
         calls = [
             self.client.call_raw(s, p.ReleaseJobs([ids[i] for i in idx], [tokens[i] for i in idx]))
-            for s, idx in groups.items()
+            for s, idx in self.client.by_shard(ids).items()
         ]
         await asyncio.gather(*calls, return_exceptions=True)
 
