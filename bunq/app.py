@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None, client: ShardClient | None = No
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await shard_client.start()
         events_ctx = zmq.asyncio.Context()
-        hub = EventHub(events_ctx, settings.events_endpoint)
+        hub = EventHub(events_ctx, settings.events_endpoint, settings.shards)
         hub.start()
         app.state.hub = hub
         try:

@@ -33,6 +33,13 @@ EVENTS: tuple[str, ...] = (
 
 CATEGORIES = sorted({name.split(":", 1)[0] for name in EVENTS})
 
+# Not an event: the topic prefix of the subscription barrier (bunq/events.py). A front subscribes to
+# `sync:<random>` after its real subscriptions; the aggregator and every shard answer on that topic the
+# moment it reaches them, naming themselves (`{"shard": i}`, the aggregator `SYNC_AGGREGATOR`). Never
+# delivered to clients, never counted as wanted.
+SYNC = "sync:"
+SYNC_AGGREGATOR = -1
+
 
 def topic_of(pattern: str) -> str:
     """The ZeroMQ topic prefix for a subscription pattern; refuses names outside the catalogue."""

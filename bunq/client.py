@@ -4,6 +4,11 @@ The sockets are plain (not zmq.asyncio): calls made in one turn of the event loo
 one frame, sent non-blocking from a `call_soon` callback, and replies are drained from the loop's
 reader callback on each socket's file descriptor. That descriptor is edge-triggered, so every send
 is followed by a drain too.
+
+A socket monitor per shard reports when its connection closes (the process died or restarted): the
+calls already sent on it are answered 503 at once instead of at their deadline, since their replies
+can no longer come. Calls made while the shard is down wait in the socket's queue, which ZeroMQ hands
+to the restarted process as soon as it has bound its address.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from bunq import wire
 from bunq.errors import Unavailable, from_code
@@ -35,6 +41,7 @@ class ShardClient:
         self.timeout_s = settings.request_timeout_ms / 1000
         self.ctx = zmq.Context()
         self.sockets: list[zmq.Socket[bytes]] = []
+        self.monitors: list[zmq.Socket[bytes]] = []
         self.pending: dict[int, tuple[asyncio.Future[Reply], float, int]] = {}
         self.counter = itertools.count(1)
         self.sweeper: asyncio.Task[None] | None = None
@@ -51,17 +58,25 @@ class ShardClient:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, 100_000)
             sock.setsockopt(zmq.RCVHWM, 100_000)
+            monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            monitor.setsockopt(zmq.LINGER, 0)
             sock.connect(endpoint)
             self.sockets.append(sock)
+            self.monitors.append(monitor)
             loop.add_reader(int(sock.getsockopt(zmq.FD)), self._drain, shard)
+            loop.add_reader(int(monitor.getsockopt(zmq.FD)), self._watch, shard)
+            self._watch(shard)  # its descriptor signals new events only once a read has found it empty
         self.sweeper = asyncio.create_task(self._sweep())
 
     async def close(self) -> None:
         if self.sweeper is not None:
             self.sweeper.cancel()
         loop = asyncio.get_running_loop()
-        for sock in self.sockets:
+        for sock, monitor in zip(self.sockets, self.monitors, strict=True):
+            loop.remove_reader(int(monitor.getsockopt(zmq.FD)))
             loop.remove_reader(int(sock.getsockopt(zmq.FD)))
+            sock.disable_monitor()
+            monitor.close()
             sock.close()
         self.ctx.term()
 
@@ -88,6 +103,31 @@ class ShardClient:
                 if entry is not None and not entry[0].done():
                     entry[0].set_exception(Unavailable(f"{self._name(shard)} is overloaded"))
         self._drain(shard)
+
+    def _watch(self, shard: int) -> None:
+        """Read the shard's monitor (drained fully: its descriptor is edge-triggered too)."""
+        closed = False
+        while True:
+            try:
+                event = recv_monitor_message(self.monitors[shard], zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            closed = closed or event["event"] == zmq.EVENT_DISCONNECTED
+        if closed:
+            self._drain(shard)  # replies that arrived before the close are real answers
+            self._fail_sent(shard)
+
+    def _fail_sent(self, shard: int) -> None:
+        """The connection to `shard` closed: a call sent before may have run, may be lost, or may still reach the
+        restarted shard from ZeroMQ's queue, so its outcome is unknown and it is a 503 now (never retried: a push
+        is not idempotent). Calls still in the outbox have not left; they go to the restarted shard."""
+        unsent = {number for number, _ in self.outbox[shard]}
+        lost = [n for n, (_, _, s) in self.pending.items() if s == shard and n not in unsent]
+        message = f"{self._name(shard)} went down; the outcome of this request is unknown"
+        for number in lost:
+            future = self.pending.pop(number)[0]
+            if not future.done():
+                future.set_exception(Unavailable(message))
 
     async def _sweep(self) -> None:
         """Fail the calls whose shard did not answer by their deadline (one timer for all calls)."""

@@ -1,13 +1,15 @@
-"""The front's event hub: one SUB socket on the aggregator, fanned out to local SSE clients.
+"""The front's event hub: one SUB socket on the aggregator, fanned out to local SSE and WebSocket clients.
 
 The hub subscribes upstream only to the topics its clients need, and only while it has clients, so
-shards build no events when nobody listens.
+shards build no events when nobody listens. Subscriptions travel upstream asynchronously; `sync()` is
+the barrier that tells a client "from now on you receive these events".
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,9 +17,14 @@ import msgspec
 import zmq
 import zmq.asyncio
 
+from bunq.catalogue import SYNC, SYNC_AGGREGATOR
+
 log = logging.getLogger("bunq.front")
 
 CLIENT_BUFFER = 1000  # events a client may fall behind by before it is dropped
+SYNC_TIMEOUT_S = 2.0  # a dead shard delays a subscriber this long, then it is answered anyway
+
+_SYNC = SYNC.encode()
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -56,13 +63,25 @@ class Listener:
     dropped: bool = False
 
 
+class Barrier:
+    """One `sync()` in flight: the sources (the aggregator, each shard) that have not answered yet."""
+
+    __slots__ = ("missing", "done")
+
+    def __init__(self, sources: set[int]) -> None:
+        self.missing = sources
+        self.done = asyncio.Event()
+
+
 class EventHub:
-    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str) -> None:
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, shards: int) -> None:
         self.sub = ctx.socket(zmq.SUB)
         self.sub.setsockopt(zmq.LINGER, 0)
         self.sub.connect(endpoint)
+        self.shards = shards
         self.listeners: set[Listener] = set()
         self.topics: dict[str, int] = {}
+        self.barriers: dict[bytes, Barrier] = {}
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -75,31 +94,78 @@ class EventHub:
 
     def add(self, listener: Listener) -> None:
         self.listeners.add(listener)
-        for topic in listener.topics:
-            self.topics[topic] = self.topics.get(topic, 0) + 1
-            if self.topics[topic] == 1:
-                self.sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        self._hold(listener.topics)
 
     def retopic(self, listener: Listener, topics: tuple[str, ...]) -> None:
-        """Change what a listener wants (a WebSocket client's Subscribe or Unsubscribe)."""
-        self.remove(listener)
+        """Change what a listener wants (a WebSocket client's Subscribe or Unsubscribe). New topics are
+        taken before old ones are let go, so a topic it keeps never leaves the upstream subscription."""
+        old = listener.topics if listener in self.listeners else ()
         listener.topics = topics
         if topics:
-            self.add(listener)
+            self.listeners.add(listener)
+        else:
+            self.listeners.discard(listener)
+        self._hold(topics)
+        self._release(old)
 
     def remove(self, listener: Listener) -> None:
         if listener not in self.listeners:
             return
         self.listeners.discard(listener)
-        for topic in listener.topics:
+        self._release(listener.topics)
+
+    def _hold(self, topics: tuple[str, ...]) -> None:
+        for topic in topics:
+            self.topics[topic] = self.topics.get(topic, 0) + 1
+            if self.topics[topic] == 1:
+                self.sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+
+    def _release(self, topics: tuple[str, ...]) -> None:
+        for topic in topics:
             self.topics[topic] -= 1
             if self.topics[topic] == 0:
                 del self.topics[topic]
                 self.sub.setsockopt(zmq.UNSUBSCRIBE, topic.encode())
 
+    async def sync(self) -> None:
+        """Return once every subscription set so far is in force at the aggregator and at every shard:
+        events they publish from then on reach this hub. After `SYNC_TIMEOUT_S` it returns anyway.
+
+        ZeroMQ keeps one pipe's subscriptions in order, at each hop. A unique `sync:` topic subscribed
+        after them reaches the aggregator's XPUB and each shard after them; each answers it at once on
+        that topic, and the answers travel the pipes its later events will take.
+        """
+        topic = _SYNC + secrets.token_hex(16).encode()
+        barrier = self.barriers[topic] = Barrier({SYNC_AGGREGATOR, *range(self.shards)})
+        self.sub.setsockopt(zmq.SUBSCRIBE, topic)
+        try:
+            await asyncio.wait_for(barrier.done.wait(), SYNC_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("subscription barrier: no answer from %s in %.1f s", sorted(barrier.missing), SYNC_TIMEOUT_S)
+        finally:
+            del self.barriers[topic]
+            if not self.sub.closed:  # a client still waiting when the front shuts down
+                self.sub.setsockopt(zmq.UNSUBSCRIBE, topic)
+
+    def _synced(self, topic: bytes, payload: bytes) -> None:
+        """A barrier's answer; those of other fronts' barriers (seen by a `*` subscription) are ignored."""
+        barrier = self.barriers.get(topic)
+        if barrier is None:
+            return
+        try:
+            barrier.missing.discard(_decode(payload)["data"]["shard"])
+        except (msgspec.DecodeError, KeyError, TypeError):
+            log.warning("malformed barrier answer on %r", topic)
+            return
+        if not barrier.missing:
+            barrier.done.set()
+
     async def _read(self) -> None:
         while True:
             topic, payload = await self.sub.recv_multipart()
+            if topic.startswith(_SYNC):
+                self._synced(topic, payload)
+                continue
             try:
                 envelope = _decode(payload)
             except msgspec.DecodeError:

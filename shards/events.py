@@ -9,18 +9,24 @@ from typing import Any
 import msgspec
 import zmq
 
+from bunq.catalogue import SYNC
+
 _json = msgspec.json.Encoder()
+_SYNC = SYNC.encode()
 
 
 class Publisher:
     """Builds and sends an event only when some subscriber's prefix matches its name.
 
     Subscriptions arrive upstream from the aggregator (XPUB/XSUB), so with nobody listening
-    `wants()` is one dict lookup and no event is ever built.
+    `wants()` is one dict lookup and no event is ever built. A subscription to a `sync:` topic is a
+    front's barrier, not a wish: it is answered at once on that topic, and the subscriptions that came
+    before it on the same pipe are in force by then.
     """
 
-    def __init__(self, socket: zmq.Socket[bytes]) -> None:
+    def __init__(self, socket: zmq.Socket[bytes], shard: int) -> None:
         self.socket = socket
+        self.shard = shard
         self.prefixes: dict[bytes, int] = {}
         self._wanted: dict[str, bool] = {}
 
@@ -28,6 +34,10 @@ class Publisher:
         if not message:
             return
         prefix = message[1:]
+        if prefix.startswith(_SYNC):
+            if message[0] == 1:
+                self.publish(prefix.decode(), {"shard": self.shard})
+            return
         if message[0] == 1:
             self.prefixes[prefix] = self.prefixes.get(prefix, 0) + 1
         elif message[0] == 0 and prefix in self.prefixes:

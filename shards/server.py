@@ -47,7 +47,7 @@ class ShardServer:
             os.makedirs(d, exist_ok=True)
         self.router.bind(settings.shard_endpoints[index])
         self.xpub.bind(settings.shard_event_endpoints[index])
-        self.publisher = Publisher(self.xpub)
+        self.publisher = Publisher(self.xpub, index)
         self.outbox: dict[bytes, list[bytes]] = {}
         store = Store(store_path(settings.data_dir, index), sync_full=settings.sync_full)
         self.link = ShardLink(self.ctx, settings.shard_endpoints, index)

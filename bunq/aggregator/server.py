@@ -24,6 +24,7 @@ from bunq.aggregator.ratelimit import RateLimiter
 from bunq.aggregator.store import RegistryStore
 from bunq.aggregator.webhooks import Webhooks
 from bunq.aggregator.workers import Workers
+from bunq.catalogue import SYNC, SYNC_AGGREGATOR
 from bunq.client import ShardClient
 from bunq.errors import BunqError
 from bunq.routing import new_job_id, slot_of
@@ -33,6 +34,7 @@ log = logging.getLogger("bunq.aggregator")
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder().decode
+_SYNC = SYNC.encode()
 
 
 def wall_ms() -> int:
@@ -87,9 +89,14 @@ class Aggregator:
                     self.workers.on_event(topic, envelope)
 
     async def forward_subscriptions(self) -> None:
+        """Subscriptions up to the shards, in the order they came. A front's barrier (`sync:` topic) goes
+        up like any other and is also answered here at once: this XPUB holds, by now, every subscription
+        that front set before it, so the aggregator's own events to it flow from here on."""
         while True:
             message = await self.xpub.recv()
             await self.xsub.send(message)
+            if message[:1] == b"\x01" and message.startswith(_SYNC, 1):
+                self.publish(message[1:].decode(), {"shard": SYNC_AGGREGATOR})
 
     async def sync_own_topics(self) -> None:
         """Subscribe upstream to exactly the job events the webhooks and the worker counts need."""

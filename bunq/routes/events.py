@@ -1,4 +1,7 @@
-"""Server-Sent Events: `GET /events` and `GET /events/queues/:q`, in the spec's legacy frame format."""
+"""Server-Sent Events: `GET /events` and `GET /events/queues/:q`, in the spec's legacy frame format.
+
+The first frame, `connected`, goes out once the stream's events flow (the hub's barrier): a job pushed
+after it is always seen."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ async def _stream(hub: EventHub, listener: Listener, connections: dict[str, int]
     hub.add(listener)
     connections["sse"] += 1
     try:
+        await hub.sync()
         yield b"data: " + _json.encode({"connected": True, "clientId": str(uuid.uuid4())}) + b"\n\n"
         while True:
             try:

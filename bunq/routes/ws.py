@@ -1,8 +1,10 @@
 """WebSocket: `/ws` and `/ws/queues/:q` — pub/sub of the event catalogue, and commands.
 
 A client that never subscribes receives job events in the legacy format; `Subscribe` switches it to
-`{event, ts, data}` frames for the names and wildcards it asked for. Any command of `bunq.ws_commands`
-runs as its HTTP route would and is answered with its `reqId`. With `AUTH_TOKENS` set, a client must
+`{event, ts, data}` frames for the names and wildcards it asked for. The upgrade is accepted, and a
+`Subscribe` or `Auth` answered, only once the events asked for flow (the hub's barrier), so an action
+taken right after never misses its event. Any command of `bunq.ws_commands` runs as its HTTP route
+would and is answered with its `reqId`. With `AUTH_TOKENS` set, a client must
 authenticate (the upgrade's `Authorization` header, or an `Auth` command) before anything else. When
 the connection closes, every job it pulled and did not finish goes back to waiting at once.
 """
@@ -68,8 +70,12 @@ class Connection:
                         return
                     await self.ws.send_text((event.legacy() if self.listener.legacy else event.raw).decode())
 
-    def start_events(self) -> None:
+    async def listen(self) -> None:
+        """Register for the legacy job events and return once they flow."""
         self.hub.add(self.listener)
+        await self.hub.sync()
+
+    def start_pump(self) -> None:
         self.spawn(self.pump_events())
 
     def spawn(self, coro: Any) -> None:
@@ -111,14 +117,15 @@ class Connection:
                 return {"ok": False, "error": "Unauthorized"}
             if not self.authed:
                 self.authed = True
-                self.start_events()
+                await self.listen()
+                self.start_pump()
             return {"ok": True}
         if not self.authed:
             return {"ok": False, "error": "Unauthorized"}
         if name == "Ping":
             return {"ok": True, "data": {"pong": True}}
         if name in ("Subscribe", "Unsubscribe"):
-            return self.subscription(name, message.get("events"))
+            return await self.subscription(name, message.get("events"))
         if not isinstance(name, str) or name not in ws_commands.COMMANDS:
             return {"ok": False, "error": f"Unknown command: {name}"}
         result = await ws_commands.run(self.client, name, message)
@@ -126,7 +133,7 @@ class Connection:
         self.track(name, message, body)
         return body
 
-    def subscription(self, name: str, events: Any) -> dict[str, Any]:
+    async def subscription(self, name: str, events: Any) -> dict[str, Any]:
         patterns = v.strings("events", events if events is not None else [])
         for pattern in patterns:
             catalogue.topic_of(pattern)  # refuses a name outside the catalogue
@@ -138,6 +145,7 @@ class Connection:
         self.listener.legacy = False
         self.hub.retopic(self.listener, tuple(sorted({catalogue.topic_of(x) for x in self.patterns})))
         if name == "Subscribe":
+            await self.hub.sync()
             return {"ok": True, "subscribed": patterns}
         return {"ok": True, "unsubscribed": patterns, "subscribed": self.patterns}
 
@@ -182,14 +190,16 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         except BunqError:
             await ws.close(code=1008, reason="invalid queue name")
             return
-    await ws.accept()
     authed = token_ok(bearer(ws.headers.get("authorization")), settings.auth_tokens)
     conn = Connection(ws, ws.app.state.hub, ws.app.state.client, queue, authed)
-    if authed:
-        conn.start_events()
     connections = ws.app.state.connections
     connections["ws"] += 1
     try:
+        if authed:
+            await conn.listen()  # before the accept: once open, a legacy client's events flow
+        await ws.accept()
+        if authed:
+            conn.start_pump()
         while True:
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":

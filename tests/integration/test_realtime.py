@@ -16,6 +16,7 @@ import msgspec
 import pytest
 import websockets
 
+from bunq.catalogue import EVENTS
 from tests.support import BunqServer
 
 pytestmark = pytest.mark.integration
@@ -257,5 +258,140 @@ def test_auth_by_header_or_command(tmp_path: Path) -> None:
         with_header = Client(ws_url(server), {"Authorization": "Bearer alpha"})
         assert with_header.call("GetJobCounts", queue="x")["ok"] is True
         with_header.close()
+    finally:
+        server.stop()
+
+
+# ---- subscribe, then act at once: the reply means the events flow (issue 10) ------------------------
+
+ROUNDS = 20
+EVENT_WAIT_S = 5.0  # an event that has not come by then was lost; on success it comes in milliseconds
+
+
+class Session:
+    """One WebSocket connection driven from a single coroutine: replies by `reqId`, other frames kept."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.seen: list[dict[str, Any]] = []
+        self.n = 0
+
+    async def call(self, cmd: str, **fields: Any) -> dict[str, Any]:
+        self.n += 1
+        req_id = f"r{self.n}"
+        await self.ws.send(json.dumps({"cmd": cmd, "reqId": req_id, **fields}))
+        while True:
+            frame = json.loads(await self.ws.recv())
+            if frame.get("reqId") == req_id:
+                assert frame["ok"] is True, frame
+                return dict(frame)
+            self.seen.append(frame)
+
+    async def expect(self, matches: Any) -> bool:
+        try:
+            async with asyncio.timeout(EVENT_WAIT_S):
+                while not any(matches(f) for f in self.seen):
+                    self.seen.append(json.loads(await self.ws.recv()))
+        except TimeoutError:
+            return False
+        return True
+
+
+async def _dlq(s: Session, q: str) -> None:
+    job = await s.call("PUSH", queue=q, data=1, maxAttempts=1)
+    await s.call("PULL", queue=q)
+    await s.call("FAIL", id=job["id"], error="boom")
+
+
+ACTIONS: dict[str, Any] = {
+    "job:pushed": lambda s, q: s.call("PUSH", queue=q, data=1),
+    "queue:paused": lambda s, q: s.call("Pause", queue=q),
+    "queue:resumed": lambda s, q: s.call("Resume", queue=q),
+    "ratelimit:set": lambda s, q: s.call("RateLimit", queue=q, limit=5),
+    "concurrency:set": lambda s, q: s.call("SetConcurrency", queue=q, limit=2),
+    "config:stall-changed": lambda s, q: s.call("SetStallConfig", queue=q, config={"maxStalls": 2}),
+    "config:dlq-changed": lambda s, q: s.call("SetDlqConfig", queue=q, config={"maxEntries": 50}),
+    "dlq:added": _dlq,
+    "worker:connected": lambda s, q: s.call("RegisterWorker", name=q, queues=[q]),
+    "cron:created": lambda s, q: s.call("Cron", name=q, queue=q, data=1, repeatEvery=3_600_000),
+    "webhook:added": lambda s, q: s.call("AddWebhook", url=f"http://127.0.0.1:9/{q}", events=["completed"]),
+}
+
+
+def _names(event: dict[str, Any], q: str) -> bool:
+    return q in json.dumps(event.get("data"))
+
+
+async def _subscribe_then_act(base: str, family: str, rounds: int = ROUNDS, tag: str = "") -> str | None:
+    """Fresh connections, each subscribing to one event and acting on a new queue the moment it is
+    answered; the first round whose event never comes is returned."""
+    for i in range(rounds):
+        q = f"{family.replace(':', '-')}{tag}-{i}"
+        async with websockets.connect(base + "/ws") as ws:
+            s = Session(ws)
+            assert (await s.call("Subscribe", events=[family]))["subscribed"] == [family]
+            await ACTIONS[family](s, q)
+            if not await s.expect(lambda f: f.get("event") == family and _names(f, q)):  # noqa: B023
+                return f"{family} round {i}: no event; saw {s.seen[-3:]}"
+    return None
+
+
+async def _legacy_connect_then_push(base: str) -> str | None:
+    """A legacy client (no Subscribe) on `/ws/queues/:q`: once connected, its job events flow."""
+    for i in range(ROUNDS):
+        q = f"legacy-{i}"
+        async with websockets.connect(f"{base}/ws/queues/{q}") as ws:
+            s = Session(ws)
+            job = (await s.call("PUSH", queue=q, data=1))["id"]
+            if not await s.expect(lambda f: f.get("eventType") == "pushed" and f.get("jobId") == job):  # noqa: B023
+                return f"legacy round {i}: no event; saw {s.seen[-3:]}"
+    return None
+
+
+async def _sse_connect_then_push(url: str) -> str | None:
+    """SSE: after the `connected` frame, a job pushed at once is seen (all queues, then one queue)."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+        for i in range(ROUNDS):
+            q = f"sse-{i}"
+            path = "/events" if i % 2 else f"/events/queues/{q}"
+            async with c.stream("GET", path) as r:
+                lines = r.aiter_lines()
+                while not (line := await anext(lines)).startswith("data: "):
+                    pass
+                assert json.loads(line[6:])["connected"] is True
+                job = (await c.post(f"/queues/{q}/jobs", json={"data": 1})).json()["id"]
+                try:
+                    async with asyncio.timeout(EVENT_WAIT_S):
+                        async for line in lines:
+                            if line.startswith("data: ") and json.loads(line[6:]).get("jobId") == job:
+                                break
+                except TimeoutError:
+                    return f"sse {path} round {i}: no event"
+    return None
+
+
+def test_events_right_after_subscribing_are_never_lost(tmp_path: Path) -> None:
+    server = BunqServer(tmp_path / "data", shards=3, fronts=2, BUNQ_WEBHOOK_ALLOW="127.0.0.1/32")
+    server.start()
+    base = ws_url(server, "")
+
+    async def main() -> list[str]:
+        runs = [_subscribe_then_act(base, family) for family in ACTIONS]
+        misses = await asyncio.gather(*runs, _legacy_connect_then_push(base), _sse_connect_then_push(server.url))
+        return [m for m in misses if m is not None]
+
+    async def barriers_stay_internal() -> list[dict[str, Any]]:
+        """A `*` subscriber sees every event of the catalogue, and nothing else: not the barriers' answers."""
+        async with websockets.connect(base + "/ws") as ws:
+            watcher = Session(ws)
+            await watcher.call("Subscribe", events=["*"])
+            assert await _subscribe_then_act(base, "queue:paused", rounds=3, tag="-watched") is None
+            last = "queue-paused-watched-2"
+            assert await watcher.expect(lambda f: f.get("event") == "queue:paused" and _names(f, last))
+            return [f for f in watcher.seen if f.get("event") not in EVENTS]
+
+    try:
+        assert asyncio.run(main()) == []
+        assert asyncio.run(barriers_stay_internal()) == []
     finally:
         server.stop()
