@@ -1,11 +1,12 @@
 """Webhooks: the registry, and deliveries of job events that never hold up the job path.
 
-A delivery is a POST of `{event, jobId, queue, timestamp, data | error}` to the address the URL
-resolved to (checked against SSRF on every attempt, no redirects followed), signed when the webhook
-has a secret: `X-Webhook-Signature` (hex HMAC-SHA256 of the body, as the reference) and the Standard
-Webhooks headers (`webhook-id` stable across retries, `webhook-timestamp`, `webhook-signature:
-v1,<base64 HMAC-SHA256 of "id.timestamp.body">`; a secret written `whsec_<base64>` is used decoded).
-A failed attempt is retried 3 times, after 1 s, 2 s and 4 s.
+Registration checks only the URL's face (`ssrf.check_url`, no DNS). A delivery is a POST of `{event,
+jobId, queue, timestamp, data | error}` to an address the host resolved to on that very attempt, every
+address checked (`ssrf.resolve`), no redirects followed; a refused target is a failed attempt like any
+other. It is signed when the webhook has a secret: `X-Webhook-Signature` (hex HMAC-SHA256 of the body,
+as the reference) and the Standard Webhooks headers (`webhook-id` stable across retries,
+`webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`; a secret
+written `whsec_<base64>` is used decoded). A failed attempt is retried 3 times, after 1 s, 2 s and 4 s.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import hmac
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -42,6 +43,7 @@ RETRY_DELAYS_S = (1.0, 2.0, 4.0)
 MAX_IN_FLIGHT = 10_000
 
 Publish = Callable[[str, dict[str, Any]], None]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class Webhook(msgspec.Struct):
@@ -101,14 +103,27 @@ def signature_headers(secret: str, message_id: str, timestamp: int, body: bytes)
 
 
 class Webhooks:
-    def __init__(self, store: RegistryStore, publish: Publish, allow: tuple[str, ...], timeout_s: float) -> None:
+    def __init__(
+        self,
+        store: RegistryStore,
+        publish: Publish,
+        allow: tuple[str, ...],
+        timeout_s: float,
+        *,
+        resolver: ssrf.Resolver = ssrf.system_resolver,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
         self.store = store
         self.publish = publish
-        self.allow = allow
+        self.allow = ssrf.AllowList(allow)
+        self.timeout_s = timeout_s
+        self.resolver = resolver
+        self.sleep = sleep
         self.hooks: dict[str, Webhook] = {}
         for key, blob in store.load(KIND):
             self.hooks[key] = msgspec.msgpack.decode(blob, type=Webhook)
-        self.client = httpx.AsyncClient(follow_redirects=False, timeout=timeout_s, trust_env=False)
+        self.client = httpx.AsyncClient(follow_redirects=False, timeout=timeout_s, trust_env=False, transport=transport)
         self.in_flight: set[asyncio.Task[None]] = set()
 
     def save(self, hook: Webhook) -> None:
@@ -116,7 +131,7 @@ class Webhooks:
 
     async def add(self, url: str, events: list[str], queue: str | None, secret: str | None) -> Webhook:
         check_events(events)
-        await ssrf.resolve(url, self.allow)
+        ssrf.check_url(url, self.allow)  # no DNS here: a name is looked up, and checked, on every attempt
         hook = Webhook(str(uuid.uuid4()), url, events, queue, secret, created_at=int(time.time() * 1000))
         self.hooks[hook.id] = hook
         self.save(hook)
@@ -177,7 +192,7 @@ class Webhooks:
         error = "not attempted"
         for attempt in range(len(RETRY_DELAYS_S) + 1):
             if attempt:
-                await asyncio.sleep(RETRY_DELAYS_S[attempt - 1])
+                await self.sleep(RETRY_DELAYS_S[attempt - 1])
             try:
                 status = await self.attempt(hook, message_id, body)
             except (BunqError, httpx.HTTPError, OSError) as exc:
@@ -193,12 +208,10 @@ class Webhooks:
         self.publish("webhook:failed", {"id": hook.id, "event": f"job.{event}", "error": error})
 
     async def attempt(self, hook: Webhook, message_id: str, body: bytes) -> int:
-        target = await ssrf.resolve(hook.url, self.allow)
+        target = await ssrf.resolve(hook.url, self.allow, self.resolver, self.timeout_s)
         timestamp = int(time.time())
-        default_port = 443 if target.scheme == "https" else 80
-        host = target.host if target.port == default_port else f"{target.host}:{target.port}"
         headers = {
-            "Host": host,
+            "Host": target.authority(),
             "Content-Type": "application/json",
             "User-Agent": "bunq-webhooks",
             "webhook-id": message_id,
@@ -206,7 +219,8 @@ class Webhooks:
         }
         if hook.secret:
             headers.update(signature_headers(hook.secret, message_id, timestamp, body))
-        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        # the connection goes to the checked address; TLS still names (and verifies) the host
+        extensions = {"sni_hostname": target.host} if target.scheme == "https" and target.named else {}
         response = await self.client.post(target.url(), content=body, headers=headers, extensions=extensions)
         return response.status_code
 
