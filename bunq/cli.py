@@ -22,7 +22,9 @@ from bunq.settings import Settings
 log = logging.getLogger("bunq")
 
 STOP_TIMEOUT_S = 15.0
-RESTART_DELAY_S = 0.5
+WATCH_INTERVAL_S = 0.05
+RESTART_DELAY_S = 0.5  # before restarting a process that died again soon after a restart (a crash loop)
+STEADY_AFTER_S = 5.0
 
 
 def _die_with_parent() -> None:
@@ -38,10 +40,13 @@ class Supervisor:
         self.settings = settings
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.commands: dict[str, list[str]] = {}
+        self.started: dict[str, float] = {}
+        self.restarted: set[str] = set()
         self.stopping = False
 
     def spawn(self, name: str, argv: list[str]) -> None:
         self.commands[name] = argv
+        self.started[name] = time.monotonic()
         self.children[name] = subprocess.Popen(argv, preexec_fn=_die_with_parent)
 
     def start(self) -> None:
@@ -53,14 +58,21 @@ class Supervisor:
 
     def watch(self) -> None:
         while not self.stopping:
-            time.sleep(0.2)
+            time.sleep(WATCH_INTERVAL_S)
             for name, proc in list(self.children.items()):
                 code = proc.poll()
                 if code is not None and not self.stopping:
-                    log.warning("%s exited with %s; restarting", name, code)
-                    time.sleep(RESTART_DELAY_S)
-                    if not self.stopping:
-                        self.spawn(name, self.commands[name])
+                    self.restart(name, code)
+
+    def restart(self, name: str, code: int) -> None:
+        """At once the first time: requests wait for the process. Again soon after a restart: after a pause."""
+        lived = time.monotonic() - self.started[name]
+        log.warning("%s exited with %s after %.1f s; restarting", name, code, lived)
+        if name in self.restarted and lived < STEADY_AFTER_S:
+            time.sleep(RESTART_DELAY_S)
+        if not self.stopping:
+            self.spawn(name, self.commands[name])
+            self.restarted.add(name)
 
     def stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
