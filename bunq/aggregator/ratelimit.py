@@ -1,13 +1,37 @@
-"""The server-wide HTTP rate limit per client IP: a sliding window counter (the current fixed window's
-count plus the previous window's, weighted by how much of it still overlaps), O(1) memory per IP and
-swept of idle IPs every `RATE_LIMIT_CLEANUP_MS`. A burst inside one window is limited exactly; across a
-window boundary the estimate can differ from a true sliding log by a fraction of one window's count."""
+"""The server-wide HTTP rate limit per client IP, kept by the aggregator for every front: an exact sliding
+log. A request is admitted iff fewer than `limit` requests of its IP were admitted in the last `window`
+ms; refused requests are not counted. Each IP keeps at most `limit` admission times in a ring buffer
+(8 bytes each), and IPs idle for a whole window are swept every `RATE_LIMIT_CLEANUP_MS`."""
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 
 MAX_TRACKED = 1_000_000
+
+
+class AdmissionLog:
+    """The last (at most `limit`) admission times of one IP, oldest first from `head`."""
+
+    __slots__ = ("head", "times")
+
+    def __init__(self) -> None:
+        self.times = array("q")
+        self.head = 0
+
+    def oldest(self) -> int:
+        return self.times[self.head]
+
+    def newest(self) -> int:
+        return self.times[self.head - 1]
+
+    def admit(self, now: int, limit: int) -> None:
+        if len(self.times) < limit:
+            self.times.append(now)  # head stays 0 until the buffer is full
+        else:
+            self.times[self.head] = now
+            self.head = (self.head + 1) % limit
 
 
 class RateLimiter:
@@ -16,35 +40,31 @@ class RateLimiter:
         self.limit = limit
         self.cleanup_ms = cleanup_ms
         self.clock = clock
-        self.entries: dict[str, list[int]] = {}  # ip → [window start, previous count, current count]
+        self.logs: dict[str, AdmissionLog] = {}
         self.last_sweep = clock()
 
     def check(self, ip: str) -> tuple[bool, int]:
-        """Whether this request may pass (and is counted), and seconds until it could otherwise."""
+        """Whether this request may pass (and is counted), and else the seconds until it could."""
+        if self.limit <= 0:
+            return True, 0
         now = self.clock()
         if now - self.last_sweep >= self.cleanup_ms:
             self.sweep(now)
-        start = now - now % self.window
-        entry = self.entries.get(ip)
-        if entry is None:
-            if len(self.entries) >= MAX_TRACKED:
+        log = self.logs.get(ip)
+        if log is None:
+            if len(self.logs) >= MAX_TRACKED:
                 self.sweep(now, force=True)
-            entry = self.entries[ip] = [start, 0, 0]
-        elif entry[0] != start:
-            entry[1] = entry[2] if start - entry[0] == self.window else 0
-            entry[2] = 0
-            entry[0] = start
-        overlap = (self.window - (now - start)) / self.window
-        if entry[1] * overlap + entry[2] >= self.limit:
-            return False, max(1, (start + self.window - now + 999) // 1000)
-        entry[2] += 1
+            log = self.logs[ip] = AdmissionLog()
+        # The log holds the last `limit` admissions: `limit` of them lie in the window iff its oldest does.
+        if len(log.times) >= self.limit and now - log.oldest() < self.window:
+            return False, max(1, -(-(log.oldest() + self.window - now) // 1000))
+        log.admit(now, self.limit)
         return True, 0
 
     def sweep(self, now: int, *, force: bool = False) -> None:
-        """Forget IPs with no request in the last two windows (or, when full, the oldest half)."""
+        """Forget IPs with no admission in the last window (or, when still full, the longest idle half)."""
         self.last_sweep = now
-        cutoff = now - 2 * self.window
-        self.entries = {ip: e for ip, e in self.entries.items() if e[0] >= cutoff}
-        if force and len(self.entries) >= MAX_TRACKED:
-            keep = sorted(self.entries.items(), key=lambda item: item[1][0])[len(self.entries) // 2 :]
-            self.entries = dict(keep)
+        self.logs = {ip: log for ip, log in self.logs.items() if now - log.newest() < self.window}
+        if force and len(self.logs) >= MAX_TRACKED:
+            keep = sorted(self.logs.items(), key=lambda item: item[1].newest())[len(self.logs) // 2 :]
+            self.logs = dict(keep)
