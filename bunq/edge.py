@@ -1,6 +1,6 @@
 """The edge, between a client's bytes and the routes: CORS, the HTTP rate limit, bearer-token auth, and
-a header deadline on every connection. Pure ASGI (and one uvicorn protocol), so the fast path is
-covered like every other route.
+a deadline and a size cap for the request head of every connection. Pure ASGI (and one uvicorn
+protocol), so the fast path is covered like every other route.
 
 Order, outermost first: CORS (so refusals still carry CORS headers, and preflight needs no token) →
 rate limit → auth → the app.
@@ -27,6 +27,8 @@ CORS_METHODS = b"GET, POST, PUT, DELETE, OPTIONS"
 CORS_HEADERS = b"Content-Type, Authorization"
 UNAUTHORIZED = b'{"ok":false,"error":"Unauthorized"}'
 RATE_LIMITED = b'{"ok":false,"error":"Rate limit exceeded"}'
+HEAD_TOO_LARGE = b'{"ok":false,"error":"Request header fields too large"}'
+LINGER_S = 1.0
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -146,29 +148,95 @@ class Auth:
 
 
 class DeadlineHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a deadline for a request's headers: a connection that has not
-    sent a complete request head within `BUNQ_HEADER_TIMEOUT_MS` of connecting (or of its previous
-    response) is closed, so slow-drip clients cannot hold connections."""
+    """uvicorn's httptools protocol with two limits on a request's head (request line and headers), the
+    WebSocket upgrade's included:
+
+    - a deadline: a connection that has not sent a complete head within `BUNQ_HEADER_TIMEOUT_MS` of
+      connecting (or of its previous response) is closed, so slow-drip clients cannot hold connections;
+    - a size: a head past `BUNQ_MAX_HEADER_BYTES` is answered 431 and the connection closed, and nothing
+      past the cap reaches the parser (which would otherwise buffer a header line of any length).
+
+    The head's bytes are counted per chunk as they arrive, from the chunk after the previous request
+    ended; of a chunk that would pass the cap only the bytes up to it are parsed, and unless a request
+    ended within them, the head is too large.
+    """
 
     header_timeout_s: float | None = None
+    max_header_bytes = 64 * 1024
+    cors_any = True
     open_connections = 0
+
+    @classmethod
+    def _configure(cls) -> None:
+        if cls.header_timeout_s is None:
+            settings = Settings.from_env()
+            cls.max_header_bytes = settings.max_header_bytes
+            cls.cors_any = "*" in settings.cors_origins
+            cls.header_timeout_s = settings.header_timeout_ms / 1000
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         DeadlineHttpToolsProtocol.open_connections += 1
+        self._configure()
+        self._head_bytes = 0
+        self._in_head = True  # between requests and in a head; False while a body is read
+        self._refused: asyncio.TimerHandle | None = None  # set once a head passed the cap: the close to come
+        self._upgraded = False
         self._arm_header_deadline()
 
+    def data_received(self, data: bytes) -> None:
+        if self._refused is not None:
+            return  # what follows a refused head is read and dropped until the connection closes
+        if not self._in_head:
+            super().data_received(data)
+            return
+        room = self.max_header_bytes - self._head_bytes
+        self._head_bytes += min(len(data), room)
+        if len(data) <= room:
+            super().data_received(data)
+            return
+        super().data_received(data[:room])
+        if self._in_head and self._head_bytes == self.max_header_bytes:  # no request ended within the cap
+            self._refuse_head()
+        elif self._upgraded:
+            self.transport.get_protocol().data_received(data[room:])
+        elif not self.transport.is_closing():
+            self.data_received(data[room:])  # a body, or the next request's head
+
+    def _refuse_head(self) -> None:
+        """431 and close. The close lingers a moment, reading and dropping what the client still sends,
+        so that the client reads the answer instead of a reset."""
+        self._cancel_header_deadline()
+        self._refused = self.loop.call_later(LINGER_S, self._close)
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False  # a response in progress ends the connection instead
+            self.flow.pause_reading()
+            return
+        self.transport.write(self._head_too_large())
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+
+    def _head_too_large(self) -> bytes:
+        headers = [*self.server_state.default_headers, (b"content-type", b"application/json")]
+        if self.cors_any:
+            headers.append((b"access-control-allow-origin", b"*"))
+        headers += [(b"content-length", str(len(HEAD_TOO_LARGE)).encode()), (b"connection", b"close")]
+        lines = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+        return b"HTTP/1.1 431 Request Header Fields Too Large\r\n" + lines + b"\r\n" + HEAD_TOO_LARGE
+
+    def _close(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
+
     def _arm_header_deadline(self) -> None:
-        if DeadlineHttpToolsProtocol.header_timeout_s is None:
-            DeadlineHttpToolsProtocol.header_timeout_s = Settings.from_env().header_timeout_ms / 1000
+        assert self.header_timeout_s is not None
         self._header_deadline: asyncio.TimerHandle | None = self.loop.call_later(
-            DeadlineHttpToolsProtocol.header_timeout_s, self._header_deadline_passed
+            self.header_timeout_s, self._header_deadline_passed
         )
 
     def _header_deadline_passed(self) -> None:
         self._header_deadline = None
-        if not self.transport.is_closing():
-            self.transport.close()
+        self._close()
 
     def _cancel_header_deadline(self) -> None:
         timer = getattr(self, "_header_deadline", None)
@@ -177,16 +245,32 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             self._header_deadline = None
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         self._cancel_header_deadline()
         super().on_headers_complete()
 
+    def on_message_complete(self) -> None:
+        self._in_head = True
+        self._head_bytes = 0
+        super().on_message_complete()
+
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing():
+        if not self.transport.is_closing() and self._refused is None:
             self._cancel_header_deadline()
             self._arm_header_deadline()
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def handle_websocket_upgrade(self) -> None:
+        # From here the WebSocket protocol owns the connection (and is told of its loss): it no longer
+        # counts as an HTTP one.
+        self._upgraded = True
         DeadlineHttpToolsProtocol.open_connections -= 1
+        super().handle_websocket_upgrade()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._upgraded:
+            DeadlineHttpToolsProtocol.open_connections -= 1
         self._cancel_header_deadline()
+        if self._refused is not None:
+            self._refused.cancel()
         super().connection_lost(exc)

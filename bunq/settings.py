@@ -63,6 +63,7 @@ class Settings:
     rate_limit_max: int = 0
     rate_limit_cleanup_ms: int = 60_000
     header_timeout_ms: int = 10_000
+    max_header_bytes: int = 64 * 1024
     body_timeout_ms: int = 30_000
     min_free_disk_mb: int = 64
     request_timeout_ms: int = 10_000
@@ -111,6 +112,7 @@ class Settings:
             rate_limit_max=_rate_limit(env),
             rate_limit_cleanup_ms=_int(env, "RATE_LIMIT_CLEANUP_MS", 60_000, 100, 86_400_000),
             header_timeout_ms=_int(env, "BUNQ_HEADER_TIMEOUT_MS", 10_000, 100, 600_000),
+            max_header_bytes=_int(env, "BUNQ_MAX_HEADER_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
             body_timeout_ms=_int(env, "BUNQ_BODY_TIMEOUT_MS", 30_000, 100, 600_000),
             min_free_disk_mb=_int(env, "BUNQ_MIN_FREE_DISK_MB", 64, 0, 1 << 30),
             request_timeout_ms=_int(env, "BUNQ_REQUEST_TIMEOUT_MS", 10_000, 100, 600_000),
