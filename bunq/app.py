@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from bunq.client import ShardClient
+from bunq.connections import ConnectionReport
 from bunq.edge import Auth, Cors, RateLimit
 from bunq.errors import BunqError
 from bunq.events import EventHub
@@ -23,6 +24,8 @@ from bunq.settings import Settings
 def create_app(settings: Settings | None = None, client: ShardClient | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     shard_client = client or ShardClient(settings, with_aggregator=True)
+    connections = {"ws": 0, "sse": 0}
+    report = ConnectionReport(shard_client, connections)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -31,9 +34,11 @@ def create_app(settings: Settings | None = None, client: ShardClient | None = No
         hub = EventHub(events_ctx, settings.events_endpoint, settings.shards)
         hub.start()
         app.state.hub = hub
+        report.start()
         try:
             yield
         finally:
+            await report.close()
             hub.close()
             events_ctx.term()
             await shard_client.close()
@@ -59,5 +64,6 @@ def create_app(settings: Settings | None = None, client: ShardClient | None = No
     )
     app.state.settings = settings
     app.state.client = shard_client
-    app.state.connections = {"tcp": 0, "ws": 0, "sse": 0}
+    app.state.connections = connections
+    app.state.connection_report = report
     return app

@@ -372,9 +372,19 @@ class CheckRate(Command, frozen=True):
     ip: str
 
 
+class ReportConnections(Command, frozen=True):
+    """A front's open connections now (sent when they change, and as a heartbeat); answered with the
+    totals over every front that reported recently."""
+
+    front: str
+    tcp: int
+    ws: int
+    sse: int
+
+
 AggregatorCommand = Union[  # noqa: UP007
     AddCron, GetCron, ListCrons, DeleteCron, AddWebhook, ListWebhooks, DeleteWebhook, SetWebhookEnabled,
-    RegisterWorker, ListWorkers, DeleteWorker, WorkerHeartbeat, Ping, CheckRate,
+    RegisterWorker, ListWorkers, DeleteWorker, WorkerHeartbeat, Ping, CheckRate, ReportConnections,
 ]  # fmt: skip
 
 
@@ -529,8 +539,14 @@ class Pong(Reply, frozen=True):
     slots: int
 
 
+class ConnectionCounts(Reply, frozen=True):
+    tcp: int
+    ws: int
+    sse: int
+
+
 AnyReply = Union[  # noqa: UP007
     Done, Error, Ids, Jobs, JobDoc, JobState, JobResult, AckOutcome, Counts, DlqEntries, Pong,
     Progress, WaitOutcome, ChildrenValues, Logs, Watched, Count, QueueNames, QueueConfig, Rendered, ShardStats,
-    RateVerdict, Memory, HeapStats,
+    RateVerdict, Memory, HeapStats, ConnectionCounts,
 ]  # fmt: skip

@@ -16,6 +16,7 @@ import psutil
 from bunq import __version__
 from bunq import protocol as p
 from bunq.aggregator.crons import CronTable
+from bunq.aggregator.fronts import FrontConnections
 from bunq.aggregator.workers import Workers
 from bunq.client import ShardClient
 
@@ -98,9 +99,16 @@ async def gather(client: ShardClient) -> Merged:
 
 class Monitor:
     def __init__(
-        self, client: ShardClient, workers: Workers, crons: CronTable, publish: Publish, thresholds: Thresholds
+        self,
+        client: ShardClient,
+        workers: Workers,
+        crons: CronTable,
+        publish: Publish,
+        thresholds: Thresholds,
+        fronts: FrontConnections,
     ) -> None:
         self.client = client
+        self.fronts = fronts
         self.workers = workers
         self.crons = crons
         self.publish = publish
@@ -161,13 +169,14 @@ class Monitor:
 
     def health(self, merged: Merged) -> None:
         rss = merged.rss_bytes + psutil.Process().memory_info().rss
+        fronts = self.fronts.totals()
         self.publish(
             "health:status",
             {
                 "ok": merged.shards_up == self.client.shards,
                 "uptime": self.uptime(),
                 "memory": {"rss": rss // MB, "heapUsed": rss // MB},
-                "connections": {"shards": merged.shards_up},
+                "connections": {"tcp": fronts.tcp, "ws": fronts.ws, "sse": fronts.sse, "shards": merged.shards_up},
             },
         )
 

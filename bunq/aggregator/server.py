@@ -19,6 +19,7 @@ from bunq import protocol as p
 from bunq import wire
 from bunq.aggregator import workers as workers_mod
 from bunq.aggregator.crons import Cron, CronTable, fire_seed, view
+from bunq.aggregator.fronts import FrontConnections
 from bunq.aggregator.monitor import Monitor, Thresholds
 from bunq.aggregator.ratelimit import RateLimiter
 from bunq.aggregator.store import RegistryStore
@@ -39,6 +40,10 @@ _SYNC = SYNC.encode()
 
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def monotonic_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
 
 
 class Aggregator:
@@ -63,9 +68,10 @@ class Aggregator:
         self.webhooks = Webhooks(self.store, self.publish, settings.webhook_allow, settings.webhook_timeout_ms / 1000)
         self.workers = Workers(self.store, self.publish, settings.worker_timeout_ms)
         self.rate_limiter = RateLimiter(
-            settings.rate_limit_window_ms, settings.rate_limit_max, settings.rate_limit_cleanup_ms, wall_ms
+            settings.rate_limit_window_ms, settings.rate_limit_max, settings.rate_limit_cleanup_ms, monotonic_ms
         )
-        self.monitor = Monitor(self.shards, self.workers, self.crons, self.publish, Thresholds.from_env())
+        self.fronts = FrontConnections(monotonic_ms)
+        self.monitor = Monitor(self.shards, self.workers, self.crons, self.publish, Thresholds.from_env(), self.fronts)
         self.own_topics: set[str] = set()
         self.stopping = asyncio.Event()
 
@@ -255,6 +261,10 @@ async def check_rate(agg: Aggregator, cmd: p.CheckRate) -> p.Reply:
     return p.RateVerdict(allowed, retry_after)
 
 
+async def report_connections(agg: Aggregator, cmd: p.ReportConnections) -> p.Reply:
+    return agg.fronts.report(cmd)
+
+
 async def ping(agg: Aggregator, cmd: p.Ping) -> p.Reply:
     return p.Pong(-1, agg.settings.slots)
 
@@ -274,6 +284,7 @@ HANDLERS: dict[type[p.Command], Any] = {
     p.WorkerHeartbeat: worker_heartbeat,
     p.Ping: ping,
     p.CheckRate: check_rate,
+    p.ReportConnections: report_connections,
 }
 
 

@@ -1,6 +1,7 @@
 """Monitoring routes: health and probes, ping, stats, metrics, Prometheus, storage, GC and heap stats.
 
-Figures come from every shard (fanned out in parallel and merged), so any front answers the same.
+Figures come from every shard (fanned out in parallel and merged), and connection counts from every front
+(through the aggregator), so any front answers the same.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from bunq import __version__, metrics
 from bunq import protocol as p
 from bunq.aggregator.monitor import Merged, disk_full, gather
 from bunq.client import ShardClient
-from bunq.edge import DeadlineHttpToolsProtocol
+from bunq.connections import ConnectionReport
 from bunq.http import Call, Result, encode, endpoint
 
 MB = 1024 * 1024
@@ -48,17 +49,17 @@ def _uptime() -> int:
 
 
 async def health(request: Request) -> Response:
-    merged = await gather(_client(request))
+    report: ConnectionReport = request.app.state.connection_report
+    merged, connections = await asyncio.gather(gather(_client(request)), report.totals())
     counts = merged.counts()
     degraded = disk_full(merged) or merged.shards_up < _client(request).shards
-    connections: dict[str, int] = {**request.app.state.connections, "tcp": DeadlineHttpToolsProtocol.open_connections}
     body = {
         "ok": True,
         "status": "degraded" if degraded else "healthy",
         "uptime": _uptime(),
         "version": __version__,
         "queues": {**{k: counts[k] for k in ("waiting", "active", "delayed", "completed")}, "dlq": counts["failed"]},
-        "connections": dict(connections),
+        "connections": connections,
         "memory": {k: v for k, v in _memory(merged).items() if k in ("heapUsed", "heapTotal", "rss")},
     }
     return Response(encode(body), media_type="application/json")

@@ -3,16 +3,23 @@ oversize and slow clients, and every monitoring endpoint's shape."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import json
 import re
+import select
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.routing import Route
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 from bunq.app import create_app
 from bunq.settings import Settings
@@ -250,3 +257,155 @@ def test_durable_pushes_are_refused_when_the_disk_is_full(tmp_path: Path) -> Non
             assert c.get("/health").json()["status"] == "degraded"
     finally:
         server.stop()
+
+
+def front_rss(server: BunqServer) -> int:
+    """Resident memory of the front: the uvicorn process and its worker processes."""
+    front = psutil.Process(server.children()["front"])
+    return sum(proc.memory_info().rss for proc in (front, *front.children(recursive=True)))
+
+
+def endless_head(port: int, opening: bytes, filler: bytes, limit: int = 100 * 1024 * 1024) -> tuple[bytes, int]:
+    """Send a request head that goes on for `limit` bytes (`opening`, then `filler` over and over), stopping
+    as soon as the server answers or closes; what it answered and how much was sent."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.settimeout(10)
+    chunk = filler * (1024 * 1024 // len(filler))
+    sent = 0
+    try:
+        sock.sendall(opening)
+        while sent < limit and not select.select([sock], [], [], 0)[0]:
+            sock.sendall(chunk)
+            sent += len(chunk)
+        answer = b""
+        while len(answer) < 4096 and (data := sock.recv(4096)):
+            answer += data
+    except OSError:
+        answer = b""
+    finally:
+        sock.close()
+    return answer, sent
+
+
+def test_huge_request_heads_are_refused_without_being_read(plain: BunqServer) -> None:
+    port = plain.port
+    heads = [
+        (b"GET /queues/x/counts HTTP/1.1\r\nHost: x\r\nX-Big: ", b"a"),  # one endless header line
+        (b"GET /queues/x/counts HTTP/1.1\r\nHost: x\r\nX-Big: ", b"b"),
+        (b"GET /queues/x/counts HTTP/1.1\r\nHost: x\r\n", b"X-Many: value\r\n"),  # endless small headers
+        (b"GET /queues/x/counts?q=", b"c"),  # an endless request line
+    ]
+    httpx.get(plain.url + "/queues/x/counts")
+    before = front_rss(plain)
+    with concurrent.futures.ThreadPoolExecutor(len(heads)) as pool:
+        results = [pool.submit(endless_head, port, opening, filler) for opening, filler in heads]
+        peak = before
+        while not all(r.done() for r in results):
+            peak = max(peak, front_rss(plain))
+            time.sleep(0.02)
+        peak = max(peak, front_rss(plain))
+    assert peak - before < 20 * 1024 * 1024, (before, peak)
+    for result in results:
+        answer, sent = result.result()
+        assert sent < 20 * 1024 * 1024  # cut off near the cap, not read to the end
+        status, _, body = answer.partition(b"\r\n\r\n")
+        assert status.startswith(b"HTTP/1.1 431 "), answer[:200]
+        assert b"connection: close" in status.lower()
+        assert json.loads(body) == {"ok": False, "error": "Request header fields too large"}
+
+
+def test_heads_up_to_the_cap_are_served_and_larger_ones_refused(plain: BunqServer) -> None:
+    with httpx.Client(base_url=plain.url, timeout=30) as c:
+        near_cap = {f"x-fill-{i}": "v" * 1000 for i in range(60)}  # 60 KiB of headers
+        assert c.get("/queues/x/counts", headers=near_cap).status_code == 200
+        assert c.get("/queues/x/counts").status_code == 200  # the connection stays usable
+        long_url = c.get("/queues/x/counts", params={"q": "u" * 60_000})
+        assert long_url.status_code == 200
+        refused = c.get("/queues/x/counts", headers={f"x-fill-{i}": "v" * 1000 for i in range(70)})
+        assert refused.status_code == 431
+        assert refused.json() == {"ok": False, "error": "Request header fields too large"}
+        assert refused.headers["access-control-allow-origin"] == "*"
+        assert c.get("/queues/x/counts").status_code == 200  # on a new connection
+    raw = socket.create_connection(("127.0.0.1", plain.port))
+    raw.settimeout(10)
+    pipelined = b"GET /queues/x/counts HTTP/1.1\r\nHost: x\r\n\r\n" * 1600  # 70 KB of small heads at once
+    raw.sendall(pipelined)
+    answers = b""
+    while answers.count(b"HTTP/1.1 200 ") < 1600 and (data := raw.recv(65536)):
+        answers += data
+    raw.close()
+    assert answers.count(b"HTTP/1.1 200 ") == 1600 and b" 431 " not in answers
+
+
+def test_rate_limit_is_a_sliding_window_across_fronts(tmp_path: Path) -> None:
+    server = BunqServer(tmp_path / "data", shards=1, fronts=2, RATE_LIMIT_MAX_REQUESTS="5",
+                        RATE_LIMIT_WINDOW_MS="1000")  # fmt: skip
+    server.start()
+
+    def burst(ip: str, n: int) -> tuple[list[int], float]:
+        """n requests, each on a new connection (so both fronts serve), and when the last one ended."""
+        codes = []
+        for _ in range(n):
+            with httpx.Client(base_url=server.url, timeout=30) as c:
+                r = c.get("/queues/x/counts", headers={"X-Forwarded-For": ip})
+                codes.append(r.status_code)
+                if r.status_code == 429:
+                    assert r.headers["retry-after"] == "1"
+        return codes, time.monotonic()
+
+    try:
+        for attempt in range(3):  # a burst must fit in one window; on a machine too busy for that, again
+            ip = f"203.0.113.{attempt}"
+            started = time.monotonic()
+            codes, ended = burst(ip, 8)
+            if ended - started >= 0.9:
+                continue
+            assert codes == [200] * 5 + [429] * 3
+            time.sleep(max(0.0, ended + 1.0 - time.monotonic()))  # every admission has left the window
+            started = time.monotonic()
+            codes, ended = burst(ip, 7)
+            if ended - started >= 0.9:
+                continue
+            assert codes == [200] * 5 + [429] * 2
+            break
+        else:
+            pytest.fail("no burst of 8 requests fitted in 0.9 s")
+    finally:
+        server.stop()
+
+
+def test_health_counts_the_connections_of_every_front(plain: BunqServer) -> None:
+    def connections() -> dict[str, int]:
+        counts: dict[str, int] = httpx.get(plain.url + "/health", timeout=10).json()["connections"]
+        return counts
+
+    def settle(done: Callable[[dict[str, int]], bool]) -> dict[str, int]:
+        deadline = time.monotonic() + 10
+        counts = connections()
+        while not done(counts) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            counts = connections()
+        return counts
+
+    idle = settle(lambda c: c["ws"] == 0 and c["sse"] == 0)
+    ws_url = plain.url.replace("http://", "ws://")
+    with contextlib.ExitStack() as stack:
+        for i in range(8):
+            stack.enter_context(ws_connect(ws_url + ("/ws" if i % 2 else "/ws/queues/conn-q")))
+            sse = stack.enter_context(socket.create_connection(("127.0.0.1", plain.port)))
+            sse.settimeout(10)
+            sse.sendall(f"GET /events{'/queues/conn-q' if i % 2 else ''} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            received = b""
+            while b"connected" not in received:
+                received += sse.recv(4096)
+        settle(lambda c: c["ws"] == 8 and c["sse"] == 8)
+        for _ in range(10):  # each on a new connection: either front answers
+            counts = connections()
+            assert (counts["ws"], counts["sse"]) == (8, 8), counts
+            assert counts["tcp"] >= 8 + 1  # the streams and this request
+        too_large = {f"x-fill-{i}": "v" * 1000 for i in range(70)}
+        with pytest.raises(InvalidStatus) as refused:  # the upgrade's head is capped too
+            stack.enter_context(ws_connect(ws_url + "/ws", additional_headers=too_large))
+        assert refused.value.response.status_code == 431
+    after = settle(lambda c: c["ws"] == 0 and c["sse"] == 0 and c["tcp"] <= idle["tcp"])
+    assert (after["ws"], after["sse"]) == (0, 0) and after["tcp"] <= idle["tcp"]  # upgraded ones no longer count
