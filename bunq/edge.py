@@ -180,12 +180,13 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self._configure()
         self._head_bytes = 0
         self._in_head = True  # between requests and in a head; False while a body is read
-        self._refused: asyncio.TimerHandle | None = None  # set once a head passed the cap: the close to come
+        self._refused = False  # a head passed the cap
+        self._linger: asyncio.TimerHandle | None = None
         self._upgraded = False
         self._arm_header_deadline()
 
     def data_received(self, data: bytes) -> None:
-        if self._refused is not None:
+        if self._refused:
             return  # what follows a refused head is read and dropped until the connection closes
         if not self._in_head:
             super().data_received(data)
@@ -199,19 +200,22 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head and self._head_bytes == self.max_header_bytes:  # no request ended within the cap
             self._refuse_head()
         elif self._upgraded:
-            self.transport.get_protocol().data_received(data[room:])
+            websocket = self.transport.get_protocol()
+            assert isinstance(websocket, asyncio.Protocol)
+            websocket.data_received(data[room:])
         elif not self.transport.is_closing():
             self.data_received(data[room:])  # a body, or the next request's head
 
     def _refuse_head(self) -> None:
         """431 and close. The close lingers a moment, reading and dropping what the client still sends,
         so that the client reads the answer instead of a reset."""
+        self._refused = True
         self._cancel_header_deadline()
-        self._refused = self.loop.call_later(LINGER_S, self._close)
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.keep_alive = False  # a response in progress ends the connection instead
             self.flow.pause_reading()
             return
+        self._linger = self.loop.call_later(LINGER_S, self._close)
         self.transport.write(self._head_too_large())
         if self.transport.can_write_eof():
             self.transport.write_eof()
@@ -256,7 +260,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and self._refused is None:
+        if not self.transport.is_closing() and not self._refused:
             self._cancel_header_deadline()
             self._arm_header_deadline()
 
@@ -271,6 +275,6 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         if not self._upgraded:
             DeadlineHttpToolsProtocol.open_connections -= 1
         self._cancel_header_deadline()
-        if self._refused is not None:
-            self._refused.cancel()
+        if self._linger is not None:
+            self._linger.cancel()
         super().connection_lost(exc)
