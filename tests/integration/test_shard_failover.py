@@ -21,6 +21,7 @@ pytestmark = pytest.mark.integration
 CLIENTS = 32
 MAX_WALL_S = 60.0  # the whole load, however slow the machine
 PUSHES_AFTER_RECOVERY = 200
+BOUND_S = 5.0  # half the request timeout: a call left to its deadline fails; a restart on a busy machine passes
 
 
 @dataclass
@@ -126,9 +127,9 @@ def test_a_killed_shard_fails_its_requests_at_once_and_pushes_resume(tmp_path: P
             f"{poll_answered - killed_at:.3f} s after the kill"
         )
         assert not load.failures, load.failures[:5]
-        assert slowest < 3.0, "a request waited for the request timeout instead of learning the shard was gone"
-        assert gap < 3.0
-        assert (poll_status, poll_answered - killed_at < 3.0) == (503, True), "a parked pull outlived its shard"
+        assert slowest < BOUND_S, "a request waited for the request timeout instead of learning the shard was gone"
+        assert gap < BOUND_S
+        assert (poll_status, poll_answered - killed_at < BOUND_S) == (503, True), "a parked pull outlived its shard"
         with httpx.Client(base_url=server.url, timeout=30) as client:
             missing = set(load.durable_ids) - waiting_ids(client, load.queue)
         assert not missing, f"{len(missing)} durable pushes answered 200 are gone"
