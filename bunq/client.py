@@ -241,7 +241,12 @@ class ShardClient:
         for reply in replies:
             if found(reply):
                 return reply
-        return first if first is not None else replies[0]
+        answers = replies if first is None else [first, *replies]
+        return next((r for r in answers if not _not_found(r)), answers[0])
+
+
+def _not_found(reply: Reply) -> bool:
+    return type(reply) is Error and reply.code == "not_found"
 
 
 def raise_error(reply: Reply) -> Reply:

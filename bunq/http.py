@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -46,6 +47,21 @@ class Call:
             self._query = dict(parse_qsl(self.query_string.decode("latin-1")))
         return self._query.get(name)
 
+
+class QueueConvertor(Convertor[str]):
+    """`{queue:queue}`: a path segment that may be empty, so `/queues//jobs` reaches the handler and is
+    refused there as "Queue name is required" rather than being an unknown route."""
+
+    regex = "[^/]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("queue", QueueConvertor())
 
 Result = bytes | tuple[int, bytes]
 Handler = Callable[[Call], Awaitable[Result]]

@@ -7,9 +7,25 @@ New fields must get defaults so that mixed versions keep talking during a rollin
 
 from __future__ import annotations
 
+import enum
 from typing import Union
 
 import msgspec
+
+
+class State(enum.StrEnum):
+    """Where a job is: the spec's states, `expired` (its ttl passed before it ran), and `removed` (it left
+    memory and storage: cancelled, cleaned, obliterated). Decisions on a state match it exhaustively."""
+
+    WAITING = "waiting"
+    DELAYED = "delayed"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"  # in the dead-letter queue
+    WAITING_CHILDREN = "waiting-children"
+    EXPIRED = "expired"
+    REMOVED = "removed"
+
 
 # Bounds (ms) of the latency histograms shards keep and fronts render for Prometheus.
 LATENCY_BUCKETS_MS = (1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000)
@@ -103,7 +119,7 @@ class ListQueues(Command, frozen=True):
 
 class ListJobs(Command, frozen=True):
     queue: str
-    state: str | None = None
+    state: State | None = None
     limit: int = 1000
     offset: int = 0
 
@@ -135,7 +151,7 @@ class ObliterateQueue(Command, frozen=True):
 class CleanQueue(Command, frozen=True):
     queue: str
     grace: int = 0
-    state: str | None = None
+    state: State | None = None
     limit: int = 1000
 
 
@@ -436,10 +452,12 @@ class JobResult(Reply, frozen=True):
 
 
 class AckOutcome(Reply, frozen=True):
-    """Per-id outcome of AckJobs: the ids that were not acked, with the reason for each."""
+    """Per-id outcome of AckJobs (and Heartbeat): the ids that were not acked, with the reason for each;
+    `missing` names those of them that no job has (404 where one id was asked for)."""
 
     acked: int
     failed: dict[str, str] = {}
+    missing: list[str] = []
 
 
 class Counts(Reply, frozen=True):

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, assert_never
 
 import msgspec
 
-from shards.job import ACTIVE, COMPLETED, DELAYED, FAILED, WAITING, Job, from_blob
-from shards.queues import QueueSettings, QueueState
+from bunq.protocol import State
+from shards.job import ACTIVE, COMPLETED, DELAYED, EXPIRED, FAILED, REMOVED, WAITING, Job, from_blob
+from shards.queues import DlqConfig, QueueSettings, QueueState
 
 if TYPE_CHECKING:
     from shards.engine import Engine
@@ -43,12 +44,13 @@ def load(engine: Engine) -> None:
         q.settings = _decode_settings(blob)
         if q.dlq:
             _arm_dlq_sweep(engine, q)
+    engine.timers.at(engine.clock() + DLQ_SWEEP_MS, _expired_sweep_due, engine)
 
 
 # ---- reading ----------------------------------------------------------------------------------
 
 
-def list_jobs(engine: Engine, q: QueueState, state: str | None, limit: int, offset: int) -> list[Job]:
+def list_jobs(engine: Engine, q: QueueState, state: State | None, limit: int, offset: int) -> list[Job]:
     """One page of a queue's jobs in a state (or across states): O(log n + offset + limit) in memory."""
     if state is None:
         pages = (_page(engine, q, s, offset + limit, 0) for s in (WAITING, DELAYED, ACTIVE, FAILED, COMPLETED))
@@ -56,18 +58,24 @@ def list_jobs(engine: Engine, q: QueueState, state: str | None, limit: int, offs
     return _page(engine, q, state, limit, offset)
 
 
-def _page(engine: Engine, q: QueueState, state: str, limit: int, offset: int) -> list[Job]:
+def _page(engine: Engine, q: QueueState, state: State, limit: int, offset: int) -> list[Job]:
     stop = offset + limit
-    if state == WAITING:
-        return list(q.waiting_in_order(offset, stop))
-    if state == DELAYED:
-        return [entry[2] for entry in q.delayed.islice(offset, stop)]
-    if state == ACTIVE:
-        return list(itertools.islice(q.active.values(), offset, stop))
-    if state == FAILED:
-        return list(itertools.islice(q.dlq.values(), offset, stop))
-    engine.flush()
-    return [from_blob(blob) for blob in engine.store.completed_page(q.name, limit, offset)]
+    match state:
+        case State.WAITING:
+            return list(q.waiting_in_order(offset, stop))
+        case State.DELAYED:
+            return [entry[2] for entry in q.delayed.islice(offset, stop)]
+        case State.ACTIVE:
+            return list(itertools.islice(q.active.values(), offset, stop))
+        case State.FAILED:
+            return list(itertools.islice(q.dlq.values(), offset, stop))
+        case State.COMPLETED:
+            engine.flush()
+            return [from_blob(blob) for blob in engine.store.completed_page(q.name, limit, offset)]
+        case State.WAITING_CHILDREN | State.EXPIRED | State.REMOVED:
+            return []
+        case _:
+            assert_never(state)
 
 
 # ---- bulk changes -----------------------------------------------------------------------------
@@ -79,6 +87,7 @@ def drain(engine: Engine, q: QueueState) -> int:
     jobs += [job for parked in q.parked.values() for job in parked]
     for job in jobs:
         engine.remove(job, event=False)
+    engine.forget_removed(len(jobs))
     engine.emit_data("queue:drained", {"queue": q.name, "count": len(jobs)})
     return len(jobs)
 
@@ -95,7 +104,7 @@ def obliterate(engine: Engine, q: QueueState) -> None:
         engine.jobs.pop(job.id, None)
         engine.logs.drop(job.id)
         engine.release_unique(job)
-        job.state = "removed"
+        job.state = REMOVED
     for job_id in [i for i, j in engine.finished.items() if j.queue == q.name]:
         del engine.finished[job_id]
     for waiter in q.waiters:
@@ -104,33 +113,46 @@ def obliterate(engine: Engine, q: QueueState) -> None:
     engine.store.delete_queue_rows(q.name)
     engine.journal.delete_queue(q.name)
     del engine.queues[q.name]
+    engine.forget_removed(len(live))
     engine.emit_data("queue:obliterated", {"queue": q.name})
     engine.emit_data("queue:removed", {"queue": q.name})
 
 
-def clean(engine: Engine, q: QueueState, grace: int, state: str | None, limit: int) -> list[str]:
-    """Remove up to `limit` jobs older than `grace` ms, oldest first, through per-state time indexes."""
-    before = engine.clock() - grace
+CLEANABLE = (WAITING, DELAYED, COMPLETED, FAILED, EXPIRED)
+
+
+def clean(engine: Engine, q: QueueState, grace: int, state: State | None, limit: int) -> list[str]:
+    """Remove up to `limit` jobs at least `grace` ms old (0: every one, this millisecond's too), oldest
+    first, through per-state time indexes."""
+    before = engine.clock() - grace + 1  # exclusive bound
     removed: list[str] = []
-    for s in (state,) if state is not None else (WAITING, DELAYED, COMPLETED, FAILED):
+    for s in (state,) if state is not None else CLEANABLE:
         if len(removed) >= limit:
             break
         for job in _older(engine, q, s, before, limit - len(removed)):
             engine.remove(job, event=False)
             removed.append(job.id)
+    engine.forget_removed(len(removed))
     engine.emit_data("queue:cleaned", {"queue": q.name, "state": state or "all", "count": len(removed)})
     return removed
 
 
-def _older(engine: Engine, q: QueueState, state: str, before: int, limit: int) -> list[Job]:
-    if state in (WAITING, DELAYED):
-        index = q.created[state]
-        return [entry[2] for entry in itertools.islice(index.irange(maximum=(before,), inclusive=(True, False)), limit)]
-    if state == FAILED:
-        old = itertools.takewhile(lambda j: (j.dlq_entered_at or 0) < before, q.dlq.values())
-        return list(itertools.islice(old, limit))
-    engine.flush()
-    return [from_blob(blob) for blob in engine.store.completed_before(q.name, before, limit)]
+def _older(engine: Engine, q: QueueState, state: State, before: int, limit: int) -> list[Job]:
+    match state:
+        case State.WAITING | State.DELAYED:
+            index = q.created[state]
+            old = index.irange(maximum=(before,), inclusive=(True, False))
+            return [entry[2] for entry in itertools.islice(old, limit)]
+        case State.FAILED:
+            dead = itertools.takewhile(lambda j: (j.dlq_entered_at or 0) < before, q.dlq.values())
+            return list(itertools.islice(dead, limit))
+        case State.COMPLETED | State.EXPIRED:
+            engine.flush()
+            return [from_blob(blob) for blob in engine.store.finished_before(q.name, state, before, limit)]
+        case State.ACTIVE | State.WAITING_CHILDREN | State.REMOVED:
+            return []
+        case _:
+            assert_never(state)
 
 
 def promote_all(engine: Engine, q: QueueState, count: int | None) -> int:
@@ -192,6 +214,7 @@ def purge_dlq(engine: Engine, q: QueueState) -> int:
     jobs = list(q.dlq.values())
     for job in jobs:
         engine.remove(job, event=False)
+    engine.forget_removed(len(jobs))
     engine.emit_data("dlq:purged", {"queue": q.name, "count": len(jobs)})
     return len(jobs)
 
@@ -236,6 +259,24 @@ def _dlq_sweep_due(arg: tuple[Engine, QueueState]) -> None:
         engine.remove(job, event=False)
     if q.dlq:
         _arm_dlq_sweep(engine, q)
+
+
+def _expired_sweep_due(engine: Engine) -> None:
+    """Expired jobs are kept, like DLQ entries, for their queue's DLQ `maxAge`, then dropped."""
+    now = engine.clock()
+    max_age = {name: q.settings.dlq.max_age for name, q in engine.queues.items()}
+    default = DlqConfig().max_age
+    old = [
+        job.id
+        for job in engine.finished.values()
+        if job.state is EXPIRED and job.created_at < now - max_age.get(job.queue, default)
+    ]
+    for job_id in old:
+        del engine.finished[job_id]
+    engine.flush()
+    for name, age in max_age.items():
+        engine.store.delete_expired_before(name, now - age)
+    engine.timers.at(now + DLQ_SWEEP_MS, _expired_sweep_due, engine)
 
 
 def new_tombstones() -> OrderedDict[str, None]:

@@ -12,12 +12,12 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol, assert_never
 
 import msgspec
 
 from bunq import errors
-from bunq.protocol import Command, Error, Jobs, Reply, WaitOutcome
+from bunq.protocol import Command, Error, Jobs, Reply, State, WaitOutcome
 from bunq.routing import shard_of_slot, slot_of, slot_of_id
 from shards import admin, flows, leases, recovery
 from shards.histograms import Histogram
@@ -46,6 +46,7 @@ Respond = Callable[[Reply], None]
 Handler = Callable[["Engine", Any, Respond], Reply | None]
 
 MAX_RETRY_DELAY_MS = 24 * 3600 * 1000
+BULK_REMOVAL = 1000  # jobs leaving in one operation past which its leftovers are swept at once
 RESULTS_LRU = 5000
 
 
@@ -168,11 +169,18 @@ class Engine:
                 job = from_blob(blob)
         return job
 
-    def live(self, job_id: str) -> Job:
+    def live(self, job_id: str, finished: str = "Job is not waiting, delayed or active") -> Job:
+        """The live job `job_id`; for a finished one, a 400 with `finished`."""
         job = self.jobs.get(job_id)
         if job is None:
-            raise errors.NotFound("Job not found")
+            self.not_live(job_id, finished)
         return job
+
+    def not_live(self, job_id: str, message: str) -> NoReturn:
+        """Refuse an operation on `job_id`: 404 when no job has that id, else 400 with `message`."""
+        if job_id not in self.results and self.find(job_id) is None:
+            raise errors.NotFound("Job not found")
+        raise errors.BadRequest(message)
 
     def next_key(self, lifo: bool) -> int:
         self.seq += 1
@@ -223,16 +231,19 @@ class Engine:
             self.emit("job:promoted", job)
 
     def unschedule(self, job: Job, q: QueueState) -> None:
-        """Take a waiting or delayed job out of its structure (before moving it elsewhere)."""
-        if job.state == WAITING:
-            job.state = REMOVED
-            q.unlink_waiting(job)
-        elif job.state == DELAYED:
-            job.state = REMOVED
-            q.unlink_delayed(job)
-        elif job.state == WAITING_CHILDREN:
-            job.state = REMOVED
-            q.waiting_children -= 1
+        """Take a waiting, delayed or dependent job out of its structure (before moving it elsewhere)."""
+        match job.state:
+            case State.WAITING:
+                q.unlink_waiting(job)
+            case State.DELAYED:
+                q.unlink_delayed(job)
+            case State.WAITING_CHILDREN:
+                q.waiting_children -= 1
+            case State.ACTIVE | State.COMPLETED | State.FAILED | State.EXPIRED | State.REMOVED:
+                return
+            case _:
+                assert_never(job.state)
+        job.state = REMOVED
 
     def activate(self, job: Job, q: QueueState, owner: str | None, lock_ttl: int | None) -> None:
         now = self.clock()
@@ -359,8 +370,12 @@ class Engine:
         self.release_unique(job)
         job.state = EXPIRED
         job.failed_reason = "ttl expired"
-        self.cache_finished(job)
-        self.journal.put(job)
+        if job.remove_on_fail:
+            self.journal.delete(job.id, job.queue)
+            self.logs.drop(job.id)
+        else:
+            self.cache_finished(job)  # kept for lookups until cleaned or past the DLQ's maxAge
+            self.journal.put(job)
         self.emit("job:expired", job, ttl=job.ttl, age=now - job.created_at)
         self.wake_job_waiters(job.id, WaitOutcome(False, None, EXPIRED))
         flows.job_failed_for_good(self, job)
@@ -368,18 +383,20 @@ class Engine:
     def remove(self, job: Job, *, event: bool = True) -> None:
         """Take a job out of whatever state it is in (cancel); a later ack of it finds nothing."""
         q = self.queue(job.queue)
-        state = job.state
-        if state == ACTIVE:
-            self.release(job)
-        elif state == FAILED:
-            q.dlq.pop(job.id, None)
-        elif state == COMPLETED:
-            q.completed -= 1
-            self.finished.pop(job.id, None)
-        elif state == EXPIRED:
-            self.finished.pop(job.id, None)
-        else:
-            self.unschedule(job, q)
+        match job.state:
+            case State.ACTIVE:
+                self.release(job)
+            case State.FAILED:
+                q.dlq.pop(job.id, None)
+            case State.COMPLETED:
+                q.completed -= 1
+                self.finished.pop(job.id, None)
+            case State.EXPIRED:
+                self.finished.pop(job.id, None)
+            case State.WAITING | State.DELAYED | State.WAITING_CHILDREN | State.REMOVED:
+                self.unschedule(job, q)
+            case _:
+                assert_never(job.state)
         job.state = REMOVED
         self.jobs.pop(job.id, None)
         self.release_unique(job)
@@ -390,6 +407,26 @@ class Engine:
         self.wake_job_waiters(job.id, WaitOutcome(False, None, "unknown"))
 
     # ---- bookkeeping ----------------------------------------------------------------------------
+
+    def forget_removed(self, count: int) -> None:
+        """After `count` jobs left at once (drain, clean, obliterate, purge), let go of everything that
+        still refers to them, so their memory is free for the next fill now rather than when their
+        timers would have come due."""
+        if count < BULK_REMOVAL:
+            return
+        queues = self.queues
+
+        def moot(arg: Any) -> bool:
+            for item in arg if type(arg) is tuple else (arg,):
+                if type(item) is Job and item.state is REMOVED:
+                    return True
+                if type(item) is QueueState and queues.get(item.name) is not item:
+                    return True
+            return False
+
+        self.timers.discard(moot)
+        self.jobs = dict(self.jobs)  # a dict never shrinks by itself
+        self.unique = dict(self.unique)
 
     def release_unique(self, job: Job) -> None:
         if job.unique_key is not None and self.unique.get((job.queue, job.unique_key)) == job.id:

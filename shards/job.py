@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import msgspec
 
-WAITING = "waiting"
-DELAYED = "delayed"
-ACTIVE = "active"
-COMPLETED = "completed"
-FAILED = "failed"  # in the dead-letter queue
-WAITING_CHILDREN = "waiting-children"
-EXPIRED = "expired"
-REMOVED = "removed"
+from bunq.protocol import State
+
+WAITING = State.WAITING
+DELAYED = State.DELAYED
+ACTIVE = State.ACTIVE
+COMPLETED = State.COMPLETED
+FAILED = State.FAILED
+WAITING_CHILDREN = State.WAITING_CHILDREN
+EXPIRED = State.EXPIRED
+REMOVED = State.REMOVED
 LIVE_STATES = frozenset({WAITING, DELAYED, ACTIVE, WAITING_CHILDREN})
 
 
@@ -41,7 +43,7 @@ class Job(msgspec.Struct, array_like=True, gc=False):
     depends_on: list[str] = []
     repeat: bytes | None = None
     name: str = "default"
-    state: str = WAITING
+    state: State = WAITING
     seq: int = 0
     started_at: int | None = None
     completed_at: int | None = None

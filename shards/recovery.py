@@ -1,13 +1,15 @@
 """Start-up: rebuild a shard's memory from its storage. Jobs that were active when the shard stopped are
 charged an attempt and requeued (or dead-lettered when out of attempts); waiting jobs keep their order;
-jobs waiting for dependencies re-ask for them; undelivered dependency outcomes are sent again."""
+jobs waiting for dependencies re-ask for them; undelivered dependency outcomes are sent again. Finished
+jobs (completed, expired) stay in storage and are never live again."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, assert_never
 
+from bunq.protocol import State
 from shards import admin, flows
-from shards.job import ACTIVE, DELAYED, FAILED, WAITING, WAITING_CHILDREN, Job, from_blob
+from shards.job import Job, from_blob
 
 if TYPE_CHECKING:
     from shards.engine import Engine
@@ -28,24 +30,33 @@ def recover(engine: Engine) -> None:
 
 
 def restore(engine: Engine, job: Job) -> None:
+    """Put one stored job back where its state says; only live states are loaded (`live_blobs`)."""
     q = engine.queue(job.queue)
-    engine.jobs[job.id] = job
-    if job.unique_key is not None and job.state != FAILED:
-        engine.unique[(job.queue, job.unique_key)] = job.id
-    if job.ttl is not None and job.state != FAILED:
-        engine.timers.at(job.created_at + job.ttl, engine.ttl_due, job)
-    if job.state == FAILED:
-        q.dlq[job.id] = job
-    elif job.state == ACTIVE:
-        q.active[job.id] = job
-        if job.group_id is not None:
-            q.groups_active[job.group_id] = q.groups_active.get(job.group_id, 0) + 1
-        engine.fail(job, "Job was active when the shard stopped", "stalled", backoff=False)
-    elif job.state == WAITING_CHILDREN:
-        q.waiting_children += 1
-        flows.watch_dependencies(engine, job)
-    elif job.state == DELAYED:
-        engine.enqueue(job, q)
-    else:
-        job.state = WAITING
-        q.push(job)
+    match job.state:
+        case State.COMPLETED | State.EXPIRED | State.REMOVED:
+            return  # finished: read from storage on demand, never live again
+        case State.FAILED:
+            engine.jobs[job.id] = job
+            q.dlq[job.id] = job
+            return
+        case State.ACTIVE | State.WAITING_CHILDREN | State.DELAYED | State.WAITING:
+            engine.jobs[job.id] = job
+            if job.unique_key is not None:
+                engine.unique[(job.queue, job.unique_key)] = job.id
+            if job.ttl is not None:
+                engine.timers.at(job.created_at + job.ttl, engine.ttl_due, job)
+        case _:
+            assert_never(job.state)
+    match job.state:
+        case State.ACTIVE:
+            q.active[job.id] = job
+            if job.group_id is not None:
+                q.groups_active[job.group_id] = q.groups_active.get(job.group_id, 0) + 1
+            engine.fail(job, "Job was active when the shard stopped", "stalled", backoff=False)
+        case State.WAITING_CHILDREN:
+            q.waiting_children += 1
+            flows.watch_dependencies(engine, job)
+        case State.DELAYED:
+            engine.enqueue(job, q)
+        case State.WAITING:
+            q.push(job)

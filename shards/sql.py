@@ -12,6 +12,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     blob  BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_completed ON jobs (queue, ts) WHERE state = 'completed';
+CREATE INDEX IF NOT EXISTS jobs_expired ON jobs (queue, ts) WHERE state = 'expired';
 CREATE INDEX IF NOT EXISTS jobs_slot ON jobs (slot);
 CREATE TABLE IF NOT EXISTS logs (
     job_id TEXT PRIMARY KEY,
@@ -36,13 +37,15 @@ SLOTTED_TABLES = ("jobs", "logs", "outbox", "queues")
 
 UPSERT_JOB = "INSERT OR REPLACE INTO jobs (id, slot, queue, state, ts, blob) VALUES (?, ?, ?, ?, ?, ?)"
 DELETE_JOB = "DELETE FROM jobs WHERE id = ?"
-SELECT_LIVE_JOBS = "SELECT blob FROM jobs WHERE state != 'completed'"
+SELECT_LIVE_JOBS = "SELECT blob FROM jobs WHERE state NOT IN ('completed', 'expired')"
 COUNT_COMPLETED = "SELECT queue, COUNT(*) FROM jobs WHERE state = 'completed' GROUP BY queue"
 SELECT_JOB = "SELECT blob FROM jobs WHERE id = ?"
 SELECT_COMPLETED_PAGE = (
     "SELECT blob FROM jobs WHERE queue = ? AND state = 'completed' ORDER BY ts DESC LIMIT ? OFFSET ?"
 )
 SELECT_COMPLETED_BEFORE = "SELECT blob FROM jobs WHERE queue = ? AND state = 'completed' AND ts < ? ORDER BY ts LIMIT ?"
+SELECT_EXPIRED_BEFORE = "SELECT blob FROM jobs WHERE queue = ? AND state = 'expired' AND ts < ? ORDER BY ts LIMIT ?"
+DELETE_EXPIRED_BEFORE = "DELETE FROM jobs WHERE queue = ? AND state = 'expired' AND ts < ?"
 SELECT_COMPLETED_ALL = "SELECT blob FROM jobs WHERE queue = ? AND state = 'completed'"
 DELETE_QUEUE_LOGS = "DELETE FROM logs WHERE job_id IN (SELECT id FROM jobs WHERE queue = ?)"
 DELETE_QUEUE_JOBS = "DELETE FROM jobs WHERE queue = ?"

@@ -1,8 +1,9 @@
 """One heap of timers for a shard: delayed jobs, long-poll deadlines, locks, stalls, TTLs, retries.
 
 An entry is (due, seq, callback, arg). Callbacks check that what they were set for still holds (the job
-is still delayed with that run_at, the lock still has that expiry, ...), so nothing is ever removed
-from the heap early: superseded entries simply find nothing to do.
+is still delayed with that run_at, the lock still has that expiry, ...), so a single superseded entry
+simply finds nothing to do when it comes due. After a bulk removal (drain, clean, obliterate) the heap is
+swept at once instead, so entries do not keep a million removed jobs alive until their due times.
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ class Timers:
         while heap and heap[0][0] <= now:
             _, _, callback, arg = heapq.heappop(heap)
             callback(arg)
+
+    def discard(self, moot: Callable[[Any], bool]) -> int:
+        """Drop every entry whose arg is `moot`; O(n), for after a bulk removal. Returns how many went."""
+        kept = [entry for entry in self.heap if not moot(entry[3])]
+        dropped = len(self.heap) - len(kept)
+        if dropped:
+            heapq.heapify(kept)
+            self.heap = kept
+        return dropped
 
     def next_due(self) -> int | None:
         return self.heap[0][0] if self.heap else None

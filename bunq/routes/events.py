@@ -61,5 +61,5 @@ async def queue_events(request: Request) -> Response:
 
 routes = [
     Route("/events", events, methods=["GET"]),
-    Route("/events/queues/{queue}", queue_events, methods=["GET"]),
+    Route("/events/queues/{queue:queue}", queue_events, methods=["GET"]),
 ]

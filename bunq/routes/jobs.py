@@ -7,6 +7,7 @@ serves the hottest of them without the router and middleware stack.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from starlette.routing import Route
@@ -94,18 +95,30 @@ def _token(body: dict[str, Any]) -> str | None:
     return v.string("token", body.get("token"), max_length=v.MAX_ID_LENGTH)
 
 
-def _acked(reply: p.Reply) -> bool:
-    return isinstance(reply, p.AckOutcome) and reply.acked > 0
+def holds(job_id: str) -> Callable[[p.Reply], bool]:
+    """Whether a per-id outcome comes from the shard that has the job (done, or refused for a reason)."""
+
+    def found(reply: p.Reply) -> bool:
+        return isinstance(reply, p.AckOutcome) and (reply.acked > 0 or job_id not in reply.missing)
+
+    return found
+
+
+def single_outcome(reply: p.Reply, job_id: str) -> None:
+    """Raise what a per-id outcome for one id says went wrong: 404 for no such job, else 400."""
+    outcome = raise_error(reply)
+    assert isinstance(outcome, p.AckOutcome)
+    if job_id in outcome.missing:
+        raise NotFound("Job not found")
+    if outcome.failed:
+        raise BadRequest(outcome.failed.get(job_id, NOT_ACTIVE))
 
 
 async def ack_job(call: Call) -> Result:
     job_id = call.params["id"]
     result, token = v.ack_body(call.body)
     command = p.AckJobs([job_id], [result], [token])
-    outcome = raise_error(await call.client.call_for_id(job_id, command, _acked))
-    assert isinstance(outcome, p.AckOutcome)
-    if outcome.failed:
-        raise BadRequest(outcome.failed.get(job_id, NOT_ACTIVE))
+    single_outcome(await call.client.call_for_id(job_id, command, holds(job_id)), job_id)
     return OK
 
 
@@ -191,10 +204,10 @@ async def cancel_job(call: Call) -> Result:
 
 
 routes = [
-    Route("/queues/{queue}/jobs", endpoint(add_job), methods=["POST"]),
-    Route("/queues/{queue}/jobs", endpoint(pull_job, with_body=False), methods=["GET"]),
-    Route("/queues/{queue}/jobs/bulk", endpoint(add_jobs_bulk), methods=["POST"]),
-    Route("/queues/{queue}/jobs/pull-batch", endpoint(pull_jobs), methods=["POST"]),
+    Route("/queues/{queue:queue}/jobs", endpoint(add_job), methods=["POST"]),
+    Route("/queues/{queue:queue}/jobs", endpoint(pull_job, with_body=False), methods=["GET"]),
+    Route("/queues/{queue:queue}/jobs/bulk", endpoint(add_jobs_bulk), methods=["POST"]),
+    Route("/queues/{queue:queue}/jobs/pull-batch", endpoint(pull_jobs), methods=["POST"]),
     Route("/jobs/ack-batch", endpoint(ack_jobs_batch), methods=["POST"]),
     Route("/jobs/custom/{custom_id}", endpoint(get_job_by_custom_id, with_body=False), methods=["GET"]),
     Route("/jobs/{id}", endpoint(get_job, with_body=False), methods=["GET"]),

@@ -13,7 +13,7 @@ from bunq import validation as v
 from bunq.client import raise_error
 from bunq.errors import BadRequest
 from bunq.http import OK, Call, Result, batch_result, encode, endpoint
-from bunq.routes.jobs import pick
+from bunq.routes.jobs import holds, pick, single_outcome
 
 MAX_WAIT_MS = 600_000
 MAX_MESSAGE = 10_000
@@ -124,10 +124,9 @@ async def heartbeat(call: Call) -> Result:
     body = v.decode_object(call.body)
     token = v.string("token", body.get("token"), max_length=v.MAX_ID_LENGTH)
     duration = v.number("duration", body.get("duration"), 1, v.DAY_MS)
-    outcome = await _on_job(call, p.Heartbeat([call.params["id"]], [token], [duration]))
-    assert isinstance(outcome, p.AckOutcome)
-    if outcome.failed:
-        raise BadRequest(next(iter(outcome.failed.values())))
+    job_id = call.params["id"]
+    command = p.Heartbeat([job_id], [token], [duration])
+    single_outcome(await call.client.call_for_id(job_id, command, holds(job_id)), job_id)
     return OK
 
 

@@ -12,8 +12,9 @@ from bunq.client import raise_error
 from bunq.errors import BadRequest
 from bunq.http import OK, Call, Result, encode, endpoint
 
-JOB_STATES = ("waiting", "delayed", "active", "completed", "failed")
-CLEAN_STATES = ("waiting", "delayed", "completed", "failed")
+S = p.State
+JOB_STATES = (S.WAITING, S.DELAYED, S.ACTIVE, S.COMPLETED, S.FAILED)
+CLEAN_STATES = (S.WAITING, S.DELAYED, S.COMPLETED, S.FAILED, S.EXPIRED)
 MAX_PAGE = 10_000
 
 
@@ -30,17 +31,15 @@ def _query_int(call: Call, name: str, default: int, lo: int, hi: int) -> int:
     raw = call.query(name)
     if raw is None or raw == "":
         return default
-    if not raw.lstrip("-").isdigit():
-        raise BadRequest(f"{name} must be an integer")
-    return v.number(name, int(raw), lo, hi, integer=True, default=default) or 0
+    return v.integer_text(name, raw, lo, hi)
 
 
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str | None:
+def _choice(name: str, value: Any, choices: tuple[p.State, ...]) -> p.State | None:
     if value is None or value == "":
         return None
     if value not in choices:
         raise BadRequest(f"{name} must be one of {', '.join(choices)}")
-    return str(value)
+    return p.State(value)
 
 
 async def list_queues(call: Call) -> Result:
@@ -67,8 +66,6 @@ async def get_counts(call: Call) -> Result:
 
 
 async def get_count(call: Call) -> Result:
-    config = await _on_queue(call, p.GetQueueConfig(_queue(call)))  # 404 for a queue that does not exist
-    assert isinstance(config, p.QueueConfig)
     counts = await _on_queue(call, p.GetCounts(_queue(call)))
     assert isinstance(counts, p.Counts)
     c = counts.counts
@@ -239,27 +236,27 @@ def _get(handler: Any) -> Any:
 
 routes = [
     Route("/queues", _get(list_queues), methods=["GET"]),
-    Route("/queues/{queue}/jobs/list", _get(list_jobs), methods=["GET"]),
-    Route("/queues/{queue}/counts", _get(get_counts), methods=["GET"]),
-    Route("/queues/{queue}/count", _get(get_count), methods=["GET"]),
-    Route("/queues/{queue}/priority-counts", _get(get_priority_counts), methods=["GET"]),
-    Route("/queues/{queue}/paused", _get(is_paused), methods=["GET"]),
-    Route("/queues/{queue}/pause", endpoint(pause_queue), methods=["POST"]),
-    Route("/queues/{queue}/resume", endpoint(resume_queue), methods=["POST"]),
-    Route("/queues/{queue}/drain", endpoint(drain_queue), methods=["POST"]),
-    Route("/queues/{queue}/obliterate", endpoint(obliterate_queue), methods=["POST"]),
-    Route("/queues/{queue}/clean", endpoint(clean_queue), methods=["POST"]),
-    Route("/queues/{queue}/promote-jobs", endpoint(promote_jobs), methods=["POST"]),
-    Route("/queues/{queue}/retry-completed", endpoint(retry_completed), methods=["POST"]),
-    Route("/queues/{queue}/dlq", _get(get_dlq), methods=["GET"]),
-    Route("/queues/{queue}/dlq/retry", endpoint(retry_dlq), methods=["POST"]),
-    Route("/queues/{queue}/dlq/purge", endpoint(purge_dlq), methods=["POST"]),
-    Route("/queues/{queue}/rate-limit", endpoint(set_rate_limit), methods=["PUT"]),
-    Route("/queues/{queue}/rate-limit", endpoint(clear_rate_limit), methods=["DELETE"]),
-    Route("/queues/{queue}/concurrency", endpoint(set_concurrency), methods=["PUT"]),
-    Route("/queues/{queue}/concurrency", endpoint(clear_concurrency), methods=["DELETE"]),
-    Route("/queues/{queue}/stall-config", _get(get_stall_config), methods=["GET"]),
-    Route("/queues/{queue}/stall-config", endpoint(set_stall_config), methods=["PUT"]),
-    Route("/queues/{queue}/dlq-config", _get(get_dlq_config), methods=["GET"]),
-    Route("/queues/{queue}/dlq-config", endpoint(set_dlq_config), methods=["PUT"]),
+    Route("/queues/{queue:queue}/jobs/list", _get(list_jobs), methods=["GET"]),
+    Route("/queues/{queue:queue}/counts", _get(get_counts), methods=["GET"]),
+    Route("/queues/{queue:queue}/count", _get(get_count), methods=["GET"]),
+    Route("/queues/{queue:queue}/priority-counts", _get(get_priority_counts), methods=["GET"]),
+    Route("/queues/{queue:queue}/paused", _get(is_paused), methods=["GET"]),
+    Route("/queues/{queue:queue}/pause", endpoint(pause_queue), methods=["POST"]),
+    Route("/queues/{queue:queue}/resume", endpoint(resume_queue), methods=["POST"]),
+    Route("/queues/{queue:queue}/drain", endpoint(drain_queue), methods=["POST"]),
+    Route("/queues/{queue:queue}/obliterate", endpoint(obliterate_queue), methods=["POST"]),
+    Route("/queues/{queue:queue}/clean", endpoint(clean_queue), methods=["POST"]),
+    Route("/queues/{queue:queue}/promote-jobs", endpoint(promote_jobs), methods=["POST"]),
+    Route("/queues/{queue:queue}/retry-completed", endpoint(retry_completed), methods=["POST"]),
+    Route("/queues/{queue:queue}/dlq", _get(get_dlq), methods=["GET"]),
+    Route("/queues/{queue:queue}/dlq/retry", endpoint(retry_dlq), methods=["POST"]),
+    Route("/queues/{queue:queue}/dlq/purge", endpoint(purge_dlq), methods=["POST"]),
+    Route("/queues/{queue:queue}/rate-limit", endpoint(set_rate_limit), methods=["PUT"]),
+    Route("/queues/{queue:queue}/rate-limit", endpoint(clear_rate_limit), methods=["DELETE"]),
+    Route("/queues/{queue:queue}/concurrency", endpoint(set_concurrency), methods=["PUT"]),
+    Route("/queues/{queue:queue}/concurrency", endpoint(clear_concurrency), methods=["DELETE"]),
+    Route("/queues/{queue:queue}/stall-config", _get(get_stall_config), methods=["GET"]),
+    Route("/queues/{queue:queue}/stall-config", endpoint(set_stall_config), methods=["PUT"]),
+    Route("/queues/{queue:queue}/dlq-config", _get(get_dlq_config), methods=["GET"]),
+    Route("/queues/{queue:queue}/dlq-config", endpoint(set_dlq_config), methods=["PUT"]),
 ]

@@ -96,6 +96,7 @@ def pull_jobs(engine: Engine, cmd: p.PullJobs, respond: Respond) -> p.Reply | No
 
 def ack_jobs(engine: Engine, cmd: p.AckJobs, respond: Respond) -> p.Reply:
     failed: dict[str, str] = {}
+    missing: list[str] = []
     acked = 0
     for i, job_id in enumerate(cmd.ids):
         token = cmd.tokens[i] if i < len(cmd.tokens) else None
@@ -104,12 +105,14 @@ def ack_jobs(engine: Engine, cmd: p.AckJobs, respond: Respond) -> p.Reply:
             continue
         try:
             job = leased(engine, job_id, token)
-        except BadRequest as exc:
+        except (BadRequest, NotFound) as exc:
             failed[job_id] = exc.message
+            if isinstance(exc, NotFound):
+                missing.append(job_id)
             continue
         engine.complete(job, cmd.results[i] if i < len(cmd.results) else None)
         acked += 1
-    return p.AckOutcome(acked, failed)
+    return p.AckOutcome(acked, failed, missing)
 
 
 def fail_job(engine: Engine, cmd: p.FailJob, respond: Respond) -> p.Reply:

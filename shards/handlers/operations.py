@@ -34,7 +34,7 @@ def get_progress(engine: Engine, cmd: p.GetProgress, respond: Respond) -> p.Repl
 
 
 def update_data(engine: Engine, cmd: p.UpdateData, respond: Respond) -> p.Reply:
-    job = engine.live(cmd.id)
+    job = engine.live(cmd.id, "Cannot update data of a finished job")
     if job.state == FAILED:
         raise BadRequest("Cannot update data of a job in the dead-letter queue")
     job.data = cmd.data
@@ -44,7 +44,7 @@ def update_data(engine: Engine, cmd: p.UpdateData, respond: Respond) -> p.Reply:
 
 
 def change_priority(engine: Engine, cmd: p.ChangePriority, respond: Respond) -> p.Reply:
-    job = engine.live(cmd.id)
+    job = engine.live(cmd.id, "Job is not waiting or delayed")
     if job.state == ACTIVE:
         raise BadRequest("Cannot change the priority of an active job")
     if job.state not in (WAITING, DELAYED, WAITING_CHILDREN):
@@ -65,7 +65,7 @@ def change_priority(engine: Engine, cmd: p.ChangePriority, respond: Respond) -> 
 def _delayed(engine: Engine, job_id: str) -> Job:
     job = engine.jobs.get(job_id)
     if job is None or job.state != DELAYED:
-        raise BadRequest(NOT_DELAYED)
+        engine.not_live(job_id, NOT_DELAYED)
     return job
 
 
@@ -91,7 +91,7 @@ def change_delay(engine: Engine, cmd: p.ChangeDelay, respond: Respond) -> p.Repl
 
 
 def discard_job(engine: Engine, cmd: p.DiscardJob, respond: Respond) -> p.Reply:
-    job = engine.live(cmd.id)
+    job = engine.live(cmd.id, "Cannot discard a finished job")
     if job.state == FAILED:
         raise BadRequest("Job is already in the dead-letter queue")
     if job.state == ACTIVE:
@@ -130,18 +130,21 @@ def get_children(engine: Engine, cmd: p.GetChildren, respond: Respond) -> p.Repl
 def heartbeat(engine: Engine, cmd: p.Heartbeat, respond: Respond) -> p.Reply:
     """Heartbeats and lock extensions, per id; `failed` says which ids were refused and why."""
     failed: dict[str, str] = {}
+    missing: list[str] = []
     done = 0
     for i, job_id in enumerate(cmd.ids):
         token = cmd.tokens[i] if i < len(cmd.tokens) else None
         duration = cmd.durations[i] if i < len(cmd.durations) else None
         try:
             job = leases.leased(engine, job_id, token)
-        except BadRequest as exc:
+        except (BadRequest, NotFound) as exc:
             failed[job_id] = exc.message
+            if isinstance(exc, NotFound):
+                missing.append(job_id)
             continue
         leases.heartbeat(engine, job, duration)
         done += 1
-    return p.AckOutcome(done, failed)
+    return p.AckOutcome(done, failed, missing)
 
 
 def _job_for_logs(engine: Engine, job_id: str) -> Job:

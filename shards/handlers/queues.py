@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from bunq import protocol as p
-from bunq.errors import NotFound
 from shards import admin
 from shards.job import render, render_dlq_entry
 from shards.queues import QueueState
@@ -21,12 +20,10 @@ if TYPE_CHECKING:
     from shards.engine import Engine, Respond
 
 
-def _known(engine: Engine, name: str) -> QueueState:
-    """A queue that exists: it has had a job or settings, and was not obliterated since."""
-    q = engine.queues.get(name)
-    if q is None or not q.known:
-        raise NotFound("Queue not found")
-    return q
+def _queue(engine: Engine, name: str) -> QueueState:
+    """The queue, or an empty one left unregistered: queues are implicit, so a queue with no jobs yet
+    reads as its defaults and a bulk operation on it finds nothing (and creates nothing)."""
+    return engine.queues.get(name) or QueueState(name)
 
 
 def _settings_changed(engine: Engine, q: QueueState) -> p.QueueConfig:
@@ -40,22 +37,21 @@ def list_queues(engine: Engine, cmd: p.ListQueues, respond: Respond) -> p.Reply:
 
 
 def get_counts(engine: Engine, cmd: p.GetCounts, respond: Respond) -> p.Reply:
-    q = engine.queues.get(cmd.queue) or QueueState(cmd.queue)
-    return p.Counts(q.counts())
+    return p.Counts(_queue(engine, cmd.queue).counts())
 
 
 def get_priority_counts(engine: Engine, cmd: p.GetPriorityCounts, respond: Respond) -> p.Reply:
-    q = _known(engine, cmd.queue)
+    q = _queue(engine, cmd.queue)
     return p.Counts({str(priority): n for priority, n in sorted(q.priorities.items(), reverse=True)})
 
 
 def list_jobs(engine: Engine, cmd: p.ListJobs, respond: Respond) -> p.Reply:
-    q = _known(engine, cmd.queue)
+    q = _queue(engine, cmd.queue)
     return p.Jobs([render(job) for job in admin.list_jobs(engine, q, cmd.state, cmd.limit, cmd.offset)])
 
 
 def get_queue_config(engine: Engine, cmd: p.GetQueueConfig, respond: Respond) -> p.QueueConfig:
-    q = _known(engine, cmd.queue)
+    q = _queue(engine, cmd.queue)
     s = q.settings
     return p.QueueConfig(
         paused=s.paused,
@@ -86,29 +82,31 @@ def resume_queue(engine: Engine, cmd: p.ResumeQueue, respond: Respond) -> p.Repl
 
 
 def drain_queue(engine: Engine, cmd: p.DrainQueue, respond: Respond) -> p.Reply:
-    return p.Count(admin.drain(engine, _known(engine, cmd.queue)))
+    return p.Count(admin.drain(engine, _queue(engine, cmd.queue)))
 
 
 def obliterate_queue(engine: Engine, cmd: p.ObliterateQueue, respond: Respond) -> p.Reply:
-    admin.obliterate(engine, _known(engine, cmd.queue))
+    q = engine.queues.get(cmd.queue)
+    if q is not None:
+        admin.obliterate(engine, q)
     return p.Done()
 
 
 def clean_queue(engine: Engine, cmd: p.CleanQueue, respond: Respond) -> p.Reply:
-    ids = admin.clean(engine, _known(engine, cmd.queue), cmd.grace, cmd.state, cmd.limit)
+    ids = admin.clean(engine, _queue(engine, cmd.queue), cmd.grace, cmd.state, cmd.limit)
     return p.Count(len(ids), ids)
 
 
 def promote_jobs(engine: Engine, cmd: p.PromoteJobs, respond: Respond) -> p.Reply:
-    return p.Count(admin.promote_all(engine, _known(engine, cmd.queue), cmd.count))
+    return p.Count(admin.promote_all(engine, _queue(engine, cmd.queue), cmd.count))
 
 
 def retry_completed(engine: Engine, cmd: p.RetryCompleted, respond: Respond) -> p.Reply:
-    return p.Count(admin.retry_completed(engine, _known(engine, cmd.queue), cmd.id))
+    return p.Count(admin.retry_completed(engine, _queue(engine, cmd.queue), cmd.id))
 
 
 def get_dlq(engine: Engine, cmd: p.GetDlq, respond: Respond) -> p.Reply:
-    q = _known(engine, cmd.queue)
+    q = _queue(engine, cmd.queue)
     entries: list[bytes] = []
     for i, job in enumerate(q.dlq.values()):
         if i >= cmd.offset + cmd.count:
@@ -119,11 +117,11 @@ def get_dlq(engine: Engine, cmd: p.GetDlq, respond: Respond) -> p.Reply:
 
 
 def retry_dlq(engine: Engine, cmd: p.RetryDlq, respond: Respond) -> p.Reply:
-    return p.Count(admin.retry_dlq(engine, _known(engine, cmd.queue), cmd.id))
+    return p.Count(admin.retry_dlq(engine, _queue(engine, cmd.queue), cmd.id))
 
 
 def purge_dlq(engine: Engine, cmd: p.PurgeDlq, respond: Respond) -> p.Reply:
-    return p.Count(admin.purge_dlq(engine, _known(engine, cmd.queue)))
+    return p.Count(admin.purge_dlq(engine, _queue(engine, cmd.queue)))
 
 
 def set_rate_limit(engine: Engine, cmd: p.SetRateLimit, respond: Respond) -> p.Reply:

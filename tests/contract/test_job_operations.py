@@ -56,7 +56,7 @@ def test_promote_and_move_to_wait(api: Any, queue: str) -> None:
     assert api.get(f"/jobs/{a}/state").json()["state"] == "waiting"
     again = api.post(f"/jobs/{a}/promote")
     assert again.status_code == 400 and again.json() == {"ok": False, "error": "Job not found or not delayed"}
-    assert api.post("/jobs/nope/move-to-wait").json()["error"] == "Job not found or not delayed"
+    assert api.post("/jobs/nope/move-to-wait").json() == {"ok": False, "error": "Job not found"}
 
 
 def test_move_to_delayed_and_change_delay(api: Any, queue: str) -> None:
@@ -123,7 +123,7 @@ def test_heartbeats_and_lock_extension(api: Any, queue: str) -> None:
     assert ok(api.post("/jobs/extend-locks", json=body))["count"] == 2
     stale = api.post(f"/jobs/{a}/heartbeat", json={"token": "stale"})
     assert stale.status_code == 400
-    assert api.post("/jobs/nope/heartbeat", json={}).status_code == 400
+    assert api.post("/jobs/nope/heartbeat", json={}).status_code == 404
     assert api.post(f"/jobs/{a}/extend-lock", json={"token": tokens[a]}).status_code == 400
 
 
@@ -196,3 +196,40 @@ def test_repeat_every_pushes_the_next_run_after_completion(api: Any, queue: str)
     time.sleep(0.2)
     assert pull(api, queue) is None
     assert counts(api, queue)["completed"] == 2
+
+
+UNKNOWN_ID_OPERATIONS = [
+    ("GET", "", None), ("DELETE", "", None), ("POST", "/ack", {}), ("POST", "/fail", {}),
+    ("GET", "/result", None), ("GET", "/progress", None), ("POST", "/progress", {"progress": 5}),
+    ("PUT", "/data", {"data": 1}), ("PUT", "/priority", {"priority": 1}), ("POST", "/promote", {}),
+    ("POST", "/move-to-wait", {}), ("POST", "/move-to-delayed", {"delay": 5}), ("PUT", "/delay", {"delay": 5}),
+    ("POST", "/discard", {}), ("POST", "/wait", {"timeout": 10}), ("GET", "/children", None),
+    ("POST", "/heartbeat", {}), ("POST", "/extend-lock", {"duration": 1000}), ("GET", "/logs", None),
+    ("POST", "/logs", {"message": "x"}), ("DELETE", "/logs", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "suffix", "body"), UNKNOWN_ID_OPERATIONS)
+@pytest.mark.parametrize("job_id", ["no-such-job", "019ce9d7-6983-7000-946f-48737be2b0f9"])
+def test_every_job_operation_on_an_unknown_id_is_404(
+    api: Any, method: str, suffix: str, body: Any, job_id: str
+) -> None:
+    r = api.request(method, f"/jobs/{job_id}{suffix}", json=body)
+    assert r.status_code == 404 and r.json() == {"ok": False, "error": "Job not found"}
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "body"),
+    [("POST", "/ack", {}), ("POST", "/fail", {}), ("POST", "/progress", {"progress": 5}),
+     ("POST", "/move-to-delayed", {"delay": 5}), ("PUT", "/delay", {"delay": 5}), ("POST", "/promote", {}),
+     ("POST", "/heartbeat", {}), ("PUT", "/data", {"data": 1}), ("PUT", "/priority", {"priority": 1}),
+     ("POST", "/discard", {})],
+)  # fmt: skip
+def test_an_operation_on_a_job_in_the_wrong_state_stays_400(
+    api: Any, queue: str, method: str, suffix: str, body: Any
+) -> None:
+    job_id = api.post(f"/queues/{queue}/jobs", json={"data": 1}).json()["id"]
+    assert api.get(f"/queues/{queue}/jobs").json()["job"]["id"] == job_id
+    assert api.post(f"/jobs/{job_id}/ack", json={}).status_code == 200
+    r = api.request(method, f"/jobs/{job_id}{suffix}", json=body)
+    assert r.status_code == 400 and r.json()["ok"] is False and r.json()["error"] != "Job not found"

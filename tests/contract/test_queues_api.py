@@ -89,7 +89,9 @@ def test_obliterate_removes_everything_and_late_acks_are_no_ops(api: Any, queue:
     ok(api.post(f"/queues/{queue}/obliterate"))
     assert ok(api.post(f"/jobs/{b}/ack", json={})) == {"ok": True}
     assert api.get(f"/jobs/{a}").status_code == 404
-    assert api.get(f"/queues/{queue}/dlq").status_code == 404
+    assert ok(api.get(f"/queues/{queue}/dlq"))["total"] == 0
+    assert ok(api.get(f"/queues/{queue}/stall-config"))["config"] == DEFAULT_STALL
+    assert queue not in ok(api.get("/queues"))["queues"]
     assert counts(api, queue) | {"waiting": 0, "active": 0, "failed": 0} == counts(api, queue)
     push(api, queue)
     assert pull(api, queue) is not None  # the settings went with it: no rate limit left
@@ -193,29 +195,36 @@ def test_rate_limit_holds_within_a_window(api: Any, queue: str) -> None:
     assert len(ok(api.post(f"/queues/{queue}/jobs/pull-batch", json={"count": 10}))["jobs"]) == 7
 
 
+DEFAULT_STALL = {"stallInterval": 30000, "maxStalls": 3, "gracePeriod": 5000}
+DEFAULT_DLQ = {"autoRetry": False, "autoRetryInterval": 3600000, "maxAutoRetries": 3, "maxAge": 604800000,
+               "maxEntries": 10000}  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    ("method", "path", "body"),
+    ("method", "path", "body", "answer"),
     [
-        ("get", "jobs/list", None),
-        ("get", "count", None),
-        ("get", "priority-counts", None),
-        ("get", "paused", None),
-        ("get", "dlq", None),
-        ("get", "stall-config", None),
-        ("get", "dlq-config", None),
-        ("post", "drain", {}),
-        ("post", "obliterate", {}),
-        ("post", "clean", {}),
-        ("post", "promote-jobs", {}),
-        ("post", "retry-completed", {}),
-        ("post", "dlq/retry", {}),
-        ("post", "dlq/purge", {}),
+        ("get", "count", None, {"count": 0}),
+        ("get", "priority-counts", None, {"queue": "never-seen-queue", "counts": {}}),
+        ("get", "paused", None, {"paused": False}),
+        ("get", "jobs/list", None, {"jobs": []}),
+        ("get", "dlq", None, {"jobs": [], "entries": [], "total": 0}),
+        ("get", "stall-config", None, {"config": DEFAULT_STALL}),
+        ("get", "dlq-config", None, {"config": DEFAULT_DLQ}),
+        ("post", "drain", {}, {"count": 0}),
+        ("post", "obliterate", {}, {}),
+        ("post", "clean", {}, {"count": 0, "ids": []}),
+        ("post", "promote-jobs", {}, {"count": 0}),
+        ("post", "retry-completed", {}, {"count": 0}),
+        ("post", "dlq/retry", {}, {"count": 0}),
+        ("post", "dlq/purge", {}, {"count": 0}),
     ],
 )
-def test_unknown_queue_is_404(api: Any, method: str, path: str, body: Any) -> None:
+def test_a_queue_without_jobs_reads_as_its_defaults(api: Any, method: str, path: str, body: Any, answer: Any) -> None:
+    """Queues are implicit: one that never had a job answers like an empty queue and is not created."""
     url = f"/queues/never-seen-queue/{path}"
     r = api.get(url) if method == "get" else api.post(url, json=body)
-    assert r.status_code == 404 and r.json() == {"ok": False, "error": "Queue not found"}
+    assert r.status_code == 200 and r.json() == {"ok": True, **answer}
+    assert "never-seen-queue" not in api.get("/queues").json()["queues"]
 
 
 @pytest.mark.parametrize(
