@@ -1,7 +1,9 @@
 """Request validation at the front: every field of the spec checked for type, range and finiteness.
 
 Messages follow the spec ("priority must be an integer", "delay must be at least 0", ...). A job's
-`data` is checked to be JSON and then kept as the client's bytes.
+`data` is checked to be JSON and then kept as the client's bytes. Every JSON body is checked first as
+text: UTF-8, and nested at most `MAX_DEPTH` levels (so no decoder recurses without bound, and no stored
+payload can later be returned as bytes that are not JSON).
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ MAX_LIST = 1000
 DAY_MS = 86_400_000
 YEAR_MS = 365 * DAY_MS
 MAX_LONG_POLL_MS = 60_000
+MAX_DEPTH = 256  # arrays and objects, counting the body's own; real payloads stay far below
+
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_QUOTED = re.compile(rb'"[^"]*"')
+_BRACKETS = bytes.maketrans(b"[{]}", b"(())")
+_NOT_STRUCTURE = bytes(c for c in range(256) if c not in b'[]{}"')
 
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_\-.:]+")
 
@@ -85,25 +93,54 @@ def queue_name(name: str) -> str:
     return name
 
 
+def check_text(body: bytes) -> None:
+    """Refuse JSON text that is not UTF-8 or nests deeper than `MAX_DEPTH`, before any decoder sees it."""
+    try:
+        body.decode()
+    except UnicodeDecodeError:
+        raise InvalidJson() from None
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH and _depth_exceeds(body, MAX_DEPTH):
+        raise BadRequest(f"JSON nested too deeply (max {MAX_DEPTH} levels)")
+
+
+def _depth_exceeds(body: bytes, limit: int) -> bool:
+    """Whether the brackets outside strings nest deeper than `limit`, in C-speed passes over the text.
+
+    Escapes go first (so every quote left delimits a string), then everything but brackets and quotes.
+    Dropping two adjacent quotes keeps the others paired (it removes an empty string or an empty gap
+    between two), so only strings that hold brackets are left to strip. Each later pass removes every
+    innermost pair; what is left after `limit` passes nests deeper than that.
+    """
+    if b"\\" in body:
+        body = _ESCAPE.sub(b"", body)
+    shape = body.translate(_BRACKETS, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in shape:
+        shape = _QUOTED.sub(b"", shape)
+    for _ in range(limit):
+        inner = shape.replace(b"()", b"")
+        if not inner or len(inner) == len(shape):
+            return False  # shallow enough, or malformed (which the decoder reports)
+        shape = inner
+    return True
+
+
 def decode_object(body: bytes) -> dict[str, Any]:
     """A JSON object body; an empty body counts as `{}`."""
     if not body.strip():
         return {}
-    try:
-        value = _any_decoder.decode(body)
-    except msgspec.DecodeError:
-        raise InvalidJson() from None
+    value = _decode(_any_decoder, body)
     if not isinstance(value, dict):
         raise BadRequest("Request body must be a JSON object")
     return value
 
 
 def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+    check_text(body)
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise BadRequest(_validation_message(str(exc))) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         raise InvalidJson() from None
 
 
@@ -111,9 +148,12 @@ def _validation_message(text: str) -> str:
     if "Expected `object`" in text and " - at " not in text:
         return "Request body must be a JSON object"
     field = re.search(r"at `\$(?:\.jobs\[(\d+)\])?\.(\w+)`", text)
-    if "Number out of range" in text and field:
+    if "out of range" in text:
+        if field is None:
+            return "A number in the body is out of range"
         prefix = f"jobs[{field.group(1)}]: " if field.group(1) else ""
-        return f"{prefix}{field.group(2)} must be a finite number"
+        problem = "must be a finite number" if text.startswith("Number") else "is out of range"
+        return f"{prefix}{field.group(2)} {problem}"
     if "at `$.jobs`" in text:
         return "jobs must be an array"
     match = re.search(r"at `\$\.jobs\[(\d+)\]`", text)
@@ -138,6 +178,16 @@ def number(name: str, value: Any, lo: int, hi: int, *, integer: bool = False, de
     if value > hi:
         raise BadRequest(f"{name} must be at most {hi}")
     return int(value)
+
+
+def integer_text(name: str, raw: str, lo: int, hi: int) -> int:
+    """An integer written in a query string, in [lo, hi] (ASCII digits only: `int()` takes others)."""
+    digits = raw[1:] if raw[:1] in ("-", "+") else raw
+    if not (digits.isascii() and digits.isdigit()):
+        raise BadRequest(f"{name} must be an integer")
+    if len(digits) > 18:
+        raise BadRequest(f"{name} must be at least {lo}" if raw[0] == "-" else f"{name} must be at most {hi}")
+    return number(name, int(raw), lo, hi, integer=True) or 0
 
 
 def string(name: str, value: Any, *, max_length: int = MAX_STRING, allow_empty: bool = False) -> str | None:
@@ -175,7 +225,10 @@ def flag(name: str, value: Any) -> bool:
 def _repeat(raw: msgspec.Raw) -> bytes | None:
     if not raw or bytes(raw) == b"null":
         return None
-    value = _any_decoder.decode(raw)
+    try:
+        value = _any_decoder.decode(raw)
+    except msgspec.DecodeError:
+        raise BadRequest("repeat is out of range") from None
     if not isinstance(value, dict):
         raise BadRequest("repeat must be an object")
     every = number("repeat.every", value.get("every"), 1, YEAR_MS)

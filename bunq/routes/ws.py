@@ -83,14 +83,11 @@ class Connection:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def on_text(self, text: str) -> None:
+    async def on_text(self, text: str | bytes) -> None:
         try:
-            message = _decode(text)
-        except msgspec.DecodeError:
-            await self.send({"ok": False, "error": "Invalid JSON"})
-            return
-        if not isinstance(message, dict):
-            await self.send({"ok": False, "error": "Invalid JSON"})
+            message = v.decode_object(text.encode() if isinstance(text, str) else text)
+        except BunqError as exc:
+            await self.send({"ok": False, "error": exc.message})
             return
         if len(self.tasks) > MAX_IN_FLIGHT:
             await self.send({"ok": False, "error": "Too many commands in flight", "reqId": message.get("reqId")})
@@ -205,8 +202,8 @@ async def websocket_endpoint(ws: WebSocket) -> None:
             if message["type"] == "websocket.disconnect":
                 break
             text = message.get("text")
-            if text is None and message.get("bytes") is not None:
-                text = message["bytes"].decode("utf-8", "replace")
+            if text is None:
+                text = message.get("bytes")
             if text is not None:
                 await conn.on_text(text)
     except WebSocketDisconnect:
@@ -219,5 +216,5 @@ async def websocket_endpoint(ws: WebSocket) -> None:
 
 routes = [
     WebSocketRoute("/ws", websocket_endpoint),
-    WebSocketRoute("/ws/queues/{queue}", websocket_endpoint),
+    WebSocketRoute("/ws/queues/{queue:queue}", websocket_endpoint),
 ]

@@ -219,7 +219,7 @@ def test_websocket_commands_cover_the_http_operations(server: BunqServer) -> Non
         }
         assert ws.call("NoSuchThing")["error"] == "Unknown command: NoSuchThing"
         ws.send_text("{not json")
-        ws.wait_for(lambda: {"ok": False, "error": "Invalid JSON"} in ws.frames)
+        ws.wait_for(lambda: {"ok": False, "error": "Invalid JSON body"} in ws.frames)
         assert ws.call("Subscribe", events=["nope:*"])["error"] == "Unknown event: nope:*"
     finally:
         ws.close()
