@@ -97,12 +97,17 @@ def test_fail_retries_then_dead_letters(api: Any, queue: str) -> None:
 
 
 def test_fail_applies_exponential_backoff(api: Any, queue: str) -> None:
-    job_id = push(api, queue, backoff=60_000)
-    pull(api, queue)
-    api.post(f"/jobs/{job_id}/fail", json={})
-    job = api.get(f"/jobs/{job_id}").json()["job"]
-    assert job["state"] == "delayed" and job["attempts"] == 1
-    assert 59_000 <= job["runAt"] - int(time.time() * 1000) <= 60_000
+    """Each retry waits twice as long as the one before: backoff, 2·backoff, 4·backoff."""
+    job_id = push(api, queue, backoff=60_000, maxAttempts=4)
+    for attempt, wait in ((1, 60_000), (2, 120_000), (3, 240_000)):
+        assert pull(api, queue)["id"] == job_id  # type: ignore[index]
+        before = int(time.time() * 1000)
+        api.post(f"/jobs/{job_id}/fail", json={})
+        after = int(time.time() * 1000)
+        job = api.get(f"/jobs/{job_id}").json()["job"]
+        assert job["state"] == "delayed" and job["attempts"] == attempt
+        assert before + wait - 50 <= job["runAt"] <= after + wait + 50, (attempt, job["runAt"] - before)
+        assert api.post(f"/jobs/{job_id}/promote").status_code == 200
 
 
 def test_bulk_push_is_ordered_and_atomic(api: Any, queue: str) -> None:
@@ -204,7 +209,11 @@ def test_long_poll_returns_as_soon_as_a_job_is_pushed(api: Any, queue: str) -> N
 
 
 def test_long_poll_times_out_with_null(api: Any, queue: str) -> None:
-    assert pull(api, queue, timeout=200) is None
+    """The poll holds for its whole timeout (a lower bound, so a slow machine cannot fail it), then
+    answers null."""
+    started = time.monotonic()
+    assert pull(api, queue, timeout=400) is None
+    assert time.monotonic() - started >= 0.39
 
 
 @pytest.mark.parametrize(

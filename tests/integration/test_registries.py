@@ -14,6 +14,9 @@ import httpx
 import pytest
 from standardwebhooks import Webhook as StandardWebhook
 
+from bunq.aggregator.crons import Cron, fire_seed
+from bunq.routing import new_job_id, slot_of
+from bunq.settings import Settings
 from tests.integration.test_processes import wait_until
 from tests.support import BunqServer
 
@@ -77,21 +80,27 @@ def test_repeat_every_cron_fires_on_time_and_stops_at_max_limit(server: BunqServ
 
 
 def test_a_restart_does_not_double_fire(server: BunqServer) -> None:
+    """Each fire makes one job whose id is derived from its scheduled time, and counts once. A second fire
+    of one time (say, replayed after a restart) would either count an execution without a job of its own
+    (the id already exists), leaving fewer jobs than `maxLimit`, or make a job with another id, leaving
+    fewer distinct scheduled times than jobs. Either way the totals below stop matching."""
+    limit = 8
+    cron = {"name": "steady", "queue": "steady", "data": 1, "repeatEvery": 300, "maxLimit": limit}
     with httpx.Client(base_url=server.url, timeout=30) as c:
-        c.post("/crons", json={"name": "steady", "queue": "steady", "data": 1, "repeatEvery": 400})
-        wait_until(lambda: c.get("/crons/steady").json()["cron"]["executions"] >= 2)
+        c.post("/crons", json=cron)
+        wait_until(lambda: c.get("/crons/steady").json()["cron"]["executions"] >= 3)
     server.stop()
     server.start()
     with httpx.Client(base_url=server.url, timeout=30) as c:
-        wait_until(lambda: c.get("/crons/steady").json()["cron"]["executions"] >= 4)
-        c.delete("/crons/steady")
-        executions = c.get("/crons").json()["crons"]
-        assert executions == []
+        wait_until(lambda: c.get("/crons/steady").status_code == 404, timeout=20)  # maxLimit reached
         jobs = c.get("/queues/steady/jobs/list").json()["jobs"]
-        times = [j["createdAt"] for j in jobs]
-        ids = [j["id"] for j in jobs]
-        assert len(set(ids)) == len(ids) >= 4
-        assert len(times) == len(ids)
+    ids = [j["id"] for j in jobs]
+    scheduled = [int(i.replace("-", "")[:12], 16) for i in ids]  # a UUID v7's first 48 bits: the ms
+    slot = slot_of("steady", Settings.from_env({}).slots)
+    named = Cron("steady", "steady", b"1", None, 300)
+    assert len(ids) == limit, ids
+    assert len(set(scheduled)) == limit, sorted(scheduled)
+    assert sorted(ids) == sorted(new_job_id(slot, ms, fire_seed(named, ms)) for ms in scheduled)
 
 
 def test_cron_validation_and_updates(server: BunqServer) -> None:
