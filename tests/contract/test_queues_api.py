@@ -244,3 +244,24 @@ def test_invalid_limits(api: Any, queue: str, path: str, body: Any, error: str) 
 def test_invalid_queue_name_on_queue_routes(api: Any) -> None:
     r = api.post("/queues/bad name!/pause")
     assert r.status_code == 400 and r.json()["error"] == "Queue name contains invalid characters"
+
+
+@pytest.mark.parametrize("operation", ["obliterate", "drain", "clean"])
+def test_bulk_removals_let_go_of_their_jobs_at_once(api: Any, queue: str, operation: str) -> None:
+    """Right after the call, no job index or timer still holds the removed jobs (their delay and ttl are
+    an hour away, so nothing else would have dropped them)."""
+
+    def collections() -> dict[str, int]:
+        stats: dict[str, int] = ok(api.get("/stats"))["collections"]
+        return stats
+
+    before = collections()
+    jobs = [{"data": {"n": i}, "delay": 3_600_000, "ttl": 7_200_000} for i in range(1500)]
+    bulk(api, queue, jobs)
+    filled = collections()
+    assert filled["jobIndex"] >= before["jobIndex"] + 1500
+    assert filled["temporalIndexTotal"] >= before["temporalIndexTotal"] + 1500
+    ok(api.post(f"/queues/{queue}/{operation}", json={"limit": 10_000} if operation == "clean" else {}))
+    after = collections()
+    assert after["jobIndex"] <= before["jobIndex"]
+    assert after["temporalIndexTotal"] <= before["temporalIndexTotal"] + 10
