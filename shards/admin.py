@@ -4,7 +4,6 @@ bulk promote and retry, and the dead-letter queue's limits (max age, max entries
 from __future__ import annotations
 
 import itertools
-from collections import OrderedDict
 from typing import TYPE_CHECKING, assert_never
 
 import msgspec
@@ -103,7 +102,7 @@ def obliterate(engine: Engine, q: QueueState) -> None:
     for job in live:
         engine.jobs.pop(job.id, None)
         engine.logs.drop(job.id)
-        engine.release_unique(job)
+        engine.drop_unique(job)
         job.state = REMOVED
     for job_id in [i for i, j in engine.finished.items() if j.queue == q.name]:
         del engine.finished[job_id]
@@ -277,7 +276,3 @@ def _expired_sweep_due(engine: Engine) -> None:
     for name, age in max_age.items():
         engine.store.delete_expired_before(name, now - age)
     engine.timers.at(now + DLQ_SWEEP_MS, _expired_sweep_due, engine)
-
-
-def new_tombstones() -> OrderedDict[str, None]:
-    return OrderedDict()

@@ -261,7 +261,7 @@ class Engine:
         if self.events.wants("job:active"):
             self.emit("job:active", job, workerId=job.owner)
 
-    def release(self, job: Job) -> QueueState:
+    def end_lease(self, job: Job) -> QueueState:
         """An active job stops being active (any outcome): free its lease and its group's turn."""
         q = self.queue(job.queue)
         q.active.pop(job.id, None)
@@ -292,7 +292,7 @@ class Engine:
             if job is None:
                 break
             if job.ttl is not None and now >= job.created_at + job.ttl:
-                job.state = REMOVED  # already off the heap; expire() must not count it twice
+                job.state = REMOVED  # already out of the waiting list; expire() must not count it twice
                 self.expire(job, q, counted=False)
                 continue
             self.activate(job, q, owner, lock_ttl)
@@ -302,9 +302,9 @@ class Engine:
 
     def complete(self, job: Job, result: bytes | None) -> None:
         owner = job.owner
-        q = self.release(job)
+        q = self.end_lease(job)
         self.totals["completed"] += 1
-        self.release_unique(job)
+        self.drop_unique(job)
         job.completed_at = self.clock()
         self.processing_histogram.observe(max(0, job.completed_at - (job.started_at or job.completed_at)))
         del self.jobs[job.id]
@@ -328,7 +328,7 @@ class Engine:
     def fail(self, job: Job, error: str | None, reason: str, *, backoff: bool = True) -> None:
         """Charge an attempt for an active job: retry (after its backoff), or dead-letter it when out of attempts."""
         owner = job.owner
-        q = self.release(job)
+        q = self.end_lease(job)
         self.totals["failed"] += 1
         job.attempts += 1
         job.failed_reason = error
@@ -345,7 +345,7 @@ class Engine:
 
     def dead_letter(self, job: Job, q: QueueState, reason: str) -> None:
         """Into the DLQ (the job has already left its previous state)."""
-        self.release_unique(job)
+        self.drop_unique(job)
         self.wake_job_waiters(job.id, WaitOutcome(False, None, FAILED))
         flows.job_failed_for_good(self, job)
         if job.remove_on_fail:
@@ -367,7 +367,7 @@ class Engine:
             self.unschedule(job, q)
         now = self.clock()
         self.jobs.pop(job.id, None)
-        self.release_unique(job)
+        self.drop_unique(job)
         job.state = EXPIRED
         job.failed_reason = "ttl expired"
         if job.remove_on_fail:
@@ -385,7 +385,7 @@ class Engine:
         q = self.queue(job.queue)
         match job.state:
             case State.ACTIVE:
-                self.release(job)
+                self.end_lease(job)
             case State.FAILED:
                 q.dlq.pop(job.id, None)
             case State.COMPLETED:
@@ -399,7 +399,7 @@ class Engine:
                 assert_never(job.state)
         job.state = REMOVED
         self.jobs.pop(job.id, None)
-        self.release_unique(job)
+        self.drop_unique(job)
         self.journal.delete(job.id, job.queue)
         self.logs.drop(job.id)
         if event:
@@ -428,7 +428,7 @@ class Engine:
         self.jobs = dict(self.jobs)  # a dict never shrinks by itself
         self.unique = dict(self.unique)
 
-    def release_unique(self, job: Job) -> None:
+    def drop_unique(self, job: Job) -> None:
         if job.unique_key is not None and self.unique.get((job.queue, job.unique_key)) == job.id:
             del self.unique[(job.queue, job.unique_key)]
 

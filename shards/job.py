@@ -14,7 +14,6 @@ FAILED = State.FAILED
 WAITING_CHILDREN = State.WAITING_CHILDREN
 EXPIRED = State.EXPIRED
 REMOVED = State.REMOVED
-LIVE_STATES = frozenset({WAITING, DELAYED, ACTIVE, WAITING_CHILDREN})
 
 
 class Job(msgspec.Struct, array_like=True, gc=False):
@@ -119,7 +118,6 @@ class DlqEntryView(msgspec.Struct):
 
 
 _json = msgspec.json.Encoder()
-_NULL = msgspec.Raw(b"null")
 
 
 def view(job: Job) -> JobView:
@@ -191,6 +189,3 @@ def to_blob(job: Job) -> bytes:
 
 def from_blob(blob: bytes) -> Job:
     return _blob_decoder.decode(blob)
-
-
-NULL_JSON = _NULL

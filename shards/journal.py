@@ -6,14 +6,9 @@ import msgspec
 
 from bunq.protocol import Command
 from shards.job import Job, to_blob
-from shards.store import Batch, Row, Store
+from shards.store import Batch, Store
 
 _encode = msgspec.msgpack.Encoder().encode
-
-
-def _row(job: Job) -> Row:
-    """The row of a job; `ts` (its finishing time, else its creation) feeds the clean/list time index."""
-    return (job.id, job.slot, job.queue, job.state, job.completed_at or job.created_at, to_blob(job))
 
 
 class Journal:
@@ -64,6 +59,7 @@ class Journal:
         if not self.pending():
             return 0
         batch = Batch(
+            # `ts` (its finishing time, else its creation) feeds the clean/list time index
             jobs=[
                 (j.id, j.slot, j.queue, j.state, j.completed_at or j.created_at, to_blob(j))
                 for j in self.dirty.values()

@@ -71,7 +71,7 @@ def stalled(engine: Engine, job: Job, reason: str, *, backoff: bool = False) -> 
     job.stall_count += 1
     engine.emit("job:stalled", job, reason=reason)
     if job.stall_count >= q.settings.stall.max_stalls and reason == "stalled":
-        engine.release(job)
+        engine.end_lease(job)
         job.attempts += 1
         job.failed_reason = "Job stalled more than the allowed limit"
         engine.emit("job:failed", job, error=job.failed_reason)

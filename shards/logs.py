@@ -13,7 +13,6 @@ if TYPE_CHECKING:
 
 MAX_PER_JOB = 100
 MAX_JOBS = 10_000
-LEVELS = ("info", "warn", "error")
 
 
 class LogLine(msgspec.Struct, array_like=True):

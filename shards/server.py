@@ -23,8 +23,8 @@ from shards.store import Store
 log = logging.getLogger("bunq.shard")
 
 DRAIN_BATCH = 2048  # requests handled per wake-up before timers and the flush get a turn
-FLUSH_EARLY_AT = 20_000
-DISK_CHECK_S = 5.0  # journal entries that trigger a flush before the interval is up
+FLUSH_EARLY_AT = 20_000  # journal entries that trigger a flush before the interval is up
+DISK_CHECK_S = 5.0
 
 
 def store_path(data_dir: str, index: int) -> str:

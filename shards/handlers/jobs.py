@@ -131,7 +131,7 @@ def release_jobs(engine: Engine, cmd: p.ReleaseJobs, respond: Respond) -> p.Repl
         token = cmd.tokens[i] if i < len(cmd.tokens) else None
         if job is None or job.state != ACTIVE or (token is not None and job.token != token):
             continue
-        q = engine.release(job)
+        q = engine.end_lease(job)
         job.run_at = engine.clock()
         engine.enqueue(job, q)
         released += 1

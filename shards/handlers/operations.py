@@ -76,7 +76,7 @@ def promote_job(engine: Engine, cmd: p.PromoteJob, respond: Respond) -> p.Reply:
 
 def move_to_delayed(engine: Engine, cmd: p.MoveToDelayed, respond: Respond) -> p.Reply:
     job = leases.leased(engine, cmd.id, cmd.token)
-    q = engine.release(job)
+    q = engine.end_lease(job)
     job.run_at = engine.clock() + cmd.delay
     engine.enqueue(job, q)
     engine.emit("job:delayed", job, delay=cmd.delay)
@@ -96,7 +96,7 @@ def discard_job(engine: Engine, cmd: p.DiscardJob, respond: Respond) -> p.Reply:
         raise BadRequest("Job is already in the dead-letter queue")
     if job.state == ACTIVE:
         job = leases.leased(engine, cmd.id, cmd.token)
-        q = engine.release(job)
+        q = engine.end_lease(job)
     else:
         q = engine.queue(job.queue)
         engine.unschedule(job, q)
