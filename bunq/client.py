@@ -17,6 +17,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable, Sequence
+from typing import TypeVar, overload
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -28,6 +29,8 @@ from bunq.routing import shard_of_slot, slot_of, slot_of_id
 from bunq.settings import Settings
 
 SWEEP_INTERVAL_S = 0.1
+
+R = TypeVar("R", bound=Reply)
 
 
 class ShardClient:
@@ -162,12 +165,13 @@ class ShardClient:
 
     # ---- calls ----------------------------------------------------------------------------------
 
-    async def call(self, shard: int, command: Command, *, extra_wait_ms: int = 0) -> Reply:
-        """Send one command; raise the shard's error as an exception, or Unavailable on timeout."""
-        reply = await self.call_raw(shard, command, extra_wait_ms=extra_wait_ms)
-        if type(reply) is Error:
-            raise from_code(reply.code, reply.message)
-        return reply
+    @overload
+    async def call(self, shard: int, command: Command, kind: type[R], *, extra_wait_ms: int = 0) -> R: ...
+    @overload
+    async def call(self, shard: int, command: Command, *, extra_wait_ms: int = 0) -> Reply: ...
+    async def call(self, shard: int, command: Command, kind: type[Reply] = Reply, *, extra_wait_ms: int = 0) -> Reply:
+        """Send one command; its reply as `kind`, the shard's error raised as an exception, Unavailable on timeout."""
+        return expect(await self.call_raw(shard, command, extra_wait_ms=extra_wait_ms), kind)
 
     async def call_raw(self, shard: int, command: Command, *, extra_wait_ms: int = 0) -> Reply:
         number = next(self.counter)
@@ -183,12 +187,22 @@ class ShardClient:
         finally:
             self.pending.pop(number, None)
 
-    async def call_aggregator(self, command: Command) -> Reply:
+    @overload
+    async def call_aggregator(self, command: Command, kind: type[R]) -> R: ...
+    @overload
+    async def call_aggregator(self, command: Command) -> Reply: ...
+    async def call_aggregator(self, command: Command, kind: type[Reply] = Reply) -> Reply:
         """A registry command (crons, webhooks, workers) to the aggregator; its errors are raised."""
-        return await self.call(self.shards, command)
+        return await self.call(self.shards, command, kind)
 
-    async def call_queue(self, queue: str, command: Command, *, extra_wait_ms: int = 0) -> Reply:
-        return await self.call(self.shard_for_queue(queue), command, extra_wait_ms=extra_wait_ms)
+    @overload
+    async def call_queue(self, queue: str, command: Command, kind: type[R], *, extra_wait_ms: int = 0) -> R: ...
+    @overload
+    async def call_queue(self, queue: str, command: Command, *, extra_wait_ms: int = 0) -> Reply: ...
+    async def call_queue(
+        self, queue: str, command: Command, kind: type[Reply] = Reply, *, extra_wait_ms: int = 0
+    ) -> Reply:
+        return await self.call(self.shard_for_queue(queue), command, kind, extra_wait_ms=extra_wait_ms)
 
     async def call_all(
         self, command: Command, shards: Sequence[int] | None = None, *, extra_wait_ms: int = 0
@@ -216,8 +230,7 @@ class ShardClient:
         done: set[str] = set()
         failed: dict[str, str] = {}
         for idx, reply in zip(groups.values(), replies, strict=True):
-            outcome = raise_error(reply)
-            assert isinstance(outcome, AckOutcome)
+            outcome = expect(reply, AckOutcome)
             for i in idx:
                 if ids[i] in outcome.failed:
                     failed.setdefault(ids[i], outcome.failed[ids[i]])
@@ -225,11 +238,22 @@ class ShardClient:
                     done.add(ids[i])
         return done, {k: m for k, m in failed.items() if k not in done}
 
-    async def call_for_id(self, job_id: str, command: Command, found: Callable[[Reply], bool]) -> Reply:
+    @overload
+    async def call_for_id(self, job_id: str, command: Command, found: Callable[[Reply], bool], kind: type[R]) -> R: ...
+    @overload
+    async def call_for_id(self, job_id: str, command: Command, found: Callable[[Reply], bool]) -> Reply: ...
+    async def call_for_id(
+        self, job_id: str, command: Command, found: Callable[[Reply], bool], kind: type[Reply] | None = None
+    ) -> Reply:
         """Ask the shard the id points at; when it does not have the job (or the id is a client's), ask the rest.
 
-        Returns the first reply that `found` accepts, else the routed shard's (or the first) reply.
+        The first reply that `found` accepts, else the routed shard's (or the first) reply; with `kind`, that
+        reply as `kind` (its error raised), without it the reply as it came.
         """
+        reply = await self._ask_for_id(job_id, command, found)
+        return reply if kind is None else expect(reply, kind)
+
+    async def _ask_for_id(self, job_id: str, command: Command, found: Callable[[Reply], bool]) -> Reply:
         primary = self.shard_for_id(job_id)
         first: Reply | None = None
         if primary is not None:
@@ -253,3 +277,12 @@ def raise_error(reply: Reply) -> Reply:
     if type(reply) is Error:
         raise from_code(reply.code, reply.message)
     return reply
+
+
+def expect(reply: Reply, kind: type[R]) -> R:
+    """`reply` as the type the caller expects: a shard's `Error` raised as its exception, any other type a bug."""
+    if type(reply) is Error:
+        raise from_code(reply.code, reply.message)
+    if isinstance(reply, kind):
+        return reply
+    raise TypeError(f"{type(reply).__name__} reply where {kind.__name__} was expected")

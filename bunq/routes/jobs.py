@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from bunq import protocol as p
 from bunq import validation as v
-from bunq.client import raise_error
+from bunq.client import expect, raise_error
 from bunq.errors import BadRequest, NotFound
 from bunq.http import OK, Call, Result, batch_result, encode, endpoint
 
@@ -24,8 +24,7 @@ NOT_ACTIVE = "Job not found or not active"
 async def add_job(call: Call) -> Result:
     queue = v.queue_name(call.params["queue"])
     job = v.push_body(call.body)
-    ids = await call.client.call_queue(queue, p.AddJobs(queue, [job]))
-    assert isinstance(ids, p.Ids)
+    ids = await call.client.call_queue(queue, p.AddJobs(queue, [job]), p.Ids)
     return b'{"ok":true,"id":' + v.encode_json(ids.ids[0]) + b"}"
 
 
@@ -34,8 +33,7 @@ async def add_jobs_bulk(call: Call) -> Result:
     jobs = v.bulk_body(call.body)
     if not jobs:
         return b'{"ok":true,"ids":[]}'
-    ids = await call.client.call_queue(queue, p.AddJobs(queue, jobs))
-    assert isinstance(ids, p.Ids)
+    ids = await call.client.call_queue(queue, p.AddJobs(queue, jobs), p.Ids)
     return b'{"ok":true,"ids":' + v.encode_json(ids.ids) + b"}"
 
 
@@ -60,9 +58,7 @@ async def _pull(call: Call, queue: str, count: int, timeout: int, owner: Any, lo
         owner=v.string("owner", owner),
         lock_ttl=v.number("lockTtl", lock_ttl, 1, v.DAY_MS),
     )
-    jobs = await call.client.call_queue(queue, command, extra_wait_ms=timeout)
-    assert isinstance(jobs, p.Jobs)
-    return jobs
+    return await call.client.call_queue(queue, command, p.Jobs, extra_wait_ms=timeout)
 
 
 async def pull_job(call: Call) -> Result:
@@ -106,8 +102,7 @@ def holds(job_id: str) -> Callable[[p.Reply], bool]:
 
 def single_outcome(reply: p.Reply, job_id: str) -> None:
     """Raise what a per-id outcome for one id says went wrong: 404 for no such job, else 400."""
-    outcome = raise_error(reply)
-    assert isinstance(outcome, p.AckOutcome)
+    outcome = expect(reply, p.AckOutcome)
     if job_id in outcome.missing:
         raise NotFound("Job not found")
     if outcome.failed:
@@ -157,7 +152,8 @@ def _done(reply: p.Reply) -> bool:
     return not isinstance(reply, p.Error)
 
 
-def _found(reply: p.Reply) -> bool:
+def _has_job(reply: p.Reply) -> bool:
+    """Whether a lookup's reply comes from the shard that has the job."""
     if isinstance(reply, p.JobState):
         return reply.state != "unknown"
     if isinstance(reply, p.JobResult):
@@ -167,8 +163,7 @@ def _found(reply: p.Reply) -> bool:
 
 async def get_job(call: Call) -> Result:
     job_id = call.params["id"]
-    doc = raise_error(await call.client.call_for_id(job_id, p.GetJob(job_id), _found))
-    assert isinstance(doc, p.JobDoc)
+    doc = await call.client.call_for_id(job_id, p.GetJob(job_id), _has_job, p.JobDoc)
     return b'{"ok":true,"job":' + doc.job + b"}"
 
 
@@ -182,15 +177,13 @@ async def get_job_by_custom_id(call: Call) -> Result:
 
 async def get_job_state(call: Call) -> Result:
     job_id = call.params["id"]
-    state = raise_error(await call.client.call_for_id(job_id, p.GetJobState(job_id), _found))
-    assert isinstance(state, p.JobState)
+    state = await call.client.call_for_id(job_id, p.GetJobState(job_id), _has_job, p.JobState)
     return encode({"ok": True, "id": job_id, "state": state.state})
 
 
 async def get_job_result(call: Call) -> Result:
     job_id = call.params["id"]
-    result = raise_error(await call.client.call_for_id(job_id, p.GetJobResult(job_id), _found))
-    assert isinstance(result, p.JobResult)
+    result = await call.client.call_for_id(job_id, p.GetJobResult(job_id), _has_job, p.JobResult)
     if not result.found:
         raise NotFound("Job not found")
     prefix = b'{"ok":true,"id":' + v.encode_json(job_id) + b',"result":'

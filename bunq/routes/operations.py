@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from bunq import protocol as p
 from bunq import validation as v
-from bunq.client import raise_error
+from bunq.client import R, expect
 from bunq.errors import BadRequest
 from bunq.http import OK, Call, Result, batch_result, encode, endpoint
 from bunq.routes.jobs import holds, pick, single_outcome
@@ -20,18 +20,23 @@ MAX_MESSAGE = 10_000
 LOG_LEVELS = ("info", "warn", "error")
 
 
-def _found(reply: p.Reply) -> bool:
+def _handled(reply: p.Reply) -> bool:
+    """Whether a shard dealt with the job: done, or refused for a reason other than not found or bad request."""
     return not isinstance(reply, p.Error) or reply.code not in ("not_found", "bad_request")
 
 
-async def _on_job(call: Call, command: p.Command) -> p.Reply:
+async def _on_job(call: Call, command: p.Command, kind: type[R]) -> R:
     """Run a command on the shard holding the job (asking every shard for a client-chosen id)."""
-    return raise_error(await call.client.call_for_id(call.params["id"], command, _found))
+    return await call.client.call_for_id(call.params["id"], command, _handled, kind)
+
+
+async def _act(call: Call, command: p.Command) -> None:
+    """Run a command on the job whose reply only says it was done (its error raised)."""
+    await _on_job(call, command, p.Reply)
 
 
 async def get_progress(call: Call) -> Result:
-    progress = await _on_job(call, p.GetProgress(call.params["id"]))
-    assert isinstance(progress, p.Progress)
+    progress = await _on_job(call, p.GetProgress(call.params["id"]), p.Progress)
     return encode({"ok": True, "progress": progress.progress, "message": progress.message})
 
 
@@ -42,13 +47,13 @@ async def update_progress(call: Call) -> Result:
     progress = v.number("progress", body["progress"], 0, 100) or 0
     message = v.string("message", body.get("message"), max_length=MAX_MESSAGE, allow_empty=True)
     token = v.string("token", body.get("token"), max_length=v.MAX_ID_LENGTH)
-    await _on_job(call, p.UpdateProgress(call.params["id"], progress, message, token))
+    await _act(call, p.UpdateProgress(call.params["id"], progress, message, token))
     return OK
 
 
 async def update_data(call: Call) -> Result:
     data = v.data_body(call.body)
-    await _on_job(call, p.UpdateData(call.params["id"], data))
+    await _act(call, p.UpdateData(call.params["id"], data))
     return OK
 
 
@@ -57,12 +62,12 @@ async def change_priority(call: Call) -> Result:
     if body.get("priority") is None:
         raise BadRequest("priority is required")
     priority = v.number("priority", body["priority"], -1_000_000, 1_000_000, integer=True) or 0
-    await _on_job(call, p.ChangePriority(call.params["id"], priority))
+    await _act(call, p.ChangePriority(call.params["id"], priority))
     return OK
 
 
 async def promote_job(call: Call) -> Result:
-    await _on_job(call, p.PromoteJob(call.params["id"]))
+    await _act(call, p.PromoteJob(call.params["id"]))
     return OK
 
 
@@ -75,20 +80,20 @@ def _delay(body: dict[str, Any]) -> int:
 async def move_to_delayed(call: Call) -> Result:
     body = v.decode_object(call.body)
     token = v.string("token", body.get("token"), max_length=v.MAX_ID_LENGTH)
-    await _on_job(call, p.MoveToDelayed(call.params["id"], _delay(body), token))
+    await _act(call, p.MoveToDelayed(call.params["id"], _delay(body), token))
     return OK
 
 
 async def change_delay(call: Call) -> Result:
     body = v.decode_object(call.body)
-    await _on_job(call, p.ChangeDelay(call.params["id"], _delay(body)))
+    await _act(call, p.ChangeDelay(call.params["id"], _delay(body)))
     return OK
 
 
 async def discard_job(call: Call) -> Result:
     body = v.decode_object(call.body)
     token = v.string("token", body.get("token"), max_length=v.MAX_ID_LENGTH)
-    await _on_job(call, p.DiscardJob(call.params["id"], token))
+    await _act(call, p.DiscardJob(call.params["id"], token))
     return OK
 
 
@@ -99,12 +104,10 @@ async def wait_job(call: Call) -> Result:
     command = p.WaitJob(job_id, timeout)
     shard = call.client.shard_for_id(job_id)
     if shard is not None:
-        reply = raise_error(await call.client.call(shard, command, extra_wait_ms=timeout))
+        reply = await call.client.call(shard, command, p.WaitOutcome, extra_wait_ms=timeout)
     else:
         replies = await call.client.call_all(command, extra_wait_ms=timeout)
-        reply = next((r for r in replies if isinstance(r, p.WaitOutcome)), replies[0])
-        reply = raise_error(reply)
-    assert isinstance(reply, p.WaitOutcome)
+        reply = expect(next((r for r in replies if isinstance(r, p.WaitOutcome)), replies[0]), p.WaitOutcome)
     if reply.completed:
         return b'{"ok":true,"completed":true,"result":' + (reply.result or b"null") + b"}"
     out: dict[str, Any] = {"ok": True, "completed": False}
@@ -114,8 +117,7 @@ async def wait_job(call: Call) -> Result:
 
 
 async def get_children(call: Call) -> Result:
-    children = await _on_job(call, p.GetChildren(call.params["id"]))
-    assert isinstance(children, p.ChildrenValues)
+    children = await _on_job(call, p.GetChildren(call.params["id"]), p.ChildrenValues)
     values = b",".join(v.encode_json(k) + b":" + value for k, value in children.values.items())
     return b'{"ok":true,"values":{' + values + b"}}"
 
@@ -169,8 +171,7 @@ async def extend_locks(call: Call) -> Result:
 
 
 async def get_logs(call: Call) -> Result:
-    logs = await _on_job(call, p.GetLogs(call.params["id"]))
-    assert isinstance(logs, p.Logs)
+    logs = await _on_job(call, p.GetLogs(call.params["id"]), p.Logs)
     return b'{"ok":true,"logs":[' + b",".join(logs.logs) + b"]}"
 
 
@@ -182,12 +183,12 @@ async def add_log(call: Call) -> Result:
     level = body.get("level", "info")
     if level not in LOG_LEVELS:
         raise BadRequest("level must be one of info, warn, error")
-    await _on_job(call, p.AddLog(call.params["id"], message, level))
+    await _act(call, p.AddLog(call.params["id"], message, level))
     return OK
 
 
 async def clear_logs(call: Call) -> Result:
-    await _on_job(call, p.ClearLogs(call.params["id"]))
+    await _act(call, p.ClearLogs(call.params["id"]))
     return OK
 
 

@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from bunq import protocol as p
 from bunq import validation as v
-from bunq.client import raise_error
+from bunq.client import R, expect
 from bunq.errors import BadRequest
 from bunq.http import OK, Call, Result, encode, endpoint
 
@@ -22,9 +22,14 @@ def _queue(call: Call) -> str:
     return v.queue_name(call.params["queue"])
 
 
-async def _on_queue(call: Call, command: p.Command) -> p.Reply:
-    queue = _queue(call)
-    return await call.client.call_queue(queue, command)
+async def _on_queue(call: Call, command: p.Command, kind: type[R]) -> R:
+    return await call.client.call_queue(_queue(call), command, kind)
+
+
+async def _act(call: Call, command: p.Command) -> Result:
+    """Run a queue command whose reply only says it was done (its error raised)."""
+    await _on_queue(call, command, p.Reply)
+    return OK
 
 
 def _query_int(call: Call, name: str, default: int, lo: int, hi: int) -> int:
@@ -45,7 +50,7 @@ def _choice(name: str, value: Any, choices: tuple[p.State, ...]) -> p.State | No
 async def list_queues(call: Call) -> Result:
     names: set[str] = set()
     for reply in await call.client.call_all(p.ListQueues()):
-        names.update(raise_error(reply).names)  # type: ignore[attr-defined]
+        names.update(expect(reply, p.QueueNames).names)
     return encode({"ok": True, "queues": sorted(names)})
 
 
@@ -54,35 +59,29 @@ async def list_jobs(call: Call) -> Result:
     state = _choice("state", call.query("state"), JOB_STATES)
     limit = _query_int(call, "limit", 1000, 1, MAX_PAGE)
     offset = _query_int(call, "offset", 0, 0, 1_000_000_000)
-    jobs = await call.client.call_queue(queue, p.ListJobs(queue, state, limit, offset))
-    assert isinstance(jobs, p.Jobs)
+    jobs = await call.client.call_queue(queue, p.ListJobs(queue, state, limit, offset), p.Jobs)
     return b'{"ok":true,"jobs":[' + b",".join(jobs.jobs) + b"]}"
 
 
 async def get_counts(call: Call) -> Result:
-    counts = await _on_queue(call, p.GetCounts(_queue(call)))
-    assert isinstance(counts, p.Counts)
+    counts = await _on_queue(call, p.GetCounts(_queue(call)), p.Counts)
     return encode({"ok": True, "counts": counts.counts})
 
 
 async def get_count(call: Call) -> Result:
-    counts = await _on_queue(call, p.GetCounts(_queue(call)))
-    assert isinstance(counts, p.Counts)
+    counts = await _on_queue(call, p.GetCounts(_queue(call)), p.Counts)
     c = counts.counts
     total = c["waiting"] + c["delayed"] + c["active"] + c["completed"] + c["failed"] + c["waiting-children"]
     return encode({"ok": True, "count": total})
 
 
 async def get_priority_counts(call: Call) -> Result:
-    counts = await _on_queue(call, p.GetPriorityCounts(_queue(call)))
-    assert isinstance(counts, p.Counts)
+    counts = await _on_queue(call, p.GetPriorityCounts(_queue(call)), p.Counts)
     return encode({"ok": True, "queue": _queue(call), "counts": counts.counts})
 
 
 async def _config(call: Call) -> p.QueueConfig:
-    config = await _on_queue(call, p.GetQueueConfig(_queue(call)))
-    assert isinstance(config, p.QueueConfig)
-    return config
+    return await _on_queue(call, p.GetQueueConfig(_queue(call)), p.QueueConfig)
 
 
 async def is_paused(call: Call) -> Result:
@@ -90,27 +89,24 @@ async def is_paused(call: Call) -> Result:
 
 
 async def pause_queue(call: Call) -> Result:
-    await _on_queue(call, p.PauseQueue(_queue(call)))
-    return OK
+    return await _act(call, p.PauseQueue(_queue(call)))
 
 
 async def resume_queue(call: Call) -> Result:
-    await _on_queue(call, p.ResumeQueue(_queue(call)))
-    return OK
+    return await _act(call, p.ResumeQueue(_queue(call)))
 
 
-def _count(reply: p.Reply) -> Result:
-    assert isinstance(reply, p.Count)
+async def _count(call: Call, command: p.Command) -> Result:
+    reply = await _on_queue(call, command, p.Count)
     return encode({"ok": True, "count": reply.count})
 
 
 async def drain_queue(call: Call) -> Result:
-    return _count(await _on_queue(call, p.DrainQueue(_queue(call))))
+    return await _count(call, p.DrainQueue(_queue(call)))
 
 
 async def obliterate_queue(call: Call) -> Result:
-    await _on_queue(call, p.ObliterateQueue(_queue(call)))
-    return OK
+    return await _act(call, p.ObliterateQueue(_queue(call)))
 
 
 async def clean_queue(call: Call) -> Result:
@@ -118,21 +114,20 @@ async def clean_queue(call: Call) -> Result:
     grace = v.number("grace", body.get("grace"), 0, 10 * v.YEAR_MS, default=0) or 0
     state = _choice("state", body.get("state"), CLEAN_STATES)
     limit = v.number("limit", body.get("limit"), 1, 1_000_000, integer=True, default=1000) or 1000
-    reply = await _on_queue(call, p.CleanQueue(_queue(call), grace, state, limit))
-    assert isinstance(reply, p.Count)
+    reply = await _on_queue(call, p.CleanQueue(_queue(call), grace, state, limit), p.Count)
     return encode({"ok": True, "count": reply.count, "ids": reply.ids})
 
 
 async def promote_jobs(call: Call) -> Result:
     body = v.decode_object(call.body)
     count = v.number("count", body.get("count"), 1, 10_000_000, integer=True)
-    return _count(await _on_queue(call, p.PromoteJobs(_queue(call), count)))
+    return await _count(call, p.PromoteJobs(_queue(call), count))
 
 
 async def retry_completed(call: Call) -> Result:
     body = v.decode_object(call.body)
     job_id = v.string("id", body.get("id"), max_length=v.MAX_ID_LENGTH)
-    return _count(await _on_queue(call, p.RetryCompleted(_queue(call), job_id)))
+    return await _count(call, p.RetryCompleted(_queue(call), job_id))
 
 
 async def get_dlq(call: Call) -> Result:
@@ -140,8 +135,7 @@ async def get_dlq(call: Call) -> Result:
     count = _query_int(call, "count", 100, 1, MAX_PAGE)
     count = _query_int(call, "limit", count, 1, MAX_PAGE)
     offset = _query_int(call, "offset", 0, 0, 1_000_000_000)
-    dlq = await call.client.call_queue(queue, p.GetDlq(queue, count, offset))
-    assert isinstance(dlq, p.DlqEntries)
+    dlq = await call.client.call_queue(queue, p.GetDlq(queue, count, offset), p.DlqEntries)
     entries = b"[" + b",".join(dlq.entries) + b"]"
     return b'{"ok":true,"jobs":' + entries + b',"entries":' + entries + b',"total":' + str(dlq.total).encode() + b"}"
 
@@ -149,11 +143,11 @@ async def get_dlq(call: Call) -> Result:
 async def retry_dlq(call: Call) -> Result:
     body = v.decode_object(call.body)
     job_id = v.string("jobId", body.get("jobId"), max_length=v.MAX_ID_LENGTH)
-    return _count(await _on_queue(call, p.RetryDlq(_queue(call), job_id)))
+    return await _count(call, p.RetryDlq(_queue(call), job_id))
 
 
 async def purge_dlq(call: Call) -> Result:
-    return _count(await _on_queue(call, p.PurgeDlq(_queue(call))))
+    return await _count(call, p.PurgeDlq(_queue(call)))
 
 
 def _limit(call: Call) -> int:
@@ -164,23 +158,19 @@ def _limit(call: Call) -> int:
 
 
 async def set_rate_limit(call: Call) -> Result:
-    await _on_queue(call, p.SetRateLimit(_queue(call), _limit(call)))
-    return OK
+    return await _act(call, p.SetRateLimit(_queue(call), _limit(call)))
 
 
 async def clear_rate_limit(call: Call) -> Result:
-    await _on_queue(call, p.SetRateLimit(_queue(call), None))
-    return OK
+    return await _act(call, p.SetRateLimit(_queue(call), None))
 
 
 async def set_concurrency(call: Call) -> Result:
-    await _on_queue(call, p.SetConcurrency(_queue(call), _limit(call)))
-    return OK
+    return await _act(call, p.SetConcurrency(_queue(call), _limit(call)))
 
 
 async def clear_concurrency(call: Call) -> Result:
-    await _on_queue(call, p.SetConcurrency(_queue(call), None))
-    return OK
+    return await _act(call, p.SetConcurrency(_queue(call), None))
 
 
 def _config_body(call: Call) -> dict[str, Any]:
@@ -203,8 +193,7 @@ async def set_stall_config(call: Call) -> Result:
         max_stalls=v.number("maxStalls", c.get("maxStalls"), 1, 1000, integer=True),
         grace_period=v.number("gracePeriod", c.get("gracePeriod"), 0, v.DAY_MS, integer=True),
     )
-    reply = await _on_queue(call, command)
-    assert isinstance(reply, p.QueueConfig)
+    reply = await _on_queue(call, command, p.QueueConfig)
     return encode({"ok": True, "config": reply.stall})
 
 
@@ -225,8 +214,7 @@ async def set_dlq_config(call: Call) -> Result:
         auto_retry_interval=v.number("autoRetryInterval", c.get("autoRetryInterval"), 100, v.YEAR_MS, integer=True),
         max_auto_retries=v.number("maxAutoRetries", c.get("maxAutoRetries"), 0, 1000, integer=True),
     )
-    reply = await _on_queue(call, command)
-    assert isinstance(reply, p.QueueConfig)
+    reply = await _on_queue(call, command, p.QueueConfig)
     return encode({"ok": True, "config": reply.dlq})
 
 

@@ -16,9 +16,7 @@ MAX_NAME = 256
 
 
 async def _aggregator(call: Call, command: p.Command) -> Result:
-    reply = await call.client.call_aggregator(command)
-    assert isinstance(reply, p.Rendered)
-    return reply.body
+    return (await call.client.call_aggregator(command, p.Rendered)).body
 
 
 def _required_string(body: dict[str, Any], name: str, max_length: int = MAX_NAME) -> str:

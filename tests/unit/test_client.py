@@ -12,9 +12,9 @@ import zmq
 import zmq.asyncio
 
 from bunq import wire
-from bunq.client import ShardClient
-from bunq.errors import Unavailable
-from bunq.protocol import Ping, Pong
+from bunq.client import ShardClient, expect
+from bunq.errors import NotFound, Unavailable
+from bunq.protocol import Error, Ids, Ping, Pong, Reply
 from bunq.settings import Settings
 
 
@@ -87,3 +87,13 @@ def test_a_call_made_while_the_shard_is_down_reaches_the_restarted_one(tmp_path:
             restarted.die()
 
     asyncio.run(main())
+
+
+def test_a_typed_call_returns_the_reply_it_names_and_raises_the_rest() -> None:
+    ids = Ids(["a"])
+    assert expect(ids, Ids) is ids
+    assert expect(ids, Reply) is ids
+    with pytest.raises(NotFound, match="Job not found"):
+        expect(Error("not_found", "Job not found"), Reply)
+    with pytest.raises(TypeError, match="Pong reply where Ids was expected"):
+        expect(Pong(0, 256), Ids)
