@@ -17,6 +17,7 @@ import sys
 import time
 from types import FrameType
 
+from bunq.errors import ConfigError
 from bunq.settings import Settings
 
 log = logging.getLogger("bunq")
@@ -143,7 +144,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("index", nargs="?", type=int, help="shard index (for `shard`)")
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        parser.exit(2, f"bunq: {exc.message}\n")  # before any child starts: one line naming the variable
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     if args.command == "serve":
         serve(settings)

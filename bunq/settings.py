@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bunq.errors import ConfigError
 
 DEFAULT_PORT = 6790
 DEFAULT_SLOTS = 256
 MAX_SLOTS = 4096  # a slot must fit in the 12 spare bits of a UUID v7
+LOG_LEVELS = tuple(name.lower() for name in logging.getLevelNamesMapping())
+TRUE = ("1", "true", "yes", "on")
+FALSE = ("", "0", "false", "no", "off")
+UNBOUNDED = 1 << 40
 
 
 def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -31,12 +36,47 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
 
 
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw not in TRUE + FALSE:
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return raw in TRUE
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower() or default
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def _rate_limit(env: Mapping[str, str]) -> int:
     """RATE_LIMIT_MAX_REQUESTS: unset, 0 or Infinity leave the HTTP rate limit off."""
     raw = env.get("RATE_LIMIT_MAX_REQUESTS", "").strip()
     if raw.lower() in ("", "0", "infinity", "inf"):
         return 0
-    return _int(env, "RATE_LIMIT_MAX_REQUESTS", 0, 0, 1 << 40)
+    return _int(env, "RATE_LIMIT_MAX_REQUESTS", 0, 0, UNBOUNDED)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Of the aggregator's warning events; 0 turns `queue_size`, `memory_mb` and `storage_mb` off."""
+
+    queue_idle_ms: int = 30_000
+    queue_size: int = 0
+    worker_overload_ms: int = 30_000
+    memory_mb: int = 0
+    storage_mb: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Thresholds:
+        return cls(
+            queue_idle_ms=_int(env, "QUEUE_IDLE_THRESHOLD_MS", 30_000, 0, UNBOUNDED),
+            queue_size=_int(env, "QUEUE_SIZE_THRESHOLD", 0, 0, UNBOUNDED),
+            worker_overload_ms=_int(env, "WORKER_OVERLOAD_THRESHOLD_MS", 30_000, 0, UNBOUNDED),
+            memory_mb=_int(env, "MEMORY_WARNING_MB", 0, 0, UNBOUNDED),
+            storage_mb=_int(env, "STORAGE_WARNING_MB", 0, 0, UNBOUNDED),
+        )
 
 
 @dataclass(frozen=True)
@@ -70,7 +110,7 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     completed_cache: int = 10_000
     log_level: str = "info"
-    extra: dict[str, str] = field(default_factory=dict, compare=False)
+    thresholds: Thresholds = Thresholds()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -85,9 +125,7 @@ class Settings:
         )
         if len(shard_eps) != shards or len(event_eps) != shards:
             raise ConfigError("BUNQ_SHARD_ENDPOINTS and BUNQ_SHARD_EVENT_ENDPOINTS need one entry per shard")
-        sync = env.get("BUNQ_SYNC", "normal").strip().lower()
-        if sync not in ("normal", "full"):
-            raise ConfigError(f"BUNQ_SYNC must be 'normal' or 'full', got {sync!r}")
+        sync = _choice(env, "BUNQ_SYNC", "normal", ("normal", "full"))
         return cls(
             http_host=env.get("HTTP_HOST", "0.0.0.0"),
             http_port=port,
@@ -105,8 +143,7 @@ class Settings:
             webhook_timeout_ms=_int(env, "BUNQ_WEBHOOK_TIMEOUT_MS", 10_000, 100, 600_000),
             worker_timeout_ms=_int(env, "BUNQ_WORKER_TIMEOUT_MS", 60_000, 1000, 86_400_000),
             auth_tokens=_list(env, "AUTH_TOKENS"),
-            require_auth_for_metrics=env.get("BUNQ_REQUIRE_AUTH_FOR_METRICS", "").strip().lower()
-            in ("1", "true", "yes", "on"),
+            require_auth_for_metrics=_bool(env, "BUNQ_REQUIRE_AUTH_FOR_METRICS"),
             cors_origins=_list(env, "CORS_ALLOW_ORIGIN") or ("*",),
             rate_limit_window_ms=_int(env, "RATE_LIMIT_WINDOW_MS", 60_000, 1, 86_400_000),
             rate_limit_max=_rate_limit(env),
@@ -118,7 +155,8 @@ class Settings:
             request_timeout_ms=_int(env, "BUNQ_REQUEST_TIMEOUT_MS", 10_000, 100, 600_000),
             max_body_bytes=_int(env, "BUNQ_MAX_BODY_BYTES", 32 * 1024 * 1024, 1024, 1 << 31),
             completed_cache=_int(env, "BUNQ_COMPLETED_CACHE", 10_000, 0, 10_000_000),
-            log_level=env.get("BUNQ_LOG_LEVEL", "info").lower(),
+            log_level=_choice(env, "BUNQ_LOG_LEVEL", "info", LOG_LEVELS),
+            thresholds=Thresholds.from_env(env),
         )
 
     def ipc_dirs(self) -> list[str]:

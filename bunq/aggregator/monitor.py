@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from bunq.aggregator.crons import CronTable
 from bunq.aggregator.fronts import FrontConnections
 from bunq.aggregator.workers import Workers
 from bunq.client import ShardClient
+from bunq.settings import Thresholds
 
 SNAPSHOT_S = 5.0
 HEALTH_EVERY = 2  # snapshots
@@ -27,31 +27,6 @@ WORKER_ERROR_MARKS = (5, 10, 25, 50, 100)
 MB = 1024 * 1024
 
 Publish = Callable[[str, dict[str, Any]], None]
-
-
-@dataclass
-class Thresholds:
-    queue_idle_ms: int = 30_000
-    queue_size: int = 0
-    worker_overload_ms: int = 30_000
-    memory_mb: int = 0
-    storage_mb: int = 0
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Thresholds:
-        env = dict(os.environ) if env is None else env
-
-        def read(name: str, default: int) -> int:
-            raw = env.get(name, "").strip()
-            return int(raw) if raw.isdigit() else default
-
-        return cls(
-            read("QUEUE_IDLE_THRESHOLD_MS", 30_000),
-            read("QUEUE_SIZE_THRESHOLD", 0),
-            read("WORKER_OVERLOAD_THRESHOLD_MS", 30_000),
-            read("MEMORY_WARNING_MB", 0),
-            read("STORAGE_WARNING_MB", 0),
-        )
 
 
 @dataclass
@@ -246,8 +221,6 @@ class Monitor:
         self.publish("server:started", {"version": __version__, "startedAt": int(self.started * 1000)})
 
 
-DISK_FULL_BYTES = 64 * MB
-
-
 def disk_full(merged: Merged) -> bool:
-    return merged.disk_full or 0 <= merged.free_disk_bytes < DISK_FULL_BYTES
+    """A shard is full below `BUNQ_MIN_FREE_DISK_MB` free (it checks, and refuses durable pushes, itself)."""
+    return merged.disk_full

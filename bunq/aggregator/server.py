@@ -20,7 +20,7 @@ from bunq import wire
 from bunq.aggregator import workers as workers_mod
 from bunq.aggregator.crons import Cron, CronTable, fire_seed, view
 from bunq.aggregator.fronts import FrontConnections
-from bunq.aggregator.monitor import Monitor, Thresholds
+from bunq.aggregator.monitor import Monitor
 from bunq.aggregator.ratelimit import RateLimiter
 from bunq.aggregator.store import RegistryStore
 from bunq.aggregator.webhooks import Webhooks
@@ -71,7 +71,7 @@ class Aggregator:
             settings.rate_limit_window_ms, settings.rate_limit_max, settings.rate_limit_cleanup_ms, monotonic_ms
         )
         self.fronts = FrontConnections(monotonic_ms)
-        self.monitor = Monitor(self.shards, self.workers, self.crons, self.publish, Thresholds.from_env(), self.fronts)
+        self.monitor = Monitor(self.shards, self.workers, self.crons, self.publish, settings.thresholds, self.fronts)
         self.own_topics: set[str] = set()
         self.stopping = asyncio.Event()
 
