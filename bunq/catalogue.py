@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from bunq.errors import BadRequest
 
-EVENTS: tuple[str, ...] = (
+# Every event name, one enumeration: what shards and the aggregator emit is typed `EventName`, so a
+# misspelt name is a type error; `EVENTS` is the same list at run time, in the spec's order.
+EventName = Literal[
     # job lifecycle
     "job:pushed", "job:active", "job:completed", "job:failed", "job:removed", "job:promoted", "job:progress",
     "job:delayed", "job:stalled", "job:retried", "job:discarded", "job:priority-changed", "job:data-updated",
@@ -29,7 +33,8 @@ EVENTS: tuple[str, ...] = (
     "server:memory-warning", "storage:size-warning",
     # config
     "config:stall-changed", "config:dlq-changed",
-)  # fmt: skip
+]  # fmt: skip
+EVENTS: tuple[EventName, ...] = get_args(EventName)
 
 CATEGORIES = sorted({name.split(":", 1)[0] for name in EVENTS})
 

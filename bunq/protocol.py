@@ -27,6 +27,23 @@ class State(enum.StrEnum):
     REMOVED = "removed"
 
 
+class DlqReason(enum.StrEnum):
+    """Why a job entered the dead-letter queue; the three stall kinds are also `job:stalled`'s reason."""
+
+    MAX_ATTEMPTS_EXCEEDED = "max_attempts_exceeded"
+    STALLED = "stalled"  # no heartbeat for stallInterval, or active when its shard stopped
+    LOCK_EXPIRED = "lock expired"
+    TIMED_OUT = "timed out"
+    DISCARDED = "discarded"
+    DEPENDENCY_FAILED = "dependency_failed"
+
+
+class LogLevel(enum.StrEnum):
+    INFO = "info"
+    WARN = "warn"
+    ERROR = "error"
+
+
 # Bounds (ms) of the latency histograms shards keep and fronts render for Prometheus.
 LATENCY_BUCKETS_MS = (1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000)
 
@@ -287,7 +304,7 @@ class Heartbeat(Command, frozen=True):
 class AddLog(Command, frozen=True):
     id: str
     message: str
-    level: str = "info"
+    level: LogLevel = LogLevel.INFO
 
 
 class GetLogs(Command, frozen=True):
@@ -507,12 +524,30 @@ class QueueNames(Reply, frozen=True):
     names: list[str]
 
 
+class StallConfig(msgspec.Struct, frozen=True, rename="camel"):
+    """A queue's stall detection, as `GET /queues/:q/stall-config` renders it."""
+
+    stall_interval: int
+    max_stalls: int
+    grace_period: int
+
+
+class DlqConfig(msgspec.Struct, frozen=True, rename="camel"):
+    """A queue's dead-letter limits, as `GET /queues/:q/dlq-config` renders it."""
+
+    auto_retry: bool
+    auto_retry_interval: int
+    max_auto_retries: int
+    max_age: int
+    max_entries: int
+
+
 class QueueConfig(Reply, frozen=True):
     paused: bool
     rate_limit: int | None
     concurrency: int | None
-    stall: dict[str, int]
-    dlq: dict[str, int | bool]
+    stall: StallConfig
+    dlq: DlqConfig
 
 
 class Rendered(Reply, frozen=True):

@@ -17,7 +17,8 @@ from typing import Any, NoReturn, Protocol, assert_never
 import msgspec
 
 from bunq import errors
-from bunq.protocol import Command, Error, Jobs, Reply, State, WaitOutcome
+from bunq.catalogue import EventName
+from bunq.protocol import Command, DlqReason, Error, Jobs, Reply, State, WaitOutcome
 from bunq.routing import shard_of_slot, slot_of, slot_of_id
 from shards import admin, flows, leases, recovery
 from shards.histograms import Histogram
@@ -325,7 +326,7 @@ class Engine:
             self.journal.put(job)
         flows.repeat_after_completion(self, job)
 
-    def fail(self, job: Job, error: str | None, reason: str, *, backoff: bool = True) -> None:
+    def fail(self, job: Job, error: str | None, reason: DlqReason, *, backoff: bool = True) -> None:
         """Charge an attempt for an active job: retry (after its backoff), or dead-letter it when out of attempts."""
         owner = job.owner
         q = self.end_lease(job)
@@ -343,7 +344,7 @@ class Engine:
         self.enqueue(job, q)
         self.emit("job:retried", job)
 
-    def dead_letter(self, job: Job, q: QueueState, reason: str) -> None:
+    def dead_letter(self, job: Job, q: QueueState, reason: DlqReason) -> None:
         """Into the DLQ (the job has already left its previous state)."""
         self.drop_unique(job)
         self.wake_job_waiters(job.id, WaitOutcome(False, None, FAILED))
@@ -444,13 +445,13 @@ class Engine:
         while len(self.results) > RESULTS_LRU:
             self.results.popitem(last=False)
 
-    def emit(self, name: str, job: Job, **extra: Any) -> None:
+    def emit(self, name: EventName, job: Job, **extra: Any) -> None:
         if self.events.wants(name):
             data = {"queue": job.queue, "jobId": job.id}
             data.update((k, v) for k, v in extra.items() if v is not None or k == "error")
             self.events.publish(name, data)
 
-    def emit_data(self, name: str, data: dict[str, Any]) -> None:
+    def emit_data(self, name: EventName, data: dict[str, Any]) -> None:
         if self.events.wants(name):
             self.events.publish(name, data)
 

@@ -81,7 +81,7 @@ def resolve(engine: Engine, cmd: p.ResolveDependency) -> None:
             "flow:failed",
             {"parentJobId": job.id, "failedChildId": cmd.dep_id, "queue": job.queue, "error": job.failed_reason},
         )
-        engine.dead_letter(job, q, "dependency_failed")
+        engine.dead_letter(job, q, p.DlqReason.DEPENDENCY_FAILED)
         return
     job.children = {**job.children, cmd.dep_id: cmd.result}
     if job.pending_deps:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from bunq.protocol import State
+from bunq.protocol import DlqReason, State
 
 WAITING = State.WAITING
 DELAYED = State.DELAYED
@@ -56,7 +56,7 @@ class Job(msgspec.Struct, array_like=True, gc=False):
     stall_count: int = 0
     last_heartbeat: int | None = None
     dlq_entered_at: int | None = None
-    dlq_reason: str | None = None
+    dlq_reason: DlqReason | None = None
     lock_ttl: int | None = None
     pending_deps: list[str] = []
     children: dict[str, bytes | None] = {}
@@ -110,7 +110,7 @@ class DlqEntryView(msgspec.Struct):
     data: msgspec.Raw
     attempts: int
     createdAt: int
-    reason: str | None
+    reason: DlqReason | None
     error: str | None
     enteredAt: int | None
     failedAt: int | None

@@ -10,6 +10,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from bunq.errors import BadRequest
+from bunq.protocol import DlqReason
 from shards.job import ACTIVE, Job
 from shards.queues import QueueState
 
@@ -65,17 +66,17 @@ def heartbeat(engine: Engine, job: Job, duration: int | None) -> None:
     engine.journal.put(job)
 
 
-def stalled(engine: Engine, job: Job, reason: str, *, backoff: bool = False) -> None:
+def stalled(engine: Engine, job: Job, reason: DlqReason, *, backoff: bool = False) -> None:
     """A lease ended without an ack: count the stall and charge an attempt (DLQ past either limit)."""
     q = engine.queue(job.queue)
     job.stall_count += 1
     engine.emit("job:stalled", job, reason=reason)
-    if job.stall_count >= q.settings.stall.max_stalls and reason == "stalled":
+    if job.stall_count >= q.settings.stall.max_stalls and reason is DlqReason.STALLED:
         engine.end_lease(job)
         job.attempts += 1
         job.failed_reason = "Job stalled more than the allowed limit"
         engine.emit("job:failed", job, error=job.failed_reason)
-        engine.dead_letter(job, q, "stalled")
+        engine.dead_letter(job, q, DlqReason.STALLED)
         return
     engine.fail(job, f"Job {reason}", reason, backoff=backoff)
 
@@ -83,13 +84,13 @@ def stalled(engine: Engine, job: Job, reason: str, *, backoff: bool = False) -> 
 def _lock_due(arg: tuple[Engine, Job, str | None, int]) -> None:
     engine, job, token, expires_at = arg
     if job.state == ACTIVE and job.token == token and job.lock_expires_at == expires_at:
-        stalled(engine, job, "lock expired")
+        stalled(engine, job, DlqReason.LOCK_EXPIRED)
 
 
 def _timeout_due(arg: tuple[Engine, Job, int]) -> None:
     engine, job, started_at = arg
     if job.state == ACTIVE and job.started_at == started_at and engine.jobs.get(job.id) is job:
-        stalled(engine, job, "timed out", backoff=True)
+        stalled(engine, job, DlqReason.TIMED_OUT, backoff=True)
 
 
 def _stall_check_due(arg: tuple[Engine, QueueState]) -> None:
@@ -107,7 +108,7 @@ def _stall_check_due(arg: tuple[Engine, QueueState]) -> None:
         if now - started < config.grace_period:
             continue
         if now - (job.last_heartbeat or started) >= config.stall_interval:
-            stalled(engine, job, "stalled")
+            stalled(engine, job, DlqReason.STALLED)
     if q.active:
         q.stall_check_due = now + config.stall_interval
         engine.timers.at(q.stall_check_due, _stall_check_due, (engine, q))

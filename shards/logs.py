@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from bunq.protocol import LogLevel
+
 if TYPE_CHECKING:
     from shards.journal import Journal
     from shards.store import Store
@@ -17,13 +19,13 @@ MAX_JOBS = 10_000
 
 class LogLine(msgspec.Struct, array_like=True):
     timestamp: int
-    level: str
+    level: LogLevel
     message: str
 
 
 class LogLineView(msgspec.Struct):
     timestamp: int
-    level: str
+    level: LogLevel
     message: str
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, assert_never
 
-from bunq.protocol import State
+from bunq.protocol import DlqReason, State
 from shards import admin, flows
 from shards.job import Job, from_blob
 
@@ -52,7 +52,7 @@ def restore(engine: Engine, job: Job) -> None:
             q.active[job.id] = job
             if job.group_id is not None:
                 q.groups_active[job.group_id] = q.groups_active.get(job.group_id, 0) + 1
-            engine.fail(job, "Job was active when the shard stopped", "stalled", backoff=False)
+            engine.fail(job, "Job was active when the shard stopped", DlqReason.STALLED, backoff=False)
         case State.WAITING_CHILDREN:
             q.waiting_children += 1
             flows.watch_dependencies(engine, job)

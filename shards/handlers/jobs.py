@@ -119,7 +119,7 @@ def fail_job(engine: Engine, cmd: p.FailJob, respond: Respond) -> p.Reply:
     if cmd.id in engine.tombstones:
         return p.Done()
     job = leased(engine, cmd.id, cmd.token)
-    engine.fail(job, cmd.error, "max_attempts_exceeded")
+    engine.fail(job, cmd.error, p.DlqReason.MAX_ATTEMPTS_EXCEEDED)
     return p.Done()
 
 

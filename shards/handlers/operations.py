@@ -102,7 +102,7 @@ def discard_job(engine: Engine, cmd: p.DiscardJob, respond: Respond) -> p.Reply:
         engine.unschedule(job, q)
     job.failed_reason = job.failed_reason or "discarded"
     engine.emit("job:discarded", job)
-    engine.dead_letter(job, q, "discarded")
+    engine.dead_letter(job, q, p.DlqReason.DISCARDED)
     return p.Done()
 
 

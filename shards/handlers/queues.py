@@ -9,6 +9,7 @@ import os
 import shutil
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import psutil
 
 from bunq import protocol as p
@@ -53,15 +54,14 @@ def list_jobs(engine: Engine, cmd: p.ListJobs, respond: Respond) -> p.Reply:
 def get_queue_config(engine: Engine, cmd: p.GetQueueConfig, respond: Respond) -> p.QueueConfig:
     q = _queue(engine, cmd.queue)
     s = q.settings
+    stall, dlq = s.stall, s.dlq
     return p.QueueConfig(
         paused=s.paused,
         rate_limit=s.rate_limit,
         concurrency=s.concurrency,
-        stall={"stallInterval": s.stall.stall_interval, "maxStalls": s.stall.max_stalls,
-               "gracePeriod": s.stall.grace_period},
-        dlq={"autoRetry": s.dlq.auto_retry, "autoRetryInterval": s.dlq.auto_retry_interval,
-             "maxAutoRetries": s.dlq.max_auto_retries, "maxAge": s.dlq.max_age, "maxEntries": s.dlq.max_entries},
-    )  # fmt: skip
+        stall=p.StallConfig(stall.stall_interval, stall.max_stalls, stall.grace_period),
+        dlq=p.DlqConfig(dlq.auto_retry, dlq.auto_retry_interval, dlq.max_auto_retries, dlq.max_age, dlq.max_entries),
+    )
 
 
 def pause_queue(engine: Engine, cmd: p.PauseQueue, respond: Respond) -> p.Reply:
@@ -152,7 +152,7 @@ def set_stall_config(engine: Engine, cmd: p.SetStallConfig, respond: Respond) ->
     changes = {"stall_interval": cmd.stall_interval, "max_stalls": cmd.max_stalls, "grace_period": cmd.grace_period}
     q.settings.stall = dataclasses.replace(q.settings.stall, **{k: v for k, v in changes.items() if v is not None})
     config = _settings_changed(engine, q)
-    engine.emit_data("config:stall-changed", {"queue": q.name, "config": config.stall})
+    engine.emit_data("config:stall-changed", {"queue": q.name, "config": msgspec.to_builtins(config.stall)})
     return config
 
 
@@ -167,7 +167,7 @@ def set_dlq_config(engine: Engine, cmd: p.SetDlqConfig, respond: Respond) -> p.R
     }
     q.settings.dlq = dataclasses.replace(q.settings.dlq, **{k: v for k, v in changes.items() if v is not None})
     config = _settings_changed(engine, q)
-    engine.emit_data("config:dlq-changed", {"queue": q.name, "config": config.dlq})
+    engine.emit_data("config:dlq-changed", {"queue": q.name, "config": msgspec.to_builtins(config.dlq)})
     while len(q.dlq) > q.settings.dlq.max_entries:
         engine.remove(next(iter(q.dlq.values())), event=False)
     return config
