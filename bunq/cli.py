@@ -120,6 +120,8 @@ def serve(settings: Settings) -> None:
 def front(settings: Settings) -> None:
     import uvicorn
 
+    from bunq.edge import http_protocol
+
     uvicorn.run(
         "bunq.app:create_app",
         factory=True,
@@ -127,7 +129,7 @@ def front(settings: Settings) -> None:
         port=settings.http_port,
         workers=settings.fronts,
         loop="uvloop",
-        http="bunq.edge:DeadlineHttpToolsProtocol",
+        http=http_protocol(settings),
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=5,

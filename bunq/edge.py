@@ -9,8 +9,9 @@ rate limit → auth → the app.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from typing import Any
+from typing import Any, cast
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -161,23 +162,17 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
     ended within them, the head is too large.
     """
 
-    header_timeout_s: float | None = None
-    max_header_bytes = 64 * 1024
-    cors_any = True
     open_connections = 0
 
-    @classmethod
-    def _configure(cls) -> None:
-        if cls.header_timeout_s is None:
-            settings = Settings.from_env()
-            cls.max_header_bytes = settings.max_header_bytes
-            cls.cors_any = "*" in settings.cors_origins
-            cls.header_timeout_s = settings.header_timeout_ms / 1000
+    def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_header_bytes = settings.max_header_bytes
+        self.header_timeout_s = settings.header_timeout_ms / 1000
+        self.cors_any = "*" in settings.cors_origins
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         DeadlineHttpToolsProtocol.open_connections += 1
-        self._configure()
         self._head_bytes = 0
         self._in_head = True  # between requests and in a head; False while a body is read
         self._refused = False  # a head passed the cap
@@ -233,7 +228,6 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def _arm_header_deadline(self) -> None:
-        assert self.header_timeout_s is not None
         self._header_deadline: asyncio.TimerHandle | None = self.loop.call_later(
             self.header_timeout_s, self._header_deadline_passed
         )
@@ -278,3 +272,10 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         if self._linger is not None:
             self._linger.cancel()
         super().connection_lost(exc)
+
+
+def http_protocol(settings: Settings) -> type[asyncio.Protocol]:
+    """What uvicorn builds each connection's protocol with: `DeadlineHttpToolsProtocol` bound to the
+    settings read at start-up. A partial of a module-level class pickles, so it reaches the worker
+    processes uvicorn spawns; uvicorn only calls it (its annotation asks for the class itself)."""
+    return cast("type[asyncio.Protocol]", functools.partial(DeadlineHttpToolsProtocol, settings=settings))
