@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import time
 from typing import Any
 
@@ -11,6 +11,7 @@ import zmq
 
 from bunq.catalogue import SYNC
 
+log = logging.getLogger("bunq.shard")
 _json = msgspec.json.Encoder()
 _SYNC = SYNC.encode()
 
@@ -29,6 +30,7 @@ class Publisher:
         self.shard = shard
         self.prefixes: dict[bytes, int] = {}
         self._wanted: dict[str, bool] = {}
+        self.dropped = 0  # events the socket refused (zmq.Again)
 
     def on_subscription(self, message: bytes) -> None:
         if not message:
@@ -55,6 +57,10 @@ class Publisher:
 
     def publish(self, name: str, data: dict[str, Any]) -> None:
         envelope = {"event": name, "ts": time.time_ns() // 1_000_000, "data": data}
-        # a subscriber that cannot keep up loses events; the job path never waits for it
-        with contextlib.suppress(zmq.Again):
+        # a subscriber that cannot keep up loses events (past its SNDHWM zmq drops them unseen; a send
+        # zmq refuses outright is counted here); the job path never waits for it
+        try:
             self.socket.send_multipart([name.encode(), _json.encode(envelope)], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.dropped += 1
+            log.debug("event %s dropped: the event socket refused it (%d dropped)", name, self.dropped)

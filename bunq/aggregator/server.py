@@ -58,6 +58,7 @@ class Aggregator:
         self.xpub = self.ctx.socket(zmq.XPUB)
         self.xpub.setsockopt(zmq.SNDHWM, 100_000)
         self.xpub.bind(settings.events_endpoint)
+        self.events_dropped = 0  # of the events this process publishes, those the socket refused (zmq.Again)
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.bind(settings.aggregator_endpoint)
         for sock in (self.xsub, self.xpub, self.router):
@@ -79,8 +80,11 @@ class Aggregator:
 
     def publish(self, name: str, data: dict[str, Any]) -> None:
         envelope = _json.encode({"event": name, "ts": wall_ms(), "data": data})
-        with contextlib.suppress(zmq.Again):
+        try:
             self.xpub.send_multipart([name.encode(), envelope], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.events_dropped += 1
+            log.debug("event %s dropped: the event socket refused it (%d dropped)", name, self.events_dropped)
 
     async def forward_events(self) -> None:
         while True:

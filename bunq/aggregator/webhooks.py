@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import hashlib
 import hmac
 import logging
@@ -29,6 +30,7 @@ from bunq.aggregator.store import RegistryStore
 from bunq.errors import BadRequest, BunqError, NotFound
 
 log = logging.getLogger("bunq.webhooks")
+counters: collections.Counter[str] = collections.Counter()  # of this aggregator process
 
 KIND = "webhook"
 EVENTS = ("pushed", "started", "completed", "failed", "progress")
@@ -87,11 +89,14 @@ def check_events(events: list[str]) -> None:
 
 
 def signing_key(secret: str) -> bytes:
+    """The HMAC key of the Standard Webhooks signature: a `whsec_<base64>` secret decoded, any other as
+    written (a `whsec_` one that is not base64 too, counted in `counters["secretsNotBase64"]`)."""
     if secret.startswith("whsec_"):
         try:
             return base64.b64decode(secret[len("whsec_") :])
         except ValueError:
-            pass
+            counters["secretsNotBase64"] += 1
+            log.debug("a whsec_ webhook secret is not base64; signing with it as written")
     return secret.encode()
 
 
