@@ -16,8 +16,8 @@ from bunq.edge import Auth, Cors, RateLimit
 from bunq.errors import BunqError
 from bunq.events import EventHub
 from bunq.fastpath import FastPath
-from bunq.http import on_bunq_error, on_http_error, on_unexpected
-from bunq.routes import events, jobs, monitoring, operations, queues, registries, ws
+from bunq.http import on_error
+from bunq.routes import table
 from bunq.settings import Settings
 
 
@@ -44,22 +44,15 @@ def create_app(settings: Settings | None = None, client: ShardClient | None = No
             await shard_client.close()
 
     app = Starlette(
-        routes=[
-            *jobs.routes,
-            *operations.routes,
-            *queues.routes,
-            *registries.routes,
-            *events.routes,
-            *ws.routes,
-            *monitoring.routes,
-        ],
+        routes=table.routes(),
         middleware=[
             Middleware(Cors, settings=settings),
             Middleware(RateLimit, settings=settings),
             Middleware(Auth, settings=settings),
             Middleware(FastPath),
         ],
-        exception_handlers={BunqError: on_bunq_error, HTTPException: on_http_error, Exception: on_unexpected},
+        # one handler; Starlette needs it named for the exceptions it would otherwise render itself
+        exception_handlers={BunqError: on_error, HTTPException: on_error, Exception: on_error},
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -1,7 +1,8 @@
-"""HTTP plumbing shared by the routes: the `Call` a handler sees, bounded body reading, the error renderer.
+"""HTTP plumbing shared by the routes: the route table's `Operation`, the `Call` a handler sees, the one body
+reader and the one error renderer.
 
-Job handlers are written against `Call` (path params, query, body, shard client) and return JSON bytes,
-so the same function serves both the Starlette route and the fast path (`bunq.fastpath`).
+Handlers are written against `Call` (path params, query, body, shard client) and return JSON bytes, so the
+same function serves the Starlette route, the fast path (`bunq.fastpath`) and the WebSocket command.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from urllib.parse import parse_qsl
 import msgspec
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Message, Receive, Scope
 
+from bunq import protocol as p
 from bunq.client import ShardClient
 from bunq.errors import BunqError, PayloadTooLarge, RequestTimeout
 
@@ -28,6 +32,7 @@ log = logging.getLogger("bunq.front")
 _json = msgspec.json.Encoder()
 JSON = "application/json"
 OK = b'{"ok":true}'
+INTERNAL_ERROR = b'{"ok":false,"error":"Internal server error"}'
 
 
 @dataclass(slots=True)
@@ -67,6 +72,20 @@ Result = bytes | tuple[int, bytes]
 Handler = Callable[[Call], Awaitable[Result]]
 
 
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One entry of the route table: `method path` runs `handler`, which sends a `request` command to a shard
+    or the aggregator and expects a `reply` of that type (None for what the front answers by itself)."""
+
+    method: str
+    path: str
+    handler: Handler
+    request: type[p.Command] | None = None
+    reply: type[p.Reply] | None = None
+    body: bool = True  # reads a request body
+    hot: bool = False  # served straight from ASGI by `bunq.fastpath`, skipping the router
+
+
 def encode(payload: dict[str, Any]) -> bytes:
     return _json.encode(payload)
 
@@ -79,10 +98,6 @@ def batch_result(done: set[str], failed: dict[str, str]) -> Result:
     return b'{"ok":true,"count":' + str(len(done)).encode() + b"}"
 
 
-def reply(payload: dict[str, Any], status: int = 200) -> Response:
-    return Response(_json.encode(payload), status_code=status, media_type=JSON)
-
-
 def raw_reply(body: bytes, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type=JSON)
 
@@ -91,12 +106,26 @@ def error_body(exc: BunqError) -> bytes:
     return _json.encode({"ok": False, "error": exc.message})
 
 
+def failure(exc: BaseException, what: str) -> tuple[int, bytes]:
+    """The one error renderer: a failure as `(status, {"ok": false, "error": ...})`. An expected error keeps its
+    status and message (a 5xx logged); anything else is a bug, logged with its traceback and answered 500."""
+    if isinstance(exc, BunqError):
+        if exc.status >= 500:
+            log.warning("%s: %s", what, exc.message)
+        return exc.status, error_body(exc)
+    if isinstance(exc, HTTPException):
+        message = "Not found" if exc.status_code == 404 else exc.detail
+        return exc.status_code, _json.encode({"ok": False, "error": message})
+    log.error("%s failed", what, exc_info=exc)
+    return 500, INTERNAL_ERROR
+
+
 def too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"Request body too large (max {limit} bytes)")
 
 
 @contextlib.asynccontextmanager
-async def body_deadline(scope: Any) -> AsyncIterator[None]:
+async def body_deadline(scope: Scope) -> AsyncIterator[None]:
     """A body that takes longer than `BUNQ_BODY_TIMEOUT_MS` to arrive is refused (408)."""
     seconds = scope["app"].state.settings.body_timeout_ms / 1000
     try:
@@ -106,28 +135,52 @@ async def body_deadline(scope: Any) -> AsyncIterator[None]:
         raise RequestTimeout(f"Request body not received within {seconds:g} s") from None
 
 
-async def read_body(request: Request) -> bytes:
-    """The request body, refused as soon as it grows past the limit (never buffered beyond it)."""
-    limit: int = request.app.state.settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async with body_deadline(request.scope):
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The one body reader: refused (413) as soon as it grows past `limit`, never buffered beyond it; a body
+    arriving in several chunks must be complete within the body deadline (408); a client that goes away
+    raises `ClientDisconnect`. A first chunk that comes with the head costs no timer."""
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            if value.isdigit() and int(value) > limit:
                 raise too_large(limit)
-            chunks.append(chunk)
+            break
+    message: Message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientDisconnect
+    body: bytes = message.get("body", b"")
+    if len(body) > limit:
+        raise too_large(limit)
+    if not message.get("more_body"):
+        return body
+    async with body_deadline(scope):
+        return await _rest(receive, limit, body)
+
+
+async def _rest(receive: Receive, limit: int, body: bytes) -> bytes:
+    message: Message = {"more_body": True}
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body"):
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
 def endpoint(handler: Handler, *, with_body: bool = True) -> Callable[[Request], Awaitable[Response]]:
-    """Adapt a `Call` handler to a Starlette endpoint."""
+    """Adapt a `Call` handler to a Starlette endpoint. Here the first chunk of a body is under the deadline
+    too (the fast path spares the hot routes that timer)."""
 
     async def run(request: Request) -> Response:
-        body = await read_body(request) if with_body else b""
+        body = b""
+        if with_body:
+            async with body_deadline(request.scope):
+                body = await read_body(request.scope, request.receive, request.app.state.settings.max_body_bytes)
         call = Call(request.app.state.client, request.path_params, request.scope.get("query_string", b""), body)
         result = await handler(call)
         if isinstance(result, tuple):
@@ -138,19 +191,13 @@ def endpoint(handler: Handler, *, with_body: bool = True) -> Callable[[Request],
     return run
 
 
-async def on_bunq_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, BunqError)
-    if exc.status >= 500:
-        log.warning("%s %s: %s", request.method, request.url.path, exc.message)
-    return raw_reply(error_body(exc), exc.status)
+def route(operation: Operation) -> Route:
+    """The Starlette route of a table entry."""
+    endpoint_ = endpoint(operation.handler, with_body=operation.body)
+    return Route(operation.path, endpoint_, methods=[operation.method])
 
 
-async def on_http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    message = "Not found" if exc.status_code == 404 else exc.detail
-    return reply({"ok": False, "error": message}, exc.status_code)
-
-
-async def on_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return reply({"ok": False, "error": "Internal server error"}, 500)
+async def on_error(request: Request, exc: Exception) -> Response:
+    """The front's one exception handler (Starlette's, for every route outside the fast path)."""
+    status, body = failure(exc, f"{request.method} {request.url.path}")
+    return raw_reply(body, status)

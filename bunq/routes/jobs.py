@@ -10,13 +10,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from starlette.routing import Route
-
 from bunq import protocol as p
 from bunq import validation as v
 from bunq.client import expect, raise_error
 from bunq.errors import BadRequest, NotFound
-from bunq.http import OK, Call, Result, batch_result, encode, endpoint
+from bunq.http import OK, Call, Operation, Result, batch_result, encode
 
 NOT_ACTIVE = "Job not found or not active"
 
@@ -196,17 +194,20 @@ async def cancel_job(call: Call) -> Result:
     return OK
 
 
-routes = [
-    Route("/queues/{queue:queue}/jobs", endpoint(add_job), methods=["POST"]),
-    Route("/queues/{queue:queue}/jobs", endpoint(pull_job, with_body=False), methods=["GET"]),
-    Route("/queues/{queue:queue}/jobs/bulk", endpoint(add_jobs_bulk), methods=["POST"]),
-    Route("/queues/{queue:queue}/jobs/pull-batch", endpoint(pull_jobs), methods=["POST"]),
-    Route("/jobs/ack-batch", endpoint(ack_jobs_batch), methods=["POST"]),
-    Route("/jobs/custom/{custom_id}", endpoint(get_job_by_custom_id, with_body=False), methods=["GET"]),
-    Route("/jobs/{id}", endpoint(get_job, with_body=False), methods=["GET"]),
-    Route("/jobs/{id}", endpoint(cancel_job, with_body=False), methods=["DELETE"]),
-    Route("/jobs/{id}/ack", endpoint(ack_job), methods=["POST"]),
-    Route("/jobs/{id}/fail", endpoint(fail_job), methods=["POST"]),
-    Route("/jobs/{id}/state", endpoint(get_job_state, with_body=False), methods=["GET"]),
-    Route("/jobs/{id}/result", endpoint(get_job_result, with_body=False), methods=["GET"]),
+Op = Operation
+Q = "/queues/{queue:queue}/jobs"
+
+operations = [
+    Op("POST", Q, add_job, p.AddJobs, p.Ids, hot=True),
+    Op("GET", Q, pull_job, p.PullJobs, p.Jobs, body=False, hot=True),
+    Op("POST", Q + "/bulk", add_jobs_bulk, p.AddJobs, p.Ids, hot=True),
+    Op("POST", Q + "/pull-batch", pull_jobs, p.PullJobs, p.Jobs, hot=True),
+    Op("POST", "/jobs/ack-batch", ack_jobs_batch, p.AckJobs, p.AckOutcome, hot=True),
+    Op("GET", "/jobs/custom/{custom_id}", get_job_by_custom_id, p.GetJob, p.JobDoc, body=False),
+    Op("GET", "/jobs/{id}", get_job, p.GetJob, p.JobDoc, body=False),
+    Op("DELETE", "/jobs/{id}", cancel_job, p.CancelJob, p.Done, body=False),
+    Op("POST", "/jobs/{id}/ack", ack_job, p.AckJobs, p.AckOutcome, hot=True),
+    Op("POST", "/jobs/{id}/fail", fail_job, p.FailJob, p.Done),
+    Op("GET", "/jobs/{id}/state", get_job_state, p.GetJobState, p.JobState, body=False),
+    Op("GET", "/jobs/{id}/result", get_job_result, p.GetJobResult, p.JobResult, body=False),
 ]

@@ -24,7 +24,7 @@ from bunq import protocol as p
 from bunq.aggregator.monitor import Merged, disk_full, gather
 from bunq.client import ShardClient
 from bunq.connections import ConnectionReport
-from bunq.http import Call, Result, encode, endpoint
+from bunq.http import Call, Operation, Result, encode
 
 MB = 1024 * 1024
 STARTED = time.time()
@@ -179,11 +179,16 @@ routes = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/live", healthz, methods=["GET"]),
     Route("/ready", ready, methods=["GET"]),
-    Route("/ping", endpoint(ping, with_body=False), methods=["GET"]),
-    Route("/stats", endpoint(stats, with_body=False), methods=["GET"]),
-    Route("/metrics", endpoint(metrics_json, with_body=False), methods=["GET"]),
     Route("/prometheus", prometheus, methods=["GET"]),
-    Route("/storage", endpoint(storage, with_body=False), methods=["GET"]),
-    Route("/gc", endpoint(collect), methods=["POST"]),
-    Route("/heapstats", endpoint(heapstats, with_body=False), methods=["GET"]),
+]
+
+Op = Operation
+
+operations = [
+    Op("GET", "/ping", ping, body=False),
+    Op("GET", "/stats", stats, p.GetStats, p.ShardStats, body=False),
+    Op("GET", "/metrics", metrics_json, p.GetStats, p.ShardStats, body=False),
+    Op("GET", "/storage", storage, p.GetStats, p.ShardStats, body=False),
+    Op("POST", "/gc", collect, p.Collect, p.Memory),
+    Op("GET", "/heapstats", heapstats, p.GetHeapStats, p.HeapStats, body=False),
 ]

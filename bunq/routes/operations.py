@@ -6,13 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from starlette.routing import Route
-
 from bunq import protocol as p
 from bunq import validation as v
 from bunq.client import R, expect
 from bunq.errors import BadRequest
-from bunq.http import OK, Call, Result, batch_result, encode, endpoint
+from bunq.http import OK, Call, Operation, Result, batch_result, encode
 from bunq.routes.jobs import holds, pick, single_outcome
 
 MAX_WAIT_MS = 600_000
@@ -192,23 +190,26 @@ async def clear_logs(call: Call) -> Result:
     return OK
 
 
-routes = [
-    Route("/jobs/heartbeat-batch", endpoint(heartbeat_batch), methods=["POST"]),
-    Route("/jobs/extend-locks", endpoint(extend_locks), methods=["POST"]),
-    Route("/jobs/{id}/progress", endpoint(get_progress, with_body=False), methods=["GET"]),
-    Route("/jobs/{id}/progress", endpoint(update_progress), methods=["POST"]),
-    Route("/jobs/{id}/data", endpoint(update_data), methods=["PUT"]),
-    Route("/jobs/{id}/priority", endpoint(change_priority), methods=["PUT"]),
-    Route("/jobs/{id}/promote", endpoint(promote_job), methods=["POST"]),
-    Route("/jobs/{id}/move-to-wait", endpoint(promote_job), methods=["POST"]),
-    Route("/jobs/{id}/move-to-delayed", endpoint(move_to_delayed), methods=["POST"]),
-    Route("/jobs/{id}/delay", endpoint(change_delay), methods=["PUT"]),
-    Route("/jobs/{id}/discard", endpoint(discard_job), methods=["POST"]),
-    Route("/jobs/{id}/wait", endpoint(wait_job), methods=["POST"]),
-    Route("/jobs/{id}/children", endpoint(get_children, with_body=False), methods=["GET"]),
-    Route("/jobs/{id}/heartbeat", endpoint(heartbeat), methods=["POST"]),
-    Route("/jobs/{id}/extend-lock", endpoint(extend_lock), methods=["POST"]),
-    Route("/jobs/{id}/logs", endpoint(get_logs, with_body=False), methods=["GET"]),
-    Route("/jobs/{id}/logs", endpoint(add_log), methods=["POST"]),
-    Route("/jobs/{id}/logs", endpoint(clear_logs, with_body=False), methods=["DELETE"]),
+Op = Operation
+J = "/jobs/{id}"
+
+operations = [
+    Op("POST", "/jobs/heartbeat-batch", heartbeat_batch, p.Heartbeat, p.AckOutcome),
+    Op("POST", "/jobs/extend-locks", extend_locks, p.Heartbeat, p.AckOutcome),
+    Op("GET", J + "/progress", get_progress, p.GetProgress, p.Progress, body=False),
+    Op("POST", J + "/progress", update_progress, p.UpdateProgress, p.Done),
+    Op("PUT", J + "/data", update_data, p.UpdateData, p.Done),
+    Op("PUT", J + "/priority", change_priority, p.ChangePriority, p.Done),
+    Op("POST", J + "/promote", promote_job, p.PromoteJob, p.Done),
+    Op("POST", J + "/move-to-wait", promote_job, p.PromoteJob, p.Done),
+    Op("POST", J + "/move-to-delayed", move_to_delayed, p.MoveToDelayed, p.Done),
+    Op("PUT", J + "/delay", change_delay, p.ChangeDelay, p.Done),
+    Op("POST", J + "/discard", discard_job, p.DiscardJob, p.Done),
+    Op("POST", J + "/wait", wait_job, p.WaitJob, p.WaitOutcome),
+    Op("GET", J + "/children", get_children, p.GetChildren, p.ChildrenValues, body=False),
+    Op("POST", J + "/heartbeat", heartbeat, p.Heartbeat, p.AckOutcome),
+    Op("POST", J + "/extend-lock", extend_lock, p.Heartbeat, p.AckOutcome),
+    Op("GET", J + "/logs", get_logs, p.GetLogs, p.Logs, body=False),
+    Op("POST", J + "/logs", add_log, p.AddLog, p.Done),
+    Op("DELETE", J + "/logs", clear_logs, p.ClearLogs, p.Done, body=False),
 ]

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.routing import Route
-
 from bunq import protocol as p
 from bunq import validation as v
 from bunq.client import R, expect
 from bunq.errors import BadRequest
-from bunq.http import OK, Call, Result, encode, endpoint
+from bunq.http import OK, Call, Operation, Result, encode
 
 S = p.State
 JOB_STATES = (S.WAITING, S.DELAYED, S.ACTIVE, S.COMPLETED, S.FAILED)
@@ -218,33 +216,32 @@ async def set_dlq_config(call: Call) -> Result:
     return encode({"ok": True, "config": reply.dlq})
 
 
-def _get(handler: Any) -> Any:
-    return endpoint(handler, with_body=False)
+Op = Operation
+Q = "/queues/{queue:queue}"
 
-
-routes = [
-    Route("/queues", _get(list_queues), methods=["GET"]),
-    Route("/queues/{queue:queue}/jobs/list", _get(list_jobs), methods=["GET"]),
-    Route("/queues/{queue:queue}/counts", _get(get_counts), methods=["GET"]),
-    Route("/queues/{queue:queue}/count", _get(get_count), methods=["GET"]),
-    Route("/queues/{queue:queue}/priority-counts", _get(get_priority_counts), methods=["GET"]),
-    Route("/queues/{queue:queue}/paused", _get(is_paused), methods=["GET"]),
-    Route("/queues/{queue:queue}/pause", endpoint(pause_queue), methods=["POST"]),
-    Route("/queues/{queue:queue}/resume", endpoint(resume_queue), methods=["POST"]),
-    Route("/queues/{queue:queue}/drain", endpoint(drain_queue), methods=["POST"]),
-    Route("/queues/{queue:queue}/obliterate", endpoint(obliterate_queue), methods=["POST"]),
-    Route("/queues/{queue:queue}/clean", endpoint(clean_queue), methods=["POST"]),
-    Route("/queues/{queue:queue}/promote-jobs", endpoint(promote_jobs), methods=["POST"]),
-    Route("/queues/{queue:queue}/retry-completed", endpoint(retry_completed), methods=["POST"]),
-    Route("/queues/{queue:queue}/dlq", _get(get_dlq), methods=["GET"]),
-    Route("/queues/{queue:queue}/dlq/retry", endpoint(retry_dlq), methods=["POST"]),
-    Route("/queues/{queue:queue}/dlq/purge", endpoint(purge_dlq), methods=["POST"]),
-    Route("/queues/{queue:queue}/rate-limit", endpoint(set_rate_limit), methods=["PUT"]),
-    Route("/queues/{queue:queue}/rate-limit", endpoint(clear_rate_limit), methods=["DELETE"]),
-    Route("/queues/{queue:queue}/concurrency", endpoint(set_concurrency), methods=["PUT"]),
-    Route("/queues/{queue:queue}/concurrency", endpoint(clear_concurrency), methods=["DELETE"]),
-    Route("/queues/{queue:queue}/stall-config", _get(get_stall_config), methods=["GET"]),
-    Route("/queues/{queue:queue}/stall-config", endpoint(set_stall_config), methods=["PUT"]),
-    Route("/queues/{queue:queue}/dlq-config", _get(get_dlq_config), methods=["GET"]),
-    Route("/queues/{queue:queue}/dlq-config", endpoint(set_dlq_config), methods=["PUT"]),
+operations = [
+    Op("GET", "/queues", list_queues, p.ListQueues, p.QueueNames, body=False),
+    Op("GET", Q + "/jobs/list", list_jobs, p.ListJobs, p.Jobs, body=False),
+    Op("GET", Q + "/counts", get_counts, p.GetCounts, p.Counts, body=False),
+    Op("GET", Q + "/count", get_count, p.GetCounts, p.Counts, body=False),
+    Op("GET", Q + "/priority-counts", get_priority_counts, p.GetPriorityCounts, p.Counts, body=False),
+    Op("GET", Q + "/paused", is_paused, p.GetQueueConfig, p.QueueConfig, body=False),
+    Op("POST", Q + "/pause", pause_queue, p.PauseQueue, p.Done),
+    Op("POST", Q + "/resume", resume_queue, p.ResumeQueue, p.Done),
+    Op("POST", Q + "/drain", drain_queue, p.DrainQueue, p.Count),
+    Op("POST", Q + "/obliterate", obliterate_queue, p.ObliterateQueue, p.Done),
+    Op("POST", Q + "/clean", clean_queue, p.CleanQueue, p.Count),
+    Op("POST", Q + "/promote-jobs", promote_jobs, p.PromoteJobs, p.Count),
+    Op("POST", Q + "/retry-completed", retry_completed, p.RetryCompleted, p.Count),
+    Op("GET", Q + "/dlq", get_dlq, p.GetDlq, p.DlqEntries, body=False),
+    Op("POST", Q + "/dlq/retry", retry_dlq, p.RetryDlq, p.Count),
+    Op("POST", Q + "/dlq/purge", purge_dlq, p.PurgeDlq, p.Count),
+    Op("PUT", Q + "/rate-limit", set_rate_limit, p.SetRateLimit, p.Done),
+    Op("DELETE", Q + "/rate-limit", clear_rate_limit, p.SetRateLimit, p.Done),
+    Op("PUT", Q + "/concurrency", set_concurrency, p.SetConcurrency, p.Done),
+    Op("DELETE", Q + "/concurrency", clear_concurrency, p.SetConcurrency, p.Done),
+    Op("GET", Q + "/stall-config", get_stall_config, p.GetQueueConfig, p.QueueConfig, body=False),
+    Op("PUT", Q + "/stall-config", set_stall_config, p.SetStallConfig, p.QueueConfig),
+    Op("GET", Q + "/dlq-config", get_dlq_config, p.GetQueueConfig, p.QueueConfig, body=False),
+    Op("PUT", Q + "/dlq-config", set_dlq_config, p.SetDlqConfig, p.QueueConfig),
 ]

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.routing import Route
-
 from bunq import protocol as p
 from bunq import validation as v
 from bunq.aggregator.crons import check_expression, check_timezone
 from bunq.errors import BadRequest
-from bunq.http import Call, Result, endpoint
+from bunq.http import Call, Operation, Result
 
 MAX_NAME = 256
 
@@ -134,17 +132,20 @@ async def worker_heartbeat(call: Call) -> Result:
     return await _aggregator(call, p.WorkerHeartbeat(call.params["id"]))
 
 
-routes = [
-    Route("/crons", endpoint(list_crons, with_body=False), methods=["GET"]),
-    Route("/crons", endpoint(add_cron), methods=["POST"]),
-    Route("/crons/{name}", endpoint(get_cron, with_body=False), methods=["GET"]),
-    Route("/crons/{name}", endpoint(delete_cron, with_body=False), methods=["DELETE"]),
-    Route("/webhooks", endpoint(list_webhooks, with_body=False), methods=["GET"]),
-    Route("/webhooks", endpoint(add_webhook), methods=["POST"]),
-    Route("/webhooks/{id}", endpoint(delete_webhook, with_body=False), methods=["DELETE"]),
-    Route("/webhooks/{id}/enabled", endpoint(set_webhook_enabled), methods=["PUT"]),
-    Route("/workers", endpoint(list_workers, with_body=False), methods=["GET"]),
-    Route("/workers", endpoint(register_worker), methods=["POST"]),
-    Route("/workers/{id}", endpoint(delete_worker, with_body=False), methods=["DELETE"]),
-    Route("/workers/{id}/heartbeat", endpoint(worker_heartbeat), methods=["POST"]),
+Op = Operation
+R = p.Rendered
+
+operations = [
+    Op("GET", "/crons", list_crons, p.ListCrons, R, body=False),
+    Op("POST", "/crons", add_cron, p.AddCron, R),
+    Op("GET", "/crons/{name}", get_cron, p.GetCron, R, body=False),
+    Op("DELETE", "/crons/{name}", delete_cron, p.DeleteCron, R, body=False),
+    Op("GET", "/webhooks", list_webhooks, p.ListWebhooks, R, body=False),
+    Op("POST", "/webhooks", add_webhook, p.AddWebhook, R),
+    Op("DELETE", "/webhooks/{id}", delete_webhook, p.DeleteWebhook, R, body=False),
+    Op("PUT", "/webhooks/{id}/enabled", set_webhook_enabled, p.SetWebhookEnabled, R),
+    Op("GET", "/workers", list_workers, p.ListWorkers, R, body=False),
+    Op("POST", "/workers", register_worker, p.RegisterWorker, R),
+    Op("DELETE", "/workers/{id}", delete_worker, p.DeleteWorker, R, body=False),
+    Op("POST", "/workers/{id}/heartbeat", worker_heartbeat, p.WorkerHeartbeat, R),
 ]

@@ -27,6 +27,7 @@ from bunq.auth import bearer, token_ok
 from bunq.client import ShardClient
 from bunq.errors import BunqError
 from bunq.events import EventHub, Listener
+from bunq.http import failure
 
 log = logging.getLogger("bunq.ws")
 
@@ -99,11 +100,8 @@ class Connection:
         name = message.get("cmd")
         try:
             reply = await self.dispatch(name, message)
-        except BunqError as exc:
-            reply = {"ok": False, "error": exc.message}
-        except Exception:
-            log.exception("WebSocket command %r failed", name)
-            reply = {"ok": False, "error": "Internal server error"}
+        except Exception as exc:  # the one renderer, as the HTTP routes use it
+            reply = _decode(failure(exc, f"WebSocket command {name!r}")[1])
         if req_id is not None:
             reply["reqId"] = req_id
         await self.send(reply)
