@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from shards.engine import Engine
 
 DLQ_SWEEP_MS = 60_000
-TOMBSTONES = 100_000
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_settings = msgspec.msgpack.Decoder(QueueSettings).decode
@@ -94,18 +93,11 @@ def drain(engine: Engine, q: QueueState) -> int:
 def obliterate(engine: Engine, q: QueueState) -> None:
     """Everything of the queue goes: jobs in every state, logs, settings, DLQ and the name itself.
     Its active jobs' later acks and fails succeed without effect."""
-    for job in list(q.active.values()):
-        engine.tombstones[job.id] = None
-    while len(engine.tombstones) > TOMBSTONES:
-        engine.tombstones.popitem(last=False)
-    live = [j for j in engine.jobs.values() if j.queue == q.name]
+    engine.index.bury(q.active)
+    live = engine.index.forget_queue(q.name)
     for job in live:
-        engine.jobs.pop(job.id, None)
         engine.logs.drop(job.id)
-        engine.drop_unique(job)
         job.state = REMOVED
-    for job_id in [i for i, j in engine.finished.items() if j.queue == q.name]:
-        del engine.finished[job_id]
     for waiter in q.waiters:
         waiter.done = True
     engine.flush()
@@ -173,21 +165,20 @@ def requeue(engine: Engine, q: QueueState, job: Job) -> None:
     job.dlq_entered_at = None
     job.dlq_reason = None
     job.run_at = engine.clock()
-    engine.jobs[job.id] = job
-    if job.unique_key is not None:
-        engine.unique.setdefault((job.queue, job.unique_key), job.id)
+    engine.index.readd(job)
     engine.enqueue(job, q)
 
 
 def retry_completed(engine: Engine, q: QueueState, job_id: str | None) -> int:
     if job_id is not None:
-        job = engine.find(job_id)
+        job = engine.index.find(job_id)
         jobs = [job] if job is not None and job.state == COMPLETED and job.queue == q.name else []
     else:
         engine.flush()
-        jobs = [engine.finished.get(j.id, j) for j in map(from_blob, engine.store.completed_all(q.name))]
+        finished = engine.index.finished
+        jobs = [finished.get(j.id, j) for j in map(from_blob, engine.store.completed_all(q.name))]
     for job in jobs:
-        engine.finished.pop(job.id, None)
+        engine.index.unfinish(job.id)
         q.completed -= 1
         requeue(engine, q, job)
     return len(jobs)
@@ -267,11 +258,10 @@ def _expired_sweep_due(engine: Engine) -> None:
     default = DlqConfig().max_age
     old = [
         job.id
-        for job in engine.finished.values()
+        for job in engine.index.finished.values()
         if job.state is EXPIRED and job.created_at < now - max_age.get(job.queue, default)
     ]
-    for job_id in old:
-        del engine.finished[job_id]
+    engine.index.forget_finished(old)
     engine.flush()
     for name, age in max_age.items():
         engine.store.delete_expired_before(name, now - age)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, NoReturn, Protocol, assert_never
+from typing import Any, Protocol, assert_never
 
 import msgspec
 
@@ -22,6 +21,7 @@ from bunq.protocol import Command, DlqReason, Error, Jobs, Reply, State, WaitOut
 from bunq.routing import shard_of_slot, slot_of, slot_of_id
 from shards import admin, flows, leases, recovery
 from shards.histograms import Histogram
+from shards.index import JobIndex
 from shards.job import (
     ACTIVE,
     COMPLETED,
@@ -32,7 +32,6 @@ from shards.job import (
     WAITING,
     WAITING_CHILDREN,
     Job,
-    from_blob,
     render,
 )
 from shards.journal import Journal
@@ -48,7 +47,6 @@ Handler = Callable[["Engine", Any, Respond], Reply | None]
 
 MAX_RETRY_DELAY_MS = 24 * 3600 * 1000
 BULK_REMOVAL = 1000  # jobs leaving in one operation past which its leftovers are swept at once
-RESULTS_LRU = 5000
 
 
 def wall_clock_ms() -> int:
@@ -90,18 +88,14 @@ class Engine:
         self.journal = Journal(store)
         self.timers = Timers()
         self.logs = JobLogs(self.journal)
-        self.jobs: dict[str, Job] = {}
+        self.index = JobIndex(self.journal, store, completed_cache)
+        self.jobs = self.index.jobs  # read-only: the index writes it
         self.queues: dict[str, QueueState] = {}
-        self.finished: OrderedDict[str, Job] = OrderedDict()
-        self.finished_cache = completed_cache
-        self.results: OrderedDict[str, bytes | None] = OrderedDict()
-        self.unique: dict[tuple[str, str], str] = {}
         self.job_waiters: dict[str, list[Respond]] = {}
         self.after_commit: list[tuple[Respond, Reply]] = []
         self.outgoing: list[tuple[int, Command, Callable[[Reply], None]]] = []
         self.outbox: dict[tuple[str, str], tuple[int, Command]] = {}
         self.to_serve: dict[str, QueueState] = {}
-        self.tombstones: OrderedDict[str, None] = OrderedDict()  # active jobs of obliterated queues
         self.wait_histogram = Histogram()
         self.processing_histogram = Histogram()
         self.disk_full = False
@@ -161,28 +155,6 @@ class Engine:
             q = self.queues[name] = QueueState(name)
         return q
 
-    def find(self, job_id: str) -> Job | None:
-        """Any job this shard holds, live, recently finished or only on disk."""
-        job = self.jobs.get(job_id) or self.finished.get(job_id) or self.journal.dirty.get(job_id)
-        if job is None and job_id not in self.journal.deleted:
-            blob = self.store.get(job_id)
-            if blob is not None:
-                job = from_blob(blob)
-        return job
-
-    def live(self, job_id: str, finished: str = "Job is not waiting, delayed or active") -> Job:
-        """The live job `job_id`; for a finished one, a 400 with `finished`."""
-        job = self.jobs.get(job_id)
-        if job is None:
-            self.not_live(job_id, finished)
-        return job
-
-    def not_live(self, job_id: str, message: str) -> NoReturn:
-        """Refuse an operation on `job_id`: 404 when no job has that id, else 400 with `message`."""
-        if job_id not in self.results and self.find(job_id) is None:
-            raise errors.NotFound("Job not found")
-        raise errors.BadRequest(message)
-
     def next_key(self, lifo: bool) -> int:
         self.seq += 1
         return -self.seq if lifo else self.seq
@@ -191,11 +163,9 @@ class Engine:
 
     def admit(self, job: Job, q: QueueState) -> None:
         """A new job enters its queue: waiting for dependencies, delayed, or waiting."""
-        self.jobs[job.id] = job
+        self.index.add(job)
         if not q.known:
             admin.mark_known(self, q)
-        if job.unique_key is not None:
-            self.unique[(job.queue, job.unique_key)] = job.id
         self.totals["pushed"] += 1
         self.emit("job:pushed", job)
         if job.ttl is not None:
@@ -305,24 +275,23 @@ class Engine:
         owner = job.owner
         q = self.end_lease(job)
         self.totals["completed"] += 1
-        self.drop_unique(job)
+        self.index.drop(job)
         job.completed_at = self.clock()
         self.processing_histogram.observe(max(0, job.completed_at - (job.started_at or job.completed_at)))
-        del self.jobs[job.id]
         if self.events.wants("job:completed"):
             raw = msgspec.Raw(result) if result is not None else None
             self.emit("job:completed", job, workerId=owner, result=raw)
         self.wake_job_waiters(job.id, WaitOutcome(True, result, COMPLETED))
         flows.job_completed(self, job, result)
         if job.remove_on_complete:
-            self.remember_result(job.id, result)
+            self.index.remember_result(job.id, result)
             self.journal.delete(job.id, job.queue)
             self.logs.drop(job.id)
         else:
             job.state = COMPLETED
             job.result = result
             q.completed += 1
-            self.cache_finished(job)
+            self.index.finish(job)
             self.journal.put(job)
         flows.repeat_after_completion(self, job)
 
@@ -346,18 +315,18 @@ class Engine:
 
     def dead_letter(self, job: Job, q: QueueState, reason: DlqReason) -> None:
         """Into the DLQ (the job has already left its previous state)."""
-        self.drop_unique(job)
+        self.index.drop_unique(job)
         self.wake_job_waiters(job.id, WaitOutcome(False, None, FAILED))
         flows.job_failed_for_good(self, job)
         if job.remove_on_fail:
-            self.jobs.pop(job.id, None)
+            self.index.drop(job)
             self.journal.delete(job.id, job.queue)
             return
         job.state = FAILED
         job.dlq_entered_at = self.clock()
         job.dlq_reason = reason
         q.dlq[job.id] = job
-        self.jobs[job.id] = job
+        self.index.keep_dead(job)
         self.journal.put(job)
         self.emit("dlq:added", job, reason=reason, error=job.failed_reason)
         admin.after_dead_letter(self, q, job)
@@ -367,15 +336,14 @@ class Engine:
         if counted:
             self.unschedule(job, q)
         now = self.clock()
-        self.jobs.pop(job.id, None)
-        self.drop_unique(job)
+        self.index.drop(job)
         job.state = EXPIRED
         job.failed_reason = "ttl expired"
         if job.remove_on_fail:
             self.journal.delete(job.id, job.queue)
             self.logs.drop(job.id)
         else:
-            self.cache_finished(job)  # kept for lookups until cleaned or past the DLQ's maxAge
+            self.index.finish(job)  # kept for lookups until cleaned or past the DLQ's maxAge
             self.journal.put(job)
         self.emit("job:expired", job, ttl=job.ttl, age=now - job.created_at)
         self.wake_job_waiters(job.id, WaitOutcome(False, None, EXPIRED))
@@ -391,16 +359,15 @@ class Engine:
                 q.dlq.pop(job.id, None)
             case State.COMPLETED:
                 q.completed -= 1
-                self.finished.pop(job.id, None)
+                self.index.unfinish(job.id)
             case State.EXPIRED:
-                self.finished.pop(job.id, None)
+                self.index.unfinish(job.id)
             case State.WAITING | State.DELAYED | State.WAITING_CHILDREN | State.REMOVED:
                 self.unschedule(job, q)
             case _:
                 assert_never(job.state)
         job.state = REMOVED
-        self.jobs.pop(job.id, None)
-        self.drop_unique(job)
+        self.index.drop(job)
         self.journal.delete(job.id, job.queue)
         self.logs.drop(job.id)
         if event:
@@ -426,24 +393,7 @@ class Engine:
             return False
 
         self.timers.discard(moot)
-        self.jobs = dict(self.jobs)  # a dict never shrinks by itself
-        self.unique = dict(self.unique)
-
-    def drop_unique(self, job: Job) -> None:
-        if job.unique_key is not None and self.unique.get((job.queue, job.unique_key)) == job.id:
-            del self.unique[(job.queue, job.unique_key)]
-
-    def cache_finished(self, job: Job) -> None:
-        if self.finished_cache <= 0:
-            return
-        self.finished[job.id] = job
-        while len(self.finished) > self.finished_cache:
-            self.finished.popitem(last=False)
-
-    def remember_result(self, job_id: str, result: bytes | None) -> None:
-        self.results[job_id] = result
-        while len(self.results) > RESULTS_LRU:
-            self.results.popitem(last=False)
+        self.index.compact()
 
     def emit(self, name: EventName, job: Job, **extra: Any) -> None:
         if self.events.wants(name):

@@ -96,10 +96,10 @@ def resolve(engine: Engine, cmd: p.ResolveDependency) -> None:
 
 
 def watch(engine: Engine, cmd: p.WatchJob) -> p.Watched:
-    job = engine.find(cmd.id)
+    job = engine.index.find(cmd.id)
     if job is None:
-        if cmd.id in engine.results:
-            return p.Watched(COMPLETED, engine.results[cmd.id])
+        if cmd.id in engine.index.results:
+            return p.Watched(COMPLETED, engine.index.results[cmd.id])
         return p.Watched("unknown")
     if job.state == COMPLETED:
         return p.Watched(COMPLETED, job.result)

@@ -49,7 +49,7 @@ def leased(engine: Engine, job_id: str, token: str | None) -> Job:
     """The active job `job_id`, provided `token` is its current lease token (when it has one)."""
     job = engine.jobs.get(job_id)
     if job is None or job.state != ACTIVE:
-        engine.not_live(job_id, NOT_ACTIVE)
+        engine.index.not_live(job_id, NOT_ACTIVE)
     if job.token is not None:
         if token is None:
             raise BadRequest(f"Lock token required for job {job_id}")

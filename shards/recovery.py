@@ -36,13 +36,11 @@ def restore(engine: Engine, job: Job) -> None:
         case State.COMPLETED | State.EXPIRED | State.REMOVED:
             return  # finished: read from storage on demand, never live again
         case State.FAILED:
-            engine.jobs[job.id] = job
+            engine.index.keep_dead(job)
             q.dlq[job.id] = job
             return
         case State.ACTIVE | State.WAITING_CHILDREN | State.DELAYED | State.WAITING:
-            engine.jobs[job.id] = job
-            if job.unique_key is not None:
-                engine.unique[(job.queue, job.unique_key)] = job.id
+            engine.index.add(job)
             if job.ttl is not None:
                 engine.timers.at(job.created_at + job.ttl, engine.ttl_due, job)
         case _:

@@ -75,11 +75,11 @@ def _new_job(engine: Engine, queue: str, slot: int, spec: p.NewJob, now: int) ->
 def _existing(engine: Engine, queue: str, spec: p.NewJob) -> str | None:
     """The id a push resolves to without creating anything: same `jobId`, or a live holder of `uniqueKey`."""
     if spec.job_id is not None:
-        job = engine.find(spec.job_id)
+        job = engine.index.find(spec.job_id)
         if job is not None:
             return job.id
     if spec.unique_key is not None:
-        return engine.unique.get((queue, spec.unique_key))
+        return engine.index.holder(queue, spec.unique_key)
     return None
 
 
@@ -98,9 +98,10 @@ def ack_jobs(engine: Engine, cmd: p.AckJobs, respond: Respond) -> p.Reply:
     failed: dict[str, str] = {}
     missing: list[str] = []
     acked = 0
+    tombstones = engine.index.tombstones
     for i, job_id in enumerate(cmd.ids):
         token = cmd.tokens[i] if i < len(cmd.tokens) else None
-        if job_id in engine.tombstones:
+        if job_id in tombstones:
             acked += 1  # its queue was obliterated: the late ack changes nothing
             continue
         try:
@@ -116,7 +117,7 @@ def ack_jobs(engine: Engine, cmd: p.AckJobs, respond: Respond) -> p.Reply:
 
 
 def fail_job(engine: Engine, cmd: p.FailJob, respond: Respond) -> p.Reply:
-    if cmd.id in engine.tombstones:
+    if cmd.id in engine.index.tombstones:
         return p.Done()
     job = leased(engine, cmd.id, cmd.token)
     engine.fail(job, cmd.error, p.DlqReason.MAX_ATTEMPTS_EXCEEDED)
@@ -139,28 +140,28 @@ def release_jobs(engine: Engine, cmd: p.ReleaseJobs, respond: Respond) -> p.Repl
 
 
 def get_job(engine: Engine, cmd: p.GetJob, respond: Respond) -> p.Reply:
-    job = engine.find(cmd.id)
+    job = engine.index.find(cmd.id)
     if job is None:
         raise NotFound("Job not found")
     return p.JobDoc(render(job))
 
 
 def get_job_state(engine: Engine, cmd: p.GetJobState, respond: Respond) -> p.Reply:
-    job = engine.find(cmd.id)
+    job = engine.index.find(cmd.id)
     return p.JobState(job.state if job is not None else "unknown")
 
 
 def get_job_result(engine: Engine, cmd: p.GetJobResult, respond: Respond) -> p.Reply:
-    job = engine.find(cmd.id)
+    job = engine.index.find(cmd.id)
     if job is not None:
         return p.JobResult(True, job.result)
-    if cmd.id in engine.results:
-        return p.JobResult(True, engine.results[cmd.id])
+    if cmd.id in engine.index.results:
+        return p.JobResult(True, engine.index.results[cmd.id])
     return p.JobResult(False)
 
 
 def cancel_job(engine: Engine, cmd: p.CancelJob, respond: Respond) -> p.Reply:
-    job = engine.find(cmd.id)
+    job = engine.index.find(cmd.id)
     if job is None:
         raise NotFound("Job not found")
     engine.remove(job)

@@ -27,14 +27,14 @@ def update_progress(engine: Engine, cmd: p.UpdateProgress, respond: Respond) -> 
 
 
 def get_progress(engine: Engine, cmd: p.GetProgress, respond: Respond) -> p.Reply:
-    job = engine.find(cmd.id)
+    job = engine.index.find(cmd.id)
     if job is None:
         raise NotFound("Job not found")
     return p.Progress(job.progress, job.progress_message)
 
 
 def update_data(engine: Engine, cmd: p.UpdateData, respond: Respond) -> p.Reply:
-    job = engine.live(cmd.id, "Cannot update data of a finished job")
+    job = engine.index.live(cmd.id, "Cannot update data of a finished job")
     if job.state == FAILED:
         raise BadRequest("Cannot update data of a job in the dead-letter queue")
     job.data = cmd.data
@@ -44,7 +44,7 @@ def update_data(engine: Engine, cmd: p.UpdateData, respond: Respond) -> p.Reply:
 
 
 def change_priority(engine: Engine, cmd: p.ChangePriority, respond: Respond) -> p.Reply:
-    job = engine.live(cmd.id, "Job is not waiting or delayed")
+    job = engine.index.live(cmd.id, "Job is not waiting or delayed")
     if job.state == ACTIVE:
         raise BadRequest("Cannot change the priority of an active job")
     if job.state not in (WAITING, DELAYED, WAITING_CHILDREN):
@@ -65,7 +65,7 @@ def change_priority(engine: Engine, cmd: p.ChangePriority, respond: Respond) -> 
 def _delayed(engine: Engine, job_id: str) -> Job:
     job = engine.jobs.get(job_id)
     if job is None or job.state != DELAYED:
-        engine.not_live(job_id, NOT_DELAYED)
+        engine.index.not_live(job_id, NOT_DELAYED)
     return job
 
 
@@ -91,7 +91,7 @@ def change_delay(engine: Engine, cmd: p.ChangeDelay, respond: Respond) -> p.Repl
 
 
 def discard_job(engine: Engine, cmd: p.DiscardJob, respond: Respond) -> p.Reply:
-    job = engine.live(cmd.id, "Cannot discard a finished job")
+    job = engine.index.live(cmd.id, "Cannot discard a finished job")
     if job.state == FAILED:
         raise BadRequest("Job is already in the dead-letter queue")
     if job.state == ACTIVE:
@@ -107,10 +107,10 @@ def discard_job(engine: Engine, cmd: p.DiscardJob, respond: Respond) -> p.Reply:
 
 
 def wait_job(engine: Engine, cmd: p.WaitJob, respond: Respond) -> p.Reply | None:
-    job = engine.find(cmd.id)
+    job = engine.index.find(cmd.id)
     if job is None:
-        if cmd.id in engine.results:
-            return p.WaitOutcome(True, engine.results[cmd.id], COMPLETED)
+        if cmd.id in engine.index.results:
+            return p.WaitOutcome(True, engine.index.results[cmd.id], COMPLETED)
         raise NotFound("Job not found")
     if job.state == COMPLETED:
         return p.WaitOutcome(True, job.result, COMPLETED)
@@ -121,7 +121,7 @@ def wait_job(engine: Engine, cmd: p.WaitJob, respond: Respond) -> p.Reply | None
 
 
 def get_children(engine: Engine, cmd: p.GetChildren, respond: Respond) -> p.Reply:
-    job = engine.find(cmd.id)
+    job = engine.index.find(cmd.id)
     if job is None:
         raise NotFound("Job not found")
     return p.ChildrenValues({k: v if v is not None else b"null" for k, v in job.children.items()})
@@ -148,7 +148,7 @@ def heartbeat(engine: Engine, cmd: p.Heartbeat, respond: Respond) -> p.Reply:
 
 
 def _job_for_logs(engine: Engine, job_id: str) -> Job:
-    job = engine.find(job_id)
+    job = engine.index.find(job_id)
     if job is None:
         raise NotFound("Job not found")
     return job

@@ -177,12 +177,12 @@ def get_stats(engine: Engine, cmd: p.GetStats, respond: Respond) -> p.Reply:
     queues = {name: q.counts() for name, q in engine.queues.items() if q.known}
     collections = {
         "jobIndex": len(engine.jobs),
-        "completedJobs": len(engine.finished),
+        "completedJobs": len(engine.index.finished),
         "processingTotal": sum(len(q.active) for q in engine.queues.values()),
         "queuedTotal": sum(q.waiting_count for q in engine.queues.values()),
         "temporalIndexTotal": len(engine.timers),
         "logs": len(engine.logs.by_job),
-        "results": len(engine.results),
+        "results": len(engine.index.results),
     }
     path = engine.store.path
     storage = sum(os.path.getsize(path + s) for s in ("", "-wal") if os.path.exists(path + s))
@@ -198,8 +198,7 @@ def collect(engine: Engine, cmd: p.Collect, respond: Respond) -> p.Reply:
     """Collect garbage and give back what over-grown structures hold (dicts never shrink on their own)."""
     before = psutil.Process().memory_info().rss
     engine.flush()
-    engine.jobs = dict(engine.jobs)
-    engine.unique = dict(engine.unique)
+    engine.index.compact()
     for q in engine.queues.values():
         q.active = dict(q.active)
         q.dlq = dict(q.dlq)
