@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import pytest
 
 from tests.contract.test_jobs_api import counts, pull, push
+
+log = logging.getLogger(__name__)
 
 
 def ok(response: Any) -> dict[str, Any]:
@@ -101,7 +104,7 @@ def test_wait_returns_the_result_when_the_job_completes(api: Any, queue: str) ->
     thread.join(30)
     assert got["body"] == {"ok": True, "completed": True, "result": {"sent": True}}
     assert got["waited"] < 10, "wait ran to its timeout instead of waking on the ack"
-    print(f"wait answered {1000 * (time.monotonic() - acked):.1f} ms after the ack request returned")
+    log.info(f"wait answered {1000 * (time.monotonic() - acked):.1f} ms after the ack request returned")
     assert ok(api.post(f"/jobs/{job_id}/wait", json={"timeout": 1})) == got["body"]
 
 

@@ -3,6 +3,7 @@ limits under concurrent workers, and settings that survive restarts and reshardi
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -12,6 +13,8 @@ import httpx
 import pytest
 
 from tests.support import BunqServer
+
+log = logging.getLogger(__name__)
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +60,7 @@ def test_rate_limit_holds_across_fronts_and_workers(server: BunqServer) -> None:
     for t in threads:
         t.join(30)
     in_five_seconds = sum(1 for t in pulled if t < first[0] + 5.0)
-    print(f"rate limit 50/s: {in_five_seconds} jobs handed out in 5 s ({len(pulled)} in all)")
+    log.info(f"rate limit 50/s: {in_five_seconds} jobs handed out in 5 s ({len(pulled)} in all)")
     assert 225 <= in_five_seconds <= 275
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -15,6 +16,8 @@ import pytest
 from bunq.routing import shard_of_slot, slot_of
 from bunq.settings import DEFAULT_SLOTS
 from tests.support import BunqServer
+
+log = logging.getLogger(__name__)
 
 pytestmark = pytest.mark.integration
 
@@ -119,7 +122,7 @@ def test_a_killed_shard_fails_its_requests_at_once_and_pushes_resume(tmp_path: P
         slowest = max(e - s for s, e, _ in load.calls)
         refused = sum(1 for *_, code in load.calls if code == 503)
         [(poll_answered, poll_status)] = poll_answers
-        print(
+        log.info(
             f"\nkill -9 of shard 1 under {CLIENTS} clients: first push accepted {gap:.3f} s after the kill; "
             f"{len(in_flight)} in flight at the kill answered within "
             f"{max((e - killed_at for _, e, _ in in_flight), default=0):.3f} s; slowest request {slowest:.3f} s; "
