@@ -19,7 +19,8 @@ from bunq import errors
 from bunq.catalogue import EventName
 from bunq.protocol import Command, DlqReason, Error, Jobs, Reply, State, WaitOutcome
 from bunq.routing import shard_of_slot, slot_of, slot_of_id
-from shards import admin, flows, leases, recovery
+from shards import admin, flows, recovery
+from shards.handlers import HANDLERS
 from shards.histograms import Histogram
 from shards.index import JobIndex
 from shards.job import (
@@ -35,6 +36,7 @@ from shards.job import (
     render,
 )
 from shards.journal import Journal
+from shards.leases import Leases
 from shards.logs import JobLogs
 from shards.queues import QueueState, Waiter
 from shards.store import Store
@@ -91,6 +93,7 @@ class Engine:
         self.index = JobIndex(self.journal, store, completed_cache)
         self.jobs = self.index.jobs  # read-only: the index writes it
         self.queues: dict[str, QueueState] = {}
+        self.leases = Leases(clock, self.timers, self.journal, self.index, self.queues, self.stall)
         self.job_waiters: dict[str, list[Respond]] = {}
         self.after_commit: list[tuple[Respond, Reply]] = []
         self.outgoing: list[tuple[int, Command, Callable[[Reply], None]]] = []
@@ -226,7 +229,7 @@ class Engine:
         q.active[job.id] = job
         if job.group_id is not None:
             q.groups_active[job.group_id] = q.groups_active.get(job.group_id, 0) + 1
-        leases.grant(self, job, q, owner, lock_ttl)
+        self.leases.grant(job, q, owner, lock_ttl)
         self.totals["pulled"] += 1
         self.journal.put(job)
         if self.events.wants("job:active"):
@@ -312,6 +315,20 @@ class Engine:
         job.seq = self.next_key(job.lifo)
         self.enqueue(job, q)
         self.emit("job:retried", job)
+
+    def stall(self, job: Job, reason: DlqReason, backoff: bool) -> None:
+        """A lease ended without an ack: count the stall and charge an attempt (DLQ past either limit)."""
+        q = self.queue(job.queue)
+        job.stall_count += 1
+        self.emit("job:stalled", job, reason=reason)
+        if job.stall_count >= q.settings.stall.max_stalls and reason is DlqReason.STALLED:
+            self.end_lease(job)
+            job.attempts += 1
+            job.failed_reason = "Job stalled more than the allowed limit"
+            self.emit("job:failed", job, error=job.failed_reason)
+            self.dead_letter(job, q, DlqReason.STALLED)
+            return
+        self.fail(job, f"Job {reason}", reason, backoff=backoff)
 
     def dead_letter(self, job: Job, q: QueueState, reason: DlqReason) -> None:
         """Into the DLQ (the job has already left its previous state)."""
@@ -517,6 +534,3 @@ class Engine:
     def load(self) -> None:
         """Rebuild memory from storage (see `shards.recovery`)."""
         recovery.recover(self)
-
-
-from shards.handlers import HANDLERS  # noqa: E402  (the table names the engine's handlers)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bunq import protocol as p
 from shards.handlers import jobs, operations, queues
 
-HANDLERS: dict[type[p.Command], Any] = {
+if TYPE_CHECKING:
+    from shards.engine import Handler
+
+HANDLERS: dict[type[p.Command], Handler] = {
     p.AddJobs: jobs.add_jobs,
     p.PullJobs: jobs.pull_jobs,
     p.AckJobs: jobs.ack_jobs,

@@ -9,7 +9,6 @@ from bunq.errors import BadRequest, NotFound, Unavailable
 from bunq.routing import new_job_id
 from shards import flows
 from shards.job import ACTIVE, Job, render
-from shards.leases import leased
 from shards.queues import Waiter
 
 if TYPE_CHECKING:
@@ -99,13 +98,14 @@ def ack_jobs(engine: Engine, cmd: p.AckJobs, respond: Respond) -> p.Reply:
     missing: list[str] = []
     acked = 0
     tombstones = engine.index.tombstones
+    leased = engine.leases.leased
     for i, job_id in enumerate(cmd.ids):
         token = cmd.tokens[i] if i < len(cmd.tokens) else None
         if job_id in tombstones:
             acked += 1  # its queue was obliterated: the late ack changes nothing
             continue
         try:
-            job = leased(engine, job_id, token)
+            job = leased(job_id, token)
         except (BadRequest, NotFound) as exc:
             failed[job_id] = exc.message
             if isinstance(exc, NotFound):
@@ -119,7 +119,7 @@ def ack_jobs(engine: Engine, cmd: p.AckJobs, respond: Respond) -> p.Reply:
 def fail_job(engine: Engine, cmd: p.FailJob, respond: Respond) -> p.Reply:
     if cmd.id in engine.index.tombstones:
         return p.Done()
-    job = leased(engine, cmd.id, cmd.token)
+    job = engine.leases.leased(cmd.id, cmd.token)
     engine.fail(job, cmd.error, p.DlqReason.MAX_ATTEMPTS_EXCEEDED)
     return p.Done()
 

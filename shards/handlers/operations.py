@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from bunq import protocol as p
 from bunq.errors import BadRequest, NotFound
-from shards import flows, leases
+from shards import flows
 from shards.job import ACTIVE, COMPLETED, DELAYED, EXPIRED, FAILED, WAITING, WAITING_CHILDREN, Job
 from shards.logs import LogLine
 
@@ -17,7 +17,7 @@ NOT_DELAYED = "Job not found or not delayed"
 
 
 def update_progress(engine: Engine, cmd: p.UpdateProgress, respond: Respond) -> p.Reply:
-    job = leases.leased(engine, cmd.id, cmd.token)
+    job = engine.leases.leased(cmd.id, cmd.token)
     job.progress = cmd.progress
     job.progress_message = cmd.message
     job.last_heartbeat = engine.clock()
@@ -75,7 +75,7 @@ def promote_job(engine: Engine, cmd: p.PromoteJob, respond: Respond) -> p.Reply:
 
 
 def move_to_delayed(engine: Engine, cmd: p.MoveToDelayed, respond: Respond) -> p.Reply:
-    job = leases.leased(engine, cmd.id, cmd.token)
+    job = engine.leases.leased(cmd.id, cmd.token)
     q = engine.end_lease(job)
     job.run_at = engine.clock() + cmd.delay
     engine.enqueue(job, q)
@@ -95,7 +95,7 @@ def discard_job(engine: Engine, cmd: p.DiscardJob, respond: Respond) -> p.Reply:
     if job.state == FAILED:
         raise BadRequest("Job is already in the dead-letter queue")
     if job.state == ACTIVE:
-        job = leases.leased(engine, cmd.id, cmd.token)
+        job = engine.leases.leased(cmd.id, cmd.token)
         q = engine.end_lease(job)
     else:
         q = engine.queue(job.queue)
@@ -132,17 +132,18 @@ def heartbeat(engine: Engine, cmd: p.Heartbeat, respond: Respond) -> p.Reply:
     failed: dict[str, str] = {}
     missing: list[str] = []
     done = 0
+    leases = engine.leases
     for i, job_id in enumerate(cmd.ids):
         token = cmd.tokens[i] if i < len(cmd.tokens) else None
         duration = cmd.durations[i] if i < len(cmd.durations) else None
         try:
-            job = leases.leased(engine, job_id, token)
+            job = leases.leased(job_id, token)
         except (BadRequest, NotFound) as exc:
             failed[job_id] = exc.message
             if isinstance(exc, NotFound):
                 missing.append(job_id)
             continue
-        leases.heartbeat(engine, job, duration)
+        leases.heartbeat(job, duration)
         done += 1
     return p.AckOutcome(done, failed, missing)
 
