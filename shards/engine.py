@@ -18,8 +18,9 @@ import msgspec
 from bunq import errors
 from bunq.catalogue import EventName
 from bunq.protocol import Command, DlqReason, Error, Jobs, Reply, State, WaitOutcome
-from bunq.routing import shard_of_slot, slot_of, slot_of_id
-from shards import admin, flows, recovery
+from bunq.routing import shard_of_slot, slot_of_id
+from shards import flows, recovery
+from shards.dlq import DeadLetters
 from shards.handlers import HANDLERS
 from shards.histograms import Histogram
 from shards.index import JobIndex
@@ -39,6 +40,7 @@ from shards.journal import Journal
 from shards.leases import Leases
 from shards.logs import JobLogs
 from shards.queues import QueueState, Waiter
+from shards.registry import QueueRegistry
 from shards.store import Store
 from shards.timers import Timers
 
@@ -92,7 +94,11 @@ class Engine:
         self.logs = JobLogs(self.journal)
         self.index = JobIndex(self.journal, store, completed_cache)
         self.jobs = self.index.jobs  # read-only: the index writes it
-        self.queues: dict[str, QueueState] = {}
+        self.registry = QueueRegistry(self.journal, store, slots, self.emit_data)
+        self.queues = self.registry.queues  # read-only: the registry writes it
+        self.queue = self.registry.queue
+        self.slot = self.registry.slot
+        self.dlq = DeadLetters(clock, self.timers, self.registry, self.index, store, self)
         self.leases = Leases(clock, self.timers, self.journal, self.index, self.queues, self.stall)
         self.job_waiters: dict[str, list[Respond]] = {}
         self.after_commit: list[tuple[Respond, Reply]] = []
@@ -104,7 +110,6 @@ class Engine:
         self.disk_full = False
         self.seq = 0
         self.totals = {"pushed": 0, "pulled": 0, "completed": 0, "failed": 0}
-        self._slot_cache: dict[str, int] = {}
 
     # ---- dispatch -------------------------------------------------------------------------------
 
@@ -137,26 +142,12 @@ class Engine:
 
     # ---- lookups --------------------------------------------------------------------------------
 
-    def slot(self, queue: str) -> int:
-        slot = self._slot_cache.get(queue)
-        if slot is None:
-            if len(self._slot_cache) > 100_000:
-                self._slot_cache.clear()
-            slot = self._slot_cache[queue] = slot_of(queue, self.slots)
-        return slot
-
     def shards_for_id(self, job_id: str) -> list[int]:
         """Where a job may live: its slot's shard for a bunq id, every shard for a client's id."""
         slot = slot_of_id(job_id)
         if slot is None or slot >= self.slots:
             return list(range(self.shards))
         return [shard_of_slot(slot, self.shards)]
-
-    def queue(self, name: str) -> QueueState:
-        q = self.queues.get(name)
-        if q is None:
-            q = self.queues[name] = QueueState(name)
-        return q
 
     def next_key(self, lifo: bool) -> int:
         self.seq += 1
@@ -168,7 +159,7 @@ class Engine:
         """A new job enters its queue: waiting for dependencies, delayed, or waiting."""
         self.index.add(job)
         if not q.known:
-            admin.mark_known(self, q)
+            self.registry.mark_known(q)
         self.totals["pushed"] += 1
         self.emit("job:pushed", job)
         if job.ttl is not None:
@@ -346,7 +337,7 @@ class Engine:
         self.index.keep_dead(job)
         self.journal.put(job)
         self.emit("dlq:added", job, reason=reason, error=job.failed_reason)
-        admin.after_dead_letter(self, q, job)
+        self.dlq.added(q, job)
 
     def expire(self, job: Job, q: QueueState, *, counted: bool = True) -> None:
         """A job not started within its ttl: discarded, never handed out, its state reported as expired."""
@@ -365,6 +356,21 @@ class Engine:
         self.emit("job:expired", job, ttl=job.ttl, age=now - job.created_at)
         self.wake_job_waiters(job.id, WaitOutcome(False, None, EXPIRED))
         flows.job_failed_for_good(self, job)
+
+    def requeue(self, q: QueueState, job: Job) -> None:
+        """A finished job (completed or dead-lettered) runs again from scratch."""
+        job.attempts = 0
+        job.stall_count = 0
+        job.started_at = None
+        job.completed_at = None
+        job.failed_reason = None
+        job.result = None
+        job.progress = 0
+        job.dlq_entered_at = None
+        job.dlq_reason = None
+        job.run_at = self.clock()
+        self.index.readd(job)
+        self.enqueue(job, q)
 
     def remove(self, job: Job, *, event: bool = True) -> None:
         """Take a job out of whatever state it is in (cancel); a later ack of it finds nothing."""
@@ -500,8 +506,7 @@ class Engine:
             waiters.popleft()
         if len(waiters) > 256 and sum(1 for w in waiters if w.done) > len(waiters) // 2:
             q.waiters = type(waiters)(w for w in waiters if not w.done)
-        if q.is_idle_ghost():
-            del self.queues[waiter.queue]
+        self.registry.forget_if_ghost(waiter.queue)
 
     def _job_wait_due(self, arg: tuple[str, Respond]) -> None:
         job_id, respond = arg

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, assert_never
 
 from bunq.protocol import DlqReason, State
-from shards import admin, flows
+from shards import flows
 from shards.job import Job, from_blob
 
 if TYPE_CHECKING:
@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 
 def recover(engine: Engine) -> None:
-    admin.load(engine)
+    engine.registry.load()
+    engine.dlq.start()
     for queue, count in engine.store.completed_counts().items():
         engine.queue(queue).completed = count
     live = [from_blob(blob) for blob in engine.store.live_blobs()]

@@ -28,13 +28,12 @@ def _queue(engine: Engine, name: str) -> QueueState:
 
 
 def _settings_changed(engine: Engine, q: QueueState) -> p.QueueConfig:
-    q.known = True
-    admin.save(engine, q)
+    engine.registry.save(q)
     return get_queue_config(engine, p.GetQueueConfig(q.name), lambda r: None)
 
 
 def list_queues(engine: Engine, cmd: p.ListQueues, respond: Respond) -> p.Reply:
-    return p.QueueNames(sorted(name for name, q in engine.queues.items() if q.known))
+    return p.QueueNames(engine.registry.known_names())
 
 
 def get_counts(engine: Engine, cmd: p.GetCounts, respond: Respond) -> p.Reply:
@@ -117,11 +116,11 @@ def get_dlq(engine: Engine, cmd: p.GetDlq, respond: Respond) -> p.Reply:
 
 
 def retry_dlq(engine: Engine, cmd: p.RetryDlq, respond: Respond) -> p.Reply:
-    return p.Count(admin.retry_dlq(engine, _queue(engine, cmd.queue), cmd.id))
+    return p.Count(engine.dlq.retry(_queue(engine, cmd.queue), cmd.id))
 
 
 def purge_dlq(engine: Engine, cmd: p.PurgeDlq, respond: Respond) -> p.Reply:
-    return p.Count(admin.purge_dlq(engine, _queue(engine, cmd.queue)))
+    return p.Count(engine.dlq.purge(_queue(engine, cmd.queue)))
 
 
 def set_rate_limit(engine: Engine, cmd: p.SetRateLimit, respond: Respond) -> p.Reply:
@@ -168,8 +167,7 @@ def set_dlq_config(engine: Engine, cmd: p.SetDlqConfig, respond: Respond) -> p.R
     q.settings.dlq = dataclasses.replace(q.settings.dlq, **{k: v for k, v in changes.items() if v is not None})
     config = _settings_changed(engine, q)
     engine.emit_data("config:dlq-changed", {"queue": q.name, "config": msgspec.to_builtins(config.dlq)})
-    while len(q.dlq) > q.settings.dlq.max_entries:
-        engine.remove(next(iter(q.dlq.values())), event=False)
+    engine.dlq.trim(q)
     return config
 
 

@@ -1,0 +1,135 @@
+"""The dead-letter queue: retry and purge, its limits (maxEntries, the maxAge sweep, auto-retry), and the
+age-out of expired jobs, which are kept as long as DLQ entries. Its timers call its own methods."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from bunq.catalogue import EventName
+from shards.index import JobIndex
+from shards.job import EXPIRED, Job
+from shards.queues import DlqConfig, QueueState
+from shards.registry import QueueRegistry
+from shards.store import Store
+from shards.timers import Timers
+
+DLQ_SWEEP_MS = 60_000
+
+
+class Transitions(Protocol):
+    """What the DLQ asks of the engine: the job transitions and events it does not own."""
+
+    def remove(self, job: Job, *, event: bool = True) -> None: ...
+
+    def requeue(self, q: QueueState, job: Job) -> None: ...
+
+    def forget_removed(self, count: int) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def emit(self, name: EventName, job: Job, **extra: Any) -> None: ...
+
+    def emit_data(self, name: EventName, data: dict[str, Any]) -> None: ...
+
+
+class DeadLetters:
+    def __init__(
+        self,
+        clock: Callable[[], int],
+        timers: Timers,
+        registry: QueueRegistry,
+        index: JobIndex,
+        store: Store,
+        engine: Transitions,
+    ) -> None:
+        self.clock = clock
+        self.timers = timers
+        self.registry = registry
+        self.index = index
+        self.store = store
+        self.engine = engine
+
+    def start(self) -> None:
+        self.timers.at(self.clock() + DLQ_SWEEP_MS, self._expired_sweep_due, None)
+
+    # ---- commands -------------------------------------------------------------------------------
+
+    def retry(self, q: QueueState, job_id: str | None) -> int:
+        """Dead-lettered jobs (one, or all of the queue) run again from scratch."""
+        ids = [job_id] if job_id is not None else list(q.dlq)
+        count = 0
+        for i in ids:
+            job = q.dlq.pop(i, None)
+            if job is None:
+                continue
+            self.engine.requeue(q, job)
+            count += 1
+            if job_id is not None:
+                self.engine.emit("dlq:retried", job)
+        if job_id is None:
+            self.engine.emit_data("dlq:retry-all", {"queue": q.name, "count": count})
+        return count
+
+    def purge(self, q: QueueState) -> int:
+        jobs = list(q.dlq.values())
+        for job in jobs:
+            self.engine.remove(job, event=False)
+        self.engine.forget_removed(len(jobs))
+        self.engine.emit_data("dlq:purged", {"queue": q.name, "count": len(jobs)})
+        return len(jobs)
+
+    def trim(self, q: QueueState) -> None:
+        """Enforce maxEntries: the oldest entries go."""
+        while len(q.dlq) > q.settings.dlq.max_entries:
+            self.engine.remove(next(iter(q.dlq.values())), event=False)
+
+    # ---- the limits -----------------------------------------------------------------------------
+
+    def added(self, q: QueueState, job: Job) -> None:
+        """A job entered the DLQ: trim to maxEntries, arm the max-age sweep and, if enabled, an auto-retry."""
+        config = q.settings.dlq
+        self.trim(q)
+        self._arm_sweep(q)
+        if config.auto_retry and job.auto_retries < config.max_auto_retries:
+            self.timers.at(self.clock() + config.auto_retry_interval, self._auto_retry_due, job)
+
+    def _auto_retry_due(self, job: Job) -> None:
+        q = self.registry.queues.get(job.queue)
+        if q is None or q.dlq.get(job.id) is not job or not q.settings.dlq.auto_retry:
+            return
+        job.auto_retries += 1
+        self.retry(q, job.id)
+
+    def _arm_sweep(self, q: QueueState) -> None:
+        if q.dlq_sweep_armed:
+            return
+        q.dlq_sweep_armed = True
+        self.timers.at(self.clock() + min(DLQ_SWEEP_MS, q.settings.dlq.max_age), self._sweep_due, q)
+
+    def _sweep_due(self, q: QueueState) -> None:
+        q.dlq_sweep_armed = False
+        if not self.registry.current(q):
+            return
+        before = self.clock() - q.settings.dlq.max_age
+        for job in list(itertools.takewhile(lambda j: (j.dlq_entered_at or 0) < before, q.dlq.values())):
+            self.engine.remove(job, event=False)
+        if q.dlq:
+            self._arm_sweep(q)
+
+    def _expired_sweep_due(self, _: None) -> None:
+        """Expired jobs are kept, like DLQ entries, for their queue's DLQ `maxAge`, then dropped."""
+        now = self.clock()
+        max_age = {name: q.settings.dlq.max_age for name, q in self.registry.queues.items()}
+        default = DlqConfig().max_age
+        old = [
+            job.id
+            for job in self.index.finished.values()
+            if job.state is EXPIRED and job.created_at < now - max_age.get(job.queue, default)
+        ]
+        self.index.forget_finished(old)
+        self.engine.flush()
+        for name, age in max_age.items():
+            self.store.delete_expired_before(name, now - age)
+        self.timers.at(now + DLQ_SWEEP_MS, self._expired_sweep_due, None)
