@@ -250,23 +250,19 @@ class ShardClient:
         The first reply that `found` accepts, else the routed shard's (or the first) reply; with `kind`, that
         reply as `kind` (its error raised), without it the reply as it came.
         """
-        reply = await self._ask_for_id(job_id, command, found)
-        return reply if kind is None else expect(reply, kind)
-
-    async def _ask_for_id(self, job_id: str, command: Command, found: Callable[[Reply], bool]) -> Reply:
         primary = self.shard_for_id(job_id)
         first: Reply | None = None
         if primary is not None:
             first = await self.call_raw(primary, command)
             if found(first) or self.shards == 1:
-                return first
+                return first if kind is None else expect(first, kind)
         others = [s for s in range(self.shards) if s != primary]
         replies = await self.call_all(command, others)
-        for reply in replies:
-            if found(reply):
-                return reply
-        answers = replies if first is None else [first, *replies]
-        return next((r for r in answers if not _not_found(r)), answers[0])
+        reply = next((r for r in replies if found(r)), None)
+        if reply is None:
+            answers = replies if first is None else [first, *replies]
+            reply = next((r for r in answers if not _not_found(r)), answers[0])
+        return reply if kind is None else expect(reply, kind)
 
 
 def _not_found(reply: Reply) -> bool:

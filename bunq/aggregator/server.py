@@ -75,6 +75,7 @@ class Aggregator:
         self.monitor = Monitor(self.shards, self.workers, self.crons, self.publish, settings.thresholds, self.fronts)
         self.own_topics: set[str] = set()
         self.stopping = asyncio.Event()
+        self.answering: set[asyncio.Task[None]] = set()  # commands being answered, held until they finish
 
     # ---- events ---------------------------------------------------------------------------------
 
@@ -131,7 +132,9 @@ class Aggregator:
         while True:
             identity, frame = await self.router.recv_multipart()
             for rid, payload in wire.split(frame):
-                asyncio.create_task(self.answer(identity, rid, payload))
+                task = asyncio.create_task(self.answer(identity, rid, payload))
+                self.answering.add(task)
+                task.add_done_callback(self.answering.discard)
 
     async def answer(self, identity: bytes, rid: bytes, payload: memoryview) -> None:
         try:
@@ -180,9 +183,12 @@ class Aggregator:
         await self.stopping.wait()
         self.publish("server:shutdown", {"reason": "signal"})
         await asyncio.sleep(0.05)
-        for task in tasks:
+        for task in (*tasks, *self.answering):
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        outcomes = await asyncio.gather(*tasks, *self.answering, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                log.error("aggregator task failed", exc_info=outcome)
         self.workers.expire()
         await self.webhooks.close()
         await self.shards.close()

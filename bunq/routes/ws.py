@@ -12,7 +12,6 @@ the connection closes, every job it pulled and did not finish goes back to waiti
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -167,7 +166,9 @@ class Connection:
             self.client.call_raw(s, p.ReleaseJobs([ids[i] for i in idx], [tokens[i] for i in idx]))
             for s, idx in self.client.by_shard(ids).items()
         ]
-        await asyncio.gather(*calls, return_exceptions=True)
+        for outcome in await asyncio.gather(*calls, return_exceptions=True):
+            if isinstance(outcome, Exception):  # those jobs go back to waiting at their lock's expiry instead
+                log.warning("WebSocket close: releasing pulled jobs failed: %s", outcome)
 
     async def close(self) -> None:
         self.hub.remove(self.listener)
@@ -208,8 +209,10 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         pass
     finally:
         connections["ws"] -= 1
-        with contextlib.suppress(Exception):
+        try:
             await conn.close()
+        except Exception:
+            log.exception("WebSocket close failed")
 
 
 routes = [
