@@ -19,8 +19,9 @@ from bunq import errors
 from bunq.catalogue import EventName
 from bunq.protocol import Command, DlqReason, Error, Jobs, Reply, State, WaitOutcome
 from bunq.routing import shard_of_slot, slot_of_id
-from shards import flows, recovery
+from shards import recovery
 from shards.dlq import DeadLetters
+from shards.flows import Flows
 from shards.handlers import HANDLERS
 from shards.histograms import Histogram
 from shards.index import JobIndex
@@ -99,11 +100,11 @@ class Engine:
         self.queue = self.registry.queue
         self.slot = self.registry.slot
         self.dlq = DeadLetters(clock, self.timers, self.registry, self.index, store, self)
+        self.flows = Flows(shard, shards, clock, self.timers, self.journal, self.index, self)
         self.leases = Leases(clock, self.timers, self.journal, self.index, self.queues, self.stall)
         self.job_waiters: dict[str, list[Respond]] = {}
         self.after_commit: list[tuple[Respond, Reply]] = []
         self.outgoing: list[tuple[int, Command, Callable[[Reply], None]]] = []
-        self.outbox: dict[tuple[str, str], tuple[int, Command]] = {}
         self.to_serve: dict[str, QueueState] = {}
         self.wait_histogram = Histogram()
         self.processing_histogram = Histogram()
@@ -168,7 +169,7 @@ class Engine:
             job.state = WAITING_CHILDREN
             q.waiting_children += 1
             self.journal.put(job)
-            flows.watch_dependencies(self, job)
+            self.flows.watch_dependencies(job)
             return
         self.enqueue(job, q)
 
@@ -276,7 +277,7 @@ class Engine:
             raw = msgspec.Raw(result) if result is not None else None
             self.emit("job:completed", job, workerId=owner, result=raw)
         self.wake_job_waiters(job.id, WaitOutcome(True, result, COMPLETED))
-        flows.job_completed(self, job, result)
+        self.flows.job_completed(job, result)
         if job.remove_on_complete:
             self.index.remember_result(job.id, result)
             self.journal.delete(job.id, job.queue)
@@ -287,7 +288,7 @@ class Engine:
             q.completed += 1
             self.index.finish(job)
             self.journal.put(job)
-        flows.repeat_after_completion(self, job)
+        self.flows.repeat_after_completion(job)
 
     def fail(self, job: Job, error: str | None, reason: DlqReason, *, backoff: bool = True) -> None:
         """Charge an attempt for an active job: retry (after its backoff), or dead-letter it when out of attempts."""
@@ -325,7 +326,7 @@ class Engine:
         """Into the DLQ (the job has already left its previous state)."""
         self.index.drop_unique(job)
         self.wake_job_waiters(job.id, WaitOutcome(False, None, FAILED))
-        flows.job_failed_for_good(self, job)
+        self.flows.job_failed_for_good(job)
         if job.remove_on_fail:
             self.index.drop(job)
             self.journal.delete(job.id, job.queue)
@@ -355,7 +356,7 @@ class Engine:
             self.journal.put(job)
         self.emit("job:expired", job, ttl=job.ttl, age=now - job.created_at)
         self.wake_job_waiters(job.id, WaitOutcome(False, None, EXPIRED))
-        flows.job_failed_for_good(self, job)
+        self.flows.job_failed_for_good(job)
 
     def requeue(self, q: QueueState, job: Job) -> None:
         """A finished job (completed or dead-lettered) runs again from scratch."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, assert_never
 
 from bunq.protocol import DlqReason, State
-from shards import flows
 from shards.job import Job, from_blob
 
 if TYPE_CHECKING:
@@ -26,7 +25,7 @@ def recover(engine: Engine) -> None:
     for job in live:
         restore(engine, job)
     engine.logs.load(engine.store)
-    flows.load_outbox(engine)
+    engine.flows.load_outbox(engine.store)
     engine.journal.flush()
 
 
@@ -54,7 +53,7 @@ def restore(engine: Engine, job: Job) -> None:
             engine.fail(job, "Job was active when the shard stopped", DlqReason.STALLED, backoff=False)
         case State.WAITING_CHILDREN:
             q.waiting_children += 1
-            flows.watch_dependencies(engine, job)
+            engine.flows.watch_dependencies(job)
         case State.DELAYED:
             engine.enqueue(job, q)
         case State.WAITING:

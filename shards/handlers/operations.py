@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 from bunq import protocol as p
 from bunq.errors import BadRequest, NotFound
-from shards import flows
 from shards.job import ACTIVE, COMPLETED, DELAYED, EXPIRED, FAILED, WAITING, WAITING_CHILDREN, Job
 from shards.logs import LogLine
 
@@ -173,9 +172,9 @@ def clear_logs(engine: Engine, cmd: p.ClearLogs, respond: Respond) -> p.Reply:
 
 
 def watch_job(engine: Engine, cmd: p.WatchJob, respond: Respond) -> p.Reply:
-    return flows.watch(engine, cmd)
+    return engine.flows.watch(cmd)
 
 
 def resolve_dependency(engine: Engine, cmd: p.ResolveDependency, respond: Respond) -> p.Reply:
-    flows.resolve(engine, cmd)
+    engine.flows.resolve(cmd)
     return p.Done()
