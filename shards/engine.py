@@ -11,16 +11,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, assert_never
+from typing import Any, assert_never
 
 import msgspec
 
 from bunq import errors
-from bunq.catalogue import EventName
 from bunq.protocol import Command, DlqReason, Error, Jobs, Reply, State, WaitOutcome
 from bunq.routing import shard_of_slot, slot_of_id
 from shards import recovery
 from shards.dlq import DeadLetters
+from shards.emitter import Emitter, EventSink, NoEvents
 from shards.flows import Flows
 from shards.handlers import HANDLERS
 from shards.histograms import Histogram
@@ -44,6 +44,7 @@ from shards.queues import QueueState, Waiter
 from shards.registry import QueueRegistry
 from shards.store import Store
 from shards.timers import Timers
+from shards.waiters import JobWaiters
 
 log = logging.getLogger("bunq.shard")
 
@@ -56,20 +57,6 @@ BULK_REMOVAL = 1000  # jobs leaving in one operation past which its leftovers ar
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-class EventSink(Protocol):
-    def wants(self, name: str) -> bool: ...
-
-    def publish(self, name: str, data: dict[str, Any]) -> None: ...
-
-
-class NoEvents:
-    def wants(self, name: str) -> bool:
-        return False
-
-    def publish(self, name: str, data: dict[str, Any]) -> None:
-        return None
 
 
 class Engine:
@@ -89,6 +76,9 @@ class Engine:
         self.slots = slots
         self.clock = clock
         self.events: EventSink = events or NoEvents()
+        self.emitter = Emitter(self.events)
+        self.emit = self.emitter.emit
+        self.emit_data = self.emitter.emit_data
         self.store = store
         self.journal = Journal(store)
         self.timers = Timers()
@@ -102,7 +92,8 @@ class Engine:
         self.dlq = DeadLetters(clock, self.timers, self.registry, self.index, store, self)
         self.flows = Flows(shard, shards, clock, self.timers, self.journal, self.index, self)
         self.leases = Leases(clock, self.timers, self.journal, self.index, self.queues, self.stall)
-        self.job_waiters: dict[str, list[Respond]] = {}
+        self.job_waiters = JobWaiters(self.timers)
+        self.wake_job_waiters = self.job_waiters.wake
         self.after_commit: list[tuple[Respond, Reply]] = []
         self.outgoing: list[tuple[int, Command, Callable[[Reply], None]]] = []
         self.to_serve: dict[str, QueueState] = {}
@@ -419,30 +410,8 @@ class Engine:
         self.timers.discard(moot)
         self.index.compact()
 
-    def emit(self, name: EventName, job: Job, **extra: Any) -> None:
-        if self.events.wants(name):
-            data = {"queue": job.queue, "jobId": job.id}
-            data.update((k, v) for k, v in extra.items() if v is not None or k == "error")
-            self.events.publish(name, data)
-
-    def emit_data(self, name: EventName, data: dict[str, Any]) -> None:
-        if self.events.wants(name):
-            self.events.publish(name, data)
-
     def publish_counts(self) -> None:
-        """`queue:counts` for every queue whose counts changed since the last call (bursts coalesce)."""
-        touched = self.journal.touched
-        if not self.events.wants("queue:counts"):
-            self.journal.touched = None
-            return
-        if touched is None:
-            self.journal.touched = set()
-            return
-        for name in touched:
-            q = self.queues.get(name)
-            if q is not None:
-                self.events.publish("queue:counts", q.describe())
-        touched.clear()
+        self.emitter.publish_counts(self.journal, self.queues)
 
     # ---- waiters --------------------------------------------------------------------------------
 
@@ -463,14 +432,6 @@ class Engine:
                 return
             waiter.done = True
             waiter.respond(Jobs([render(j) for j in taken], [j.token for j in taken]))
-
-    def wait_for(self, job_id: str, respond: Respond, deadline: int) -> None:
-        self.job_waiters.setdefault(job_id, []).append(respond)
-        self.timers.at(deadline, self._job_wait_due, (job_id, respond))
-
-    def wake_job_waiters(self, job_id: str, outcome: WaitOutcome) -> None:
-        for respond in self.job_waiters.pop(job_id, ()):
-            respond(outcome)
 
     # ---- timers ---------------------------------------------------------------------------------
 
@@ -508,15 +469,6 @@ class Engine:
         if len(waiters) > 256 and sum(1 for w in waiters if w.done) > len(waiters) // 2:
             q.waiters = type(waiters)(w for w in waiters if not w.done)
         self.registry.forget_if_ghost(waiter.queue)
-
-    def _job_wait_due(self, arg: tuple[str, Respond]) -> None:
-        job_id, respond = arg
-        waiting = self.job_waiters.get(job_id)
-        if waiting and respond in waiting:
-            waiting.remove(respond)
-            if not waiting:
-                del self.job_waiters[job_id]
-            respond(WaitOutcome(False))
 
     def ttl_due(self, job: Job) -> None:
         if job.state in (WAITING, DELAYED, WAITING_CHILDREN) and self.jobs.get(job.id) is job:

@@ -115,7 +115,7 @@ def wait_job(engine: Engine, cmd: p.WaitJob, respond: Respond) -> p.Reply | None
         return p.WaitOutcome(True, job.result, COMPLETED)
     if job.state in (FAILED, EXPIRED) or cmd.timeout_ms <= 0:
         return p.WaitOutcome(False, None, job.state)
-    engine.wait_for(job.id, respond, engine.clock() + cmd.timeout_ms)
+    engine.job_waiters.wait_for(job.id, respond, engine.clock() + cmd.timeout_ms)
     return None
 
 

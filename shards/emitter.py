@@ -1,0 +1,56 @@
+"""What a shard emits: job and queue events to its `EventSink` (the XPUB publisher, or nothing), built
+only when someone listens, and the coalesced `queue:counts` of the queues the journal saw change."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from bunq.catalogue import EventName
+from shards.job import Job
+from shards.journal import Journal
+from shards.queues import QueueState
+
+
+class EventSink(Protocol):
+    def wants(self, name: str) -> bool: ...
+
+    def publish(self, name: str, data: dict[str, Any]) -> None: ...
+
+
+class NoEvents:
+    def wants(self, name: str) -> bool:
+        return False
+
+    def publish(self, name: str, data: dict[str, Any]) -> None:
+        return None
+
+
+class Emitter:
+    def __init__(self, events: EventSink) -> None:
+        self.events = events
+
+    def emit(self, name: EventName, job: Job, **extra: Any) -> None:
+        if self.events.wants(name):
+            data = {"queue": job.queue, "jobId": job.id}
+            data.update((k, v) for k, v in extra.items() if v is not None or k == "error")
+            self.events.publish(name, data)
+
+    def emit_data(self, name: EventName, data: dict[str, Any]) -> None:
+        if self.events.wants(name):
+            self.events.publish(name, data)
+
+    def publish_counts(self, journal: Journal, queues: Mapping[str, QueueState]) -> None:
+        """`queue:counts` for every queue whose counts changed since the last call (bursts coalesce)."""
+        touched = journal.touched
+        if not self.events.wants("queue:counts"):
+            journal.touched = None
+            return
+        if touched is None:
+            journal.touched = set()
+            return
+        for name in touched:
+            q = queues.get(name)
+            if q is not None:
+                self.events.publish("queue:counts", q.describe())
+        touched.clear()
