@@ -16,7 +16,7 @@ from typing import Any, assert_never
 import msgspec
 
 from bunq import errors
-from bunq.protocol import Command, DlqReason, Error, Jobs, Reply, State, WaitOutcome
+from bunq.protocol import Command, DlqReason, Error, Reply, State, WaitOutcome
 from bunq.routing import shard_of_slot, slot_of_id
 from shards import recovery
 from shards.dlq import DeadLetters
@@ -35,12 +35,12 @@ from shards.job import (
     WAITING,
     WAITING_CHILDREN,
     Job,
-    render,
 )
 from shards.journal import Journal
 from shards.leases import Leases
 from shards.logs import JobLogs
-from shards.queues import QueueState, Waiter
+from shards.pulls import Pulls
+from shards.queues import QueueState
 from shards.registry import QueueRegistry
 from shards.store import Store
 from shards.timers import Timers
@@ -96,7 +96,9 @@ class Engine:
         self.wake_job_waiters = self.job_waiters.wake
         self.after_commit: list[tuple[Respond, Reply]] = []
         self.outgoing: list[tuple[int, Command, Callable[[Reply], None]]] = []
-        self.to_serve: dict[str, QueueState] = {}
+        self.pulls = Pulls(self.timers, self.registry, self.take)
+        self.to_serve = self.pulls.to_serve  # read-only: the pulls write it
+        self.serve_waiters = self.pulls.serve_waiters
         self.wait_histogram = Histogram()
         self.processing_histogram = Histogram()
         self.disk_full = False
@@ -117,13 +119,7 @@ class Engine:
         if reply is not None:
             respond(reply)
         if self.to_serve:
-            self.serve_pending()
-
-    def serve_pending(self) -> None:
-        while self.to_serve:
-            _, q = self.to_serve.popitem()
-            if self.queues.get(q.name) is q:
-                self.serve_waiters(q)
+            self.pulls.serve_pending()
 
     def send(self, shard: int, command: Command, on_reply: Callable[[Reply], None]) -> None:
         """Queue a command for another shard (or run it here when `shard` is this one)."""
@@ -233,7 +229,7 @@ class Engine:
             else:
                 q.groups_active[job.group_id] = left
         if q.waiters:
-            self.to_serve[q.name] = q  # a slot opened up; serve parked pulls once this command is done
+            self.pulls.serve_soon(q)  # a slot opened up; serve parked pulls once this command is done
         return q
 
     def take(self, q: QueueState, count: int, owner: str | None, lock_ttl: int | None) -> list[Job]:
@@ -413,33 +409,13 @@ class Engine:
     def publish_counts(self) -> None:
         self.emitter.publish_counts(self.journal, self.queues)
 
-    # ---- waiters --------------------------------------------------------------------------------
-
-    def park(self, q: QueueState, waiter: Waiter) -> None:
-        q.waiters.append(waiter)
-        self.timers.at(waiter.deadline, self._waiter_due, waiter)
-
-    def serve_waiters(self, q: QueueState) -> None:
-        while q.waiters and q.waiting and not q.settings.paused:
-            waiter = q.waiters.popleft()
-            if waiter.done:
-                continue
-            taken = self.take(q, waiter.count, waiter.owner, waiter.lock_ttl)
-            if not taken:
-                q.waiters.appendleft(waiter)
-                if q.settings.rate_limit is not None and q.pulls:
-                    self.timers.at(q.pulls[0] + 1000, self._rate_window_due, q)
-                return
-            waiter.done = True
-            waiter.respond(Jobs([render(j) for j in taken], [j.token for j in taken]))
-
     # ---- timers ---------------------------------------------------------------------------------
 
     def tick(self) -> None:
         """Run every timer that is due."""
         self.timers.run_due(self.clock())
         if self.to_serve:
-            self.serve_pending()
+            self.pulls.serve_pending()
 
     def next_timer(self) -> int | None:
         return self.timers.next_due()
@@ -450,25 +426,6 @@ class Engine:
             q = self.queue(job.queue)
             q.unlink_delayed(job)
             self.enqueue(job, q)
-
-    def _rate_window_due(self, q: QueueState) -> None:
-        if q.waiters and self.queues.get(q.name) is q:
-            self.serve_waiters(q)
-
-    def _waiter_due(self, waiter: Waiter) -> None:
-        if waiter.done:
-            return
-        waiter.done = True
-        waiter.respond(Jobs([]))
-        q = self.queues.get(waiter.queue)
-        if q is None:
-            return
-        waiters = q.waiters
-        while waiters and waiters[0].done:
-            waiters.popleft()
-        if len(waiters) > 256 and sum(1 for w in waiters if w.done) > len(waiters) // 2:
-            q.waiters = type(waiters)(w for w in waiters if not w.done)
-        self.registry.forget_if_ghost(waiter.queue)
 
     def ttl_due(self, job: Job) -> None:
         if job.state in (WAITING, DELAYED, WAITING_CHILDREN) and self.jobs.get(job.id) is job:

@@ -89,7 +89,7 @@ def pull_jobs(engine: Engine, cmd: p.PullJobs, respond: Respond) -> p.Reply | No
         return p.Jobs([render(job) for job in taken], [job.token for job in taken])
     q = q or engine.queue(cmd.queue)
     deadline = engine.clock() + cmd.timeout_ms
-    engine.park(q, Waiter(respond, cmd.count, cmd.owner, cmd.lock_ttl, deadline, queue=cmd.queue))
+    engine.pulls.park(q, Waiter(respond, cmd.count, cmd.owner, cmd.lock_ttl, deadline, queue=cmd.queue))
     return None
 
 

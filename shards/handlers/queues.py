@@ -76,7 +76,7 @@ def resume_queue(engine: Engine, cmd: p.ResumeQueue, respond: Respond) -> p.Repl
     q.settings.paused = False
     _settings_changed(engine, q)
     engine.emit_data("queue:resumed", {"queue": q.name})
-    engine.to_serve[q.name] = q
+    engine.pulls.serve_soon(q)
     return p.Done()
 
 
@@ -129,7 +129,7 @@ def set_rate_limit(engine: Engine, cmd: p.SetRateLimit, respond: Respond) -> p.R
     q.pulls.clear()
     if cmd.limit is None:
         engine.emit_data("ratelimit:cleared", {"queue": q.name})
-        engine.to_serve[q.name] = q
+        engine.pulls.serve_soon(q)
     else:
         engine.emit_data("ratelimit:set", {"queue": q.name, "max": cmd.limit})
     return _settings_changed(engine, q)
@@ -142,7 +142,7 @@ def set_concurrency(engine: Engine, cmd: p.SetConcurrency, respond: Respond) -> 
         engine.emit_data("concurrency:cleared", {"queue": q.name})
     else:
         engine.emit_data("concurrency:set", {"queue": q.name, "concurrency": cmd.limit})
-    engine.to_serve[q.name] = q
+    engine.pulls.serve_soon(q)
     return _settings_changed(engine, q)
 
 
