@@ -9,8 +9,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from bunq.aggregator.monitor import Merged
 from bunq.protocol import LATENCY_BUCKETS_MS as BUCKETS_MS
+from bunq.stats import Merged
 
 STATES = ("waiting", "delayed", "active", "completed", "failed", "waiting-children", "paused")
 

@@ -336,7 +336,9 @@ class ResolveDependency(Command, frozen=True):
 # ---- aggregator commands (cluster-wide registries) ---------------------------------------------
 
 
-class AddCron(Command, frozen=True):
+class CronSpec(msgspec.Struct):
+    """What defines a cron: the fields of `AddCron`, and the first fields of the aggregator's stored `Cron`."""
+
     name: str
     queue: str
     data: bytes
@@ -345,6 +347,10 @@ class AddCron(Command, frozen=True):
     timezone: str = "UTC"
     priority: int = 0
     max_limit: int | None = None
+
+
+class AddCron(Command, frozen=True):
+    spec: CronSpec
 
 
 class GetCron(Command, frozen=True):

@@ -14,22 +14,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-from croniter import croniter
 
-from bunq.errors import BadRequest, BunqError, NotFound
+from bunq.errors import BunqError, NotFound
+from bunq.protocol import CronSpec
+from bunq.schedules import schedule_iterator
 
 log = logging.getLogger("bunq.crons")
 
 
-class Cron(msgspec.Struct):
-    name: str
-    queue: str
-    data: bytes
-    schedule: str | None = None
-    repeat_every: int | None = None
-    timezone: str = "UTC"
-    priority: int = 0
-    max_limit: int | None = None
+class Cron(CronSpec):
+    """A registered cron: its spec (as `AddCron` carried it) and its run state; stored as it is encoded."""
+
     executions: int = 0
     next_run: int = 0
     created_at: int = 0
@@ -68,28 +63,6 @@ def view(cron: Cron) -> CronView:
     )
 
 
-def _iterator(expression: str, start: datetime.datetime) -> croniter:
-    fields = expression.split()
-    return croniter(expression, start, second_at_beginning=len(fields) == 6)
-
-
-def check_expression(expression: str) -> None:
-    fields = expression.split()
-    if not (expression.startswith("@") or len(fields) in (5, 6)):
-        raise BadRequest("Invalid cron expression: expected 5 fields, or 6 with leading seconds")
-    try:
-        _iterator(expression, datetime.datetime.now(datetime.UTC)).get_next(datetime.datetime)
-    except (ValueError, KeyError) as exc:
-        raise BadRequest(f"Invalid cron expression: {exc}") from None
-
-
-def check_timezone(name: str) -> None:
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise BadRequest(f"Unknown timezone: {name}") from None
-
-
 def next_run(cron: Cron, after_ms: int) -> int:
     """The first scheduled time strictly after `after_ms` (wall-clock ms), in the cron's own zone."""
     if cron.repeat_every is not None:
@@ -97,7 +70,7 @@ def next_run(cron: Cron, after_ms: int) -> int:
     assert cron.schedule is not None
     zone = zoneinfo.ZoneInfo(cron.timezone)
     start = datetime.datetime.fromtimestamp(after_ms / 1000, zone)
-    following: datetime.datetime = _iterator(cron.schedule, start).get_next(datetime.datetime)
+    following: datetime.datetime = schedule_iterator(cron.schedule, start).get_next(datetime.datetime)
     return int(following.timestamp() * 1000)
 
 

@@ -206,9 +206,7 @@ def rendered(payload: dict[str, Any]) -> p.Rendered:
 
 
 async def add_cron(agg: Aggregator, cmd: p.AddCron) -> p.Reply:
-    cron = Cron(
-        cmd.name, cmd.queue, cmd.data, cmd.schedule, cmd.repeat_every, cmd.timezone, cmd.priority, cmd.max_limit
-    )
+    cron = Cron(**msgspec.structs.asdict(cmd.spec))
     return rendered({"cron": view(agg.crons.upsert(cron))})
 
 

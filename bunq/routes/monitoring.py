@@ -21,10 +21,10 @@ from starlette.routing import Route
 
 from bunq import __version__, metrics
 from bunq import protocol as p
-from bunq.aggregator.monitor import Merged, disk_full, gather
 from bunq.client import ShardClient
 from bunq.connections import ConnectionReport
 from bunq.http import Call, Operation, Result, encode
+from bunq.stats import Merged, disk_full, gather
 
 MB = 1024 * 1024
 STARTED = time.time()

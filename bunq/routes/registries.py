@@ -6,9 +6,9 @@ from typing import Any
 
 from bunq import protocol as p
 from bunq import validation as v
-from bunq.aggregator.crons import check_expression, check_timezone
 from bunq.errors import BadRequest
 from bunq.http import Call, Operation, Result
+from bunq.schedules import check_expression, check_timezone
 
 MAX_NAME = 256
 
@@ -44,14 +44,16 @@ def _cron(body: dict[str, Any]) -> p.AddCron:
     timezone = v.string("timezone", body.get("timezone")) or "UTC"
     check_timezone(timezone)
     return p.AddCron(
-        name=name,
-        queue=queue,
-        data=data,
-        schedule=schedule,
-        repeat_every=every,
-        timezone=timezone,
-        priority=v.number("priority", body.get("priority"), -1_000_000, 1_000_000, integer=True, default=0) or 0,
-        max_limit=v.number("maxLimit", body.get("maxLimit"), 1, 1_000_000_000, integer=True),
+        p.CronSpec(
+            name=name,
+            queue=queue,
+            data=data,
+            schedule=schedule,
+            repeat_every=every,
+            timezone=timezone,
+            priority=v.number("priority", body.get("priority"), -1_000_000, 1_000_000, integer=True, default=0) or 0,
+            max_limit=v.number("maxLimit", body.get("maxLimit"), 1, 1_000_000_000, integer=True),
+        )
     )
 
 

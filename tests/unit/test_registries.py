@@ -14,10 +14,11 @@ import zoneinfo
 import pytest
 from standardwebhooks import Webhook as StandardWebhook
 
-from bunq.aggregator.crons import Cron, CronTable, check_expression, fire_seed, next_run
+from bunq.aggregator.crons import Cron, CronTable, fire_seed, next_run
 from bunq.aggregator.webhooks import check_events, signature_headers
 from bunq.errors import BadRequest
 from bunq.routing import new_job_id, slot_of_id
+from bunq.schedules import check_expression
 
 NY = zoneinfo.ZoneInfo("America/New_York")
 

@@ -1,0 +1,34 @@
+"""Cron expressions (5 fields, 6 with leading seconds, @aliases, via croniter) and IANA time zones: checked by
+the front when a cron is registered, and stepped by the aggregator when it fires, so that neither imports
+the other."""
+
+from __future__ import annotations
+
+import datetime
+import zoneinfo
+
+from croniter import croniter
+
+from bunq.errors import BadRequest
+
+
+def schedule_iterator(expression: str, start: datetime.datetime) -> croniter:
+    fields = expression.split()
+    return croniter(expression, start, second_at_beginning=len(fields) == 6)
+
+
+def check_expression(expression: str) -> None:
+    fields = expression.split()
+    if not (expression.startswith("@") or len(fields) in (5, 6)):
+        raise BadRequest("Invalid cron expression: expected 5 fields, or 6 with leading seconds")
+    try:
+        schedule_iterator(expression, datetime.datetime.now(datetime.UTC)).get_next(datetime.datetime)
+    except (ValueError, KeyError) as exc:
+        raise BadRequest(f"Invalid cron expression: {exc}") from None
+
+
+def check_timezone(name: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise BadRequest(f"Unknown timezone: {name}") from None

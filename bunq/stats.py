@@ -1,0 +1,57 @@
+"""Every shard's statistics merged into one view: read by the front (monitoring routes, Prometheus text) and by
+the aggregator (periodic events), so that neither imports the other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bunq import protocol as p
+from bunq.client import ShardClient
+
+
+@dataclass
+class Merged:
+    """One merged view of every shard."""
+
+    totals: dict[str, int] = field(default_factory=dict)
+    queues: dict[str, dict[str, int]] = field(default_factory=dict)
+    collections: dict[str, int] = field(default_factory=dict)
+    rss_bytes: int = 0
+    storage_bytes: int = 0
+    free_disk_bytes: int = 0
+    shards_up: int = 0
+    disk_full: bool = False
+    histograms: dict[str, list[int]] = field(default_factory=dict)
+    per_shard: list[p.ShardStats] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        keys = ("waiting", "active", "delayed", "completed", "failed")
+        return {k: sum(q.get(k, 0) for q in self.queues.values()) for k in keys}
+
+
+async def gather(client: ShardClient) -> Merged:
+    merged = Merged(free_disk_bytes=-1)
+    for reply in await client.call_all(p.GetStats()):
+        if not isinstance(reply, p.ShardStats):
+            continue
+        merged.shards_up += 1
+        merged.per_shard.append(reply)
+        merged.disk_full = merged.disk_full or reply.disk_full
+        for key, values in reply.histograms.items():
+            current = merged.histograms.setdefault(key, [0] * len(values))
+            merged.histograms[key] = [a + b for a, b in zip(current, values, strict=False)]
+        for key, value in reply.totals.items():
+            merged.totals[key] = merged.totals.get(key, 0) + value
+        merged.queues.update(reply.queues)
+        for key, value in reply.collections.items():
+            merged.collections[key] = merged.collections.get(key, 0) + value
+        merged.rss_bytes += reply.rss_bytes
+        merged.storage_bytes += reply.storage_bytes
+        free = reply.free_disk_bytes
+        merged.free_disk_bytes = free if merged.free_disk_bytes < 0 else min(merged.free_disk_bytes, free)
+    return merged
+
+
+def disk_full(merged: Merged) -> bool:
+    """A shard is full below `BUNQ_MIN_FREE_DISK_MB` free (it checks, and refuses durable pushes, itself)."""
+    return merged.disk_full
