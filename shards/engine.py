@@ -137,6 +137,10 @@ class Engine:
             return list(range(self.shards))
         return [shard_of_slot(slot, self.shards)]
 
+    def resume_keys(self, last: int) -> None:
+        """After a restart: keys continue past the largest one stored, so order is kept."""
+        self.seq = last
+
     def next_key(self, lifo: bool) -> int:
         self.seq += 1
         return -self.seq if lifo else self.seq

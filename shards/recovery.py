@@ -21,7 +21,7 @@ def recover(engine: Engine) -> None:
         engine.queue(queue).completed = count
     live = [from_blob(blob) for blob in engine.store.live_blobs()]
     live.sort(key=lambda j: abs(j.seq))
-    engine.seq = max((abs(j.seq) for j in live), default=0)
+    engine.resume_keys(max((abs(j.seq) for j in live), default=0))
     for job in live:
         restore(engine, job)
     engine.logs.load(engine.store)
