@@ -432,8 +432,14 @@ class Engine:
             self.enqueue(job, q)
 
     def ttl_due(self, job: Job) -> None:
-        if job.state in (WAITING, DELAYED, WAITING_CHILDREN) and self.jobs.get(job.id) is job:
-            self.expire(job, self.queue(job.queue))
+        match job.state:
+            case State.WAITING | State.DELAYED | State.WAITING_CHILDREN:
+                if self.jobs.get(job.id) is job:
+                    self.expire(job, self.queue(job.queue))
+            case State.ACTIVE | State.COMPLETED | State.FAILED | State.EXPIRED | State.REMOVED:
+                return  # started in time, or already gone
+            case _:
+                assert_never(job.state)
 
     # ---- persistence ----------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime
 import zoneinfo
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, assert_never
 
 import msgspec
 from croniter import croniter
@@ -23,7 +23,7 @@ from bunq import protocol as p
 from bunq.catalogue import EventName
 from bunq.routing import new_job_id, shard_of_slot
 from shards.index import JobIndex
-from shards.job import COMPLETED, EXPIRED, FAILED, WAITING_CHILDREN, Job
+from shards.job import COMPLETED, FAILED, WAITING_CHILDREN, Job
 from shards.journal import Journal
 from shards.queues import QueueState
 from shards.store import Store
@@ -173,14 +173,18 @@ class Flows:
             if cmd.id in self.index.results:
                 return p.Watched(COMPLETED, self.index.results[cmd.id])
             return p.Watched("unknown")
-        if job.state == COMPLETED:
-            return p.Watched(COMPLETED, job.result)
-        if job.state in (FAILED, EXPIRED):
-            return p.Watched(FAILED, error=job.failed_reason)
-        if (cmd.parent_id, cmd.parent_slot) not in job.dependents:
-            job.dependents = [*job.dependents, (cmd.parent_id, cmd.parent_slot)]
-            self.journal.put(job)
-        return p.Watched("watching")
+        match job.state:
+            case p.State.COMPLETED:
+                return p.Watched(COMPLETED, job.result)
+            case p.State.FAILED | p.State.EXPIRED:
+                return p.Watched(FAILED, error=job.failed_reason)
+            case p.State.WAITING | p.State.DELAYED | p.State.ACTIVE | p.State.WAITING_CHILDREN | p.State.REMOVED:
+                if (cmd.parent_id, cmd.parent_slot) not in job.dependents:  # not finished yet: watch it
+                    job.dependents = [*job.dependents, (cmd.parent_id, cmd.parent_slot)]
+                    self.journal.put(job)
+                return p.Watched("watching")
+            case _:
+                assert_never(job.state)
 
     def job_completed(self, job: Job, result: bytes | None) -> None:
         for parent_id, slot in job.dependents:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, assert_never
 
 from bunq import protocol as p
 from bunq.errors import BadRequest, NotFound
-from shards.job import ACTIVE, COMPLETED, DELAYED, EXPIRED, FAILED, WAITING, WAITING_CHILDREN, Job
+from bunq.protocol import State
+from shards.job import ACTIVE, COMPLETED, DELAYED, FAILED, Job
 from shards.logs import LogLine
 
 if TYPE_CHECKING:
@@ -44,18 +45,21 @@ def update_data(engine: Engine, cmd: p.UpdateData, respond: Respond) -> p.Reply:
 
 def change_priority(engine: Engine, cmd: p.ChangePriority, respond: Respond) -> p.Reply:
     job = engine.index.live(cmd.id, "Job is not waiting or delayed")
-    if job.state == ACTIVE:
-        raise BadRequest("Cannot change the priority of an active job")
-    if job.state not in (WAITING, DELAYED, WAITING_CHILDREN):
-        raise BadRequest("Job is not waiting or delayed")
-    if job.state == WAITING:
-        q = engine.queue(job.queue)
-        q.unlink_waiting(job)
-        job.priority = cmd.priority
-        job.seq = engine.next_key(job.lifo)
-        q.push(job)
-    else:
-        job.priority = cmd.priority
+    match job.state:
+        case State.WAITING:
+            q = engine.queue(job.queue)
+            q.unlink_waiting(job)
+            job.priority = cmd.priority
+            job.seq = engine.next_key(job.lifo)
+            q.push(job)
+        case State.DELAYED | State.WAITING_CHILDREN:
+            job.priority = cmd.priority
+        case State.ACTIVE:
+            raise BadRequest("Cannot change the priority of an active job")
+        case State.COMPLETED | State.FAILED | State.EXPIRED | State.REMOVED:
+            raise BadRequest("Job is not waiting or delayed")
+        case _:
+            assert_never(job.state)
     engine.journal.put(job)
     engine.emit("job:priority-changed", job, newPriority=cmd.priority)
     return p.Done()
@@ -111,10 +115,16 @@ def wait_job(engine: Engine, cmd: p.WaitJob, respond: Respond) -> p.Reply | None
         if cmd.id in engine.index.results:
             return p.WaitOutcome(True, engine.index.results[cmd.id], COMPLETED)
         raise NotFound("Job not found")
-    if job.state == COMPLETED:
-        return p.WaitOutcome(True, job.result, COMPLETED)
-    if job.state in (FAILED, EXPIRED) or cmd.timeout_ms <= 0:
-        return p.WaitOutcome(False, None, job.state)
+    match job.state:
+        case State.COMPLETED:
+            return p.WaitOutcome(True, job.result, COMPLETED)
+        case State.FAILED | State.EXPIRED:
+            return p.WaitOutcome(False, None, job.state)
+        case State.WAITING | State.DELAYED | State.ACTIVE | State.WAITING_CHILDREN | State.REMOVED:
+            if cmd.timeout_ms <= 0:
+                return p.WaitOutcome(False, None, job.state)
+        case _:
+            assert_never(job.state)
     engine.job_waiters.wait_for(job.id, respond, engine.clock() + cmd.timeout_ms)
     return None
 
