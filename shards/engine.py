@@ -1,9 +1,11 @@
-"""The shard engine: in-memory job state, its transitions, timers, and the `HANDLERS` dispatch table.
+"""The shard engine: dispatch through the `HANDLERS` table, and the job state transitions.
 
-Handlers (in `shards.handlers`) validate and call the transitions here; every transition records the
-changed job in the journal and publishes its event. Nothing here does I/O except through the journal's
-flush (which the server loop or a test calls) and `outgoing`, the messages for other shards that the
-server sends after each turn.
+The engine is built from parts that own their state: the job index, the queue registry, leases, long
+polls, the dead-letter queue, flows, job waiters and the event emitter, all on one clock and one timer
+heap. Handlers (in `shards.handlers`) validate and call the transitions here and the parts' methods;
+every transition records the changed job in the journal and publishes its event. Nothing here does I/O
+except through the journal's flush (which the server loop or a test calls) and `outgoing`, the messages
+for other shards that the server sends after each turn.
 """
 
 from __future__ import annotations
@@ -25,17 +27,7 @@ from shards.flows import Flows
 from shards.handlers import HANDLERS
 from shards.histograms import Histogram
 from shards.index import JobIndex
-from shards.job import (
-    ACTIVE,
-    COMPLETED,
-    DELAYED,
-    EXPIRED,
-    FAILED,
-    REMOVED,
-    WAITING,
-    WAITING_CHILDREN,
-    Job,
-)
+from shards.job import ACTIVE, COMPLETED, DELAYED, EXPIRED, FAILED, REMOVED, WAITING, WAITING_CHILDREN, Job
 from shards.journal import Journal
 from shards.leases import Leases
 from shards.logs import JobLogs

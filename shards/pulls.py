@@ -3,7 +3,7 @@ order whenever a job becomes available, a lease ends, or the queue's limits open
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from bunq.protocol import Jobs
 from shards.job import Job, render
@@ -20,18 +20,19 @@ class Pulls:
         self.registry = registry
         self.queues = registry.queues
         self.take = take
-        self.to_serve: dict[str, QueueState] = {}  # queues to serve once the current command is done
+        self._to_serve: dict[str, QueueState] = {}  # queues to serve once the current command is done
+        self.to_serve: Mapping[str, QueueState] = self._to_serve
 
     def park(self, q: QueueState, waiter: Waiter) -> None:
         q.waiters.append(waiter)
         self.timers.at(waiter.deadline, self._waiter_due, waiter)
 
     def serve_soon(self, q: QueueState) -> None:
-        self.to_serve[q.name] = q
+        self._to_serve[q.name] = q
 
     def serve_pending(self) -> None:
-        while self.to_serve:
-            _, q = self.to_serve.popitem()
+        while self._to_serve:
+            _, q = self._to_serve.popitem()
             if self.queues.get(q.name) is q:
                 self.serve_waiters(q)
 
