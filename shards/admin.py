@@ -7,7 +7,7 @@ import itertools
 from typing import TYPE_CHECKING, assert_never
 
 from bunq.protocol import State
-from shards.job import ACTIVE, COMPLETED, DELAYED, EXPIRED, FAILED, REMOVED, WAITING, Job, from_blob
+from shards.job import ACTIVE, COMPLETED, DELAYED, EXPIRED, FAILED, REMOVED, WAITING, Job
 from shards.queues import QueueState
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def _page(engine: Engine, q: QueueState, state: State, limit: int, offset: int) 
             return list(itertools.islice(q.dlq.values(), offset, stop))
         case State.COMPLETED:
             engine.flush()
-            return [from_blob(blob) for blob in engine.store.completed_page(q.name, limit, offset)]
+            return engine.index.completed_page(q.name, limit, offset)
         case State.WAITING_CHILDREN | State.EXPIRED | State.REMOVED:
             return []
         case _:
@@ -106,7 +106,7 @@ def _older(engine: Engine, q: QueueState, state: State, before: int, limit: int)
             return list(itertools.islice(dead, limit))
         case State.COMPLETED | State.EXPIRED:
             engine.flush()
-            return [from_blob(blob) for blob in engine.store.finished_before(q.name, state, before, limit)]
+            return engine.index.finished_before(q.name, state, before, limit)
         case State.ACTIVE | State.WAITING_CHILDREN | State.REMOVED:
             return []
         case _:
@@ -126,8 +126,7 @@ def retry_completed(engine: Engine, q: QueueState, job_id: str | None) -> int:
         jobs = [job] if job is not None and job.state == COMPLETED and job.queue == q.name else []
     else:
         engine.flush()
-        finished = engine.index.finished
-        jobs = [finished.get(j.id, j) for j in map(from_blob, engine.store.completed_all(q.name))]
+        jobs = engine.index.completed_all(q.name)
     for job in jobs:
         engine.index.unfinish(job.id)
         q.completed -= 1

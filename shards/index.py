@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
 from bunq import errors
+from bunq.protocol import State
 from shards.job import Job, from_blob
 from shards.journal import Journal
 from shards.store import Store
@@ -108,6 +109,18 @@ class JobIndex:
     def forget_finished(self, job_ids: Iterable[str]) -> None:
         for job_id in job_ids:
             del self.finished[job_id]
+
+    # ---- finished jobs on disk (read after a flush: these read committed rows) ------------------------
+
+    def completed_page(self, queue: str, limit: int, offset: int) -> list[Job]:
+        return [from_blob(blob) for blob in self.store.completed_page(queue, limit, offset)]
+
+    def finished_before(self, queue: str, state: State, before: int, limit: int) -> list[Job]:
+        return [from_blob(blob) for blob in self.store.finished_before(queue, state, before, limit)]
+
+    def completed_all(self, queue: str) -> list[Job]:
+        """Every completed job of `queue`, the copy in memory where there is one."""
+        return [self.finished.get(j.id, j) for j in map(from_blob, self.store.completed_all(queue))]
 
     # ---- obliterated queues -----------------------------------------------------------------------
 
