@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from bunq import protocol as p
 from bunq.errors import BadRequest, NotFound, Unavailable
@@ -12,10 +13,61 @@ from shards.job import ACTIVE, Job, render
 from shards.queues import Waiter
 
 if TYPE_CHECKING:
-    from shards.engine import Engine, Respond
+    from shards.engine import Respond
+    from shards.index import JobIndex
+    from shards.leases import Leases
+    from shards.pulls import Pulls
+    from shards.queues import QueueState
 
 
-def add_jobs(engine: Engine, cmd: p.AddJobs, respond: Respond) -> p.Reply | None:
+class JobPath(Protocol):
+    """What the job-path handlers use of the engine."""
+
+    @property
+    def index(self) -> JobIndex: ...
+
+    @property
+    def jobs(self) -> Mapping[str, Job]: ...
+
+    @property
+    def queues(self) -> Mapping[str, QueueState]: ...
+
+    @property
+    def leases(self) -> Leases: ...
+
+    @property
+    def pulls(self) -> Pulls: ...
+
+    @property
+    def after_commit(self) -> list[tuple[Respond, p.Reply]]: ...
+
+    @property
+    def disk_full(self) -> bool: ...
+
+    def clock(self) -> int: ...
+
+    def slot(self, queue: str) -> int: ...
+
+    def queue(self, name: str) -> QueueState: ...
+
+    def next_key(self, lifo: bool) -> int: ...
+
+    def admit(self, job: Job, q: QueueState) -> None: ...
+
+    def take(self, q: QueueState, count: int, owner: str | None, lock_ttl: int | None) -> list[Job]: ...
+
+    def complete(self, job: Job, result: bytes | None) -> None: ...
+
+    def fail(self, job: Job, error: str | None, reason: p.DlqReason, *, backoff: bool = True) -> None: ...
+
+    def end_lease(self, job: Job) -> QueueState: ...
+
+    def enqueue(self, job: Job, q: QueueState) -> None: ...
+
+    def remove(self, job: Job, *, event: bool = True) -> None: ...
+
+
+def add_jobs(engine: JobPath, cmd: p.AddJobs, respond: Respond) -> p.Reply | None:
     q = engine.queue(cmd.queue)
     now = engine.clock()
     slot = engine.slot(cmd.queue)
@@ -39,7 +91,7 @@ def add_jobs(engine: Engine, cmd: p.AddJobs, respond: Respond) -> p.Reply | None
     return reply
 
 
-def _new_job(engine: Engine, queue: str, slot: int, spec: p.NewJob, now: int) -> Job:
+def _new_job(engine: JobPath, queue: str, slot: int, spec: p.NewJob, now: int) -> Job:
     job = Job(
         id=spec.job_id or new_job_id(slot),
         queue=queue,
@@ -71,7 +123,7 @@ def _new_job(engine: Engine, queue: str, slot: int, spec: p.NewJob, now: int) ->
     return job
 
 
-def _existing(engine: Engine, queue: str, spec: p.NewJob) -> str | None:
+def _existing(engine: JobPath, queue: str, spec: p.NewJob) -> str | None:
     """The id a push resolves to without creating anything: same `jobId`, or a live holder of `uniqueKey`."""
     if spec.job_id is not None:
         job = engine.index.find(spec.job_id)
@@ -82,7 +134,7 @@ def _existing(engine: Engine, queue: str, spec: p.NewJob) -> str | None:
     return None
 
 
-def pull_jobs(engine: Engine, cmd: p.PullJobs, respond: Respond) -> p.Reply | None:
+def pull_jobs(engine: JobPath, cmd: p.PullJobs, respond: Respond) -> p.Reply | None:
     q = engine.queues.get(cmd.queue)
     taken = engine.take(q, cmd.count, cmd.owner, cmd.lock_ttl) if q is not None else []
     if taken or cmd.timeout_ms <= 0:
@@ -93,7 +145,7 @@ def pull_jobs(engine: Engine, cmd: p.PullJobs, respond: Respond) -> p.Reply | No
     return None
 
 
-def ack_jobs(engine: Engine, cmd: p.AckJobs, respond: Respond) -> p.Reply:
+def ack_jobs(engine: JobPath, cmd: p.AckJobs, respond: Respond) -> p.Reply:
     failed: dict[str, str] = {}
     missing: list[str] = []
     acked = 0
@@ -116,7 +168,7 @@ def ack_jobs(engine: Engine, cmd: p.AckJobs, respond: Respond) -> p.Reply:
     return p.AckOutcome(acked, failed, missing)
 
 
-def fail_job(engine: Engine, cmd: p.FailJob, respond: Respond) -> p.Reply:
+def fail_job(engine: JobPath, cmd: p.FailJob, respond: Respond) -> p.Reply:
     if cmd.id in engine.index.tombstones:
         return p.Done()
     job = engine.leases.leased(cmd.id, cmd.token)
@@ -124,7 +176,7 @@ def fail_job(engine: Engine, cmd: p.FailJob, respond: Respond) -> p.Reply:
     return p.Done()
 
 
-def release_jobs(engine: Engine, cmd: p.ReleaseJobs, respond: Respond) -> p.Reply:
+def release_jobs(engine: JobPath, cmd: p.ReleaseJobs, respond: Respond) -> p.Reply:
     """Jobs of a worker that went away go back to waiting at once, their attempts untouched."""
     released = 0
     for i, job_id in enumerate(cmd.ids):
@@ -139,19 +191,19 @@ def release_jobs(engine: Engine, cmd: p.ReleaseJobs, respond: Respond) -> p.Repl
     return p.Count(released)
 
 
-def get_job(engine: Engine, cmd: p.GetJob, respond: Respond) -> p.Reply:
+def get_job(engine: JobPath, cmd: p.GetJob, respond: Respond) -> p.Reply:
     job = engine.index.find(cmd.id)
     if job is None:
         raise NotFound("Job not found")
     return p.JobDoc(render(job))
 
 
-def get_job_state(engine: Engine, cmd: p.GetJobState, respond: Respond) -> p.Reply:
+def get_job_state(engine: JobPath, cmd: p.GetJobState, respond: Respond) -> p.Reply:
     job = engine.index.find(cmd.id)
     return p.JobState(job.state if job is not None else "unknown")
 
 
-def get_job_result(engine: Engine, cmd: p.GetJobResult, respond: Respond) -> p.Reply:
+def get_job_result(engine: JobPath, cmd: p.GetJobResult, respond: Respond) -> p.Reply:
     job = engine.index.find(cmd.id)
     if job is not None:
         return p.JobResult(True, job.result)
@@ -160,7 +212,7 @@ def get_job_result(engine: Engine, cmd: p.GetJobResult, respond: Respond) -> p.R
     return p.JobResult(False)
 
 
-def cancel_job(engine: Engine, cmd: p.CancelJob, respond: Respond) -> p.Reply:
+def cancel_job(engine: JobPath, cmd: p.CancelJob, respond: Respond) -> p.Reply:
     job = engine.index.find(cmd.id)
     if job is None:
         raise NotFound("Job not found")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, assert_never
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 from bunq import protocol as p
 from bunq.errors import BadRequest, NotFound
@@ -11,12 +12,64 @@ from shards.job import ACTIVE, COMPLETED, DELAYED, FAILED, Job
 from shards.logs import LogLine
 
 if TYPE_CHECKING:
-    from shards.engine import Engine, Respond
+    from bunq.catalogue import EventName
+    from shards.engine import Respond
+    from shards.flows import Flows
+    from shards.index import JobIndex
+    from shards.journal import Journal
+    from shards.leases import Leases
+    from shards.logs import JobLogs
+    from shards.queues import QueueState
+    from shards.waiters import JobWaiters
+
+
+class JobOperations(Protocol):
+    """What the handlers of operations on one job use of the engine."""
+
+    @property
+    def index(self) -> JobIndex: ...
+
+    @property
+    def jobs(self) -> Mapping[str, Job]: ...
+
+    @property
+    def journal(self) -> Journal: ...
+
+    @property
+    def leases(self) -> Leases: ...
+
+    @property
+    def flows(self) -> Flows: ...
+
+    @property
+    def logs(self) -> JobLogs: ...
+
+    @property
+    def job_waiters(self) -> JobWaiters: ...
+
+    def clock(self) -> int: ...
+
+    def queue(self, name: str) -> QueueState: ...
+
+    def next_key(self, lifo: bool) -> int: ...
+
+    def emit(self, name: EventName, job: Job, **extra: Any) -> None: ...
+
+    def enqueue(self, job: Job, q: QueueState) -> None: ...
+
+    def reschedule(self, job: Job, run_at: int) -> None: ...
+
+    def unschedule(self, job: Job, q: QueueState) -> None: ...
+
+    def end_lease(self, job: Job) -> QueueState: ...
+
+    def dead_letter(self, job: Job, q: QueueState, reason: p.DlqReason) -> None: ...
+
 
 NOT_DELAYED = "Job not found or not delayed"
 
 
-def update_progress(engine: Engine, cmd: p.UpdateProgress, respond: Respond) -> p.Reply:
+def update_progress(engine: JobOperations, cmd: p.UpdateProgress, respond: Respond) -> p.Reply:
     job = engine.leases.leased(cmd.id, cmd.token)
     job.progress = cmd.progress
     job.progress_message = cmd.message
@@ -26,14 +79,14 @@ def update_progress(engine: Engine, cmd: p.UpdateProgress, respond: Respond) -> 
     return p.Done()
 
 
-def get_progress(engine: Engine, cmd: p.GetProgress, respond: Respond) -> p.Reply:
+def get_progress(engine: JobOperations, cmd: p.GetProgress, respond: Respond) -> p.Reply:
     job = engine.index.find(cmd.id)
     if job is None:
         raise NotFound("Job not found")
     return p.Progress(job.progress, job.progress_message)
 
 
-def update_data(engine: Engine, cmd: p.UpdateData, respond: Respond) -> p.Reply:
+def update_data(engine: JobOperations, cmd: p.UpdateData, respond: Respond) -> p.Reply:
     job = engine.index.live(cmd.id, "Cannot update data of a finished job")
     if job.state == FAILED:
         raise BadRequest("Cannot update data of a job in the dead-letter queue")
@@ -43,7 +96,7 @@ def update_data(engine: Engine, cmd: p.UpdateData, respond: Respond) -> p.Reply:
     return p.Done()
 
 
-def change_priority(engine: Engine, cmd: p.ChangePriority, respond: Respond) -> p.Reply:
+def change_priority(engine: JobOperations, cmd: p.ChangePriority, respond: Respond) -> p.Reply:
     job = engine.index.live(cmd.id, "Job is not waiting or delayed")
     match job.state:
         case State.WAITING:
@@ -65,19 +118,19 @@ def change_priority(engine: Engine, cmd: p.ChangePriority, respond: Respond) -> 
     return p.Done()
 
 
-def _delayed(engine: Engine, job_id: str) -> Job:
+def _delayed(engine: JobOperations, job_id: str) -> Job:
     job = engine.jobs.get(job_id)
     if job is None or job.state != DELAYED:
         engine.index.not_live(job_id, NOT_DELAYED)
     return job
 
 
-def promote_job(engine: Engine, cmd: p.PromoteJob, respond: Respond) -> p.Reply:
+def promote_job(engine: JobOperations, cmd: p.PromoteJob, respond: Respond) -> p.Reply:
     engine.reschedule(_delayed(engine, cmd.id), engine.clock())
     return p.Done()
 
 
-def move_to_delayed(engine: Engine, cmd: p.MoveToDelayed, respond: Respond) -> p.Reply:
+def move_to_delayed(engine: JobOperations, cmd: p.MoveToDelayed, respond: Respond) -> p.Reply:
     job = engine.leases.leased(cmd.id, cmd.token)
     q = engine.end_lease(job)
     job.run_at = engine.clock() + cmd.delay
@@ -86,14 +139,14 @@ def move_to_delayed(engine: Engine, cmd: p.MoveToDelayed, respond: Respond) -> p
     return p.Done()
 
 
-def change_delay(engine: Engine, cmd: p.ChangeDelay, respond: Respond) -> p.Reply:
+def change_delay(engine: JobOperations, cmd: p.ChangeDelay, respond: Respond) -> p.Reply:
     job = _delayed(engine, cmd.id)
     engine.reschedule(job, engine.clock() + cmd.delay)
     engine.emit("job:delay-changed", job, newDelay=cmd.delay)
     return p.Done()
 
 
-def discard_job(engine: Engine, cmd: p.DiscardJob, respond: Respond) -> p.Reply:
+def discard_job(engine: JobOperations, cmd: p.DiscardJob, respond: Respond) -> p.Reply:
     job = engine.index.live(cmd.id, "Cannot discard a finished job")
     if job.state == FAILED:
         raise BadRequest("Job is already in the dead-letter queue")
@@ -109,7 +162,7 @@ def discard_job(engine: Engine, cmd: p.DiscardJob, respond: Respond) -> p.Reply:
     return p.Done()
 
 
-def wait_job(engine: Engine, cmd: p.WaitJob, respond: Respond) -> p.Reply | None:
+def wait_job(engine: JobOperations, cmd: p.WaitJob, respond: Respond) -> p.Reply | None:
     job = engine.index.find(cmd.id)
     if job is None:
         if cmd.id in engine.index.results:
@@ -129,14 +182,14 @@ def wait_job(engine: Engine, cmd: p.WaitJob, respond: Respond) -> p.Reply | None
     return None
 
 
-def get_children(engine: Engine, cmd: p.GetChildren, respond: Respond) -> p.Reply:
+def get_children(engine: JobOperations, cmd: p.GetChildren, respond: Respond) -> p.Reply:
     job = engine.index.find(cmd.id)
     if job is None:
         raise NotFound("Job not found")
     return p.ChildrenValues({k: v if v is not None else b"null" for k, v in job.children.items()})
 
 
-def heartbeat(engine: Engine, cmd: p.Heartbeat, respond: Respond) -> p.Reply:
+def heartbeat(engine: JobOperations, cmd: p.Heartbeat, respond: Respond) -> p.Reply:
     """Heartbeats and lock extensions, per id; `failed` says which ids were refused and why."""
     failed: dict[str, str] = {}
     missing: list[str] = []
@@ -157,34 +210,34 @@ def heartbeat(engine: Engine, cmd: p.Heartbeat, respond: Respond) -> p.Reply:
     return p.AckOutcome(done, failed, missing)
 
 
-def _job_for_logs(engine: Engine, job_id: str) -> Job:
+def _job_for_logs(engine: JobOperations, job_id: str) -> Job:
     job = engine.index.find(job_id)
     if job is None:
         raise NotFound("Job not found")
     return job
 
 
-def add_log(engine: Engine, cmd: p.AddLog, respond: Respond) -> p.Reply:
+def add_log(engine: JobOperations, cmd: p.AddLog, respond: Respond) -> p.Reply:
     job = _job_for_logs(engine, cmd.id)
     engine.logs.add(job.id, job.slot, LogLine(engine.clock(), cmd.level, cmd.message))
     return p.Done()
 
 
-def get_logs(engine: Engine, cmd: p.GetLogs, respond: Respond) -> p.Reply:
+def get_logs(engine: JobOperations, cmd: p.GetLogs, respond: Respond) -> p.Reply:
     job = _job_for_logs(engine, cmd.id)
     return p.Logs(engine.logs.get(job.id))
 
 
-def clear_logs(engine: Engine, cmd: p.ClearLogs, respond: Respond) -> p.Reply:
+def clear_logs(engine: JobOperations, cmd: p.ClearLogs, respond: Respond) -> p.Reply:
     job = _job_for_logs(engine, cmd.id)
     engine.logs.drop(job.id)
     return p.Done()
 
 
-def watch_job(engine: Engine, cmd: p.WatchJob, respond: Respond) -> p.Reply:
+def watch_job(engine: JobOperations, cmd: p.WatchJob, respond: Respond) -> p.Reply:
     return engine.flows.watch(cmd)
 
 
-def resolve_dependency(engine: Engine, cmd: p.ResolveDependency, respond: Respond) -> p.Reply:
+def resolve_dependency(engine: JobOperations, cmd: p.ResolveDependency, respond: Respond) -> p.Reply:
     engine.flows.resolve(cmd)
     return p.Done()
