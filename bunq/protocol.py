@@ -556,10 +556,57 @@ class QueueConfig(Reply, frozen=True):
     dlq: DlqConfig
 
 
-class Rendered(Reply, frozen=True):
-    """A complete JSON response body, built where the data lives (the aggregator's registries)."""
+class CronEntry(CronSpec):
+    """A registered cron as the aggregator keeps it and answers with it: its spec and its run state."""
 
-    body: bytes
+    executions: int = 0
+    next_run: int = 0
+    created_at: int = 0
+    last_run: int | None = None
+
+
+class Crons(Reply, frozen=True):
+    crons: list[CronEntry]
+
+
+class WebhookEntry(msgspec.Struct, frozen=True):
+    """A registered webhook as the aggregator answers with it (never its secret)."""
+
+    id: str
+    url: str
+    events: list[str]
+    queue: str | None
+    enabled: bool
+    created_at: int
+    last_triggered: int | None
+    success_count: int
+    failure_count: int
+
+
+class Webhooks(Reply, frozen=True):
+    webhooks: list[WebhookEntry]
+
+
+class WorkerEntry(msgspec.Struct, frozen=True):
+    id: str
+    name: str | None
+    queues: list[str]
+    concurrency: int
+    hostname: str | None
+    pid: int | None
+    registered_at: int
+    last_seen: int
+    active_jobs: int
+    processed_jobs: int
+    failed_jobs: int
+    current_job: str | None
+
+
+class Workers(Reply, frozen=True):
+    """Registered workers, and the aggregator's wall clock (ms) they were read at (their uptime's end)."""
+
+    workers: list[WorkerEntry]
+    now: int
 
 
 class ShardStats(Reply, frozen=True):
@@ -606,6 +653,6 @@ class ConnectionCounts(Reply, frozen=True):
 
 AnyReply = Union[  # noqa: UP007
     Done, Error, Ids, Jobs, JobDoc, JobState, JobResult, AckOutcome, Counts, DlqEntries, Pong,
-    Progress, WaitOutcome, ChildrenValues, Logs, Watched, Count, QueueNames, QueueConfig, Rendered, ShardStats,
-    RateVerdict, Memory, HeapStats, ConnectionCounts,
+    Progress, WaitOutcome, ChildrenValues, Logs, Watched, Count, QueueNames, QueueConfig, Crons, Webhooks, Workers,
+    ShardStats, RateVerdict, Memory, HeapStats, ConnectionCounts,
 ]  # fmt: skip

@@ -16,51 +16,13 @@ from typing import Any
 import msgspec
 
 from bunq.errors import BunqError, NotFound
-from bunq.protocol import CronSpec
+from bunq.protocol import CronEntry
 from bunq.schedules import schedule_iterator
 
 log = logging.getLogger("bunq.crons")
 
 
-class Cron(CronSpec):
-    """A registered cron: its spec (as `AddCron` carried it) and its run state; stored as it is encoded."""
-
-    executions: int = 0
-    next_run: int = 0
-    created_at: int = 0
-    last_run: int | None = None
-
-
-class CronView(msgspec.Struct):
-    name: str
-    queue: str
-    data: msgspec.Raw
-    schedule: str | None
-    repeatEvery: int | None
-    timezone: str
-    priority: int
-    maxLimit: int | None
-    executions: int
-    nextRun: int
-    lastRun: int | None
-    createdAt: int
-
-
-def view(cron: Cron) -> CronView:
-    return CronView(
-        name=cron.name,
-        queue=cron.queue,
-        data=msgspec.Raw(cron.data),
-        schedule=cron.schedule,
-        repeatEvery=cron.repeat_every,
-        timezone=cron.timezone,
-        priority=cron.priority,
-        maxLimit=cron.max_limit,
-        executions=cron.executions,
-        nextRun=cron.next_run,
-        lastRun=cron.last_run,
-        createdAt=cron.created_at,
-    )
+Cron = CronEntry  # stored as it is encoded; its spec is what `AddCron` carried
 
 
 def next_run(cron: Cron, after_ms: int) -> int:

@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -18,13 +19,13 @@ import zmq.asyncio
 from bunq import protocol as p
 from bunq import wire
 from bunq.aggregator import workers as workers_mod
-from bunq.aggregator.crons import Cron, CronTable, fire_seed, view
+from bunq.aggregator.crons import Cron, CronTable, fire_seed
 from bunq.aggregator.fronts import FrontConnections
 from bunq.aggregator.monitor import Monitor
 from bunq.aggregator.ratelimit import RateLimiter
 from bunq.aggregator.store import RegistryStore
-from bunq.aggregator.webhooks import Webhooks
-from bunq.aggregator.workers import Workers
+from bunq.aggregator.webhooks import Webhook, Webhooks
+from bunq.aggregator.workers import Worker, Workers
 from bunq.catalogue import SYNC, SYNC_AGGREGATOR
 from bunq.client import ShardClient
 from bunq.errors import BunqError
@@ -201,67 +202,64 @@ class Aggregator:
 CHANGES_SUBSCRIPTIONS = (p.AddWebhook, p.DeleteWebhook, p.SetWebhookEnabled, p.RegisterWorker, p.DeleteWorker)
 
 
-def rendered(payload: dict[str, Any]) -> p.Rendered:
-    return p.Rendered(_json.encode({"ok": True, **payload}))
-
-
 async def add_cron(agg: Aggregator, cmd: p.AddCron) -> p.Reply:
-    cron = Cron(**msgspec.structs.asdict(cmd.spec))
-    return rendered({"cron": view(agg.crons.upsert(cron))})
+    return p.Crons([agg.crons.upsert(Cron(**msgspec.structs.asdict(cmd.spec)))])
 
 
 async def get_cron(agg: Aggregator, cmd: p.GetCron) -> p.Reply:
-    return rendered({"cron": view(agg.crons.get(cmd.name))})
+    return p.Crons([agg.crons.get(cmd.name)])
 
 
 async def list_crons(agg: Aggregator, cmd: p.ListCrons) -> p.Reply:
-    return rendered({"crons": [view(c) for c in sorted(agg.crons.crons.values(), key=lambda c: c.name)]})
+    return p.Crons(sorted(agg.crons.crons.values(), key=lambda c: c.name))
 
 
 async def delete_cron(agg: Aggregator, cmd: p.DeleteCron) -> p.Reply:
     agg.crons.delete(cmd.name)
-    return rendered({})
+    return p.Done()
+
+
+def _webhooks(hooks: Iterable[Webhook]) -> p.Webhooks:
+    return p.Webhooks([p.WebhookEntry(**{f: getattr(h, f) for f in p.WebhookEntry.__struct_fields__}) for h in hooks])
 
 
 async def add_webhook(agg: Aggregator, cmd: p.AddWebhook) -> p.Reply:
-    hook = await agg.webhooks.add(cmd.url, cmd.events, cmd.queue, cmd.secret)
-    data = {"webhookId": hook.id, "url": hook.url, "events": hook.events, "queue": hook.queue}
-    return rendered({"data": {**data, "createdAt": hook.created_at}})
+    return _webhooks([await agg.webhooks.add(cmd.url, cmd.events, cmd.queue, cmd.secret)])
 
 
 async def list_webhooks(agg: Aggregator, cmd: p.ListWebhooks) -> p.Reply:
-    hooks = [h.view() for h in agg.webhooks.hooks.values()]
-    stats = {"total": len(hooks), "enabled": sum(1 for h in hooks if h["enabled"])}
-    return rendered({"data": {"webhooks": hooks, "stats": stats}})
+    return _webhooks(agg.webhooks.hooks.values())
 
 
 async def delete_webhook(agg: Aggregator, cmd: p.DeleteWebhook) -> p.Reply:
     agg.webhooks.remove(cmd.id)
-    return rendered({"data": {"removed": True}})
+    return p.Done()
 
 
 async def set_webhook_enabled(agg: Aggregator, cmd: p.SetWebhookEnabled) -> p.Reply:
-    hook = agg.webhooks.set_enabled(cmd.id, cmd.enabled)
-    return rendered({"data": {"id": hook.id, "enabled": hook.enabled}})
+    return _webhooks([agg.webhooks.set_enabled(cmd.id, cmd.enabled)])
+
+
+def _workers(workers: Iterable[Worker], now: int) -> p.Workers:
+    return p.Workers([p.WorkerEntry(**msgspec.structs.asdict(w)) for w in workers], now)
 
 
 async def register_worker(agg: Aggregator, cmd: p.RegisterWorker) -> p.Reply:
     worker = agg.workers.register(cmd.name, cmd.queues, cmd.concurrency, cmd.hostname, cmd.pid)
-    return rendered({"data": worker.view(wall_ms())})
+    return _workers([worker], wall_ms())
 
 
 async def list_workers(agg: Aggregator, cmd: p.ListWorkers) -> p.Reply:
-    return rendered({"data": agg.workers.listing()})
+    return _workers(agg.workers.workers.values(), wall_ms())
 
 
 async def delete_worker(agg: Aggregator, cmd: p.DeleteWorker) -> p.Reply:
     agg.workers.remove(cmd.id)
-    return rendered({"data": {"removed": True}})
+    return p.Done()
 
 
 async def worker_heartbeat(agg: Aggregator, cmd: p.WorkerHeartbeat) -> p.Reply:
-    worker = agg.workers.heartbeat(cmd.id)
-    return rendered({"data": {"ok": True, "lastSeen": worker.last_seen}})
+    return _workers([agg.workers.heartbeat(cmd.id)], wall_ms())
 
 
 async def check_rate(agg: Aggregator, cmd: p.CheckRate) -> p.Reply:

@@ -63,19 +63,6 @@ class Webhook(msgspec.Struct):
     def wants(self, event: str, queue: str | None) -> bool:
         return self.enabled and event in normalized(self.events) and (self.queue is None or self.queue == queue)
 
-    def view(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "url": self.url,
-            "events": self.events,
-            "queue": self.queue,
-            "enabled": self.enabled,
-            "createdAt": self.created_at,
-            "lastTriggered": self.last_triggered,
-            "successCount": self.success_count,
-            "failureCount": self.failure_count,
-        }
-
 
 def normalized(events: list[str]) -> set[str]:
     return {e.removeprefix("job.") for e in events}

@@ -39,25 +39,6 @@ class Worker(msgspec.Struct):
     failed_jobs: int = 0
     current_job: str | None = None
 
-    def view(self, now: int) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "workerId": self.id,
-            "name": self.name,
-            "queues": self.queues,
-            "concurrency": self.concurrency,
-            "hostname": self.hostname,
-            "pid": self.pid,
-            "status": "active",
-            "registeredAt": self.registered_at,
-            "lastSeen": self.last_seen,
-            "activeJobs": self.active_jobs,
-            "processedJobs": self.processed_jobs,
-            "failedJobs": self.failed_jobs,
-            "currentJob": self.current_job,
-            "uptime": (now - self.registered_at) // 1000,
-        }
-
 
 class Workers:
     def __init__(self, store: RegistryStore, publish: Publish, timeout_ms: int) -> None:
@@ -144,16 +125,3 @@ class Workers:
                 worker.current_job = None
         worker.last_seen = now_ms()
         self.dirty.add(worker.id)
-
-    def listing(self) -> dict[str, Any]:
-        now = now_ms()
-        workers = [w.view(now) for w in self.workers.values()]
-        stats = {
-            "total": len(workers),
-            "active": len(workers),
-            "totalProcessed": sum(w.processed_jobs for w in self.workers.values()),
-            "totalFailed": sum(w.failed_jobs for w in self.workers.values()),
-            "activeJobs": sum(w.active_jobs for w in self.workers.values()),
-            "concurrencySlots": sum(w.concurrency for w in self.workers.values()),
-        }
-        return {"workers": workers, "stats": stats}

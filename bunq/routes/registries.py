@@ -1,20 +1,22 @@
-"""Routes of the cluster-wide registries the aggregator owns: crons, webhooks and workers."""
+"""Routes of the cluster-wide registries the aggregator owns: crons, webhooks and workers.
+
+The aggregator answers with typed entries (`Crons`, `Webhooks`, `Workers`); the JSON bodies are drawn here.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from bunq import protocol as p
 from bunq import validation as v
 from bunq.errors import BadRequest
-from bunq.http import Call, Operation, Result
+from bunq.http import OK, Call, Operation, Result, encode
 from bunq.schedules import check_expression, check_timezone
 
 MAX_NAME = 256
-
-
-async def _aggregator(call: Call, command: p.Command) -> Result:
-    return (await call.client.call_aggregator(command, p.Rendered)).body
+REMOVED = b'{"ok":true,"data":{"removed":true}}'
 
 
 def _required_string(body: dict[str, Any], name: str, max_length: int = MAX_NAME) -> str:
@@ -57,20 +59,59 @@ def _cron(body: dict[str, Any]) -> p.AddCron:
     )
 
 
+class CronView(msgspec.Struct):
+    name: str
+    queue: str
+    data: msgspec.Raw
+    schedule: str | None
+    repeatEvery: int | None
+    timezone: str
+    priority: int
+    maxLimit: int | None
+    executions: int
+    nextRun: int
+    lastRun: int | None
+    createdAt: int
+
+
+def _cron_view(cron: p.CronEntry) -> CronView:
+    return CronView(
+        name=cron.name,
+        queue=cron.queue,
+        data=msgspec.Raw(cron.data),
+        schedule=cron.schedule,
+        repeatEvery=cron.repeat_every,
+        timezone=cron.timezone,
+        priority=cron.priority,
+        maxLimit=cron.max_limit,
+        executions=cron.executions,
+        nextRun=cron.next_run,
+        lastRun=cron.last_run,
+        createdAt=cron.created_at,
+    )
+
+
+async def _one_cron(call: Call, command: p.Command) -> Result:
+    cron = (await call.client.call_aggregator(command, p.Crons)).crons[0]
+    return encode({"ok": True, "cron": _cron_view(cron)})
+
+
 async def add_cron(call: Call) -> Result:
-    return await _aggregator(call, _cron(v.decode_object(call.body)))
+    return await _one_cron(call, _cron(v.decode_object(call.body)))
 
 
 async def list_crons(call: Call) -> Result:
-    return await _aggregator(call, p.ListCrons())
+    crons = await call.client.call_aggregator(p.ListCrons(), p.Crons)
+    return encode({"ok": True, "crons": [_cron_view(c) for c in crons.crons]})
 
 
 async def get_cron(call: Call) -> Result:
-    return await _aggregator(call, p.GetCron(call.params["name"]))
+    return await _one_cron(call, p.GetCron(call.params["name"]))
 
 
 async def delete_cron(call: Call) -> Result:
-    return await _aggregator(call, p.DeleteCron(call.params["name"]))
+    await call.client.call_aggregator(p.DeleteCron(call.params["name"]), p.Done)
+    return OK
 
 
 # ---- webhooks ---------------------------------------------------------------------------------
@@ -86,22 +127,43 @@ async def add_webhook(call: Call) -> Result:
     if queue is not None:
         v.queue_name(queue)
     secret = v.string("secret", body.get("secret"))
-    return await _aggregator(call, p.AddWebhook(url, events, queue, secret))
+    hook = (await call.client.call_aggregator(p.AddWebhook(url, events, queue, secret), p.Webhooks)).webhooks[0]
+    data = {"webhookId": hook.id, "url": hook.url, "events": hook.events, "queue": hook.queue}
+    return encode({"ok": True, "data": {**data, "createdAt": hook.created_at}})
+
+
+def _webhook_view(hook: p.WebhookEntry) -> dict[str, Any]:
+    return {
+        "id": hook.id,
+        "url": hook.url,
+        "events": hook.events,
+        "queue": hook.queue,
+        "enabled": hook.enabled,
+        "createdAt": hook.created_at,
+        "lastTriggered": hook.last_triggered,
+        "successCount": hook.success_count,
+        "failureCount": hook.failure_count,
+    }
 
 
 async def list_webhooks(call: Call) -> Result:
-    return await _aggregator(call, p.ListWebhooks())
+    hooks = (await call.client.call_aggregator(p.ListWebhooks(), p.Webhooks)).webhooks
+    stats = {"total": len(hooks), "enabled": sum(1 for h in hooks if h.enabled)}
+    return encode({"ok": True, "data": {"webhooks": [_webhook_view(h) for h in hooks], "stats": stats}})
 
 
 async def delete_webhook(call: Call) -> Result:
-    return await _aggregator(call, p.DeleteWebhook(call.params["id"]))
+    await call.client.call_aggregator(p.DeleteWebhook(call.params["id"]), p.Done)
+    return REMOVED
 
 
 async def set_webhook_enabled(call: Call) -> Result:
     body = v.decode_object(call.body)
     if body.get("enabled") is None:
         raise BadRequest("enabled is required")
-    return await _aggregator(call, p.SetWebhookEnabled(call.params["id"], v.flag("enabled", body["enabled"])))
+    command = p.SetWebhookEnabled(call.params["id"], v.flag("enabled", body["enabled"]))
+    hook = (await call.client.call_aggregator(command, p.Webhooks)).webhooks[0]
+    return encode({"ok": True, "data": {"id": hook.id, "enabled": hook.enabled}})
 
 
 # ---- workers ----------------------------------------------------------------------------------
@@ -119,35 +181,68 @@ async def register_worker(call: Call) -> Result:
         hostname=v.string("hostname", body.get("hostname"), max_length=MAX_NAME),
         pid=v.number("pid", body.get("pid"), 0, 2**31, integer=True),
     )
-    return await _aggregator(call, command)
+    reply = await call.client.call_aggregator(command, p.Workers)
+    return encode({"ok": True, "data": _worker_view(reply.workers[0], reply.now)})
+
+
+def _worker_view(worker: p.WorkerEntry, now: int) -> dict[str, Any]:
+    return {
+        "id": worker.id,
+        "workerId": worker.id,
+        "name": worker.name,
+        "queues": worker.queues,
+        "concurrency": worker.concurrency,
+        "hostname": worker.hostname,
+        "pid": worker.pid,
+        "status": "active",
+        "registeredAt": worker.registered_at,
+        "lastSeen": worker.last_seen,
+        "activeJobs": worker.active_jobs,
+        "processedJobs": worker.processed_jobs,
+        "failedJobs": worker.failed_jobs,
+        "currentJob": worker.current_job,
+        "uptime": (now - worker.registered_at) // 1000,
+    }
 
 
 async def list_workers(call: Call) -> Result:
-    return await _aggregator(call, p.ListWorkers())
+    reply = await call.client.call_aggregator(p.ListWorkers(), p.Workers)
+    workers = reply.workers
+    stats = {
+        "total": len(workers),
+        "active": len(workers),
+        "totalProcessed": sum(w.processed_jobs for w in workers),
+        "totalFailed": sum(w.failed_jobs for w in workers),
+        "activeJobs": sum(w.active_jobs for w in workers),
+        "concurrencySlots": sum(w.concurrency for w in workers),
+    }
+    views = [_worker_view(w, reply.now) for w in workers]
+    return encode({"ok": True, "data": {"workers": views, "stats": stats}})
 
 
 async def delete_worker(call: Call) -> Result:
-    return await _aggregator(call, p.DeleteWorker(call.params["id"]))
+    await call.client.call_aggregator(p.DeleteWorker(call.params["id"]), p.Done)
+    return REMOVED
 
 
 async def worker_heartbeat(call: Call) -> Result:
-    return await _aggregator(call, p.WorkerHeartbeat(call.params["id"]))
+    worker = (await call.client.call_aggregator(p.WorkerHeartbeat(call.params["id"]), p.Workers)).workers[0]
+    return encode({"ok": True, "data": {"ok": True, "lastSeen": worker.last_seen}})
 
 
 Op = Operation
-R = p.Rendered
 
 operations = [
-    Op("GET", "/crons", list_crons, p.ListCrons, R, body=False),
-    Op("POST", "/crons", add_cron, p.AddCron, R),
-    Op("GET", "/crons/{name}", get_cron, p.GetCron, R, body=False),
-    Op("DELETE", "/crons/{name}", delete_cron, p.DeleteCron, R, body=False),
-    Op("GET", "/webhooks", list_webhooks, p.ListWebhooks, R, body=False),
-    Op("POST", "/webhooks", add_webhook, p.AddWebhook, R),
-    Op("DELETE", "/webhooks/{id}", delete_webhook, p.DeleteWebhook, R, body=False),
-    Op("PUT", "/webhooks/{id}/enabled", set_webhook_enabled, p.SetWebhookEnabled, R),
-    Op("GET", "/workers", list_workers, p.ListWorkers, R, body=False),
-    Op("POST", "/workers", register_worker, p.RegisterWorker, R),
-    Op("DELETE", "/workers/{id}", delete_worker, p.DeleteWorker, R, body=False),
-    Op("POST", "/workers/{id}/heartbeat", worker_heartbeat, p.WorkerHeartbeat, R),
+    Op("GET", "/crons", list_crons, p.ListCrons, p.Crons, body=False),
+    Op("POST", "/crons", add_cron, p.AddCron, p.Crons),
+    Op("GET", "/crons/{name}", get_cron, p.GetCron, p.Crons, body=False),
+    Op("DELETE", "/crons/{name}", delete_cron, p.DeleteCron, p.Done, body=False),
+    Op("GET", "/webhooks", list_webhooks, p.ListWebhooks, p.Webhooks, body=False),
+    Op("POST", "/webhooks", add_webhook, p.AddWebhook, p.Webhooks),
+    Op("DELETE", "/webhooks/{id}", delete_webhook, p.DeleteWebhook, p.Done, body=False),
+    Op("PUT", "/webhooks/{id}/enabled", set_webhook_enabled, p.SetWebhookEnabled, p.Webhooks),
+    Op("GET", "/workers", list_workers, p.ListWorkers, p.Workers, body=False),
+    Op("POST", "/workers", register_worker, p.RegisterWorker, p.Workers),
+    Op("DELETE", "/workers/{id}", delete_worker, p.DeleteWorker, p.Done, body=False),
+    Op("POST", "/workers/{id}/heartbeat", worker_heartbeat, p.WorkerHeartbeat, p.Workers),
 ]
