@@ -435,6 +435,10 @@ class Engine:
 
     # ---- persistence ----------------------------------------------------------------------------
 
+    def after_next_commit(self, respond: Respond, reply: Reply) -> None:
+        """Answer `reply` only once the next flush has committed (a durable write)."""
+        self.after_commit.append((respond, reply))
+
     def flush(self) -> None:
         """Write the journal in one transaction, then answer the replies that waited for that commit."""
         pending, self.after_commit = self.after_commit, []

@@ -39,12 +39,11 @@ class JobPath(Protocol):
     def pulls(self) -> Pulls: ...
 
     @property
-    def after_commit(self) -> list[tuple[Respond, p.Reply]]: ...
-
-    @property
     def disk_full(self) -> bool: ...
 
     def clock(self) -> int: ...
+
+    def after_next_commit(self, respond: Respond, reply: p.Reply) -> None: ...
 
     def slot(self, queue: str) -> int: ...
 
@@ -86,7 +85,7 @@ def add_jobs(engine: JobPath, cmd: p.AddJobs, respond: Respond) -> p.Reply | Non
         ids.append(job.id)
     reply = p.Ids(ids)
     if durable:
-        engine.after_commit.append((respond, reply))
+        engine.after_next_commit(respond, reply)
         return None
     return reply
 
