@@ -4,20 +4,50 @@ retry of completed jobs."""
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, assert_never
+from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 from bunq.protocol import State
 from shards.job import ACTIVE, COMPLETED, DELAYED, EXPIRED, FAILED, REMOVED, WAITING, Job
 from shards.queues import QueueState
 
 if TYPE_CHECKING:
-    from shards.engine import Engine
+    from bunq.catalogue import EventName
+    from shards.index import JobIndex
+    from shards.logs import JobLogs
+    from shards.registry import QueueRegistry
+
+
+class QueueWide(Protocol):
+    """What operations on a whole queue use of the engine."""
+
+    @property
+    def index(self) -> JobIndex: ...
+
+    @property
+    def registry(self) -> QueueRegistry: ...
+
+    @property
+    def logs(self) -> JobLogs: ...
+
+    def clock(self) -> int: ...
+
+    def flush(self) -> None: ...
+
+    def emit_data(self, name: EventName, data: dict[str, Any]) -> None: ...
+
+    def remove(self, job: Job, *, event: bool = True) -> None: ...
+
+    def requeue(self, q: QueueState, job: Job) -> None: ...
+
+    def reschedule(self, job: Job, run_at: int) -> None: ...
+
+    def forget_removed(self, count: int) -> None: ...
 
 
 # ---- reading ----------------------------------------------------------------------------------
 
 
-def list_jobs(engine: Engine, q: QueueState, state: State | None, limit: int, offset: int) -> list[Job]:
+def list_jobs(engine: QueueWide, q: QueueState, state: State | None, limit: int, offset: int) -> list[Job]:
     """One page of a queue's jobs in a state (or across states): O(log n + offset + limit) in memory."""
     if state is None:
         pages = (_page(engine, q, s, offset + limit, 0) for s in (WAITING, DELAYED, ACTIVE, FAILED, COMPLETED))
@@ -25,7 +55,7 @@ def list_jobs(engine: Engine, q: QueueState, state: State | None, limit: int, of
     return _page(engine, q, state, limit, offset)
 
 
-def _page(engine: Engine, q: QueueState, state: State, limit: int, offset: int) -> list[Job]:
+def _page(engine: QueueWide, q: QueueState, state: State, limit: int, offset: int) -> list[Job]:
     stop = offset + limit
     match state:
         case State.WAITING:
@@ -48,7 +78,7 @@ def _page(engine: Engine, q: QueueState, state: State, limit: int, offset: int) 
 # ---- bulk changes -----------------------------------------------------------------------------
 
 
-def drain(engine: Engine, q: QueueState) -> int:
+def drain(engine: QueueWide, q: QueueState) -> int:
     """Remove every waiting and delayed job; active jobs are untouched."""
     jobs = [entry[2] for entry in itertools.chain(q.waiting, q.delayed)]
     jobs += [job for parked in q.parked.values() for job in parked]
@@ -59,7 +89,7 @@ def drain(engine: Engine, q: QueueState) -> int:
     return len(jobs)
 
 
-def obliterate(engine: Engine, q: QueueState) -> None:
+def obliterate(engine: QueueWide, q: QueueState) -> None:
     """Everything of the queue goes: jobs in every state, logs, settings, DLQ and the name itself.
     Its active jobs' later acks and fails succeed without effect."""
     engine.index.bury(q.active)
@@ -79,7 +109,7 @@ def obliterate(engine: Engine, q: QueueState) -> None:
 CLEANABLE = (WAITING, DELAYED, COMPLETED, FAILED, EXPIRED)
 
 
-def clean(engine: Engine, q: QueueState, grace: int, state: State | None, limit: int) -> list[str]:
+def clean(engine: QueueWide, q: QueueState, grace: int, state: State | None, limit: int) -> list[str]:
     """Remove up to `limit` jobs at least `grace` ms old (0: every one, this millisecond's too), oldest
     first, through per-state time indexes."""
     before = engine.clock() - grace + 1  # exclusive bound
@@ -95,7 +125,7 @@ def clean(engine: Engine, q: QueueState, grace: int, state: State | None, limit:
     return removed
 
 
-def _older(engine: Engine, q: QueueState, state: State, before: int, limit: int) -> list[Job]:
+def _older(engine: QueueWide, q: QueueState, state: State, before: int, limit: int) -> list[Job]:
     match state:
         case State.WAITING | State.DELAYED:
             index = q.created[state]
@@ -113,14 +143,14 @@ def _older(engine: Engine, q: QueueState, state: State, before: int, limit: int)
             assert_never(state)
 
 
-def promote_all(engine: Engine, q: QueueState, count: int | None) -> int:
+def promote_all(engine: QueueWide, q: QueueState, count: int | None) -> int:
     jobs = [entry[2] for entry in itertools.islice(q.delayed, count)]
     for job in jobs:
         engine.reschedule(job, engine.clock())
     return len(jobs)
 
 
-def retry_completed(engine: Engine, q: QueueState, job_id: str | None) -> int:
+def retry_completed(engine: QueueWide, q: QueueState, job_id: str | None) -> int:
     if job_id is not None:
         job = engine.index.find(job_id)
         jobs = [job] if job is not None and job.state == COMPLETED and job.queue == q.name else []

@@ -7,7 +7,8 @@ import dataclasses
 import gc
 import os
 import shutil
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 import psutil
@@ -18,39 +19,87 @@ from shards.job import render, render_dlq_entry
 from shards.queues import QueueState
 
 if TYPE_CHECKING:
-    from shards.engine import Engine, Respond
+    from shards.dlq import DeadLetters
+    from shards.engine import Respond
+    from shards.histograms import Histogram
+    from shards.job import Job
+    from shards.pulls import Pulls
+    from shards.store import Store
+    from shards.timers import Timers
 
 
-def _queue(engine: Engine, name: str) -> QueueState:
+class QueueCommands(admin.QueueWide, Protocol):
+    """What the queue handlers use of the engine, beyond the whole-queue operations."""
+
+    @property
+    def shard(self) -> int: ...
+
+    @property
+    def slots(self) -> int: ...
+
+    @property
+    def queues(self) -> Mapping[str, QueueState]: ...
+
+    @property
+    def jobs(self) -> Mapping[str, Job]: ...
+
+    @property
+    def dlq(self) -> DeadLetters: ...
+
+    @property
+    def pulls(self) -> Pulls: ...
+
+    @property
+    def timers(self) -> Timers: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def totals(self) -> dict[str, int]: ...
+
+    @property
+    def wait_histogram(self) -> Histogram: ...
+
+    @property
+    def processing_histogram(self) -> Histogram: ...
+
+    @property
+    def disk_full(self) -> bool: ...
+
+    def queue(self, name: str) -> QueueState: ...
+
+
+def _queue(engine: QueueCommands, name: str) -> QueueState:
     """The queue, or an empty one left unregistered: queues are implicit, so a queue with no jobs yet
     reads as its defaults and a bulk operation on it finds nothing (and creates nothing)."""
     return engine.queues.get(name) or QueueState(name)
 
 
-def _settings_changed(engine: Engine, q: QueueState) -> p.QueueConfig:
+def _settings_changed(engine: QueueCommands, q: QueueState) -> p.QueueConfig:
     engine.registry.save(q)
     return get_queue_config(engine, p.GetQueueConfig(q.name), lambda r: None)
 
 
-def list_queues(engine: Engine, cmd: p.ListQueues, respond: Respond) -> p.Reply:
+def list_queues(engine: QueueCommands, cmd: p.ListQueues, respond: Respond) -> p.Reply:
     return p.QueueNames(engine.registry.known_names())
 
 
-def get_counts(engine: Engine, cmd: p.GetCounts, respond: Respond) -> p.Reply:
+def get_counts(engine: QueueCommands, cmd: p.GetCounts, respond: Respond) -> p.Reply:
     return p.Counts(_queue(engine, cmd.queue).counts())
 
 
-def get_priority_counts(engine: Engine, cmd: p.GetPriorityCounts, respond: Respond) -> p.Reply:
+def get_priority_counts(engine: QueueCommands, cmd: p.GetPriorityCounts, respond: Respond) -> p.Reply:
     q = _queue(engine, cmd.queue)
     return p.Counts({str(priority): n for priority, n in sorted(q.priorities.items(), reverse=True)})
 
 
-def list_jobs(engine: Engine, cmd: p.ListJobs, respond: Respond) -> p.Reply:
+def list_jobs(engine: QueueCommands, cmd: p.ListJobs, respond: Respond) -> p.Reply:
     q = _queue(engine, cmd.queue)
     return p.Jobs([render(job) for job in admin.list_jobs(engine, q, cmd.state, cmd.limit, cmd.offset)])
 
 
-def get_queue_config(engine: Engine, cmd: p.GetQueueConfig, respond: Respond) -> p.QueueConfig:
+def get_queue_config(engine: QueueCommands, cmd: p.GetQueueConfig, respond: Respond) -> p.QueueConfig:
     q = _queue(engine, cmd.queue)
     s = q.settings
     stall, dlq = s.stall, s.dlq
@@ -63,7 +112,7 @@ def get_queue_config(engine: Engine, cmd: p.GetQueueConfig, respond: Respond) ->
     )
 
 
-def pause_queue(engine: Engine, cmd: p.PauseQueue, respond: Respond) -> p.Reply:
+def pause_queue(engine: QueueCommands, cmd: p.PauseQueue, respond: Respond) -> p.Reply:
     q = engine.queue(cmd.queue)
     q.settings.paused = True
     _settings_changed(engine, q)
@@ -71,7 +120,7 @@ def pause_queue(engine: Engine, cmd: p.PauseQueue, respond: Respond) -> p.Reply:
     return p.Done()
 
 
-def resume_queue(engine: Engine, cmd: p.ResumeQueue, respond: Respond) -> p.Reply:
+def resume_queue(engine: QueueCommands, cmd: p.ResumeQueue, respond: Respond) -> p.Reply:
     q = engine.queue(cmd.queue)
     q.settings.paused = False
     _settings_changed(engine, q)
@@ -80,31 +129,31 @@ def resume_queue(engine: Engine, cmd: p.ResumeQueue, respond: Respond) -> p.Repl
     return p.Done()
 
 
-def drain_queue(engine: Engine, cmd: p.DrainQueue, respond: Respond) -> p.Reply:
+def drain_queue(engine: QueueCommands, cmd: p.DrainQueue, respond: Respond) -> p.Reply:
     return p.Count(admin.drain(engine, _queue(engine, cmd.queue)))
 
 
-def obliterate_queue(engine: Engine, cmd: p.ObliterateQueue, respond: Respond) -> p.Reply:
+def obliterate_queue(engine: QueueCommands, cmd: p.ObliterateQueue, respond: Respond) -> p.Reply:
     q = engine.queues.get(cmd.queue)
     if q is not None:
         admin.obliterate(engine, q)
     return p.Done()
 
 
-def clean_queue(engine: Engine, cmd: p.CleanQueue, respond: Respond) -> p.Reply:
+def clean_queue(engine: QueueCommands, cmd: p.CleanQueue, respond: Respond) -> p.Reply:
     ids = admin.clean(engine, _queue(engine, cmd.queue), cmd.grace, cmd.state, cmd.limit)
     return p.Count(len(ids), ids)
 
 
-def promote_jobs(engine: Engine, cmd: p.PromoteJobs, respond: Respond) -> p.Reply:
+def promote_jobs(engine: QueueCommands, cmd: p.PromoteJobs, respond: Respond) -> p.Reply:
     return p.Count(admin.promote_all(engine, _queue(engine, cmd.queue), cmd.count))
 
 
-def retry_completed(engine: Engine, cmd: p.RetryCompleted, respond: Respond) -> p.Reply:
+def retry_completed(engine: QueueCommands, cmd: p.RetryCompleted, respond: Respond) -> p.Reply:
     return p.Count(admin.retry_completed(engine, _queue(engine, cmd.queue), cmd.id))
 
 
-def get_dlq(engine: Engine, cmd: p.GetDlq, respond: Respond) -> p.Reply:
+def get_dlq(engine: QueueCommands, cmd: p.GetDlq, respond: Respond) -> p.Reply:
     q = _queue(engine, cmd.queue)
     entries: list[bytes] = []
     for i, job in enumerate(q.dlq.values()):
@@ -115,15 +164,15 @@ def get_dlq(engine: Engine, cmd: p.GetDlq, respond: Respond) -> p.Reply:
     return p.DlqEntries(entries, len(q.dlq))
 
 
-def retry_dlq(engine: Engine, cmd: p.RetryDlq, respond: Respond) -> p.Reply:
+def retry_dlq(engine: QueueCommands, cmd: p.RetryDlq, respond: Respond) -> p.Reply:
     return p.Count(engine.dlq.retry(_queue(engine, cmd.queue), cmd.id))
 
 
-def purge_dlq(engine: Engine, cmd: p.PurgeDlq, respond: Respond) -> p.Reply:
+def purge_dlq(engine: QueueCommands, cmd: p.PurgeDlq, respond: Respond) -> p.Reply:
     return p.Count(engine.dlq.purge(_queue(engine, cmd.queue)))
 
 
-def set_rate_limit(engine: Engine, cmd: p.SetRateLimit, respond: Respond) -> p.Reply:
+def set_rate_limit(engine: QueueCommands, cmd: p.SetRateLimit, respond: Respond) -> p.Reply:
     q = engine.queue(cmd.queue)
     q.settings.rate_limit = cmd.limit
     q.pulls.clear()
@@ -135,7 +184,7 @@ def set_rate_limit(engine: Engine, cmd: p.SetRateLimit, respond: Respond) -> p.R
     return _settings_changed(engine, q)
 
 
-def set_concurrency(engine: Engine, cmd: p.SetConcurrency, respond: Respond) -> p.Reply:
+def set_concurrency(engine: QueueCommands, cmd: p.SetConcurrency, respond: Respond) -> p.Reply:
     q = engine.queue(cmd.queue)
     q.settings.concurrency = cmd.limit
     if cmd.limit is None:
@@ -146,7 +195,7 @@ def set_concurrency(engine: Engine, cmd: p.SetConcurrency, respond: Respond) -> 
     return _settings_changed(engine, q)
 
 
-def set_stall_config(engine: Engine, cmd: p.SetStallConfig, respond: Respond) -> p.Reply:
+def set_stall_config(engine: QueueCommands, cmd: p.SetStallConfig, respond: Respond) -> p.Reply:
     q = engine.queue(cmd.queue)
     changes = {"stall_interval": cmd.stall_interval, "max_stalls": cmd.max_stalls, "grace_period": cmd.grace_period}
     q.settings.stall = dataclasses.replace(q.settings.stall, **{k: v for k, v in changes.items() if v is not None})
@@ -155,7 +204,7 @@ def set_stall_config(engine: Engine, cmd: p.SetStallConfig, respond: Respond) ->
     return config
 
 
-def set_dlq_config(engine: Engine, cmd: p.SetDlqConfig, respond: Respond) -> p.Reply:
+def set_dlq_config(engine: QueueCommands, cmd: p.SetDlqConfig, respond: Respond) -> p.Reply:
     q = engine.queue(cmd.queue)
     changes: dict[str, Any] = {
         "auto_retry": cmd.auto_retry,
@@ -171,7 +220,7 @@ def set_dlq_config(engine: Engine, cmd: p.SetDlqConfig, respond: Respond) -> p.R
     return config
 
 
-def get_stats(engine: Engine, cmd: p.GetStats, respond: Respond) -> p.Reply:
+def get_stats(engine: QueueCommands, cmd: p.GetStats, respond: Respond) -> p.Reply:
     queues = {name: q.counts() for name, q in engine.queues.items() if q.known}
     collections = {
         "jobIndex": len(engine.jobs),
@@ -192,7 +241,7 @@ def get_stats(engine: Engine, cmd: p.GetStats, respond: Respond) -> p.Reply:
     )
 
 
-def collect(engine: Engine, cmd: p.Collect, respond: Respond) -> p.Reply:
+def collect(engine: QueueCommands, cmd: p.Collect, respond: Respond) -> p.Reply:
     """Collect garbage and give back what over-grown structures hold (dicts never shrink on their own)."""
     before = psutil.Process().memory_info().rss
     engine.flush()
@@ -204,7 +253,7 @@ def collect(engine: Engine, cmd: p.Collect, respond: Respond) -> p.Reply:
     return p.Memory(before, psutil.Process().memory_info().rss)
 
 
-def get_heap_stats(engine: Engine, cmd: p.GetHeapStats, respond: Respond) -> p.Reply:
+def get_heap_stats(engine: QueueCommands, cmd: p.GetHeapStats, respond: Respond) -> p.Reply:
     stats = get_stats(engine, p.GetStats(), respond)
     assert isinstance(stats, p.ShardStats)
     return p.HeapStats(f"shard-{engine.shard}", stats.rss_bytes, top_types(), stats.collections)
@@ -215,5 +264,5 @@ def top_types(limit: int = 20) -> list[tuple[str, int]]:
     return counts.most_common(limit)
 
 
-def ping(engine: Engine, cmd: p.Ping, respond: Respond) -> p.Reply:
+def ping(engine: QueueCommands, cmd: p.Ping, respond: Respond) -> p.Reply:
     return p.Pong(engine.shard, engine.slots)
