@@ -20,20 +20,25 @@ Candidate = tuple[Segments, Segments, Operation]  # literals, parameters, entry
 
 
 class Matcher:
-    """Matches `method path` against table entries by segment count, then literal segments; a parameter must be
-    a non-empty segment (an empty one is left to Starlette, which refuses it as the handler would)."""
+    """Matches `method path` against table entries by method, segment count and first segment, then the other
+    literal segments; a parameter must be a non-empty segment (an empty one is left to Starlette, whose
+    handler refuses it)."""
 
     def __init__(self, entries: Iterable[Operation]) -> None:
-        self.index: dict[tuple[str, int], list[Candidate]] = {}
+        self.index: dict[tuple[str, int, str], list[Candidate]] = {}
         for op in entries:
             parts = op.path.split("/")
-            literals = tuple((i, part) for i, part in enumerate(parts) if not part.startswith("{"))
+            if len(parts) < 2 or parts[1].startswith("{"):
+                raise ValueError(f"a fast path must start with a literal segment: {op.path}")
+            literals = tuple((i, part) for i, part in enumerate(parts) if i > 1 and not part.startswith("{"))
             params = tuple((i, part[1:-1].split(":")[0]) for i, part in enumerate(parts) if part.startswith("{"))
-            self.index.setdefault((op.method, len(parts)), []).append((literals, params, op))
+            self.index.setdefault((op.method, len(parts), parts[1]), []).append((literals, params, op))
 
     def match(self, method: str, path: str) -> tuple[Operation, dict[str, str]] | None:
         parts = path.split("/")
-        for literals, params, op in self.index.get((method, len(parts)), ()):
+        if len(parts) < 2:
+            return None
+        for literals, params, op in self.index.get((method, len(parts), parts[1]), ()):
             for i, text in literals:
                 if parts[i] != text:
                     break
