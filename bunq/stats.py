@@ -3,10 +3,12 @@ the aggregator (periodic events), so that neither imports the other."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from bunq import protocol as p
 from bunq.client import ShardClient
+from bunq.errors import BunqError
 
 
 @dataclass
@@ -30,8 +32,13 @@ class Merged:
 
 
 async def gather(client: ShardClient) -> Merged:
+    """Every answering shard's figures merged; a shard that is down or silent is left out (and not
+    counted in `shards_up`) rather than failing the whole call."""
     merged = Merged(free_disk_bytes=-1)
-    for reply in await client.call_all(p.GetStats()):
+    calls = (client.call_raw(shard, p.GetStats()) for shard in range(client.shards))
+    for reply in await asyncio.gather(*calls, return_exceptions=True):
+        if isinstance(reply, BaseException) and not isinstance(reply, BunqError):
+            raise reply
         if not isinstance(reply, p.ShardStats):
             continue
         merged.shards_up += 1

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,8 @@ from bunq.aggregator.workers import Workers
 from bunq.client import ShardClient
 from bunq.settings import Thresholds
 from bunq.stats import Merged, disk_full, gather
+
+log = logging.getLogger("bunq.aggregator")
 
 SNAPSHOT_S = 5.0
 HEALTH_EVERY = 2  # snapshots
@@ -61,15 +64,22 @@ class Monitor:
         while True:
             await asyncio.sleep(SNAPSHOT_S)
             tick += 1
-            merged = await gather(self.client)
-            self.snapshot(merged)
-            if tick % HEALTH_EVERY == 0:
-                self.health(merged)
-            if tick % STORAGE_EVERY == 0:
-                self.publish("storage:status", {"collections": merged.collections, "diskFull": disk_full(merged)})
-            self.check_queues(merged)
-            self.check_workers()
-            self.check_resources(merged)
+            try:
+                await self.periodic(tick)
+            except Exception:
+                log.exception("periodic events failed; trying again at the next tick")
+
+    async def periodic(self, tick: int) -> None:
+        """One tick's events; a failure is logged and the next tick runs, so they never stop for good."""
+        merged = await gather(self.client)
+        self.snapshot(merged)
+        if tick % HEALTH_EVERY == 0:
+            self.health(merged)
+        if tick % STORAGE_EVERY == 0:
+            self.publish("storage:status", {"collections": merged.collections, "diskFull": disk_full(merged)})
+        self.check_queues(merged)
+        self.check_workers()
+        self.check_resources(merged)
 
     def snapshot(self, merged: Merged) -> None:
         now = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from websockets.sync.client import connect
 
 from tests.support import BunqServer
 
@@ -185,3 +187,29 @@ def test_sse_streams_job_events_in_the_legacy_format(server: BunqServer) -> None
     assert [e["eventType"] for e in filtered] == ["pushed", "active", "completed"]
     assert all(e["jobId"] == job_id and e["queue"] == "sse-a" for e in filtered)
     assert {e["queue"] for e in received} == {"sse-a", "sse-b"}
+
+
+def test_a_shard_that_does_not_answer_degrades_health_and_stops_no_periodic_event(tmp_path: Path) -> None:
+    """A hung shard (stopped, so the supervisor sees it alive) leaves /health answering `degraded`, not
+    503, and `stats:snapshot` keeps coming from the others; once it answers again all is healthy."""
+    server = BunqServer(tmp_path / "data", shards=2, BUNQ_REQUEST_TIMEOUT_MS="1000").start()
+    try:
+        shard = server.children()["shard-1"]
+        with connect(server.url.replace("http", "ws") + "/ws") as ws, httpx.Client(base_url=server.url) as c:
+            ws.send(json.dumps({"cmd": "Subscribe", "events": ["stats:snapshot"], "reqId": "s"}))
+            assert json.loads(ws.recv(timeout=10))["ok"] is True
+            os.kill(shard, signal.SIGSTOP)
+            try:
+                r = c.get("/health", timeout=10)
+                assert r.status_code == 200 and r.json()["status"] == "degraded", r.text
+                snapshots = 0
+                deadline = time.monotonic() + 20
+                while snapshots < 2 and time.monotonic() < deadline:
+                    message = json.loads(ws.recv(timeout=deadline - time.monotonic()))
+                    snapshots += message.get("event") == "stats:snapshot"
+                assert snapshots == 2
+            finally:
+                os.kill(shard, signal.SIGCONT)
+            wait_until(lambda: c.get("/health", timeout=10).json()["status"] == "healthy")
+    finally:
+        server.stop()
