@@ -95,6 +95,23 @@ class DeadLetters:
         if config.auto_retry and job.auto_retries < config.max_auto_retries:
             self.timers.at(self.clock() + config.auto_retry_interval, self._auto_retry_due, job)
 
+    def resume(self) -> None:
+        """After recovery: each queue's restored entries in the order they entered, and their max-age
+        sweep and auto-retries armed again (timers do not outlive a process)."""
+        now = self.clock()
+        for q in self.registry.queues.values():
+            if not q.dlq:
+                continue
+            ordered = sorted(q.dlq.values(), key=lambda j: j.dlq_entered_at or 0)
+            q.dlq.clear()
+            q.dlq.update((job.id, job) for job in ordered)
+            self._arm_sweep(q)
+            config = q.settings.dlq
+            for job in ordered if config.auto_retry else ():
+                if job.auto_retries < config.max_auto_retries:
+                    due = max(now, (job.dlq_entered_at or now) + config.auto_retry_interval)
+                    self.timers.at(due, self._auto_retry_due, job)
+
     def _auto_retry_due(self, job: Job) -> None:
         q = self.registry.queues.get(job.queue)
         if q is None or q.dlq.get(job.id) is not job or not q.settings.dlq.auto_retry:

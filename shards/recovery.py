@@ -24,6 +24,7 @@ def recover(engine: Engine) -> None:
     engine.resume_keys(max((abs(j.seq) for j in live), default=0))
     for job in live:
         restore(engine, job)
+    engine.dlq.resume()
     engine.logs.load(engine.store)
     engine.flows.load_outbox(engine.store)
     engine.journal.flush()

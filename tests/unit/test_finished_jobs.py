@@ -121,3 +121,24 @@ def test_removed_jobs_are_let_go_at_once(tmp_path: Path, command: p.Command) -> 
     assert len(engine.jobs) == 0
     assert len(engine.timers) < 10  # only the shard's own periodic sweeps are left
     assert counts(engine, "big") | {"waiting": 0, "delayed": 0} == counts(engine, "big")
+
+
+def test_dead_letters_restored_at_start_still_age_out_and_auto_retry(tmp_path: Path) -> None:
+    clock = FakeClock()
+    engine = make_engine(tmp_path / "s.db", clock)
+    call(engine, p.SetDlqConfig("old", max_age=DAY_MS))
+    call(engine, p.SetDlqConfig("retry", auto_retry=True, auto_retry_interval=60_000))
+    for queue in ("old", "retry"):
+        job_id = push(engine, queue, max_attempts=1)
+        pull(engine, queue)
+        call(engine, p.FailJob(job_id, "boom"))
+        assert state(engine, job_id) == "failed"
+    engine.flush()
+
+    restarted = make_engine(tmp_path / "s.db", clock)
+    clock.advance(60_000)
+    restarted.tick()
+    assert counts(restarted, "retry")["failed"] == 0 and counts(restarted, "retry")["waiting"] == 1
+    clock.advance(DAY_MS)
+    restarted.tick()
+    assert counts(restarted, "old")["failed"] == 0
