@@ -81,7 +81,8 @@ class JobIndex:
     def drop(self, job: Job) -> None:
         """A job stops being live and lets go of its unique key."""
         self._jobs.pop(job.id, None)
-        self.drop_unique(job)
+        if job.unique_key is not None:
+            self.drop_unique(job)
 
     def drop_unique(self, job: Job) -> None:
         if job.unique_key is not None and self._unique.get((job.queue, job.unique_key)) == job.id:
