@@ -247,8 +247,9 @@ class ShardClient:
     ) -> Reply:
         """Ask the shard the id points at; when it does not have the job (or the id is a client's), ask the rest.
 
-        The first reply that `found` accepts, else the routed shard's (or the first) reply; with `kind`, that
-        reply as `kind` (its error raised), without it the reply as it came.
+        The first reply that `found` accepts, else the first that is not "Job not found" (so a shard that has
+        the job in the wrong state speaks for it), else the routed shard's; with `kind`, that reply as `kind`
+        (its error raised), without it the reply as it came.
         """
         primary = self.shard_for_id(job_id)
         first: Reply | None = None
