@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from bunq.client import ShardClient
+from bunq.client import ShardClient, Shards
 from bunq.connections import ConnectionReport
 from bunq.edge import Auth, Cors, RateLimit
 from bunq.errors import BunqError
@@ -21,7 +21,7 @@ from bunq.routes import table
 from bunq.settings import Settings
 
 
-def create_app(settings: Settings | None = None, client: ShardClient | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, client: Shards | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     shard_client = client or ShardClient(settings, with_aggregator=True)
     connections = {"ws": 0, "sse": 0}

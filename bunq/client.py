@@ -1,9 +1,14 @@
-"""The front's side of the shard link: one DEALER socket per shard, calls paired with replies by request id.
+"""The front's link to the shards and the aggregator: `Shards`, the seam every route calls through, and
+`ShardClient`, its ZeroMQ implementation (the tests add an in-process one).
 
-The sockets are plain (not zmq.asyncio): calls made in one turn of the event loop leave together in
-one frame, sent non-blocking from a `call_soon` callback, and replies are drained from the loop's
-reader callback on each socket's file descriptor. That descriptor is edge-triggered, so every send
-is followed by a drain too.
+`Shards` routes (a queue name or a job id to its shard) and builds the front's calls (typed, to every
+shard, per id) on one primitive, `call_raw`, that an implementation supplies. The aggregator is
+addressed as shard number `shards`, one past the last.
+
+`ShardClient` keeps one DEALER socket per shard. The sockets are plain (not zmq.asyncio): calls made in
+one turn of the event loop leave together in one frame, sent non-blocking from a `call_soon` callback,
+and replies are drained from the loop's reader callback on each socket's file descriptor. That
+descriptor is edge-triggered, so every send is followed by a drain too.
 
 A socket monitor per shard reports when its connection closes (the process died or restarted): the
 calls already sent on it are answered 503 at once instead of at their deadline, since their replies
@@ -13,6 +18,7 @@ to the restarted process as soon as it has bound its address.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import itertools
 import time
@@ -33,118 +39,27 @@ SWEEP_INTERVAL_S = 0.1
 R = TypeVar("R", bound=Reply)
 
 
-class ShardClient:
+class Shards(abc.ABC):
     """Routes commands to shards and awaits their replies; a reply that does not come in time is a 503."""
 
     def __init__(self, settings: Settings, *, with_aggregator: bool = False) -> None:
         self.settings = settings
-        self.with_aggregator = with_aggregator
+        self.with_aggregator = with_aggregator  # else aggregator calls are Unavailable (the aggregator's own link)
         self.shards = settings.shards
         self.slots = settings.slots
         self.timeout_s = settings.request_timeout_ms / 1000
-        self.ctx = zmq.Context()
-        self.sockets: list[zmq.Socket[bytes]] = []
-        self.monitors: list[zmq.Socket[bytes]] = []
-        self.pending: dict[int, tuple[asyncio.Future[Reply], float, int]] = {}
-        self.counter = itertools.count(1)
-        self.sweeper: asyncio.Task[None] | None = None
-        self.outbox: list[list[tuple[int, bytes]]] = [[] for _ in range(self.shards + 1)]
         self._slot_cache: dict[str, int] = {}
 
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        endpoints = list(self.settings.shard_endpoints)
-        if self.with_aggregator:
-            endpoints.append(self.settings.aggregator_endpoint)
-        for shard, endpoint in enumerate(endpoints):
-            sock = self.ctx.socket(zmq.DEALER)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.SNDHWM, 100_000)
-            sock.setsockopt(zmq.RCVHWM, 100_000)
-            monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-            monitor.setsockopt(zmq.LINGER, 0)
-            sock.connect(endpoint)
-            self.sockets.append(sock)
-            self.monitors.append(monitor)
-            loop.add_reader(int(sock.getsockopt(zmq.FD)), self._drain, shard)
-            loop.add_reader(int(monitor.getsockopt(zmq.FD)), self._watch, shard)
-            self._watch(shard)  # its descriptor signals new events only once a read has found it empty
-        self.sweeper = asyncio.create_task(self._sweep())
+    @abc.abstractmethod
+    async def start(self) -> None: ...
 
-    async def close(self) -> None:
-        if self.sweeper is not None:
-            self.sweeper.cancel()
-        loop = asyncio.get_running_loop()
-        for sock, monitor in zip(self.sockets, self.monitors, strict=True):
-            loop.remove_reader(int(monitor.getsockopt(zmq.FD)))
-            loop.remove_reader(int(sock.getsockopt(zmq.FD)))
-            sock.disable_monitor()
-            monitor.close()
-            sock.close()
-        self.ctx.term()
+    @abc.abstractmethod
+    async def close(self) -> None: ...
 
-    def _drain(self, shard: int) -> None:
-        sock = self.sockets[shard]
-        pending = self.pending
-        while True:
-            try:
-                frame = sock.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            for rid, payload in wire.split(frame):
-                entry = pending.pop(int.from_bytes(rid, "little"), None)
-                if entry is not None and not entry[0].done():
-                    entry[0].set_result(wire.decode_reply(payload))
-
-    def _send(self, shard: int) -> None:
-        items, self.outbox[shard] = self.outbox[shard], []
-        try:
-            self.sockets[shard].send(b"".join(item for _, item in items), zmq.NOBLOCK)
-        except zmq.Again:
-            for number, _ in items:
-                entry = self.pending.pop(number, None)
-                if entry is not None and not entry[0].done():
-                    entry[0].set_exception(Unavailable(f"{self._name(shard)} is overloaded"))
-        self._drain(shard)
-
-    def _watch(self, shard: int) -> None:
-        """Read the shard's monitor (drained fully: its descriptor is edge-triggered too)."""
-        closed = False
-        while True:
-            try:
-                event = recv_monitor_message(self.monitors[shard], zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            closed = closed or event["event"] == zmq.EVENT_DISCONNECTED
-        if closed:
-            self._drain(shard)  # replies that arrived before the close are real answers
-            self._fail_sent(shard)
-
-    def _fail_sent(self, shard: int) -> None:
-        """The connection to `shard` closed: a call sent before may have run, may be lost, or may still reach the
-        restarted shard from ZeroMQ's queue, so its outcome is unknown and it is a 503 now (never retried: a push
-        is not idempotent). Calls still in the outbox have not left; they go to the restarted shard."""
-        unsent = {number for number, _ in self.outbox[shard]}
-        lost = [n for n, (_, _, s) in self.pending.items() if s == shard and n not in unsent]
-        message = f"{self._name(shard)} went down; the outcome of this request is unknown"
-        for number in lost:
-            future = self.pending.pop(number)[0]
-            if not future.done():
-                future.set_exception(Unavailable(message))
-
-    async def _sweep(self) -> None:
-        """Fail the calls whose shard did not answer by their deadline (one timer for all calls)."""
-        while True:
-            await asyncio.sleep(SWEEP_INTERVAL_S)
-            now = time.monotonic()
-            expired = [n for n, (_, deadline, _) in self.pending.items() if deadline <= now]
-            for number in expired:
-                future, _, shard = self.pending.pop(number)
-                if not future.done():
-                    future.set_exception(Unavailable(f"{self._name(shard)} did not answer in time"))
-
-    def _name(self, shard: int) -> str:
-        return "The aggregator" if shard == self.shards else f"Shard {shard}"
+    @abc.abstractmethod
+    async def call_raw(self, shard: int, command: Command, *, extra_wait_ms: int = 0) -> Reply:
+        """Send one command to `shard` (the aggregator is `self.shards`); its reply as it came, errors included.
+        Unavailable when no reply comes within the request timeout plus `extra_wait_ms`."""
 
     # ---- routing --------------------------------------------------------------------------------
 
@@ -172,20 +87,6 @@ class ShardClient:
     async def call(self, shard: int, command: Command, kind: type[Reply] = Reply, *, extra_wait_ms: int = 0) -> Reply:
         """Send one command; its reply as `kind`, the shard's error raised as an exception, Unavailable on timeout."""
         return expect(await self.call_raw(shard, command, extra_wait_ms=extra_wait_ms), kind)
-
-    async def call_raw(self, shard: int, command: Command, *, extra_wait_ms: int = 0) -> Reply:
-        number = next(self.counter)
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        deadline = time.monotonic() + self.timeout_s + extra_wait_ms / 1000
-        self.pending[number] = (future, deadline, shard)
-        outbox = self.outbox[shard]
-        if not outbox:
-            asyncio.get_running_loop().call_soon(self._send, shard)
-        outbox.append((number, wire.request_item(number, command)))
-        try:
-            return await future
-        finally:
-            self.pending.pop(number, None)
 
     @overload
     async def call_aggregator(self, command: Command, kind: type[R]) -> R: ...
@@ -265,6 +166,122 @@ class ShardClient:
             reply = next((r for r in answers if not _not_found(r)), answers[0])
         return reply if kind is None else expect(reply, kind)
 
+
+class ShardClient(Shards):
+    """`Shards` over ZeroMQ: one DEALER socket per shard process (and the aggregator's, when asked for)."""
+
+    def __init__(self, settings: Settings, *, with_aggregator: bool = False) -> None:
+        super().__init__(settings, with_aggregator=with_aggregator)
+        self.ctx = zmq.Context()
+        self.sockets: list[zmq.Socket[bytes]] = []
+        self.monitors: list[zmq.Socket[bytes]] = []
+        self.pending: dict[int, tuple[asyncio.Future[Reply], float, int]] = {}
+        self.counter = itertools.count(1)
+        self.sweeper: asyncio.Task[None] | None = None
+        self.outbox: list[list[tuple[int, bytes]]] = [[] for _ in range(self.shards + 1)]
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        endpoints = list(self.settings.shard_endpoints)
+        if self.with_aggregator:
+            endpoints.append(self.settings.aggregator_endpoint)
+        for shard, endpoint in enumerate(endpoints):
+            sock = self.ctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.SNDHWM, 100_000)
+            sock.setsockopt(zmq.RCVHWM, 100_000)
+            monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            monitor.setsockopt(zmq.LINGER, 0)
+            sock.connect(endpoint)
+            self.sockets.append(sock)
+            self.monitors.append(monitor)
+            loop.add_reader(int(sock.getsockopt(zmq.FD)), self._drain, shard)
+            loop.add_reader(int(monitor.getsockopt(zmq.FD)), self._watch, shard)
+            self._watch(shard)  # its descriptor signals new events only once a read has found it empty
+        self.sweeper = asyncio.create_task(self._sweep())
+
+    async def close(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+        loop = asyncio.get_running_loop()
+        for sock, monitor in zip(self.sockets, self.monitors, strict=True):
+            loop.remove_reader(int(monitor.getsockopt(zmq.FD)))
+            loop.remove_reader(int(sock.getsockopt(zmq.FD)))
+            sock.disable_monitor()
+            monitor.close()
+            sock.close()
+        self.ctx.term()
+
+    def _drain(self, shard: int) -> None:
+        pending = self.pending
+        for number, reply in wire.received_replies(self.sockets[shard]):
+            entry = pending.pop(number, None)
+            if entry is not None and not entry[0].done():
+                entry[0].set_result(reply)
+
+    def _send(self, shard: int) -> None:
+        items, self.outbox[shard] = self.outbox[shard], []
+        try:
+            self.sockets[shard].send(b"".join(item for _, item in items), zmq.NOBLOCK)
+        except zmq.Again:
+            for number, _ in items:
+                entry = self.pending.pop(number, None)
+                if entry is not None and not entry[0].done():
+                    entry[0].set_exception(Unavailable(f"{self._name(shard)} is overloaded"))
+        self._drain(shard)
+
+    def _watch(self, shard: int) -> None:
+        """Read the shard's monitor (drained fully: its descriptor is edge-triggered too)."""
+        closed = False
+        while True:
+            try:
+                event = recv_monitor_message(self.monitors[shard], zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            closed = closed or event["event"] == zmq.EVENT_DISCONNECTED
+        if closed:
+            self._drain(shard)  # replies that arrived before the close are real answers
+            self._fail_sent(shard)
+
+    def _fail_sent(self, shard: int) -> None:
+        """The connection to `shard` closed: a call sent before may have run, may be lost, or may still reach the
+        restarted shard from ZeroMQ's queue, so its outcome is unknown and it is a 503 now (never retried: a push
+        is not idempotent). Calls still in the outbox have not left; they go to the restarted shard."""
+        unsent = {number for number, _ in self.outbox[shard]}
+        lost = [n for n, (_, _, s) in self.pending.items() if s == shard and n not in unsent]
+        message = f"{self._name(shard)} went down; the outcome of this request is unknown"
+        for number in lost:
+            future = self.pending.pop(number)[0]
+            if not future.done():
+                future.set_exception(Unavailable(message))
+
+    async def _sweep(self) -> None:
+        """Fail the calls whose shard did not answer by their deadline (one timer for all calls)."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            now = time.monotonic()
+            expired = [n for n, (_, deadline, _) in self.pending.items() if deadline <= now]
+            for number in expired:
+                future, _, shard = self.pending.pop(number)
+                if not future.done():
+                    future.set_exception(Unavailable(f"{self._name(shard)} did not answer in time"))
+
+    def _name(self, shard: int) -> str:
+        return "The aggregator" if shard == self.shards else f"Shard {shard}"
+
+    async def call_raw(self, shard: int, command: Command, *, extra_wait_ms: int = 0) -> Reply:
+        number = next(self.counter)
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        deadline = time.monotonic() + self.timeout_s + extra_wait_ms / 1000
+        self.pending[number] = (future, deadline, shard)
+        outbox = self.outbox[shard]
+        if not outbox:
+            asyncio.get_running_loop().call_soon(self._send, shard)
+        outbox.append((number, wire.request_item(number, command)))
+        try:
+            return await future
+        finally:
+            self.pending.pop(number, None)
 
 def _not_found(reply: Reply) -> bool:
     return type(reply) is Error and reply.code == "not_found"

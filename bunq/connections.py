@@ -14,7 +14,7 @@ import logging
 import uuid
 
 from bunq import protocol as p
-from bunq.client import ShardClient
+from bunq.client import Shards
 from bunq.edge import DeadlineHttpToolsProtocol
 from bunq.errors import BunqError
 
@@ -26,7 +26,7 @@ HEALTH_WAIT_S = 0.5  # a probe answers with this front's counts rather than wait
 
 
 class ConnectionReport:
-    def __init__(self, client: ShardClient, counts: dict[str, int]) -> None:
+    def __init__(self, client: Shards, counts: dict[str, int]) -> None:
         self.client = client
         self.counts = counts  # "ws" and "sse", kept by the routes
         self.front = uuid.uuid4().hex

@@ -24,7 +24,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope
 
 from bunq import protocol as p
-from bunq.client import ShardClient
+from bunq.client import Shards
 from bunq.errors import BunqError, PayloadTooLarge, RequestTimeout
 
 log = logging.getLogger("bunq.front")
@@ -39,7 +39,7 @@ INTERNAL_ERROR = b'{"ok":false,"error":"Internal server error"}'
 class Call:
     """One request as a handler needs it."""
 
-    client: ShardClient
+    client: Shards
     params: dict[str, str]
     query_string: bytes
     body: bytes

@@ -7,7 +7,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from bunq import protocol as p
-from bunq.client import ShardClient
+from bunq.client import Shards
 from bunq.errors import BunqError
 
 
@@ -31,7 +31,7 @@ class Merged:
         return {k: sum(q.get(k, 0) for q in self.queues.values()) for k in keys}
 
 
-async def gather(client: ShardClient) -> Merged:
+async def gather(client: Shards) -> Merged:
     """Every answering shard's figures merged; a shard that is down or silent is left out (and not
     counted in `shards_up`) rather than failing the whole call."""
     merged = Merged(free_disk_bytes=-1)

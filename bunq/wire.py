@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import msgspec
+import zmq
 
 from bunq.protocol import AggregatorCommand, AnyCommand, AnyReply, Command, Reply
 
@@ -73,3 +74,15 @@ def decode_aggregator_command(payload: memoryview) -> Command:
 def decode_reply(payload: memoryview) -> Reply:
     reply: Reply = _reply_decoder.decode(payload)
     return reply
+
+
+def received_replies(sock: zmq.Socket[bytes]) -> Iterator[tuple[int, Reply]]:
+    """Every reply waiting on a DEALER socket, with its request number, read until none is left (the socket's
+    descriptor is edge-triggered: it signals again only once a read has found the socket empty)."""
+    while True:
+        try:
+            frame = sock.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        for rid, payload in split(frame):
+            yield int.from_bytes(rid, "little"), decode_reply(payload)

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 import msgspec
 
-from bunq.client import ShardClient
+from bunq.client import Shards
 from bunq.errors import BadRequest
 from bunq.http import Call, Handler, Result
 from bunq.routes import jobs, monitoring, operations, queues, registries
@@ -122,7 +122,7 @@ COMMANDS: dict[str, Spec] = {
 }
 
 
-def build_call(client: ShardClient, spec: Spec, message: dict[str, Any]) -> Call:
+def build_call(client: Shards, spec: Spec, message: dict[str, Any]) -> Call:
     params: dict[str, str] = {}
     for param, field in spec.params:
         value = message.get(field)
@@ -135,6 +135,6 @@ def build_call(client: ShardClient, spec: Spec, message: dict[str, Any]) -> Call
     return Call(client, params, urlencode(query).encode(), _json.encode(body) if body else b"")
 
 
-async def run(client: ShardClient, name: str, message: dict[str, Any]) -> Result:
+async def run(client: Shards, name: str, message: dict[str, Any]) -> Result:
     spec = COMMANDS[name]
     return await spec.handler(build_call(client, spec, message))

@@ -53,15 +53,10 @@ class ShardLink:
             self.pending = {n: e for n, e in self.pending.items() if now - e[1] < FORGET_AFTER_S}
 
     def drain(self, sock: zmq.Socket[bytes]) -> None:
-        while True:
-            try:
-                frame = sock.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            for rid, payload in wire.split(frame):
-                entry = self.pending.pop(int.from_bytes(rid, "little"), None)
-                if entry is not None:
-                    entry[0](wire.decode_reply(payload))
+        for number, reply in wire.received_replies(sock):
+            entry = self.pending.pop(number, None)
+            if entry is not None:
+                entry[0](reply)
 
     def close(self) -> None:
         for sock in self.sockets.values():

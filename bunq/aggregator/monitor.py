@@ -16,7 +16,7 @@ from bunq import __version__
 from bunq.aggregator.crons import CronTable
 from bunq.aggregator.fronts import FrontConnections
 from bunq.aggregator.workers import Workers
-from bunq.client import ShardClient
+from bunq.client import Shards
 from bunq.settings import Thresholds
 from bunq.stats import Merged, disk_full, gather
 
@@ -34,7 +34,7 @@ Publish = Callable[[str, dict[str, Any]], None]
 class Monitor:
     def __init__(
         self,
-        client: ShardClient,
+        client: Shards,
         workers: Workers,
         crons: CronTable,
         publish: Publish,

@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from bunq import __version__, metrics
 from bunq import protocol as p
-from bunq.client import ShardClient
+from bunq.client import Shards
 from bunq.connections import ConnectionReport
 from bunq.http import Call, Operation, Result, encode
 from bunq.stats import Merged, disk_full, gather
@@ -30,8 +30,8 @@ MB = 1024 * 1024
 STARTED = time.time()
 
 
-def _client(request: Request) -> ShardClient:
-    client: ShardClient = request.app.state.client
+def _client(request: Request) -> Shards:
+    client: Shards = request.app.state.client
     return client
 
 
@@ -105,7 +105,7 @@ async def metrics_json(call: Call) -> Result:
     return encode({"ok": True, "metrics": {name: totals.get(key, 0) for name, key in keys.items()}})
 
 
-async def _prometheus_text(client: ShardClient) -> bytes:
+async def _prometheus_text(client: Shards) -> bytes:
     merged = await gather(client)
     per_shard = [(s.shard, s.collections.get("jobIndex", 0), s.rss_bytes, s.storage_bytes) for s in merged.per_shard]
     return metrics.render(merged, per_shard)

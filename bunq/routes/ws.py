@@ -23,7 +23,7 @@ from bunq import catalogue, ws_commands
 from bunq import protocol as p
 from bunq import validation as v
 from bunq.auth import bearer, token_ok
-from bunq.client import ShardClient
+from bunq.client import Shards
 from bunq.errors import BunqError
 from bunq.events import EventHub, Listener
 from bunq.http import failure
@@ -39,7 +39,7 @@ _decode = msgspec.json.Decoder().decode
 
 
 class Connection:
-    def __init__(self, ws: WebSocket, hub: EventHub, client: ShardClient, queue: str | None, authed: bool) -> None:
+    def __init__(self, ws: WebSocket, hub: EventHub, client: Shards, queue: str | None, authed: bool) -> None:
         self.ws = ws
         self.hub = hub
         self.client = client
