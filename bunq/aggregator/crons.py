@@ -13,9 +13,8 @@ import zoneinfo
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import msgspec
-
-from bunq.errors import BunqError, NotFound
+from bunq.aggregator.store import Records, RegistryStore
+from bunq.errors import BunqError
 from bunq.protocol import CronEntry
 from bunq.schedules import schedule_iterator
 
@@ -55,22 +54,17 @@ class CronTable:
 
     def __init__(
         self,
-        store: Any,
+        store: RegistryStore,
         push: Callable[[Cron, int], Awaitable[None]],
         publish: Callable[[str, dict[str, Any]], None],
         clock: Callable[[], int],
     ) -> None:
-        self.store = store
         self.push = push
         self.publish = publish
         self.clock = clock
-        self.crons: dict[str, Cron] = {}
+        self.records = Records(store, KIND, Cron, lambda cron: cron.name, "Cron job not found")
+        self.crons = self.records.items  # read-only: the records write it
         self.changed = asyncio.Event()
-        for key, blob in store.load(KIND):
-            self.crons[key] = msgspec.msgpack.decode(blob, type=Cron)
-
-    def save(self, cron: Cron) -> None:
-        self.store.put(KIND, cron.name, msgspec.msgpack.encode(cron))
 
     def upsert(self, cron: Cron) -> Cron:
         now = self.clock()
@@ -78,8 +72,7 @@ class CronTable:
         cron.created_at = old.created_at if old else now
         cron.executions = old.executions if old else 0
         cron.next_run = next_run(cron, now)
-        self.crons[cron.name] = cron
-        self.save(cron)
+        self.records.save(cron)
         if old is None:
             event = {"name": cron.name, "queue": cron.queue, "pattern": cron.schedule, "every": cron.repeat_every}
             self.publish("cron:created", {**event, "nextRun": cron.next_run})
@@ -89,15 +82,11 @@ class CronTable:
         return cron
 
     def get(self, name: str) -> Cron:
-        cron = self.crons.get(name)
-        if cron is None:
-            raise NotFound("Cron job not found")
-        return cron
+        return self.records.get(name)
 
     def delete(self, name: str) -> None:
         self.get(name)
-        del self.crons[name]
-        self.store.delete(KIND, name)
+        self.records.delete(name)
         self.publish("cron:deleted", {"name": name})
 
     def catch_up(self) -> None:
@@ -127,21 +116,25 @@ class CronTable:
             self.delete(cron.name)
             return
         cron.next_run = next_run(cron, max(scheduled, self.clock()))
-        self.save(cron)
+        self.records.save(cron)
+
+    async def fire_due(self) -> int:
+        """Fire every cron that is due, earliest first; the time the next one is due."""
+        now = self.clock()
+        for cron in sorted((c for c in self.crons.values() if c.next_run <= now), key=lambda c: c.next_run):
+            if self.crons.get(cron.name) is not cron:
+                continue  # deleted, or replaced, by an earlier fire (its limit)
+            try:
+                await self.fire(cron)
+            except BunqError as exc:
+                log.warning("cron %s could not push (%s); retrying", cron.name, exc.message)
+        return min((c.next_run for c in self.crons.values()), default=now + 1000)
 
     async def run(self) -> None:
         """Fire every due cron; sleep until the next one (or until the table changes)."""
         self.catch_up()
         while True:
-            now = self.clock()
-            for cron in sorted((c for c in self.crons.values() if c.next_run <= now), key=lambda c: c.next_run):
-                if self.crons.get(cron.name) is not cron:
-                    continue
-                try:
-                    await self.fire(cron)
-                except BunqError as exc:
-                    log.warning("cron %s could not push (%s); retrying", cron.name, exc.message)
-            upcoming = min((c.next_run for c in self.crons.values()), default=now + 1000)
+            upcoming = await self.fire_due()
             self.changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), max(0.01, min(1.0, (upcoming - self.clock()) / 1000)))

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 import apsw
+import msgspec
+
+from bunq.errors import NotFound
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -45,3 +49,35 @@ class RegistryStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+
+class Records(Generic[T]):
+    """One registry's entries, in memory by key and written through to the store on every change."""
+
+    def __init__(
+        self, store: RegistryStore, kind: str, kind_type: type[T], key: Callable[[T], str], missing: str
+    ) -> None:
+        self.store = store
+        self.kind = kind
+        self.key = key
+        self.missing = missing  # the NotFound message for an unknown key
+        self.items: dict[str, T] = {k: msgspec.msgpack.decode(blob, type=kind_type) for k, blob in store.load(kind)}
+
+    def save(self, item: T) -> None:
+        key = self.key(item)
+        self.items[key] = item
+        self.store.put(self.kind, key, msgspec.msgpack.encode(item))
+
+    def get(self, key: str) -> T:
+        item = self.items.get(key)
+        if item is None:
+            raise NotFound(self.missing)
+        return item
+
+    def delete(self, key: str) -> T:
+        item = self.items.pop(key)
+        self.store.delete(self.kind, key)
+        return item

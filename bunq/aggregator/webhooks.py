@@ -26,8 +26,8 @@ import httpx
 import msgspec
 
 from bunq.aggregator import ssrf
-from bunq.aggregator.store import RegistryStore
-from bunq.errors import BadRequest, BunqError, NotFound
+from bunq.aggregator.store import Records, RegistryStore
+from bunq.errors import BadRequest, BunqError
 
 log = logging.getLogger("bunq.webhooks")
 counters: collections.Counter[str] = collections.Counter()  # of this aggregator process
@@ -105,47 +105,39 @@ class Webhooks:
         resolver: ssrf.Resolver = ssrf.system_resolver,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
-        self.store = store
         self.publish = publish
         self.allow = ssrf.AllowList(allow)
         self.timeout_s = timeout_s
         self.resolver = resolver
         self.sleep = sleep
-        self.hooks: dict[str, Webhook] = {}
-        for key, blob in store.load(KIND):
-            self.hooks[key] = msgspec.msgpack.decode(blob, type=Webhook)
+        self.clock = clock  # created and last-delivered times (a signature's timestamp is always real time)
+        self.records = Records(store, KIND, Webhook, lambda hook: hook.id, "Webhook not found")
+        self.hooks = self.records.items  # read-only: the records write it
         self.client = httpx.AsyncClient(follow_redirects=False, timeout=timeout_s, trust_env=False, transport=transport)
         self.in_flight: set[asyncio.Task[None]] = set()
-
-    def save(self, hook: Webhook) -> None:
-        self.store.put(KIND, hook.id, msgspec.msgpack.encode(hook))
 
     async def add(self, url: str, events: list[str], queue: str | None, secret: str | None) -> Webhook:
         check_events(events)
         ssrf.check_url(url, self.allow)  # no DNS here: a name is looked up, and checked, on every attempt
-        hook = Webhook(str(uuid.uuid4()), url, events, queue, secret, created_at=int(time.time() * 1000))
-        self.hooks[hook.id] = hook
-        self.save(hook)
+        hook = Webhook(str(uuid.uuid4()), url, events, queue, secret, created_at=self.clock())
+        self.records.save(hook)
         self.publish("webhook:added", {"id": hook.id, "url": url, "events": events})
         return hook
 
     def get(self, hook_id: str) -> Webhook:
-        hook = self.hooks.get(hook_id)
-        if hook is None:
-            raise NotFound("Webhook not found")
-        return hook
+        return self.records.get(hook_id)
 
     def remove(self, hook_id: str) -> None:
         self.get(hook_id)
-        del self.hooks[hook_id]
-        self.store.delete(KIND, hook_id)
+        self.records.delete(hook_id)
         self.publish("webhook:removed", {"id": hook_id})
 
     def set_enabled(self, hook_id: str, enabled: bool) -> Webhook:
         hook = self.get(hook_id)
         hook.enabled = enabled
-        self.save(hook)
+        self.records.save(hook)
         return hook
 
     def topics(self) -> set[str]:
@@ -192,7 +184,7 @@ class Webhooks:
                 continue
             if 200 <= status < 300:
                 hook.success_count += 1
-                hook.last_triggered = int(time.time() * 1000)
+                hook.last_triggered = self.clock()
                 self.publish("webhook:fired", {"id": hook.id, "event": f"job.{event}", "statusCode": status})
                 return
             error = f"HTTP {status}"

@@ -12,8 +12,7 @@ from typing import Any
 
 import msgspec
 
-from bunq.aggregator.store import RegistryStore
-from bunq.errors import NotFound
+from bunq.aggregator.store import Records, RegistryStore
 
 KIND = "worker"
 TOPICS = {"job:active", "job:completed", "job:failed"}
@@ -41,58 +40,54 @@ class Worker(msgspec.Struct):
 
 
 class Workers:
-    def __init__(self, store: RegistryStore, publish: Publish, timeout_ms: int) -> None:
-        self.store = store
+    def __init__(
+        self, store: RegistryStore, publish: Publish, timeout_ms: int, clock: Callable[[], int] = now_ms
+    ) -> None:
         self.publish = publish
         self.timeout_ms = timeout_ms
-        self.workers: dict[str, Worker] = {}
+        self.clock = clock
+        self.records = Records(store, KIND, Worker, lambda worker: worker.id, "Worker not found")
+        self.workers = self.records.items  # read-only: the records write it
         self.dirty: set[str] = set()
-        started = now_ms()
-        for key, blob in store.load(KIND):
-            worker = msgspec.msgpack.decode(blob, type=Worker)
+        started = clock()
+        for worker in self.workers.values():
             worker.last_seen = max(worker.last_seen, started)  # a restart is not the worker's silence
-            self.workers[key] = worker
 
     def save(self, worker: Worker) -> None:
-        self.store.put(KIND, worker.id, msgspec.msgpack.encode(worker))
+        self.records.save(worker)
         self.dirty.discard(worker.id)
 
     def register(
         self, name: str | None, queues: list[str], concurrency: int, hostname: str | None, pid: int | None
     ) -> Worker:
-        now = now_ms()
+        now = self.clock()
         worker = Worker(str(uuid.uuid4()), name, queues, concurrency, hostname, pid, registered_at=now, last_seen=now)
-        self.workers[worker.id] = worker
         self.save(worker)
         self.publish("worker:connected", {"workerId": worker.id, "name": name, "queues": queues})
         return worker
 
     def get(self, worker_id: str) -> Worker:
-        worker = self.workers.get(worker_id)
-        if worker is None:
-            raise NotFound("Worker not found")
-        return worker
+        return self.records.get(worker_id)
 
     def remove(self, worker_id: str) -> None:
         self.get(worker_id)
         self._drop(worker_id)
 
     def _drop(self, worker_id: str) -> None:
-        del self.workers[worker_id]
+        self.records.delete(worker_id)
         self.dirty.discard(worker_id)
-        self.store.delete(KIND, worker_id)
         self.publish("worker:disconnected", {"workerId": worker_id})
 
     def heartbeat(self, worker_id: str) -> Worker:
         worker = self.get(worker_id)
-        worker.last_seen = now_ms()
+        worker.last_seen = self.clock()
         self.dirty.add(worker_id)
         self.publish("worker:heartbeat", {"workerId": worker_id})
         return worker
 
     def expire(self) -> None:
         """Drop the workers that sent no heartbeat for the timeout; persist changed counts."""
-        cutoff = now_ms() - self.timeout_ms
+        cutoff = self.clock() - self.timeout_ms
         for worker_id in [w.id for w in self.workers.values() if w.last_seen < cutoff]:
             self._drop(worker_id)
         for worker_id in list(self.dirty):
@@ -123,5 +118,5 @@ class Workers:
                 worker.failed_jobs += 1
             if worker.current_job == data.get("jobId"):
                 worker.current_job = None
-        worker.last_seen = now_ms()
+        worker.last_seen = self.clock()
         self.dirty.add(worker.id)
