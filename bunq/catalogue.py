@@ -1,4 +1,4 @@
-"""The event catalogue of the spec (63 events) and the subscription patterns clients may use."""
+"""The event catalogue of the spec (60 events) and the subscription patterns clients may use."""
 
 from __future__ import annotations
 
