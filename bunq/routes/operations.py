@@ -15,7 +15,7 @@ from bunq.routes.jobs import holds, pick, single_outcome
 
 MAX_WAIT_MS = 600_000
 MAX_MESSAGE = 10_000
-LOG_LEVELS = ("info", "warn", "error")
+LOG_LEVELS = tuple(p.LogLevel)
 
 
 def _handled(reply: p.Reply) -> bool:
@@ -180,7 +180,7 @@ async def add_log(call: Call) -> Result:
         raise BadRequest("message is required")
     level = body.get("level", "info")
     if level not in LOG_LEVELS:
-        raise BadRequest("level must be one of info, warn, error")
+        raise BadRequest(f"level must be one of {', '.join(LOG_LEVELS)}")
     await _act(call, p.AddLog(call.params["id"], message, level))
     return OK
 
