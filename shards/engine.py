@@ -179,21 +179,6 @@ class Engine:
         if job.state == WAITING:
             self.emit("job:promoted", job)
 
-    def unschedule(self, job: Job, q: QueueState) -> None:
-        """Take a waiting, delayed or dependent job out of its structure (before moving it elsewhere)."""
-        match job.state:
-            case State.WAITING:
-                q.unlink_waiting(job)
-            case State.DELAYED:
-                q.unlink_delayed(job)
-            case State.WAITING_CHILDREN:
-                q.waiting_children -= 1
-            case State.ACTIVE | State.COMPLETED | State.FAILED | State.EXPIRED | State.REMOVED:
-                return
-            case _:
-                assert_never(job.state)
-        job.state = REMOVED
-
     def activate(self, job: Job, q: QueueState, owner: str | None, lock_ttl: int | None) -> None:
         now = self.clock()
         job.state = ACTIVE
@@ -326,7 +311,7 @@ class Engine:
     def expire(self, job: Job, q: QueueState, *, counted: bool = True) -> None:
         """A job not started within its ttl: discarded, never handed out, its state reported as expired."""
         if counted:
-            self.unschedule(job, q)
+            q.unschedule(job)
         now = self.clock()
         self.index.drop(job)
         job.state = EXPIRED
@@ -370,7 +355,7 @@ class Engine:
             case State.EXPIRED:
                 self.index.unfinish(job.id)
             case State.WAITING | State.DELAYED | State.WAITING_CHILDREN | State.REMOVED:
-                self.unschedule(job, q)
+                q.unschedule(job)
             case _:
                 assert_never(job.state)
         job.state = REMOVED

@@ -81,8 +81,6 @@ class Transitions(Protocol):
 
     def enqueue(self, job: Job, q: QueueState) -> None: ...
 
-    def unschedule(self, job: Job, q: QueueState) -> None: ...
-
     def dead_letter(self, job: Job, q: QueueState, reason: p.DlqReason) -> None: ...
 
     def next_key(self, lifo: bool) -> int: ...
@@ -147,7 +145,7 @@ class Flows:
         q = engine.queue(job.queue)
         job.pending_deps = [d for d in job.pending_deps if d != cmd.dep_id]
         if not cmd.completed:
-            engine.unschedule(job, q)
+            q.unschedule(job)
             job.failed_reason = f"Dependency {cmd.dep_id} failed: {cmd.error or 'failed'}"
             engine.emit_data(
                 "flow:failed",

@@ -18,11 +18,11 @@ import itertools
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
 from sortedcontainers import SortedList
 
-from bunq.protocol import Reply
+from bunq.protocol import Reply, State
 from shards.job import Job
 
 Entry = tuple[int, int, Job]
@@ -152,6 +152,24 @@ class QueueState:
     def unlink_delayed(self, job: Job) -> None:
         self.delayed.discard((job.run_at, job.seq, job))
         self.created["delayed"].discard((job.created_at, job.seq, job))
+
+    # ---- leaving --------------------------------------------------------------------------------
+
+    def unschedule(self, job: Job) -> None:
+        """Take a waiting, delayed or dependent job out of its structure (before it moves elsewhere); it
+        is marked removed meanwhile, so a second call, or a timer set for it, finds nothing to do."""
+        match job.state:
+            case State.WAITING:
+                self.unlink_waiting(job)
+            case State.DELAYED:
+                self.unlink_delayed(job)
+            case State.WAITING_CHILDREN:
+                self.waiting_children -= 1
+            case State.ACTIVE | State.COMPLETED | State.FAILED | State.EXPIRED | State.REMOVED:
+                return
+            case _:
+                assert_never(job.state)
+        job.state = State.REMOVED
 
     # ---- limits ---------------------------------------------------------------------------------
 

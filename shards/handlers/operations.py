@@ -59,8 +59,6 @@ class JobOperations(Protocol):
 
     def reschedule(self, job: Job, run_at: int) -> None: ...
 
-    def unschedule(self, job: Job, q: QueueState) -> None: ...
-
     def end_lease(self, job: Job) -> QueueState: ...
 
     def dead_letter(self, job: Job, q: QueueState, reason: p.DlqReason) -> None: ...
@@ -155,7 +153,7 @@ def discard_job(engine: JobOperations, cmd: p.DiscardJob, respond: Respond) -> p
         q = engine.end_lease(job)
     else:
         q = engine.queue(job.queue)
-        engine.unschedule(job, q)
+        q.unschedule(job)
     job.failed_reason = job.failed_reason or "discarded"
     engine.emit("job:discarded", job)
     engine.dead_letter(job, q, p.DlqReason.DISCARDED)
