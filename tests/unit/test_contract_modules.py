@@ -25,6 +25,6 @@ def test_every_named_sql_statement_is_used() -> None:
 
 
 def test_every_aggregator_command_has_exactly_one_handler() -> None:
-    from bunq.aggregator.server import HANDLERS as AGGREGATOR_HANDLERS
+    from bunq.aggregator.core import HANDLERS as AGGREGATOR_HANDLERS
 
     assert set(AGGREGATOR_HANDLERS) == set(typing.get_args(protocol.AggregatorCommand))
