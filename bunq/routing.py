@@ -43,6 +43,14 @@ def new_job_id(slot: int, ms: int | None = None, seed: int | None = None) -> str
     return f"{_prefix(ms, slot)}{tail[:4]}-{tail[4:]}"
 
 
+def shards_for_id(job_id: str, slots: int, shards: int) -> list[int]:
+    """Where a job may live: its slot's shard for a bunq id, every shard for an id a client chose."""
+    slot = slot_of_id(job_id)
+    if slot is None or slot >= slots:
+        return list(range(shards))
+    return [shard_of_slot(slot, shards)]
+
+
 def slot_of_id(job_id: str) -> int | None:
     """The slot a bunq-made id carries, or None for an id a client chose."""
     if len(job_id) != 36 or job_id[14] != "7" or job_id[8] != "-" or job_id[13] != "-" or job_id[18] != "-":

@@ -19,7 +19,6 @@ import msgspec
 
 from bunq import errors
 from bunq.protocol import Command, DlqReason, Error, Reply, State, WaitOutcome
-from bunq.routing import shard_of_slot, slot_of_id
 from shards import recovery
 from shards.dlq import DeadLetters
 from shards.emitter import Emitter, EventSink, NoEvents
@@ -82,7 +81,7 @@ class Engine:
         self.queue = self.registry.queue
         self.slot = self.registry.slot
         self.dlq = DeadLetters(clock, self.timers, self.registry, self.index, store, self)
-        self.flows = Flows(shard, shards, clock, self.timers, self.journal, self.index, self)
+        self.flows = Flows(shard, shards, slots, clock, self.timers, self.journal, self.index, self)
         self.leases = Leases(clock, self.timers, self.journal, self.index, self.queues, self.stall)
         self.job_waiters = JobWaiters(self.timers)
         self.wake_job_waiters = self.job_waiters.wake
@@ -121,13 +120,6 @@ class Engine:
             self.outgoing.append((shard, command, on_reply))
 
     # ---- lookups --------------------------------------------------------------------------------
-
-    def shards_for_id(self, job_id: str) -> list[int]:
-        """Where a job may live: its slot's shard for a bunq id, every shard for a client's id."""
-        slot = slot_of_id(job_id)
-        if slot is None or slot >= self.slots:
-            return list(range(self.shards))
-        return [shard_of_slot(slot, self.shards)]
 
     def resume_keys(self, last: int) -> None:
         """After a restart: keys continue past the largest one stored, so order is kept."""

@@ -21,7 +21,7 @@ from croniter import croniter
 
 from bunq import protocol as p
 from bunq.catalogue import EventName
-from bunq.routing import new_job_id, shard_of_slot
+from bunq.routing import new_job_id, shard_of_slot, shards_for_id
 from shards.index import JobIndex
 from shards.job import COMPLETED, FAILED, WAITING_CHILDREN, Job
 from shards.journal import Journal
@@ -85,8 +85,6 @@ class Transitions(Protocol):
 
     def next_key(self, lifo: bool) -> int: ...
 
-    def shards_for_id(self, job_id: str) -> list[int]: ...
-
     def send(self, shard: int, command: p.Command, on_reply: Callable[[p.Reply], None]) -> None: ...
 
     def emit_data(self, name: EventName, data: dict[str, Any]) -> None: ...
@@ -97,6 +95,7 @@ class Flows:
         self,
         shard: int,
         shards: int,
+        slots: int,
         clock: Callable[[], int],
         timers: Timers,
         journal: Journal,
@@ -105,6 +104,7 @@ class Flows:
     ) -> None:
         self.shard = shard
         self.shards = shards
+        self.slots = slots
         self.clock = clock
         self.timers = timers
         self.journal = journal
@@ -129,7 +129,7 @@ class Flows:
                 outcome = p.ResolveDependency(parent_id, dep_id, reply.state == COMPLETED, reply.result, reply.error)
                 self.resolve(outcome)
 
-        for shard in self.engine.shards_for_id(dep_id):
+        for shard in shards_for_id(dep_id, self.slots, self.shards):
             self.engine.send(shard, command, watched)
 
     def _rewatch_due(self, job: Job) -> None:
