@@ -34,6 +34,7 @@ from shards.pulls import Pulls
 from shards.queues import QueueState
 from shards.registry import QueueRegistry
 from shards.store import Store
+from shards.sweep import Sweeper
 from shards.timers import Timers
 from shards.waiters import JobWaiters
 
@@ -43,7 +44,6 @@ Respond = Callable[[Reply], None]
 Handler = Callable[["Engine", Any, Respond], Reply | None]
 
 MAX_RETRY_DELAY_MS = 24 * 3600 * 1000
-BULK_REMOVAL = 1000  # jobs leaving in one operation past which its leftovers are swept at once
 
 
 def wall_clock_ms() -> int:
@@ -84,6 +84,8 @@ class Engine:
         self.flows = Flows(shard, shards, slots, clock, self.timers, self.journal, self.index, self)
         self.leases = Leases(clock, self.timers, self.journal, self.index, self.queues, self.stall)
         self.job_waiters = JobWaiters(self.timers)
+        self.sweeper = Sweeper(self.timers, self.index, self.queues)
+        self.forget_removed = self.sweeper.forget_removed
         self.wake_job_waiters = self.job_waiters.wake
         self.after_commit: list[tuple[Respond, Reply]] = []
         self.outgoing: list[tuple[int, Command, Callable[[Reply], None]]] = []
@@ -359,25 +361,6 @@ class Engine:
         self.wake_job_waiters(job.id, WaitOutcome(False, None, "unknown"))
 
     # ---- bookkeeping ----------------------------------------------------------------------------
-
-    def forget_removed(self, count: int) -> None:
-        """After `count` jobs left at once (drain, clean, obliterate, purge), let go of everything that
-        still refers to them, so their memory is free for the next fill now rather than when their
-        timers would have come due."""
-        if count < BULK_REMOVAL:
-            return
-        queues = self.queues
-
-        def moot(arg: Any) -> bool:
-            for item in arg if type(arg) is tuple else (arg,):
-                if type(item) is Job and item.state is REMOVED:
-                    return True
-                if type(item) is QueueState and queues.get(item.name) is not item:
-                    return True
-            return False
-
-        self.timers.discard(moot)
-        self.index.compact()
 
     def publish_counts(self) -> None:
         self.emitter.publish_counts(self.journal, self.queues)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bunq import protocol as p
-from shards.engine import BULK_REMOVAL
 from shards.job import State
+from shards.sweep import BULK_REMOVAL
 from tests.support import FakeClock, make_engine
 from tests.unit.test_engine import call, counts, pull, push
 from tests.unit.test_queue_events import Recorder
