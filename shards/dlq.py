@@ -1,5 +1,6 @@
-"""The dead-letter queue: retry and purge, its limits (maxEntries, the maxAge sweep, auto-retry), and the
-age-out of expired jobs, which are kept as long as DLQ entries. Its timers call its own methods."""
+"""The dead-letter queue: its entries, retry and purge, its limits (maxEntries, the maxAge sweep,
+auto-retry), and the age-out of expired jobs, which are kept as long as DLQ entries. Its timers call its
+own methods."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from bunq.catalogue import EventName
+from bunq.protocol import DlqReason, State
 from shards.index import JobIndex
-from shards.job import EXPIRED, Job
+from shards.job import Job
+from shards.journal import Journal
 from shards.queues import DlqConfig, QueueState
 from shards.registry import QueueRegistry
 from shards.store import Store
@@ -39,6 +42,7 @@ class DeadLetters:
         self,
         clock: Callable[[], int],
         timers: Timers,
+        journal: Journal,
         registry: QueueRegistry,
         index: JobIndex,
         store: Store,
@@ -46,6 +50,7 @@ class DeadLetters:
     ) -> None:
         self.clock = clock
         self.timers = timers
+        self.journal = journal
         self.registry = registry
         self.index = index
         self.store = store
@@ -87,8 +92,16 @@ class DeadLetters:
 
     # ---- the limits -----------------------------------------------------------------------------
 
-    def added(self, q: QueueState, job: Job) -> None:
-        """A job entered the DLQ: trim to maxEntries, arm the max-age sweep and, if enabled, an auto-retry."""
+    def add(self, q: QueueState, job: Job, reason: DlqReason) -> None:
+        """A job enters the DLQ (it has already left its previous state): kept live with its reason, then
+        the queue trimmed to maxEntries, its max-age sweep armed and, if enabled, an auto-retry."""
+        job.state = State.FAILED
+        job.dlq_entered_at = self.clock()
+        job.dlq_reason = reason
+        q.dlq[job.id] = job
+        self.index.keep_dead(job)
+        self.journal.put(job)
+        self.engine.emit("dlq:added", job, reason=reason, error=job.failed_reason)
         config = q.settings.dlq
         self.trim(q)
         self._arm_sweep(q)
@@ -143,7 +156,7 @@ class DeadLetters:
         old = [
             job.id
             for job in self.index.finished.values()
-            if job.state is EXPIRED and job.created_at < now - max_age.get(job.queue, default)
+            if job.state is State.EXPIRED and job.created_at < now - max_age.get(job.queue, default)
         ]
         self.index.forget_finished(old)
         self.engine.flush()

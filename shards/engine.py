@@ -80,7 +80,7 @@ class Engine:
         self.queues = self.registry.queues  # read-only: the registry writes it
         self.queue = self.registry.queue
         self.slot = self.registry.slot
-        self.dlq = DeadLetters(clock, self.timers, self.registry, self.index, store, self)
+        self.dlq = DeadLetters(clock, self.timers, self.journal, self.registry, self.index, store, self)
         self.flows = Flows(shard, shards, slots, clock, self.timers, self.journal, self.index, self)
         self.leases = Leases(clock, self.timers, self.journal, self.index, self.queues, self.stall)
         self.job_waiters = JobWaiters(self.timers)
@@ -293,14 +293,7 @@ class Engine:
             self.index.drop(job)
             self.journal.delete(job.id, job.queue)
             return
-        job.state = FAILED
-        job.dlq_entered_at = self.clock()
-        job.dlq_reason = reason
-        q.dlq[job.id] = job
-        self.index.keep_dead(job)
-        self.journal.put(job)
-        self.emit("dlq:added", job, reason=reason, error=job.failed_reason)
-        self.dlq.added(q, job)
+        self.dlq.add(q, job, reason)
 
     def expire(self, job: Job, q: QueueState, *, counted: bool = True) -> None:
         """A job not started within its ttl: discarded, never handed out, its state reported as expired."""
