@@ -26,7 +26,7 @@ from shards.flows import Flows
 from shards.handlers import HANDLERS
 from shards.histograms import Histogram
 from shards.index import JobIndex
-from shards.job import ACTIVE, COMPLETED, DELAYED, EXPIRED, FAILED, REMOVED, WAITING, WAITING_CHILDREN, Job
+from shards.job import ACTIVE, COMPLETED, DELAYED, EXPIRED, FAILED, REMOVED, WAITING, WAITING_CHILDREN, Job, reset_runs
 from shards.journal import Journal
 from shards.leases import Leases
 from shards.logs import JobLogs
@@ -315,15 +315,7 @@ class Engine:
 
     def requeue(self, q: QueueState, job: Job) -> None:
         """A finished job (completed or dead-lettered) runs again from scratch."""
-        job.attempts = 0
-        job.stall_count = 0
-        job.started_at = None
-        job.completed_at = None
-        job.failed_reason = None
-        job.result = None
-        job.progress = 0
-        job.dlq_entered_at = None
-        job.dlq_reason = None
+        reset_runs(job)
         job.run_at = self.clock()
         self.index.readd(job)
         self.enqueue(job, q)
@@ -353,12 +345,7 @@ class Engine:
             self.emit("job:removed", job)
         self.wake_job_waiters(job.id, WaitOutcome(False, None, "unknown"))
 
-    # ---- bookkeeping ----------------------------------------------------------------------------
-
-    def publish_counts(self) -> None:
-        self.emitter.publish_counts(self.journal, self.queues)
-
-    # ---- timers ---------------------------------------------------------------------------------
+    # ---- the server loop's turn: timers and periodic counts -------------------------------------
 
     def tick(self) -> None:
         """Run every timer that is due."""
@@ -368,6 +355,9 @@ class Engine:
 
     def next_timer(self) -> int | None:
         return self.timers.next_due()
+
+    def publish_counts(self) -> None:
+        self.emitter.publish_counts(self.journal, self.queues)
 
     def _delay_due(self, arg: tuple[Job, int]) -> None:
         job, run_at = arg

@@ -65,6 +65,20 @@ class Job(msgspec.Struct, array_like=True, gc=False):
     auto_retries: int = 0
 
 
+def reset_runs(job: Job) -> None:
+    """Forget what the job's runs left on it (attempts, stalls, times, outcome, DLQ entry): it runs again
+    from scratch."""
+    job.attempts = 0
+    job.stall_count = 0
+    job.started_at = None
+    job.completed_at = None
+    job.failed_reason = None
+    job.result = None
+    job.progress = 0
+    job.dlq_entered_at = None
+    job.dlq_reason = None
+
+
 class JobView(msgspec.Struct, omit_defaults=False):
     """The client-facing JSON shape of a job (the spec's fields first, then the reference's extras)."""
 
