@@ -7,7 +7,7 @@ import itertools
 from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 from bunq.protocol import State
-from shards.job import ACTIVE, COMPLETED, DELAYED, EXPIRED, FAILED, REMOVED, WAITING, Job
+from shards.job import Job
 from shards.queues import QueueState
 
 if TYPE_CHECKING:
@@ -44,13 +44,16 @@ class QueueWide(Protocol):
     def forget_removed(self, count: int) -> None: ...
 
 
+LISTED = (State.WAITING, State.DELAYED, State.ACTIVE, State.FAILED, State.COMPLETED)  # a listing across states
+
+
 # ---- reading ----------------------------------------------------------------------------------
 
 
 def list_jobs(engine: QueueWide, q: QueueState, state: State | None, limit: int, offset: int) -> list[Job]:
     """One page of a queue's jobs in a state (or across states): O(log n + offset + limit) in memory."""
     if state is None:
-        pages = (_page(engine, q, s, offset + limit, 0) for s in (WAITING, DELAYED, ACTIVE, FAILED, COMPLETED))
+        pages = (_page(engine, q, s, offset + limit, 0) for s in LISTED)
         return list(itertools.islice(itertools.chain.from_iterable(pages), offset, offset + limit))
     return _page(engine, q, state, limit, offset)
 
@@ -96,7 +99,7 @@ def obliterate(engine: QueueWide, q: QueueState) -> None:
     live = engine.index.forget_queue(q.name)
     for job in live:
         engine.logs.drop(job.id)
-        job.state = REMOVED
+        job.state = State.REMOVED
     for waiter in q.waiters:
         waiter.done = True
     engine.flush()
@@ -106,7 +109,7 @@ def obliterate(engine: QueueWide, q: QueueState) -> None:
     engine.emit_data("queue:removed", {"queue": q.name})
 
 
-CLEANABLE = (WAITING, DELAYED, COMPLETED, FAILED, EXPIRED)
+CLEANABLE = (State.WAITING, State.DELAYED, State.COMPLETED, State.FAILED, State.EXPIRED)
 
 
 def clean(engine: QueueWide, q: QueueState, grace: int, state: State | None, limit: int) -> list[str]:
@@ -153,7 +156,7 @@ def promote_all(engine: QueueWide, q: QueueState, count: int | None) -> int:
 def retry_completed(engine: QueueWide, q: QueueState, job_id: str | None) -> int:
     if job_id is not None:
         job = engine.index.find(job_id)
-        jobs = [job] if job is not None and job.state == COMPLETED and job.queue == q.name else []
+        jobs = [job] if job is not None and job.state == State.COMPLETED and job.queue == q.name else []
     else:
         engine.flush()
         jobs = engine.index.completed_all(q.name)

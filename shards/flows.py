@@ -21,9 +21,10 @@ from croniter import croniter
 
 from bunq import protocol as p
 from bunq.catalogue import EventName
+from bunq.protocol import State
 from bunq.routing import new_job_id, shard_of_slot, shards_for_id
 from shards.index import JobIndex
-from shards.job import COMPLETED, FAILED, WAITING_CHILDREN, Job
+from shards.job import Job
 from shards.journal import Journal
 from shards.queues import QueueState
 from shards.store import Store
@@ -125,21 +126,22 @@ class Flows:
         parent_id = job.id
 
         def watched(reply: p.Reply) -> None:
-            if isinstance(reply, p.Watched) and reply.state in (COMPLETED, FAILED):
-                outcome = p.ResolveDependency(parent_id, dep_id, reply.state == COMPLETED, reply.result, reply.error)
+            if isinstance(reply, p.Watched) and reply.state in (State.COMPLETED, State.FAILED):
+                completed = reply.state == State.COMPLETED
+                outcome = p.ResolveDependency(parent_id, dep_id, completed, reply.result, reply.error)
                 self.resolve(outcome)
 
         for shard in shards_for_id(dep_id, self.slots, self.shards):
             self.engine.send(shard, command, watched)
 
     def _rewatch_due(self, job: Job) -> None:
-        if job.state == WAITING_CHILDREN and self.jobs.get(job.id) is job:
+        if job.state == State.WAITING_CHILDREN and self.jobs.get(job.id) is job:
             self.watch_dependencies(job)
 
     def resolve(self, cmd: p.ResolveDependency) -> None:
         """Dependency `dep_id` of `parent_id` finished; a no-op when already applied."""
         job = self.jobs.get(cmd.parent_id)
-        if job is None or job.state != WAITING_CHILDREN or cmd.dep_id not in job.pending_deps:
+        if job is None or job.state != State.WAITING_CHILDREN or cmd.dep_id not in job.pending_deps:
             return
         engine = self.engine
         q = engine.queue(job.queue)
@@ -169,13 +171,13 @@ class Flows:
         job = self.index.find(cmd.id)
         if job is None:
             if cmd.id in self.index.results:
-                return p.Watched(COMPLETED, self.index.results[cmd.id])
+                return p.Watched(State.COMPLETED, self.index.results[cmd.id])
             return p.Watched("unknown")
         match job.state:
             case p.State.COMPLETED:
-                return p.Watched(COMPLETED, job.result)
+                return p.Watched(State.COMPLETED, job.result)
             case p.State.FAILED | p.State.EXPIRED:
-                return p.Watched(FAILED, error=job.failed_reason)
+                return p.Watched(State.FAILED, error=job.failed_reason)
             case p.State.WAITING | p.State.DELAYED | p.State.ACTIVE | p.State.WAITING_CHILDREN | p.State.REMOVED:
                 if (cmd.parent_id, cmd.parent_slot) not in job.dependents:  # not finished yet: watch it
                     job.dependents = [*job.dependents, (cmd.parent_id, cmd.parent_slot)]

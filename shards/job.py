@@ -6,6 +6,10 @@ import msgspec
 
 from bunq.protocol import DlqReason, State
 
+# Module-level aliases for the per-job paths only (engine transitions, leases, the bulk sweep): on
+# CPython 3.11 `State.WAITING` goes through the enum class's attribute lookup and costs ~55 ns more
+# than reading a global (timeit: 11 vs 68 ns per assignment in a loop), several times per job on push,
+# pull and ack. Everywhere else reads `State.X`.
 WAITING = State.WAITING
 DELAYED = State.DELAYED
 ACTIVE = State.ACTIVE
@@ -42,7 +46,7 @@ class Job(msgspec.Struct, array_like=True, gc=False):
     depends_on: list[str] = []
     repeat: bytes | None = None
     name: str = "default"
-    state: State = WAITING
+    state: State = State.WAITING
     seq: int = 0
     started_at: int | None = None
     completed_at: int | None = None

@@ -9,7 +9,7 @@ from bunq import protocol as p
 from bunq.errors import BadRequest, NotFound, Unavailable
 from bunq.routing import new_job_id
 from shards import flows
-from shards.job import ACTIVE, Job, render
+from shards.job import Job, render
 from shards.queues import Waiter
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ def release_jobs(engine: JobPath, cmd: p.ReleaseJobs, respond: Respond) -> p.Rep
     for i, job_id in enumerate(cmd.ids):
         job = engine.jobs.get(job_id)
         token = cmd.tokens[i] if i < len(cmd.tokens) else None
-        if job is None or job.state != ACTIVE or (token is not None and job.token != token):
+        if job is None or job.state != p.State.ACTIVE or (token is not None and job.token != token):
             continue
         q = engine.end_lease(job)
         job.run_at = engine.clock()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol, assert_never
 from bunq import protocol as p
 from bunq.errors import BadRequest, NotFound
 from bunq.protocol import State
-from shards.job import ACTIVE, COMPLETED, DELAYED, FAILED, Job
+from shards.job import Job
 from shards.logs import LogLine
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def get_progress(engine: JobOperations, cmd: p.GetProgress, respond: Respond) ->
 
 def update_data(engine: JobOperations, cmd: p.UpdateData, respond: Respond) -> p.Reply:
     job = engine.index.live(cmd.id, "Cannot update data of a finished job")
-    if job.state == FAILED:
+    if job.state == State.FAILED:
         raise BadRequest("Cannot update data of a job in the dead-letter queue")
     job.data = cmd.data
     engine.journal.put(job)
@@ -118,7 +118,7 @@ def change_priority(engine: JobOperations, cmd: p.ChangePriority, respond: Respo
 
 def _delayed(engine: JobOperations, job_id: str) -> Job:
     job = engine.jobs.get(job_id)
-    if job is None or job.state != DELAYED:
+    if job is None or job.state != State.DELAYED:
         engine.index.not_live(job_id, NOT_DELAYED)
     return job
 
@@ -146,9 +146,9 @@ def change_delay(engine: JobOperations, cmd: p.ChangeDelay, respond: Respond) ->
 
 def discard_job(engine: JobOperations, cmd: p.DiscardJob, respond: Respond) -> p.Reply:
     job = engine.index.live(cmd.id, "Cannot discard a finished job")
-    if job.state == FAILED:
+    if job.state == State.FAILED:
         raise BadRequest("Job is already in the dead-letter queue")
-    if job.state == ACTIVE:
+    if job.state == State.ACTIVE:
         job = engine.leases.leased(cmd.id, cmd.token)
         q = engine.end_lease(job)
     else:
@@ -164,11 +164,11 @@ def wait_job(engine: JobOperations, cmd: p.WaitJob, respond: Respond) -> p.Reply
     job = engine.index.find(cmd.id)
     if job is None:
         if cmd.id in engine.index.results:
-            return p.WaitOutcome(True, engine.index.results[cmd.id], COMPLETED)
+            return p.WaitOutcome(True, engine.index.results[cmd.id], State.COMPLETED)
         raise NotFound("Job not found")
     match job.state:
         case State.COMPLETED:
-            return p.WaitOutcome(True, job.result, COMPLETED)
+            return p.WaitOutcome(True, job.result, State.COMPLETED)
         case State.FAILED | State.EXPIRED:
             return p.WaitOutcome(False, None, job.state)
         case State.WAITING | State.DELAYED | State.ACTIVE | State.WAITING_CHILDREN | State.REMOVED:
