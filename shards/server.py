@@ -84,11 +84,7 @@ class ShardServer:
     def run(self) -> None:
         self.engine.load()
         log.info("shard %d ready: %d live jobs", self.index, len(self.engine.jobs))
-        poller = zmq.Poller()
-        poller.register(self.router, zmq.POLLIN)
-        poller.register(self.xpub, zmq.POLLIN)
-        for sock in self.link.sockets.values():
-            poller.register(sock, zmq.POLLIN)
+        poller = self._poller()
         link_sockets = set(self.link.sockets.values())
         flush_due: int | None = None
         interval = self.settings.flush_interval_ms
@@ -124,7 +120,18 @@ class ShardServer:
                 flush_due = None
         engine.flush()
         self.send_replies()
-        engine.store.close()
+        self._close()
+
+    def _poller(self) -> zmq.Poller:
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self.xpub, zmq.POLLIN)
+        for sock in self.link.sockets.values():
+            poller.register(sock, zmq.POLLIN)
+        return poller
+
+    def _close(self) -> None:
+        self.engine.store.close()
         self.link.close()
         self.router.close()
         self.xpub.close()
