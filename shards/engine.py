@@ -1,11 +1,11 @@
 """The shard engine: dispatch through the `HANDLERS` table, and the job state transitions.
 
 The engine is built from parts that own their state: the job index, the queue registry, leases, long
-polls, the dead-letter queue, flows, job waiters and the event emitter, all on one clock and one timer
-heap. Handlers (in `shards.handlers`) validate and call the transitions here and the parts' methods;
-every transition records the changed job in the journal and publishes its event. Nothing here does I/O
-except through the journal's flush (which the server loop or a test calls) and `outgoing`, the messages
-for other shards that the server sends after each turn.
+polls, the dead-letter queue, flows, job waiters, the event emitter and the sweep after bulk removals,
+all on one clock and one timer heap. Handlers (in `shards.handlers`) validate and call the transitions
+here and the parts' methods; every transition records the changed job in the journal and publishes its
+event. Nothing here does I/O except through the journal's flush (which the server loop or a test calls)
+and `outgoing`, the messages for other shards that the server sends after each turn.
 """
 
 from __future__ import annotations
