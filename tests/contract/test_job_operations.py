@@ -9,16 +9,10 @@ from typing import Any
 
 import pytest
 
-from tests.contract.test_jobs_api import counts, pull, push
+from tests.support.cluster import Cluster
+from tests.support.http import counts, ok, pull, push, state
 
 log = logging.getLogger(__name__)
-
-
-def ok(response: Any) -> dict[str, Any]:
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    assert body["ok"] is True
-    return body
 
 
 def test_progress_is_reported_and_read(api: Any, queue: str) -> None:
@@ -86,7 +80,7 @@ def test_discard_moves_to_the_dlq(api: Any, queue: str) -> None:
     assert api.post("/jobs/nope/discard").status_code == 404
 
 
-def test_wait_returns_the_result_when_the_job_completes(api: Any, queue: str) -> None:
+def test_wait_returns_the_result_when_the_job_completes(cluster: Cluster, api: Any, queue: str) -> None:
     job_id = push(api, queue)
     got: dict[str, Any] = {}
 
@@ -97,7 +91,7 @@ def test_wait_returns_the_result_when_the_job_completes(api: Any, queue: str) ->
 
     thread = threading.Thread(target=waiter)
     thread.start()
-    time.sleep(0.3)
+    cluster.wait_parked()
     pull(api, queue)
     acked = time.monotonic()
     api.post(f"/jobs/{job_id}/ack", json={"result": {"sent": True}})
@@ -108,9 +102,10 @@ def test_wait_returns_the_result_when_the_job_completes(api: Any, queue: str) ->
     assert ok(api.post(f"/jobs/{job_id}/wait", json={"timeout": 1})) == got["body"]
 
 
-def test_wait_times_out_and_unknown_job(api: Any, queue: str) -> None:
+def test_wait_times_out_and_unknown_job(cluster: Cluster, api: Any, queue: str) -> None:
     job_id = push(api, queue)
-    assert ok(api.post(f"/jobs/{job_id}/wait", json={"timeout": 100})) == {"ok": True, "completed": False}
+    reply = cluster.parked_for(lambda: ok(api.post(f"/jobs/{job_id}/wait", json={"timeout": 100})), 100)
+    assert reply == {"ok": True, "completed": False}
     assert api.post("/jobs/nope/wait", json={"timeout": 100}).json() == {"ok": False, "error": "Job not found"}
 
 
@@ -144,7 +139,7 @@ def test_logs(api: Any, queue: str) -> None:
     assert api.get("/jobs/nope/logs").status_code == 404
 
 
-def test_dependencies_and_children(api: Any, queue: str) -> None:
+def test_dependencies_and_children(cluster: Cluster, api: Any, queue: str) -> None:
     other = queue + "-other"
     child_a = push(api, queue)
     child_b = push(api, other)
@@ -154,19 +149,17 @@ def test_dependencies_and_children(api: Any, queue: str) -> None:
     for q, child in ((queue, child_a), (other, child_b)):
         assert pull(api, q)["id"] == child  # type: ignore[index]
         ok(api.post(f"/jobs/{child}/ack", json={"result": {"from": child}}))
-    deadline = time.monotonic() + 10
-    while api.get(f"/jobs/{parent}/state").json()["state"] != "waiting" and time.monotonic() < deadline:
-        time.sleep(0.02)
+    cluster.eventually(lambda: state(api, parent) == "waiting")  # the children's shards told the parent's
     assert pull(api, queue)["id"] == parent  # type: ignore[index]
     values = ok(api.get(f"/jobs/{parent}/children"))["values"]
     assert values == {child_a: {"from": child_a}, child_b: {"from": child_b}}
 
 
-def test_unique_key_and_ttl_over_http(api: Any, queue: str) -> None:
+def test_unique_key_and_ttl_over_http(cluster: Cluster, api: Any, queue: str) -> None:
     first = push(api, queue, uniqueKey="order-1")
     assert push(api, queue, uniqueKey="order-1") == first
     expiring = push(api, queue, ttl=1, priority=5)
-    time.sleep(0.05)
+    cluster.advance(50)
     assert pull(api, queue)["id"] == first  # type: ignore[index]
     assert api.get(f"/jobs/{expiring}/state").json()["state"] == "expired"
 
@@ -186,17 +179,18 @@ def test_invalid_repeat_is_refused(api: Any, queue: str, repeat: Any, error: str
     assert r.status_code == 400 and r.json() == {"ok": False, "error": error}
 
 
-def test_repeat_every_pushes_the_next_run_after_completion(api: Any, queue: str) -> None:
+def test_repeat_every_pushes_the_next_run_after_completion(cluster: Cluster, api: Any, queue: str) -> None:
     first = push(api, queue, repeat={"every": 50, "limit": 2})
     assert pull(api, queue)["id"] == first  # type: ignore[index]
     ok(api.post(f"/jobs/{first}/ack", json={}))
-    deadline = time.monotonic() + 10
-    second = None
-    while second is None and time.monotonic() < deadline:
-        second = pull(api, queue)
+    assert counts(api, queue)["delayed"] == 1
+    cluster.advance(50)
+    cluster.eventually(lambda: counts(api, queue)["waiting"] == 1)
+    second = pull(api, queue)
     assert second is not None and second["id"] != first and second["repeatCount"] == 1
     ok(api.post(f"/jobs/{second['id']}/ack", json={}))
-    time.sleep(0.2)
+    cluster.advance(200)
+    assert counts(api, queue) | {"waiting": 0, "delayed": 0} == counts(api, queue)
     assert pull(api, queue) is None
     assert counts(api, queue)["completed"] == 2
 

@@ -9,33 +9,13 @@ from typing import Any
 import pytest
 
 from bunq.routing import slot_of_id
+from tests.support.cluster import Cluster
+from tests.support.http import counts, pull, push
 
 SPEC_JOB_FIELDS = {
     "id", "queue", "data", "priority", "createdAt", "runAt", "startedAt", "completedAt", "attempts",
     "maxAttempts", "backoff", "progress", "tags", "lifo", "removeOnComplete", "removeOnFail",
 }  # fmt: skip
-
-
-def push(api: Any, queue: str, **body: Any) -> str:
-    body.setdefault("data", {"n": 1})
-    r = api.post(f"/queues/{queue}/jobs", json=body)
-    assert r.status_code == 200, r.text
-    assert r.json()["ok"] is True
-    return str(r.json()["id"])
-
-
-def pull(api: Any, queue: str, **params: Any) -> dict[str, Any] | None:
-    r = api.get(f"/queues/{queue}/jobs", params=params)
-    assert r.status_code == 200, r.text
-    job: dict[str, Any] | None = r.json()["job"]
-    return job
-
-
-def counts(api: Any, queue: str) -> dict[str, int]:
-    r = api.get(f"/queues/{queue}/counts")
-    assert r.status_code == 200 and r.json()["ok"] is True
-    result: dict[str, int] = r.json()["counts"]
-    return result
 
 
 def test_push_pull_ack_lifecycle(api: Any, queue: str) -> None:
@@ -96,14 +76,14 @@ def test_fail_retries_then_dead_letters(api: Any, queue: str) -> None:
     assert counts(api, queue)["failed"] == 1
 
 
-def test_fail_applies_exponential_backoff(api: Any, queue: str) -> None:
+def test_fail_applies_exponential_backoff(cluster: Cluster, api: Any, queue: str) -> None:
     """Each retry waits twice as long as the one before: backoff, 2·backoff, 4·backoff."""
     job_id = push(api, queue, backoff=60_000, maxAttempts=4)
     for attempt, wait in ((1, 60_000), (2, 120_000), (3, 240_000)):
         assert pull(api, queue)["id"] == job_id  # type: ignore[index]
-        before = int(time.time() * 1000)
+        before = cluster.now()
         api.post(f"/jobs/{job_id}/fail", json={})
-        after = int(time.time() * 1000)
+        after = cluster.now()
         job = api.get(f"/jobs/{job_id}").json()["job"]
         assert job["state"] == "delayed" and job["attempts"] == attempt
         assert before + wait - 50 <= job["runAt"] <= after + wait + 50, (attempt, job["runAt"] - before)
@@ -191,7 +171,7 @@ def test_remove_on_complete_keeps_the_result_reachable(api: Any, queue: str) -> 
     assert api.get(f"/jobs/{job_id}/result").json()["result"] == "done"
 
 
-def test_long_poll_returns_as_soon_as_a_job_is_pushed(api: Any, queue: str) -> None:
+def test_long_poll_returns_as_soon_as_a_job_is_pushed(cluster: Cluster, api: Any, queue: str) -> None:
     got: dict[str, Any] = {}
 
     def worker() -> None:
@@ -201,19 +181,16 @@ def test_long_poll_returns_as_soon_as_a_job_is_pushed(api: Any, queue: str) -> N
 
     thread = threading.Thread(target=worker)
     thread.start()
-    time.sleep(0.3)
+    cluster.wait_parked()
     job_id = push(api, queue)
     thread.join(30)
     assert got["job"] is not None and got["job"]["id"] == job_id
     assert got["waited"] < 10, "the long poll ran to its timeout instead of waking on the push"
 
 
-def test_long_poll_times_out_with_null(api: Any, queue: str) -> None:
-    """The poll holds for its whole timeout (a lower bound, so a slow machine cannot fail it), then
-    answers null."""
-    started = time.monotonic()
-    assert pull(api, queue, timeout=400) is None
-    assert time.monotonic() - started >= 0.39
+def test_long_poll_times_out_with_null(cluster: Cluster, api: Any, queue: str) -> None:
+    """The poll holds for its whole timeout, then answers null."""
+    assert cluster.parked_for(lambda: pull(api, queue, timeout=400), 400) is None
 
 
 @pytest.mark.parametrize(
@@ -299,12 +276,12 @@ def test_unknown_route_is_json_404(api: Any) -> None:
     assert r.status_code == 404 and r.json()["ok"] is False
 
 
-def test_long_poll_is_answered_after_other_traffic(api: Any, queue: str) -> None:
+def test_long_poll_is_answered_after_other_traffic(cluster: Cluster, api: Any, queue: str) -> None:
     """A parked pull must still be answered when other requests were served while it waited."""
     got: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: got.update(job=pull(api, queue, timeout=20_000)))
     thread.start()
-    time.sleep(0.2)
+    cluster.wait_parked()
     for i in range(5):
         push(api, f"{queue}-other")
         pull(api, f"{queue}-other")

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
-from tests.contract.test_job_operations import ok
-from tests.contract.test_jobs_api import counts, pull, push
-
-
-def bulk(api: Any, queue: str, jobs: list[dict[str, Any]]) -> list[str]:
-    ids: list[str] = ok(api.post(f"/queues/{queue}/jobs/bulk", json={"jobs": jobs}))["ids"]
-    return ids
+from tests.support.cluster import Cluster
+from tests.support.http import bulk, counts, ok, pull, push
 
 
 def test_queues_are_listed_until_obliterated(api: Any, queue: str) -> None:
@@ -97,9 +91,9 @@ def test_obliterate_removes_everything_and_late_acks_are_no_ops(api: Any, queue:
     assert pull(api, queue) is not None  # the settings went with it: no rate limit left
 
 
-def test_clean_removes_old_jobs_by_state(api: Any, queue: str) -> None:
+def test_clean_removes_old_jobs_by_state(cluster: Cluster, api: Any, queue: str) -> None:
     bulk(api, queue, [{"data": i} for i in range(5)])
-    time.sleep(0.05)
+    cluster.advance(50)
     fresh = push(api, queue)
     body = ok(api.post(f"/queues/{queue}/clean", json={"grace": 40, "state": "waiting", "limit": 3}))
     assert body["count"] == 3 and len(body["ids"]) == 3 and fresh not in body["ids"]
@@ -108,13 +102,13 @@ def test_clean_removes_old_jobs_by_state(api: Any, queue: str) -> None:
     assert api.post(f"/queues/{queue}/clean", json={"state": "active"}).status_code == 400
 
 
-def test_clean_completed_and_failed(api: Any, queue: str) -> None:
+def test_clean_completed_and_failed(cluster: Cluster, api: Any, queue: str) -> None:
     a, b = bulk(api, queue, [{"data": 1}, {"data": 2, "maxAttempts": 1}])
     pull(api, queue)
     pull(api, queue)
     ok(api.post(f"/jobs/{a}/ack", json={}))
     ok(api.post(f"/jobs/{b}/fail", json={}))
-    time.sleep(0.02)
+    cluster.advance(20)
     assert ok(api.post(f"/queues/{queue}/clean", json={"state": "completed"}))["count"] == 1
     assert ok(api.post(f"/queues/{queue}/clean", json={"state": "failed"}))["count"] == 1
     assert counts(api, queue) | {"completed": 0, "failed": 0} == counts(api, queue)

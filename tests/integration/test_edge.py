@@ -23,7 +23,7 @@ from websockets.sync.client import connect as ws_connect
 
 from bunq.app import create_app
 from bunq.settings import Settings
-from tests.support import BunqServer
+from tests.support.processes import BunqServer
 
 pytestmark = pytest.mark.integration
 

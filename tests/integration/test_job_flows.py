@@ -4,29 +4,18 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from bunq.routing import shard_of_slot, slot_of
-from tests.integration.test_processes import wait_until
-from tests.support import BunqServer
+from tests.support.processes import BunqServer, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 def queue_on(shard: int, shards: int = 2, prefix: str = "q") -> str:
     return next(f"{prefix}{i}" for i in range(1000) if shard_of_slot(slot_of(f"{prefix}{i}", 256), shards) == shard)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Any:
-    srv = BunqServer(tmp_path / "data", shards=2)
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def test_cross_shard_flow_survives_a_restart_in_the_middle(server: BunqServer) -> None:

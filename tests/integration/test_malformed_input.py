@@ -22,7 +22,7 @@ from starlette.routing import Route
 from bunq.app import create_app
 from bunq.settings import Settings
 from bunq.validation import MAX_DEPTH
-from tests.support import BunqServer
+from tests.support.processes import BunqServer, running
 
 pytestmark = pytest.mark.integration
 
@@ -31,10 +31,9 @@ BIG = "9" * 5000
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BunqServer]:
-    bunq = BunqServer(tmp_path_factory.mktemp("malformed") / "data", shards=2, fronts=1)
-    bunq.start()
-    yield bunq
-    bunq.stop()
+    """One server for the module (a module-scoped `server`, shadowing the per-test one): these tests only read."""
+    with running(tmp_path_factory.mktemp("malformed") / "data", shards=2) as bunq:
+        yield bunq
 
 
 @pytest.fixture(scope="module")

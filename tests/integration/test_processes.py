@@ -15,21 +15,9 @@ import msgspec
 import pytest
 from websockets.sync.client import connect
 
-from tests.support import BunqServer
+from tests.support.processes import BunqServer, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def wait_until(predicate: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def counts(client: httpx.Client, queue: str) -> dict[str, int]:
@@ -37,14 +25,6 @@ def counts(client: httpx.Client, queue: str) -> dict[str, int]:
     assert body["ok"] is True, body
     result: dict[str, int] = body["counts"]
     return result
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Any:
-    srv = BunqServer(tmp_path / "data", shards=2)
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def test_durable_jobs_survive_kill_9_of_every_shard(server: BunqServer) -> None:

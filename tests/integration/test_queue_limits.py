@@ -7,24 +7,15 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.support import BunqServer
+from tests.support.processes import BunqServer
 
 log = logging.getLogger(__name__)
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Any:
-    srv = BunqServer(tmp_path / "data", shards=2, fronts=2)
-    srv.start()
-    yield srv
-    srv.stop()
+pytestmark = [pytest.mark.integration, pytest.mark.bunq(fronts=2)]
 
 
 def fill(client: httpx.Client, queue: str, n: int) -> None:

@@ -7,7 +7,6 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,12 @@ import pytest
 import websockets
 
 from bunq.catalogue import EVENTS
-from tests.support import BunqServer
+from tests.support.processes import BunqServer
 
 pytestmark = pytest.mark.integration
 
 DASHBOARD = ["job:*", "queue:counts", "stats:snapshot", "health:status", "worker:*", "dlq:*", "cron:*",
              "queue:paused", "queue:resumed"]  # fmt: skip
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[BunqServer]:
-    srv = BunqServer(tmp_path / "data", shards=2)
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def ws_url(server: BunqServer, path: str = "/ws") -> str:

@@ -15,7 +15,7 @@ import pytest
 
 from bunq.routing import shard_of_slot, slot_of
 from bunq.settings import DEFAULT_SLOTS
-from tests.support import BunqServer
+from tests.support.processes import BunqServer
 
 log = logging.getLogger(__name__)
 

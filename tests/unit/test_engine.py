@@ -9,42 +9,8 @@ import pytest
 
 from bunq import protocol as p
 from shards.engine import Engine
-from tests.support import FakeClock, make_engine
-
-JOB = p.NewJob(data=b'{"x":1}')
-
-
-def call(engine: Engine, command: p.Command) -> p.Reply:
-    replies: list[p.Reply] = []
-    engine.handle(command, replies.append)
-    if engine.after_commit:
-        engine.flush()
-    assert len(replies) == 1, replies
-    return replies[0]
-
-
-def push(engine: Engine, queue: str = "q", **fields: object) -> str:
-    reply = call(engine, p.AddJobs(queue, [msgspec.structs.replace(JOB, **fields)]))
-    assert isinstance(reply, p.Ids)
-    return reply.ids[0]
-
-
-def pull(engine: Engine, queue: str = "q", count: int = 1, **kw: object) -> list[dict[str, object]]:
-    reply = call(engine, p.PullJobs(queue, count, **kw))  # type: ignore[arg-type]
-    assert isinstance(reply, p.Jobs)
-    return [msgspec.json.decode(j) for j in reply.jobs]
-
-
-def ack(engine: Engine, job_id: str, result: bytes | None = None) -> p.AckOutcome:
-    reply = call(engine, p.AckJobs([job_id], [result]))
-    assert isinstance(reply, p.AckOutcome)
-    return reply
-
-
-def counts(engine: Engine, queue: str = "q") -> dict[str, int]:
-    reply = call(engine, p.GetCounts(queue))
-    assert isinstance(reply, p.Counts)
-    return reply.counts
+from tests.support.clock import FakeClock
+from tests.support.engines import JOB, ack, call, counts, make_engine, pull, push
 
 
 @pytest.fixture

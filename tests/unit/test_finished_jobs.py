@@ -10,9 +10,8 @@ import pytest
 from bunq import protocol as p
 from shards.job import State
 from shards.sweep import BULK_REMOVAL
-from tests.support import FakeClock, make_engine
-from tests.unit.test_engine import call, counts, pull, push
-from tests.unit.test_queue_events import Recorder
+from tests.support.clock import FakeClock
+from tests.support.engines import Recorder, call, counts, make_engine, pull, push
 
 DAY_MS = 86_400_000
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bunq import protocol as p
 from bunq.aggregator.fronts import EXPIRE_MS, FrontConnections
-from tests.support import FakeClock
+from tests.support.clock import FakeClock
 
 
 def test_totals_sum_every_front_and_forget_silent_ones() -> None:

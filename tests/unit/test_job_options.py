@@ -11,8 +11,8 @@ import pytest
 from bunq import protocol as p
 from bunq.routing import new_job_id, shard_of_slot, slot_of
 from shards.engine import Engine
-from tests.support import FakeClock, make_engine
-from tests.unit.test_engine import ack, call, counts, pull, push
+from tests.support.clock import FakeClock
+from tests.support.engines import ack, call, counts, make_engine, pull, push
 
 
 @pytest.fixture

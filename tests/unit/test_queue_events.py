@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from bunq import protocol as p
 from shards.engine import Engine
-from tests.support import FakeClock, make_engine
-from tests.unit.test_engine import call, pull, push
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def wants(self, name: str) -> bool:
-        return True
-
-    def publish(self, name: str, data: dict[str, Any]) -> None:
-        self.events.append((name, data))
-
-    def names(self) -> list[str]:
-        return [name for name, _ in self.events]
+from tests.support.clock import FakeClock
+from tests.support.engines import Recorder, call, make_engine, pull, push
 
 
 def recording_engine(tmp_path: Path) -> tuple[Engine, Recorder]:

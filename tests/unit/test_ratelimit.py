@@ -8,7 +8,7 @@ import pytest
 
 from bunq.aggregator import ratelimit
 from bunq.aggregator.ratelimit import RateLimiter
-from tests.support import FakeClock
+from tests.support.clock import FakeClock
 
 
 def limiter(window: int, limit: int, clock: FakeClock, cleanup: int = 60_000) -> RateLimiter:

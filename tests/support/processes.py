@@ -1,8 +1,7 @@
-"""Test support: a fake clock, an in-process stand-in for the shards, and a real `bunq serve` process."""
+"""`bunq serve` started as a user would, on a free port, and waiting on it."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -16,88 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from bunq.client import ShardClient
-from bunq.errors import Unavailable
-from bunq.protocol import Command, Reply
-from bunq.settings import Settings
-from shards.engine import Engine
-from shards.store import Store
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-class FakeClock:
-    """Wall-clock milliseconds that only move when a test says so."""
-
-    def __init__(self, now: int = 1_700_000_000_000) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, ms: int) -> None:
-        self.now += ms
-
-
-def make_engine(path: Path, clock: Callable[[], int] | None = None, **kwargs: object) -> Engine:
-    engine = Engine(Store(str(path)), clock=clock or FakeClock(), **kwargs)  # type: ignore[arg-type]
-    engine.load()
-    return engine
-
-
-class LocalShardClient(ShardClient):
-    """The front's shard client with the engines called in-process (no sockets, storage in a temp dir)."""
-
-    def __init__(self, settings: Settings, engines: list[Engine]) -> None:
-        super().__init__(settings)
-        self.engines = engines
-        self.ticker: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.ticker = asyncio.create_task(self._tick())
-
-    async def close(self) -> None:
-        if self.ticker is not None:
-            self.ticker.cancel()
-        for engine in self.engines:
-            engine.flush()
-        self.ctx.term()
-
-    async def _tick(self) -> None:
-        while True:
-            for engine in self.engines:
-                engine.tick()
-                if engine.journal.pending() or engine.after_commit:
-                    engine.flush()
-            self.deliver()
-            await asyncio.sleep(0.002)
-
-    def deliver(self) -> None:
-        """Hand shard-to-shard messages to their engines, as the server loop's link does."""
-        while any(engine.outgoing for engine in self.engines):
-            for engine in self.engines:
-                outgoing, engine.outgoing = engine.outgoing, []
-                for shard, command, on_reply in outgoing:
-                    self.engines[shard].handle(command, on_reply)
-
-    async def call_raw(self, shard: int, command: Command, *, extra_wait_ms: int = 0) -> Reply:
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-
-        def respond(reply: Reply) -> None:
-            if not future.done():
-                future.set_result(reply)
-
-        if shard >= len(self.engines):
-            raise Unavailable("The aggregator is not part of the in-process stand-in")
-        engine = self.engines[shard]
-        engine.handle(command, respond)
-        self.deliver()
-        if engine.after_commit:
-            engine.flush()
-        try:
-            return await asyncio.wait_for(future, self.timeout_s + extra_wait_ms / 1000)
-        except TimeoutError:
-            raise Unavailable(f"Shard {shard} did not answer in time") from None
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -211,3 +129,14 @@ def running(data_dir: Path, **kwargs: object) -> Iterator[BunqServer]:
         yield server
     finally:
         server.stop()
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 20.0) -> None:
+    """Poll `predicate` (an HTTP error counts as not yet) until it is true; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if predicate():
+                return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")

@@ -1,0 +1,1 @@
+"""Test support, imported by the tests and never by bunq: clocks, engines, the two clusters, HTTP helpers."""
