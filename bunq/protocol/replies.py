@@ -1,0 +1,213 @@
+"""Replies: shard or aggregator → front. Named as nouns; `Error(code, message)` is how a failure travels."""
+
+from __future__ import annotations
+
+from typing import Union
+
+import msgspec
+
+from bunq.protocol.commands import CronSpec
+from bunq.protocol.states import DlqConfig, StallConfig
+
+
+class Reply(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class Done(Reply, frozen=True):
+    pass
+
+
+class Error(Reply, frozen=True):
+    code: str
+    message: str
+
+
+class Ids(Reply, frozen=True):
+    ids: list[str]
+
+
+class Jobs(Reply, frozen=True):
+    """Jobs rendered as JSON objects, ready to splice into a response body, with their lease tokens."""
+
+    jobs: list[bytes]
+    tokens: list[str | None] = []
+
+
+class JobDoc(Reply, frozen=True):
+    job: bytes
+
+
+class JobState(Reply, frozen=True):
+    state: str
+
+
+class JobResult(Reply, frozen=True):
+    found: bool
+    result: bytes | None = None
+
+
+class AckOutcome(Reply, frozen=True):
+    """Per-id outcome of AckJobs (and Heartbeat): the ids that were not acked, with the reason for each;
+    `missing` names those of them that no job has (404 where one id was asked for)."""
+
+    acked: int
+    failed: dict[str, str] = {}
+    missing: list[str] = []
+
+
+class Counts(Reply, frozen=True):
+    counts: dict[str, int]
+
+
+class DlqEntries(Reply, frozen=True):
+    entries: list[bytes]
+    total: int
+
+
+class Progress(Reply, frozen=True):
+    progress: int
+    message: str | None = None
+
+
+class WaitOutcome(Reply, frozen=True):
+    completed: bool
+    result: bytes | None = None
+    state: str | None = None
+
+
+class ChildrenValues(Reply, frozen=True):
+    values: dict[str, bytes]
+
+
+class Logs(Reply, frozen=True):
+    """Log entries rendered as JSON objects."""
+
+    logs: list[bytes]
+
+
+class Watched(Reply, frozen=True):
+    """The dependency's state when the watch was registered: "watching", "completed", "failed" or "unknown"."""
+
+    state: str
+    result: bytes | None = None
+    error: str | None = None
+
+
+class Count(Reply, frozen=True):
+    count: int
+    ids: list[str] = []
+
+
+class QueueNames(Reply, frozen=True):
+    names: list[str]
+
+
+class QueueConfig(Reply, frozen=True):
+    paused: bool
+    rate_limit: int | None
+    concurrency: int | None
+    stall: StallConfig
+    dlq: DlqConfig
+
+
+class CronEntry(CronSpec):
+    """A registered cron as the aggregator keeps it and answers with it: its spec and its run state."""
+
+    executions: int = 0
+    next_run: int = 0
+    created_at: int = 0
+    last_run: int | None = None
+
+
+class Crons(Reply, frozen=True):
+    crons: list[CronEntry]
+
+
+class WebhookEntry(msgspec.Struct, frozen=True):
+    """A registered webhook as the aggregator answers with it (never its secret)."""
+
+    id: str
+    url: str
+    events: list[str]
+    queue: str | None
+    enabled: bool
+    created_at: int
+    last_triggered: int | None
+    success_count: int
+    failure_count: int
+
+
+class Webhooks(Reply, frozen=True):
+    webhooks: list[WebhookEntry]
+
+
+class WorkerEntry(msgspec.Struct, frozen=True):
+    id: str
+    name: str | None
+    queues: list[str]
+    concurrency: int
+    hostname: str | None
+    pid: int | None
+    registered_at: int
+    last_seen: int
+    active_jobs: int
+    processed_jobs: int
+    failed_jobs: int
+    current_job: str | None
+
+
+class Workers(Reply, frozen=True):
+    """Registered workers, and the aggregator's wall clock (ms) they were read at (their uptime's end)."""
+
+    workers: list[WorkerEntry]
+    now: int
+
+
+class ShardStats(Reply, frozen=True):
+    shard: int
+    totals: dict[str, int]
+    queues: dict[str, dict[str, int]]
+    collections: dict[str, int]
+    rss_bytes: int
+    storage_bytes: int
+    free_disk_bytes: int
+    disk_full: bool = False
+    histograms: dict[str, list[int]] = {}  # name → bucket counts (last: +Inf), then count and sum (ms)
+
+
+class Memory(Reply, frozen=True):
+    """Process memory figures, and what a collection freed (`POST /gc`)."""
+
+    before_rss: int
+    after_rss: int
+
+
+class HeapStats(Reply, frozen=True):
+    process: str
+    rss_bytes: int
+    top_types: list[tuple[str, int]]
+    collections: dict[str, int]
+
+
+class RateVerdict(Reply, frozen=True):
+    allowed: bool
+    retry_after_s: int = 0
+
+
+class Pong(Reply, frozen=True):
+    shard: int
+    slots: int
+
+
+class ConnectionCounts(Reply, frozen=True):
+    tcp: int
+    ws: int
+    sse: int
+
+
+AnyReply = Union[  # noqa: UP007
+    Done, Error, Ids, Jobs, JobDoc, JobState, JobResult, AckOutcome, Counts, DlqEntries, Pong,
+    Progress, WaitOutcome, ChildrenValues, Logs, Watched, Count, QueueNames, QueueConfig, Crons, Webhooks, Workers,
+    ShardStats, RateVerdict, Memory, HeapStats, ConnectionCounts,
+]  # fmt: skip
