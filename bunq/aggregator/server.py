@@ -4,7 +4,6 @@ the registries' commands (`bunq.aggregator.core`) on a ROUTER socket the fronts 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -42,7 +41,7 @@ class Aggregator:
         self.xpub = self.ctx.socket(zmq.XPUB)
         self.xpub.setsockopt(zmq.SNDHWM, 100_000)
         self.xpub.bind(settings.events_endpoint)
-        self.events_dropped = 0  # of the events this process publishes, those the socket refused (zmq.Again)
+        self.events_dropped = 0  # events published or forwarded here that the socket refused (zmq.Again)
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.bind(settings.aggregator_endpoint)
         for sock in (self.xsub, self.xpub, self.router):
@@ -69,8 +68,11 @@ class Aggregator:
     async def forward_events(self) -> None:
         while True:
             frames = await self.xsub.recv_multipart()
-            with contextlib.suppress(zmq.Again):
+            try:
                 await self.xpub.send_multipart(frames, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                self.events_dropped += 1
+                log.debug("a shard's event dropped: the event socket refused it (%d dropped)", self.events_dropped)
             topic = frames[0].decode()
             if topic in self.own_topics and len(frames) > 1:
                 self.registries.on_event(topic, _decode(frames[1]))
