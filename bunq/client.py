@@ -283,6 +283,7 @@ class ShardClient(Shards):
         finally:
             self.pending.pop(number, None)
 
+
 def _not_found(reply: Reply) -> bool:
     return type(reply) is Error and reply.code == "not_found"
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -25,22 +24,14 @@ from bunq.aggregator.store import RegistryStore
 from bunq.aggregator.webhooks import Sleep, Webhook, Webhooks
 from bunq.aggregator.workers import Worker, Workers
 from bunq.client import Shards
+from bunq.clock import Clock, monotonic_ms, wall_ms
 from bunq.errors import BunqError
 from bunq.routing import new_job_id, slot_of
 from bunq.settings import Settings
 
 log = logging.getLogger("bunq.aggregator")
 
-Clock = Callable[[], int]
 Publish = Callable[[str, dict[str, Any]], None]
-
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def monotonic_ms() -> int:
-    return time.monotonic_ns() // 1_000_000
 
 
 class Registries:

@@ -15,11 +15,12 @@ import zmq.asyncio
 
 from bunq import protocol as p
 from bunq import wire
-from bunq.aggregator.core import Registries, wall_ms
+from bunq.aggregator.core import Registries
 from bunq.aggregator.monitor import Monitor
 from bunq.aggregator.store import RegistryStore
 from bunq.catalogue import SYNC, SYNC_AGGREGATOR
 from bunq.client import ShardClient
+from bunq.clock import wall_ms
 from bunq.settings import Settings
 
 log = logging.getLogger("bunq.aggregator")

@@ -27,6 +27,7 @@ import msgspec
 
 from bunq.aggregator import ssrf
 from bunq.aggregator.store import Records, RegistryStore
+from bunq.clock import Clock, wall_ms
 from bunq.errors import BadRequest, BunqError
 
 log = logging.getLogger("bunq.webhooks")
@@ -105,7 +106,7 @@ class Webhooks:
         resolver: ssrf.Resolver = ssrf.system_resolver,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
-        clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        clock: Clock = wall_ms,
     ) -> None:
         self.publish = publish
         self.allow = ssrf.AllowList(allow)

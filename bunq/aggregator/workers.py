@@ -5,7 +5,6 @@ the job events of those jobs (`job:active`, `job:completed`, `job:failed` carry 
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -13,15 +12,12 @@ from typing import Any
 import msgspec
 
 from bunq.aggregator.store import Records, RegistryStore
+from bunq.clock import Clock, wall_ms
 
 KIND = "worker"
 TOPICS = {"job:active", "job:completed", "job:failed"}
 
 Publish = Callable[[str, dict[str, Any]], None]
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Worker(msgspec.Struct):
@@ -40,9 +36,7 @@ class Worker(msgspec.Struct):
 
 
 class Workers:
-    def __init__(
-        self, store: RegistryStore, publish: Publish, timeout_ms: int, clock: Callable[[], int] = now_ms
-    ) -> None:
+    def __init__(self, store: RegistryStore, publish: Publish, timeout_ms: int, clock: Clock = wall_ms) -> None:
         self.publish = publish
         self.timeout_ms = timeout_ms
         self.clock = clock

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from bunq import __version__, metrics
 from bunq import protocol as p
 from bunq.client import Shards
+from bunq.clock import wall_ms
 from bunq.connections import ConnectionReport
 from bunq.http import Call, Operation, Result, encode
 from bunq.stats import Merged, disk_full, gather
@@ -80,7 +81,7 @@ async def ready(request: Request) -> Response:
 
 
 async def ping(call: Call) -> Result:
-    return encode({"ok": True, "data": {"pong": True, "time": int(time.time() * 1000)}})
+    return encode({"ok": True, "data": {"pong": True, "time": wall_ms()}})
 
 
 async def stats(call: Call) -> Result:
