@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import msgspec
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -23,8 +24,9 @@ class Snapshot(Collector):
     def collect(self) -> Iterator[Metric]:
         jobs = GaugeMetricFamily("bunq_queue_jobs", "Jobs in a queue by state", labels=["queue", "state"])
         for queue, counts in sorted(self.merged.queues.items()):
+            by_state = msgspec.to_builtins(counts)
             for state in STATES:
-                jobs.add_metric([queue, state], counts.get(state, 0))
+                jobs.add_metric([queue, state], by_state[state])
         yield jobs
         for name, key, text in (
             ("bunq_jobs_pushed", "pushed", "Jobs pushed"),

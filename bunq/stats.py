@@ -16,7 +16,7 @@ class Merged:
     """One merged view of every shard."""
 
     totals: dict[str, int] = field(default_factory=dict)
-    queues: dict[str, dict[str, int]] = field(default_factory=dict)
+    queues: dict[str, p.QueueCounts] = field(default_factory=dict)
     collections: dict[str, int] = field(default_factory=dict)
     rss_bytes: int = 0
     storage_bytes: int = 0
@@ -28,7 +28,7 @@ class Merged:
 
     def counts(self) -> dict[str, int]:
         keys = ("waiting", "active", "delayed", "completed", "failed")
-        return {k: sum(q.get(k, 0) for q in self.queues.values()) for k in keys}
+        return {k: sum(getattr(q, k) for q in self.queues.values()) for k in keys}
 
 
 async def gather(client: Shards) -> Merged:

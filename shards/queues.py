@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
+import msgspec
 from sortedcontainers import SortedList
 
-from bunq.protocol import Reply, State
+from bunq.protocol import QueueCounts, Reply, State
 from shards.job import Job
 
 Entry = tuple[int, int, Job]
@@ -197,18 +198,18 @@ class QueueState:
     def waiting_count(self) -> int:
         return len(self.waiting) + self.parked_count
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> QueueCounts:
         waiting = self.waiting_count
-        return {
-            "waiting": waiting,
-            "prioritized": waiting - self.priorities.get(0, 0),
-            "delayed": len(self.delayed),
-            "active": len(self.active),
-            "completed": self.completed,
-            "failed": len(self.dlq),
-            "waiting-children": self.waiting_children,
-            "paused": waiting if self.settings.paused else 0,
-        }
+        return QueueCounts(
+            waiting=waiting,
+            prioritized=waiting - self.priorities.get(0, 0),
+            delayed=len(self.delayed),
+            active=len(self.active),
+            completed=self.completed,
+            failed=len(self.dlq),
+            waiting_children=self.waiting_children,
+            paused=waiting if self.settings.paused else 0,
+        )
 
     def total(self) -> int:
         return (
@@ -225,4 +226,4 @@ class QueueState:
         return not self.known and not self.total() and not self.waiters
 
     def describe(self) -> dict[str, Any]:
-        return {"queue": self.name, **self.counts()}
+        return {"queue": self.name, **msgspec.to_builtins(self.counts())}

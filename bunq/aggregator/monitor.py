@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import psutil
 
 from bunq import __version__
@@ -102,7 +103,7 @@ class Monitor:
                 "totalFailed": merged.totals.get("failed", 0),
                 **rates,
                 "uptime": self.uptime(),
-                "queues": [{"name": name, **c} for name, c in sorted(merged.queues.items())],
+                "queues": [{"name": name, **msgspec.to_builtins(c)} for name, c in sorted(merged.queues.items())],
                 "workers": len(self.workers.workers),
                 "cronJobs": len(self.crons.crons),
             },
@@ -124,7 +125,7 @@ class Monitor:
     def check_queues(self, merged: Merged) -> None:
         now = time.monotonic()
         for name, counts in merged.queues.items():
-            busy = counts.get("waiting", 0) + counts.get("active", 0) + counts.get("delayed", 0)
+            busy = counts.waiting + counts.active + counts.delayed
             if busy:
                 self.idle_since.pop(name, None)
                 self.idle_reported.discard(name)
@@ -135,7 +136,7 @@ class Monitor:
                     self.idle_reported.add(name)
                     self.publish("queue:idle", {"queue": name, "idleSeconds": int(idle_ms / 1000)})
             limit = self.thresholds.queue_size
-            size = counts.get("waiting", 0)
+            size = counts.waiting
             if limit and size > limit and name not in self.over_size:
                 self.over_size.add(name)
                 self.publish("queue:threshold", {"queue": name, "size": size, "threshold": limit})

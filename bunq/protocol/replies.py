@@ -56,8 +56,29 @@ class AckOutcome(Reply, frozen=True):
     missing: list[str] = []
 
 
+class QueueCounts(msgspec.Struct, frozen=True, rename={"waiting_children": "waiting-children"}):
+    """One queue's jobs by state, as `GET /queues/:q/counts` shows them (`paused`: waiting while paused)."""
+
+    waiting: int = 0
+    prioritized: int = 0
+    delayed: int = 0
+    active: int = 0
+    completed: int = 0
+    failed: int = 0
+    waiting_children: int = 0
+    paused: int = 0
+
+    def total(self) -> int:
+        """Every job the queue holds, in any state."""
+        return self.waiting + self.delayed + self.active + self.completed + self.failed + self.waiting_children
+
+
 class Counts(Reply, frozen=True):
-    counts: dict[str, int]
+    counts: QueueCounts
+
+
+class PriorityCounts(Reply, frozen=True):
+    counts: dict[str, int]  # priority (as text, highest first) → waiting jobs
 
 
 class DlqEntries(Reply, frozen=True):
@@ -167,7 +188,7 @@ class Workers(Reply, frozen=True):
 class ShardStats(Reply, frozen=True):
     shard: int
     totals: dict[str, int]
-    queues: dict[str, dict[str, int]]
+    queues: dict[str, QueueCounts]
     collections: dict[str, int]
     rss_bytes: int
     storage_bytes: int
@@ -207,7 +228,7 @@ class ConnectionCounts(Reply, frozen=True):
 
 
 AnyReply = Union[  # noqa: UP007
-    Done, Error, Ids, Jobs, JobDoc, JobState, JobResult, AckOutcome, Counts, DlqEntries, Pong,
+    Done, Error, Ids, Jobs, JobDoc, JobState, JobResult, AckOutcome, Counts, PriorityCounts, DlqEntries, Pong,
     Progress, WaitOutcome, ChildrenValues, Logs, Watched, Count, QueueNames, QueueConfig, Crons, Webhooks, Workers,
     ShardStats, RateVerdict, Memory, HeapStats, ConnectionCounts,
 ]  # fmt: skip

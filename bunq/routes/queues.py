@@ -68,13 +68,11 @@ async def get_counts(call: Call) -> Result:
 
 async def get_count(call: Call) -> Result:
     counts = await _on_queue(call, p.GetCounts(_queue(call)), p.Counts)
-    c = counts.counts
-    total = c["waiting"] + c["delayed"] + c["active"] + c["completed"] + c["failed"] + c["waiting-children"]
-    return encode({"ok": True, "count": total})
+    return encode({"ok": True, "count": counts.counts.total()})
 
 
 async def get_priority_counts(call: Call) -> Result:
-    counts = await _on_queue(call, p.GetPriorityCounts(_queue(call)), p.Counts)
+    counts = await _on_queue(call, p.GetPriorityCounts(_queue(call)), p.PriorityCounts)
     return encode({"ok": True, "queue": _queue(call), "counts": counts.counts})
 
 

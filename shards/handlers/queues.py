@@ -91,7 +91,7 @@ def get_counts(engine: QueueCommands, cmd: p.GetCounts, respond: Respond) -> p.R
 
 def get_priority_counts(engine: QueueCommands, cmd: p.GetPriorityCounts, respond: Respond) -> p.Reply:
     q = _queue(engine, cmd.queue)
-    return p.Counts({str(priority): n for priority, n in sorted(q.priorities.items(), reverse=True)})
+    return p.PriorityCounts({str(priority): n for priority, n in sorted(q.priorities.items(), reverse=True)})
 
 
 def list_jobs(engine: QueueCommands, cmd: p.ListJobs, respond: Respond) -> p.Reply:

@@ -51,9 +51,11 @@ def ack(engine: Engine, job_id: str, result: bytes | None = None) -> p.AckOutcom
 
 
 def counts(engine: Engine, queue: str = "q") -> dict[str, int]:
+    """The queue's counts as the HTTP reply shows them."""
     reply = call(engine, p.GetCounts(queue))
     assert isinstance(reply, p.Counts)
-    return reply.counts
+    by_state: dict[str, int] = msgspec.to_builtins(reply.counts)
+    return by_state
 
 
 class Recorder:
