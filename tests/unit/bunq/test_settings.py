@@ -13,7 +13,7 @@ from bunq.cli import main
 from bunq.errors import ConfigError
 from bunq.settings import Settings, Thresholds
 
-README = Path(__file__).parents[2] / "README.md"
+README = Path(__file__).parents[3] / "README.md"
 
 
 class Recording(dict[str, str]):

@@ -9,7 +9,7 @@ from bunq import protocol
 from shards import sql
 from shards.handlers import HANDLERS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_every_command_has_exactly_one_handler() -> None:
