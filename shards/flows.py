@@ -145,7 +145,7 @@ class Flows:
             return
         engine = self.engine
         q = engine.queue(job.queue)
-        job.pending_deps = [d for d in job.pending_deps if d != cmd.dep_id]
+        job.pending_deps = tuple(d for d in job.pending_deps if d != cmd.dep_id)
         if not cmd.completed:
             q.unschedule(job)
             job.failed_reason = f"Dependency {cmd.dep_id} failed: {cmd.error or 'failed'}"
@@ -155,13 +155,13 @@ class Flows:
             )
             engine.dead_letter(job, q, p.DlqReason.DEPENDENCY_FAILED)
             return
-        job.children = {**job.children, cmd.dep_id: cmd.result}
+        job.children = {**(job.children or {}), cmd.dep_id: cmd.result}
         if job.pending_deps:
             self.journal.put(job)
             return
         q.waiting_children -= 1
         engine.emit_data(
-            "flow:completed", {"parentJobId": job.id, "queue": job.queue, "childrenCount": len(job.children)}
+            "flow:completed", {"parentJobId": job.id, "queue": job.queue, "childrenCount": len(job.children or ())}
         )
         engine.enqueue(job, q)
 
@@ -180,7 +180,7 @@ class Flows:
                 return p.Watched(State.FAILED, error=job.failed_reason)
             case p.State.WAITING | p.State.DELAYED | p.State.ACTIVE | p.State.WAITING_CHILDREN | p.State.REMOVED:
                 if (cmd.parent_id, cmd.parent_slot) not in job.dependents:  # not finished yet: watch it
-                    job.dependents = [*job.dependents, (cmd.parent_id, cmd.parent_slot)]
+                    job.dependents = (*job.dependents, (cmd.parent_id, cmd.parent_slot))
                     self.journal.put(job)
                 return p.Watched("watching")
             case _:
@@ -258,9 +258,9 @@ class Flows:
             lock_expires_at=None,
             stall_count=0,
             last_heartbeat=None,
-            dependents=[],
-            pending_deps=[],
-            children={},
+            dependents=(),
+            pending_deps=(),
+            children=None,
             repeat_count=runs,
             seq=self.engine.next_key(job.lifo),
         )

@@ -21,7 +21,12 @@ REMOVED = State.REMOVED
 
 
 class Job(msgspec.Struct, array_like=True, gc=False):
-    """A job's whole state. Mutable: handlers change it in place and hand it to the journal."""
+    """A job's whole state. Mutable: handlers change it in place and hand it to the journal.
+
+    It holds no list or dict that the garbage collector tracks (sequences are tuples, `children` is None
+    until a child reports): a shard keeps millions of jobs, and every tracked container among them would
+    be walked by each full collection, stalling the loop for the length of the walk and costing its
+    memory. A sequence that changes is replaced whole; it changes rarely (dependencies, watchers)."""
 
     id: str
     queue: str
@@ -37,13 +42,13 @@ class Job(msgspec.Struct, array_like=True, gc=False):
     timeout: int | None = None
     unique_key: str | None = None
     custom_id: str | None = None
-    tags: list[str] = []
+    tags: tuple[str, ...] = ()
     group_id: str | None = None
     lifo: bool = False
     remove_on_complete: bool = False
     remove_on_fail: bool = False
     durable: bool = False
-    depends_on: list[str] = []
+    depends_on: tuple[str, ...] = ()
     repeat: bytes | None = None
     name: str = "default"
     state: State = State.WAITING
@@ -62,9 +67,9 @@ class Job(msgspec.Struct, array_like=True, gc=False):
     dlq_entered_at: int | None = None
     dlq_reason: DlqReason | None = None
     lock_ttl: int | None = None
-    pending_deps: list[str] = []
-    children: dict[str, bytes | None] = {}
-    dependents: list[tuple[str, int]] = []
+    pending_deps: tuple[str, ...] = ()
+    children: dict[str, bytes | None] | None = None  # child id → its result, once children report
+    dependents: tuple[tuple[str, int], ...] = ()
     repeat_count: int = 0
     auto_retries: int = 0
 
@@ -102,7 +107,7 @@ class JobView(msgspec.Struct, omit_defaults=False):
     timeout: int | None
     progress: int
     progressMessage: str | None
-    tags: list[str]
+    tags: tuple[str, ...]
     lifo: bool
     removeOnComplete: bool
     removeOnFail: bool
@@ -110,13 +115,13 @@ class JobView(msgspec.Struct, omit_defaults=False):
     uniqueKey: str | None
     customId: str | None
     groupId: str | None
-    dependsOn: list[str]
+    dependsOn: tuple[str, ...]
     repeat: msgspec.Raw | None
     stallCount: int
     lastHeartbeat: int | None
     failedReason: str | None
     state: str
-    childrenPending: list[str]
+    childrenPending: tuple[str, ...]
     repeatCount: int
 
 

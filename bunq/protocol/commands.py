@@ -22,13 +22,13 @@ class NewJob(msgspec.Struct, frozen=True, array_like=True):
     timeout: int | None = None
     unique_key: str | None = None
     job_id: str | None = None
-    tags: list[str] = []
+    tags: tuple[str, ...] = ()
     group_id: str | None = None
     lifo: bool = False
     remove_on_complete: bool = False
     remove_on_fail: bool = False
     durable: bool = False
-    depends_on: list[str] = []
+    depends_on: tuple[str, ...] = ()
     repeat: bytes | None = None
     name: str = "default"
 

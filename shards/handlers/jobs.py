@@ -112,7 +112,7 @@ def _new_job(engine: JobPath, queue: str, slot: int, spec: p.NewJob, now: int) -
         remove_on_fail=spec.remove_on_fail,
         durable=spec.durable,
         depends_on=spec.depends_on,
-        pending_deps=list(dict.fromkeys(d for d in spec.depends_on if d != spec.job_id)) if spec.depends_on else [],
+        pending_deps=tuple(dict.fromkeys(d for d in spec.depends_on if d != spec.job_id)) if spec.depends_on else (),
         repeat=spec.repeat,
         name=spec.name,
         seq=engine.next_key(spec.lifo),

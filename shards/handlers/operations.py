@@ -184,7 +184,7 @@ def get_children(engine: JobOperations, cmd: p.GetChildren, respond: Respond) ->
     job = engine.index.find(cmd.id)
     if job is None:
         raise NotFound("Job not found")
-    return p.ChildrenValues({k: v if v is not None else b"null" for k, v in job.children.items()})
+    return p.ChildrenValues({k: v if v is not None else b"null" for k, v in (job.children or {}).items()})
 
 
 def heartbeat(engine: JobOperations, cmd: p.Heartbeat, respond: Respond) -> p.Reply:
