@@ -49,7 +49,7 @@ class ShardServer:
         self.xpub.bind(settings.shard_event_endpoints[index])
         self.publisher = Publisher(self.xpub, index)
         self.outbox: dict[bytes, list[bytes]] = {}
-        store = Store(store_path(settings.data_dir, index), sync_full=settings.sync_full)
+        store = Store(store_path(settings.data_dir, index), sync_full=settings.sync_full, checkpoint_thread=True)
         self.link = ShardLink(self.ctx, settings.shard_endpoints, index)
         self.engine = Engine(
             store,

@@ -13,7 +13,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_completed ON jobs (queue, ts) WHERE state = 'completed';
 CREATE INDEX IF NOT EXISTS jobs_expired ON jobs (queue, ts) WHERE state = 'expired';
-CREATE INDEX IF NOT EXISTS jobs_slot ON jobs (slot);
+DROP INDEX IF EXISTS jobs_slot;
 CREATE TABLE IF NOT EXISTS logs (
     job_id TEXT PRIMARY KEY,
     slot   INTEGER NOT NULL,

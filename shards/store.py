@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -11,6 +13,10 @@ import apsw
 from shards import sql
 
 Row = tuple[str, int, str, str, int, bytes]
+
+log = logging.getLogger("bunq.shard")
+
+CHECKPOINT_INTERVAL_S = 0.5
 
 
 @dataclass
@@ -28,7 +34,11 @@ class Batch:
 
 
 class Store:
-    def __init__(self, path: str, *, sync_full: bool = False) -> None:
+    """With `checkpoint_thread`, WAL checkpoints (copying committed pages into the database file, and its
+    fsync) run on a thread of their own instead of inside whichever commit crossed SQLite's threshold:
+    apsw releases the GIL while SQLite works, so the shard's loop keeps serving meanwhile."""
+
+    def __init__(self, path: str, *, sync_full: bool = False, checkpoint_thread: bool = False) -> None:
         self.path = path
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.db = apsw.Connection(path)
@@ -39,6 +49,10 @@ class Store:
         cur.execute("PRAGMA temp_store=MEMORY")
         cur.execute("PRAGMA cache_size=-65536")
         cur.execute(sql.SCHEMA)
+        self.checkpointer: Checkpointer | None = None
+        if checkpoint_thread:
+            cur.execute("PRAGMA wal_autocheckpoint=0")
+            self.checkpointer = Checkpointer(path)
 
     def write(self, batch: Batch) -> None:
         """One transaction: every change of a flush window commits together or not at all."""
@@ -125,4 +139,33 @@ class Store:
             cur.execute(sql.DETACH)
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+        self.db.close()  # the last connection to close checkpoints what is left
+
+
+class Checkpointer(threading.Thread):
+    """Passive WAL checkpoints every `CHECKPOINT_INTERVAL_S` on a connection of its own. A passive
+    checkpoint never waits for the writer, so it cannot stall the shard's loop; when it catches up, the
+    next commit starts the WAL file over, which keeps it from growing."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(name="checkpointer", daemon=True)
+        self.db = apsw.Connection(path)
+        self.db.cursor().execute("PRAGMA journal_mode").fetchall()  # opens the file: the WAL is known from here
+        self.stopping = threading.Event()
+        self.checkpoints = 0
+        self.start()
+
+    def run(self) -> None:
+        while not self.stopping.wait(CHECKPOINT_INTERVAL_S):
+            try:
+                self.db.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+                self.checkpoints += 1
+            except apsw.Error as exc:
+                log.warning("WAL checkpoint failed (the next one tries again): %s", exc)
         self.db.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join()
