@@ -17,7 +17,6 @@ import msgspec
 from croniter import croniter
 
 from bunq.errors import BadRequest, InvalidJson
-from bunq.protocol import NewJob
 
 MAX_DATA_BYTES = 10 * 1024 * 1024
 MAX_QUEUE_NAME = 256
@@ -37,29 +36,6 @@ _NOT_STRUCTURE = bytes(c for c in range(256) if c not in b'[]{}"')
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_\-.:]+")
 
 
-class PushBody(msgspec.Struct):
-    """A push as sent: `data` stays raw JSON; everything else is checked by hand for clear messages."""
-
-    data: msgspec.Raw = msgspec.Raw()
-    priority: Any = None
-    delay: Any = None
-    maxAttempts: Any = None
-    backoff: Any = None
-    ttl: Any = None
-    timeout: Any = None
-    uniqueKey: Any = None
-    jobId: Any = None
-    tags: Any = None
-    groupId: Any = None
-    lifo: Any = None
-    removeOnComplete: Any = None
-    removeOnFail: Any = None
-    durable: Any = None
-    dependsOn: Any = None
-    repeat: msgspec.Raw = msgspec.Raw()
-    name: Any = None
-
-
 class AckBody(msgspec.Struct):
     """An ack as sent: the result stays raw JSON (stored and returned as the worker's bytes)."""
 
@@ -71,12 +47,6 @@ class DataBody(msgspec.Struct):
     data: msgspec.Raw = msgspec.Raw()
 
 
-class BulkBody(msgspec.Struct):
-    jobs: list[PushBody] | None = None
-
-
-_push_decoder = msgspec.json.Decoder(PushBody)
-_bulk_decoder = msgspec.json.Decoder(BulkBody)
 _ack_decoder = msgspec.json.Decoder(AckBody)
 _data_decoder = msgspec.json.Decoder(DataBody)
 _any_decoder = msgspec.json.Decoder()
@@ -128,13 +98,13 @@ def decode_object(body: bytes) -> dict[str, Any]:
     """A JSON object body; an empty body counts as `{}`."""
     if not body.strip():
         return {}
-    value = _decode(_any_decoder, body)
+    value = decode_checked(_any_decoder, body)
     if not isinstance(value, dict):
         raise BadRequest("Request body must be a JSON object")
     return value
 
 
-def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+def decode_checked(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
     check_text(body)
     try:
         return decoder.decode(body)
@@ -222,7 +192,7 @@ def flag(name: str, value: Any) -> bool:
     return value
 
 
-def _repeat(raw: msgspec.Raw) -> bytes | None:
+def repeat_spec(raw: msgspec.Raw) -> bytes | None:
     if not raw or bytes(raw) == b"null":
         return None
     try:
@@ -255,34 +225,6 @@ def timezone(name: str | None) -> str | None:
     return name
 
 
-def new_job(body: PushBody) -> NewJob:
-    data = job_data(body.data)
-    return NewJob(
-        data=data,
-        priority=number("priority", body.priority, -1_000_000, 1_000_000, integer=True, default=0) or 0,
-        delay=number("delay", body.delay, 0, YEAR_MS, default=0) or 0,
-        max_attempts=number("maxAttempts", body.maxAttempts, 1, 1000, integer=True, default=3) or 3,
-        backoff=number("backoff", body.backoff, 0, DAY_MS, default=1000) or 0,
-        ttl=number("ttl", body.ttl, 0, YEAR_MS),
-        timeout=number("timeout", body.timeout, 0, DAY_MS),
-        unique_key=string("uniqueKey", body.uniqueKey),
-        job_id=string("jobId", body.jobId, max_length=MAX_ID_LENGTH),
-        tags=tuple(strings("tags", body.tags)),
-        group_id=string("groupId", body.groupId),
-        lifo=flag("lifo", body.lifo),
-        remove_on_complete=flag("removeOnComplete", body.removeOnComplete),
-        remove_on_fail=flag("removeOnFail", body.removeOnFail),
-        durable=flag("durable", body.durable),
-        depends_on=tuple(strings("dependsOn", body.dependsOn)),
-        repeat=_repeat(body.repeat),
-        name=string("name", body.name) or "default",
-    )
-
-
-def push_body(body: bytes) -> NewJob:
-    return new_job(_decode(_push_decoder, body))
-
-
 def job_data(raw: msgspec.Raw) -> bytes:
     if not raw:
         raise BadRequest("data is required")
@@ -294,7 +236,7 @@ def job_data(raw: msgspec.Raw) -> bytes:
 
 def data_body(body: bytes) -> bytes:
     """The new payload of `PUT /jobs/:id/data`, kept as the client's JSON bytes."""
-    parsed: DataBody = _decode(_data_decoder, body or b"{}")
+    parsed: DataBody = decode_checked(_data_decoder, body or b"{}")
     return job_data(parsed.data)
 
 
@@ -302,21 +244,6 @@ def ack_body(body: bytes) -> tuple[bytes | None, str | None]:
     """The raw result (None when absent) and the lock token of an ack."""
     if not body.strip():
         return None, None
-    parsed: AckBody = _decode(_ack_decoder, body)
+    parsed: AckBody = decode_checked(_ack_decoder, body)
     token = string("token", parsed.token, max_length=MAX_ID_LENGTH)
     return (bytes(parsed.result) if parsed.result else None), token
-
-
-def bulk_body(body: bytes) -> list[NewJob]:
-    parsed: BulkBody = _decode(_bulk_decoder, body)
-    if parsed.jobs is None:
-        raise BadRequest("jobs is required")
-    if len(parsed.jobs) > 100_000:
-        raise BadRequest("jobs must have at most 100000 entries")
-    jobs: list[NewJob] = []
-    for i, item in enumerate(parsed.jobs):
-        try:
-            jobs.append(new_job(item))
-        except BadRequest as exc:
-            raise BadRequest(f"jobs[{i}]: {exc.message}") from None
-    return jobs

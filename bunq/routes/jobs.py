@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bunq import protocol as p
+from bunq import pushes
 from bunq import validation as v
 from bunq.client import expect, raise_error
 from bunq.errors import BadRequest, NotFound
@@ -21,14 +22,14 @@ NOT_ACTIVE = "Job not found or not active"
 
 async def add_job(call: Call) -> Result:
     queue = v.queue_name(call.params["queue"])
-    job = v.push_body(call.body)
+    job = pushes.push_body(call.body)
     ids = await call.client.call_queue(queue, p.AddJobs(queue, [job]), p.Ids)
     return b'{"ok":true,"id":' + v.encode_json(ids.ids[0]) + b"}"
 
 
 async def add_jobs_bulk(call: Call) -> Result:
     queue = v.queue_name(call.params["queue"])
-    jobs = v.bulk_body(call.body)
+    jobs = pushes.bulk_body(call.body)
     if not jobs:
         return b'{"ok":true,"ids":[]}'
     ids = await call.client.call_queue(queue, p.AddJobs(queue, jobs), p.Ids)
