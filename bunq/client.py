@@ -63,13 +63,16 @@ class Shards(abc.ABC):
 
     # ---- routing --------------------------------------------------------------------------------
 
-    def shard_for_queue(self, queue: str) -> int:
+    def slot_for_queue(self, queue: str) -> int:
         slot = self._slot_cache.get(queue)
         if slot is None:
             if len(self._slot_cache) > 100_000:
                 self._slot_cache.clear()
             slot = self._slot_cache[queue] = slot_of(queue, self.slots)
-        return shard_of_slot(slot, self.shards)
+        return slot
+
+    def shard_for_queue(self, queue: str) -> int:
+        return shard_of_slot(self.slot_for_queue(queue), self.shards)
 
     def shard_for_id(self, job_id: str) -> int | None:
         """The shard a bunq-made id points at; None for a client-chosen id (ask every shard)."""

@@ -15,6 +15,7 @@ import msgspec
 
 from bunq.errors import BadRequest
 from bunq.protocol import NewJob
+from bunq.routing import new_job_id
 from bunq.validation import (
     DAY_MS,
     MAX_DATA_BYTES,
@@ -78,7 +79,7 @@ _strict_push = msgspec.json.Decoder(StrictPush)
 _strict_bulk = msgspec.json.Decoder(StrictBulk)
 
 
-def _strict_job(body: StrictPush) -> NewJob:
+def _strict_job(body: StrictPush, slot: int) -> NewJob:
     data = body.data
     if not data or len(data) > MAX_DATA_BYTES:
         raise BadRequest("data is required" if not data else "Job data too large (max 10MB)")
@@ -102,6 +103,7 @@ def _strict_job(body: StrictPush) -> NewJob:
         body.depends_on,
         repeat_spec(repeat) if repeat else None,
         body.name,
+        None if body.job_id else new_job_id(slot),
     )
 
 
@@ -136,17 +138,19 @@ _push_decoder = msgspec.json.Decoder(PushBody)
 _bulk_decoder = msgspec.json.Decoder(BulkBody)
 
 
-def push_body(body: bytes) -> NewJob:
+def push_body(body: bytes, slot: int) -> NewJob:
+    """The job of `POST /queues/:q/jobs`; `slot` is its queue's, for the id made here."""
     check_text(body)
     try:
         strict = _strict_push.decode(body)
     except (msgspec.DecodeError, RecursionError):  # ValidationError included
-        return new_job(decode_checked(_push_decoder, body))
-    return _strict_job(strict)
+        return new_job(decode_checked(_push_decoder, body), slot)
+    return _strict_job(strict, slot)
 
 
-def new_job(body: PushBody) -> NewJob:
+def new_job(body: PushBody, slot: int) -> NewJob:
     data = job_data(body.data)
+    job_id = string("jobId", body.jobId, max_length=MAX_ID_LENGTH)
     return NewJob(
         data=data,
         priority=number("priority", body.priority, -1_000_000, 1_000_000, integer=True, default=0) or 0,
@@ -156,7 +160,7 @@ def new_job(body: PushBody) -> NewJob:
         ttl=number("ttl", body.ttl, 0, YEAR_MS),
         timeout=number("timeout", body.timeout, 0, DAY_MS),
         unique_key=string("uniqueKey", body.uniqueKey),
-        job_id=string("jobId", body.jobId, max_length=MAX_ID_LENGTH),
+        job_id=job_id,
         tags=tuple(strings("tags", body.tags)),
         group_id=string("groupId", body.groupId),
         lifo=flag("lifo", body.lifo),
@@ -166,33 +170,35 @@ def new_job(body: PushBody) -> NewJob:
         depends_on=tuple(strings("dependsOn", body.dependsOn)),
         repeat=repeat_spec(body.repeat),
         name=string("name", body.name) or "default",
+        id=None if job_id else new_job_id(slot),
     )
 
 
-def bulk_body(body: bytes) -> list[NewJob]:
+def bulk_body(body: bytes, slot: int) -> list[NewJob]:
+    """The jobs of `POST /queues/:q/jobs/bulk`, in order; all are refused if one is."""
     check_text(body)
     try:
         strict = _strict_bulk.decode(body)
     except (msgspec.DecodeError, RecursionError):  # ValidationError included
-        return _bulk_by_hand(body)
-    return _each(strict.jobs, _strict_job)
+        return _bulk_by_hand(body, slot)
+    return _each(strict.jobs, _strict_job, slot)
 
 
-def _bulk_by_hand(body: bytes) -> list[NewJob]:
+def _bulk_by_hand(body: bytes, slot: int) -> list[NewJob]:
     parsed: BulkBody = decode_checked(_bulk_decoder, body)
     if parsed.jobs is None:
         raise BadRequest("jobs is required")
     if len(parsed.jobs) > 100_000:
         raise BadRequest("jobs must have at most 100000 entries")
-    return _each(parsed.jobs, new_job)
+    return _each(parsed.jobs, new_job, slot)
 
 
-def _each(items: list[T], convert: Callable[[T], NewJob]) -> list[NewJob]:
+def _each(items: list[T], convert: Callable[[T, int], NewJob], slot: int) -> list[NewJob]:
     """Every item converted; the first refusal names the item's position (`jobs[3]: ...`)."""
     jobs = []
     for i, item in enumerate(items):
         try:
-            jobs.append(convert(item))
+            jobs.append(convert(item, slot))
         except BadRequest as exc:
             raise BadRequest(f"jobs[{i}]: {exc.message}") from None
     return jobs

@@ -31,6 +31,7 @@ class NewJob(msgspec.Struct, frozen=True, array_like=True):
     depends_on: tuple[str, ...] = ()
     repeat: bytes | None = None
     name: str = "default"
+    id: str | None = None  # made by the front for its slot when `job_id` is None (else the shard makes one)
 
 
 class Command(msgspec.Struct, frozen=True, tag=True):

@@ -22,14 +22,14 @@ NOT_ACTIVE = "Job not found or not active"
 
 async def add_job(call: Call) -> Result:
     queue = v.queue_name(call.params["queue"])
-    job = pushes.push_body(call.body)
+    job = pushes.push_body(call.body, call.client.slot_for_queue(queue))
     ids = await call.client.call_queue(queue, p.AddJobs(queue, [job]), p.Ids)
     return b'{"ok":true,"id":' + v.encode_json(ids.ids[0]) + b"}"
 
 
 async def add_jobs_bulk(call: Call) -> Result:
     queue = v.queue_name(call.params["queue"])
-    jobs = pushes.bulk_body(call.body)
+    jobs = pushes.bulk_body(call.body, call.client.slot_for_queue(queue))
     if not jobs:
         return b'{"ok":true,"ids":[]}'
     ids = await call.client.call_queue(queue, p.AddJobs(queue, jobs), p.Ids)

@@ -14,6 +14,7 @@ from bunq import pushes
 from bunq import validation as v
 from bunq.errors import BunqError
 from bunq.protocol import NewJob
+from bunq.routing import slot_of_id
 from bunq.validation import decode_checked
 
 VALID = {
@@ -74,16 +75,25 @@ def bodies(draw: st.DrawFn) -> dict[str, Any]:
 BODIES = bodies()
 
 
-def outcome(check: Any, body: bytes) -> NewJob | str:
+SLOT = 17
+
+
+def outcome(check: Any, body: bytes) -> Any:
+    """What a check makes of a body: its error, or its job(s) with the made ids checked and set aside."""
     try:
-        result: NewJob = check(body)
+        result = check(body, SLOT)
     except BunqError as exc:
         return f"{exc.status} {exc.message}"
-    return result
+    jobs = result if isinstance(result, list) else [result]
+    for job in jobs:
+        assert (job.id is None) == (job.job_id is not None)  # an id is made only where the client chose none
+        assert job.id is None or slot_of_id(job.id) == SLOT
+    cleared = [msgspec.structs.replace(job, id=None) for job in jobs]
+    return cleared if isinstance(result, list) else cleared[0]
 
 
-def by_hand(body: bytes) -> NewJob:
-    return pushes.new_job(decode_checked(pushes._push_decoder, body))
+def by_hand(body: bytes, slot: int) -> NewJob:
+    return pushes.new_job(decode_checked(pushes._push_decoder, body), slot)
 
 
 @settings(max_examples=1000, deadline=None)
@@ -98,12 +108,12 @@ def test_both_paths_accept_and_refuse_the_same_pushes(body: dict[str, Any]) -> N
 def test_both_paths_agree_on_bulk_pushes(jobs: list[dict[str, Any]]) -> None:
     raw = msgspec.json.encode({"jobs": jobs})
 
-    def bulk_by_hand(body: bytes) -> list[NewJob] | str:
+    def bulk_by_hand(body: bytes, slot: int) -> list[NewJob] | str:
         parsed = decode_checked(pushes._bulk_decoder, body)
         out: list[NewJob] = []
         for i, item in enumerate(parsed.jobs or []):
             try:
-                out.append(pushes.new_job(item))
+                out.append(pushes.new_job(item, slot))
             except BunqError as exc:
                 raise type(exc)(f"jobs[{i}]: {exc.message}") from None
         return out

@@ -343,3 +343,30 @@ def test_repeat_is_scheduled_once_across_a_restart(tmp_path: Path, clock: FakeCl
     clock.advance(60_000)
     again.tick()
     assert len(pull(again, count=5)) == 1
+
+
+def test_every_field_of_a_push_lands_in_its_job(engine: Engine, clock: FakeClock) -> None:
+    """A push's fields are copied into the job positionally (for speed): each must land in its own place."""
+    slot = slot_of("fields", engine.slots)
+    spec = p.NewJob(
+        data=b'{"d":1}', priority=7, delay=5000, max_attempts=9, backoff=1234, ttl=99_000, timeout=4321,
+        unique_key="uk", job_id=None, tags=("t1", "t2"), group_id="g", lifo=True, remove_on_complete=True,
+        remove_on_fail=True, durable=True, depends_on=(), repeat=None, name="named", id=new_job_id(slot),
+    )  # fmt: skip
+    reply = call(engine, p.AddJobs("fields", [spec]))
+    assert isinstance(reply, p.Ids) and reply.ids == [spec.id]
+    job = engine.index.find(spec.id or "")
+    assert job is not None
+    now = clock()
+    expected = {
+        "id": spec.id, "queue": "fields", "slot": slot, "data": b'{"d":1}', "priority": 7, "created_at": now,
+        "run_at": now + 5000, "attempts": 0, "max_attempts": 9, "backoff": 1234, "ttl": 99_000, "timeout": 4321,
+        "unique_key": "uk", "custom_id": None, "tags": ("t1", "t2"), "group_id": "g", "lifo": True,
+        "remove_on_complete": True, "remove_on_fail": True, "durable": True, "depends_on": (), "repeat": None,
+        "name": "named", "state": p.State.DELAYED, "pending_deps": (), "children": None,
+    }  # fmt: skip
+    assert {name: getattr(job, name) for name in expected} == expected
+    custom = call(engine, p.AddJobs("fields", [p.NewJob(data=b"1", job_id="mine", depends_on=("mine", "other"))]))
+    assert isinstance(custom, p.Ids) and custom.ids == ["mine"]
+    mine = engine.index.find("mine")
+    assert mine is not None and mine.custom_id == "mine" and mine.pending_deps == ("other",)
