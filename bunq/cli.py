@@ -95,9 +95,10 @@ class Supervisor:
 
 
 def serve(settings: Settings) -> None:
-    from shards.reshard import prepare
-
-    prepare(settings.data_dir, settings.slots, settings.shards)
+    # in a process of its own, so the supervisor never holds the storage modules (or their memory)
+    prepared = subprocess.run([sys.executable, "-m", "bunq.cli", "prepare"], check=False)
+    if prepared.returncode:
+        sys.exit(prepared.returncode)
     supervisor = Supervisor(settings)
     signal.signal(signal.SIGTERM, supervisor.stop)
     signal.signal(signal.SIGINT, supervisor.stop)

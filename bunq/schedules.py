@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import datetime
 import zoneinfo
-
-from croniter import croniter
+from typing import TYPE_CHECKING
 
 from bunq.errors import BadRequest
 
+if TYPE_CHECKING:
+    from croniter import croniter
+
 
 def schedule_iterator(expression: str, start: datetime.datetime) -> croniter:
+    """Imported here, when a schedule is first used: croniter and its dependencies cost every process that
+    loads this module ~5 MB, and most never see a cron."""
+    from croniter import croniter
+
     fields = expression.split()
     return croniter(expression, start, second_at_beginning=len(fields) == 6)
 

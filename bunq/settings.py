@@ -130,7 +130,7 @@ class Settings:
             http_host=env.get("HTTP_HOST", "0.0.0.0"),
             http_port=port,
             shards=shards,
-            fronts=_int(env, "BUNQ_FRONTS", cpus, 1, 256),
+            fronts=_int(env, "BUNQ_FRONTS", max(1, cpus // 2), 1, 256),
             slots=_int(env, "BUNQ_SLOTS", DEFAULT_SLOTS, 1, MAX_SLOTS),
             data_dir=env.get("BUNQ_DATA_DIR", "./data"),
             sync_full=sync == "full",

@@ -14,7 +14,6 @@ import zoneinfo
 from typing import Any
 
 import msgspec
-from croniter import croniter
 
 from bunq.errors import BadRequest, InvalidJson
 
@@ -208,7 +207,7 @@ def repeat_spec(raw: msgspec.Raw) -> bytes | None:
         raise BadRequest("repeat needs every or cron")
     if every is not None and cron is not None:
         raise BadRequest("repeat takes every or cron, not both")
-    if cron is not None and not croniter.is_valid(cron):
+    if cron is not None and not _valid_cron(cron):
         raise BadRequest(f"Invalid cron expression: {cron}")
     timezone(string("repeat.tz", value.get("tz")))
     return bytes(raw)
@@ -247,3 +246,9 @@ def ack_body(body: bytes) -> tuple[bytes | None, str | None]:
     parsed: AckBody = decode_checked(_ack_decoder, body)
     token = string("token", parsed.token, max_length=MAX_ID_LENGTH)
     return (bytes(parsed.result) if parsed.result else None), token
+
+
+def _valid_cron(expression: str) -> bool:
+    from croniter import croniter  # when first needed (see bunq.schedules)
+
+    return bool(croniter.is_valid(expression))

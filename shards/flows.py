@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, assert_never
 
 import msgspec
-from croniter import croniter
 
 from bunq import protocol as p
 from bunq.catalogue import EventName
@@ -55,6 +54,8 @@ def parse_repeat(raw: bytes) -> Repeat:
 def next_cron(expression: str, tz: str | None, now_ms: int) -> int:
     zone = zoneinfo.ZoneInfo(tz or "UTC")
     start = datetime.datetime.fromtimestamp(now_ms / 1000, zone)
+    from croniter import croniter  # when first needed (see bunq.schedules)
+
     following: datetime.datetime = croniter(expression, start).get_next(datetime.datetime)
     return int(following.timestamp() * 1000)
 

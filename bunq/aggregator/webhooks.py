@@ -20,15 +20,17 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import msgspec
 
 from bunq.aggregator import ssrf
 from bunq.aggregator.store import Records, RegistryStore
 from bunq.clock import Clock, wall_ms
 from bunq.errors import BadRequest, BunqError
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("bunq.webhooks")
 counters: collections.Counter[str] = collections.Counter()  # of this aggregator process
@@ -116,7 +118,8 @@ class Webhooks:
         self.clock = clock  # created and last-delivered times (a signature's timestamp is always real time)
         self.records = Records(store, KIND, Webhook, lambda hook: hook.id, "Webhook not found")
         self.hooks = self.records.items  # read-only: the records write it
-        self.client = httpx.AsyncClient(follow_redirects=False, timeout=timeout_s, trust_env=False, transport=transport)
+        self.transport = transport
+        self._client: httpx.AsyncClient | None = None
         self.in_flight: set[asyncio.Task[None]] = set()
 
     async def add(self, url: str, events: list[str], queue: str | None, secret: str | None) -> Webhook:
@@ -180,7 +183,7 @@ class Webhooks:
                 await self.sleep(RETRY_DELAYS_S[attempt - 1])
             try:
                 status = await self.attempt(hook, message_id, body)
-            except (BunqError, httpx.HTTPError, OSError) as exc:
+            except (BunqError, _http_error(), OSError) as exc:
                 error = getattr(exc, "message", None) or str(exc) or type(exc).__name__
                 continue
             if 200 <= status < 300:
@@ -206,10 +209,27 @@ class Webhooks:
             headers.update(signature_headers(hook.secret, message_id, timestamp, body))
         # the connection goes to the checked address; TLS still names (and verifies) the host
         extensions = {"sni_hostname": target.host} if target.scheme == "https" and target.named else {}
-        response = await self.client.post(target.url(), content=body, headers=headers, extensions=extensions)
+        response = await self.client().post(target.url(), content=body, headers=headers, extensions=extensions)
         return response.status_code
 
     async def close(self) -> None:
         for task in list(self.in_flight):
             task.cancel()
-        await self.client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+
+    def client(self) -> httpx.AsyncClient:
+        """The HTTP client, made (and httpx imported, ~10 MB) at the first delivery, not in every aggregator."""
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(
+                follow_redirects=False, timeout=self.timeout_s, trust_env=False, transport=self.transport
+            )
+        return self._client
+
+
+def _http_error() -> type[Exception]:
+    import httpx
+
+    return httpx.HTTPError

@@ -31,7 +31,12 @@ class Recording(dict[str, str]):
 def test_defaults() -> None:
     settings = Settings.from_env({})
     cpus = os.cpu_count() or 1
-    assert (settings.http_host, settings.http_port, settings.shards, settings.fronts) == ("0.0.0.0", 6790, cpus, cpus)
+    assert (settings.http_host, settings.http_port, settings.shards, settings.fronts) == (
+        "0.0.0.0",
+        6790,
+        cpus,
+        max(1, cpus // 2),
+    )
     assert (settings.slots, settings.data_dir, settings.sync_full, settings.flush_interval_ms) == (
         256,
         "./data",
