@@ -3,6 +3,7 @@ retry of completed jobs."""
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
@@ -114,7 +115,8 @@ CLEANABLE = (State.WAITING, State.DELAYED, State.COMPLETED, State.FAILED, State.
 
 def clean(engine: QueueWide, q: QueueState, grace: int, state: State | None, limit: int) -> list[str]:
     """Remove up to `limit` jobs at least `grace` ms old (0: every one, this millisecond's too), oldest
-    first, through per-state time indexes."""
+    first: finished jobs through SQLite's time indexes, waiting and delayed ones by a scan of the queue
+    (no per-job time index is kept for a rare operation: it would cost every push time and memory)."""
     before = engine.clock() - grace + 1  # exclusive bound
     removed: list[str] = []
     for s in (state,) if state is not None else CLEANABLE:
@@ -131,9 +133,9 @@ def clean(engine: QueueWide, q: QueueState, grace: int, state: State | None, lim
 def _older(engine: QueueWide, q: QueueState, state: State, before: int, limit: int) -> list[Job]:
     match state:
         case State.WAITING | State.DELAYED:
-            index = q.created[state]
-            old = index.irange(maximum=(before,), inclusive=(True, False))
-            return [entry[2] for entry in itertools.islice(old, limit)]
+            jobs = q.every_waiting() if state == State.WAITING else (entry[2] for entry in q.delayed)
+            old = (job for job in jobs if job.created_at < before)
+            return heapq.nsmallest(limit, old, key=lambda job: (job.created_at, job.seq))
         case State.FAILED:
             dead = itertools.takewhile(lambda j: (j.dlq_entered_at or 0) < before, q.dlq.values())
             return list(itertools.islice(dead, limit))

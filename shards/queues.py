@@ -74,7 +74,6 @@ class QueueState:
     name: str
     waiting: SortedList = field(default_factory=SortedList)
     delayed: SortedList = field(default_factory=SortedList)
-    created: dict[str, SortedList] = field(default_factory=lambda: {"waiting": SortedList(), "delayed": SortedList()})
     priorities: collections.Counter[int] = field(default_factory=collections.Counter)
     waiting_children: int = 0
     completed: int = 0
@@ -94,7 +93,6 @@ class QueueState:
 
     def push(self, job: Job) -> None:
         self.waiting.add((-job.priority, job.seq, job))
-        self.created["waiting"].add((job.created_at, job.seq, job))
         self.priorities[job.priority] += 1
 
     def unlink_waiting(self, job: Job) -> None:
@@ -105,7 +103,6 @@ class QueueState:
             self.parked_count -= 1
         else:
             self.waiting.discard((-job.priority, job.seq, job))
-        self.created["waiting"].discard((job.created_at, job.seq, job))
         self._uncount(job.priority)
 
     def pop(self) -> Job | None:
@@ -118,7 +115,6 @@ class QueueState:
                 self.parked.setdefault(job.group_id, []).append(job)
                 self.parked_count += 1
                 continue
-            self.created["waiting"].discard((job.created_at, job.seq, job))
             self._uncount(job.priority)
             return job
         return None
@@ -136,6 +132,12 @@ class QueueState:
         else:
             del self.priorities[priority]
 
+    def every_waiting(self) -> Iterator[Job]:
+        """Every waiting job, set-aside ones too, in no particular order."""
+        yield from (entry[2] for entry in self.waiting)
+        for jobs in self.parked.values():
+            yield from jobs
+
     def waiting_in_order(self, start: int, stop: int) -> Iterator[Job]:
         """Waiting jobs start..stop in the order they will be handed out (set-aside ones merged in)."""
         if not self.parked_count:
@@ -148,11 +150,9 @@ class QueueState:
 
     def add_delayed(self, job: Job) -> None:
         self.delayed.add((job.run_at, job.seq, job))
-        self.created["delayed"].add((job.created_at, job.seq, job))
 
     def unlink_delayed(self, job: Job) -> None:
         self.delayed.discard((job.run_at, job.seq, job))
-        self.created["delayed"].discard((job.created_at, job.seq, job))
 
     # ---- leaving --------------------------------------------------------------------------------
 
