@@ -17,9 +17,8 @@ STATES = ("waiting", "delayed", "active", "completed", "failed", "waiting-childr
 
 
 class Snapshot(Collector):
-    def __init__(self, merged: Merged, per_shard: list[tuple[int, int, int, int]]) -> None:
+    def __init__(self, merged: Merged) -> None:
         self.merged = merged
-        self.per_shard = per_shard  # (shard, live jobs, rss bytes, storage bytes)
 
     def collect(self) -> Iterator[Metric]:
         jobs = GaugeMetricFamily("bunq_queue_jobs", "Jobs in a queue by state", labels=["queue", "state"])
@@ -58,16 +57,23 @@ class Snapshot(Collector):
         live = GaugeMetricFamily("bunq_shard_jobs", "Live jobs held by a shard", labels=["shard"])
         rss = GaugeMetricFamily("bunq_shard_memory_bytes", "Resident memory of a shard", labels=["shard"])
         size = GaugeMetricFamily("bunq_shard_storage_bytes", "SQLite files of a shard", labels=["shard"])
-        for shard, jobs, memory, storage in self.per_shard:
-            live.add_metric([str(shard)], jobs)
-            rss.add_metric([str(shard)], memory)
-            size.add_metric([str(shard)], storage)
+        dropped = CounterMetricFamily(
+            "bunq_shard_events_dropped",
+            "Events a shard's socket refused (a subscriber not keeping up)",
+            labels=["shard"],
+        )
+        for stats in self.merged.per_shard:
+            shard = str(stats.shard)
+            live.add_metric([shard], stats.collections.get("jobIndex", 0))
+            rss.add_metric([shard], stats.rss_bytes)
+            size.add_metric([shard], stats.storage_bytes)
+            dropped.add_metric([shard], stats.events_dropped)
         up = GaugeMetricFamily("bunq_shards_up", "Shards that answered this scrape")
         up.add_metric([], self.merged.shards_up)
-        yield from (live, rss, size, up)
+        yield from (live, rss, size, dropped, up)
 
 
-def render(merged: Merged, per_shard: list[tuple[int, int, int, int]]) -> bytes:
+def render(merged: Merged) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(Snapshot(merged, per_shard))
+    registry.register(Snapshot(merged))
     return bytes(generate_latest(registry))

@@ -13,12 +13,16 @@ from shards.queues import QueueState
 
 
 class EventSink(Protocol):
+    dropped: int  # events the sink could not pass on (a full socket); reported in the shard's stats
+
     def wants(self, name: str) -> bool: ...
 
     def publish(self, name: str, data: dict[str, Any]) -> None: ...
 
 
 class NoEvents:
+    dropped = 0
+
     def wants(self, name: str) -> bool:
         return False
 

@@ -195,6 +195,7 @@ class ShardStats(Reply, frozen=True):
     free_disk_bytes: int
     disk_full: bool = False
     histograms: dict[str, list[int]] = {}  # name → bucket counts (last: +Inf), then count and sum (ms)
+    events_dropped: int = 0  # events its socket refused (no subscriber keeping up), since it started
 
 
 class Memory(Reply, frozen=True):

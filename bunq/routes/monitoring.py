@@ -108,8 +108,7 @@ async def metrics_json(call: Call) -> Result:
 
 async def _prometheus_text(client: Shards) -> bytes:
     merged = await gather(client)
-    per_shard = [(s.shard, s.collections.get("jobIndex", 0), s.rss_bytes, s.storage_bytes) for s in merged.per_shard]
-    return metrics.render(merged, per_shard)
+    return metrics.render(merged)
 
 
 async def prometheus(request: Request) -> Response:

@@ -20,6 +20,7 @@ from shards.queues import QueueState
 
 if TYPE_CHECKING:
     from shards.dlq import DeadLetters
+    from shards.emitter import EventSink
     from shards.engine import Respond
     from shards.histograms import Histogram
     from shards.job import Job
@@ -57,6 +58,9 @@ class QueueCommands(admin.QueueWide, Protocol):
 
     @property
     def totals(self) -> dict[str, int]: ...
+
+    @property
+    def events(self) -> EventSink: ...
 
     @property
     def wait_histogram(self) -> Histogram: ...
@@ -237,7 +241,16 @@ def get_stats(engine: QueueCommands, cmd: p.GetStats, respond: Respond) -> p.Rep
     rss = psutil.Process().memory_info().rss
     histograms = {"wait": engine.wait_histogram.export(), "processing": engine.processing_histogram.export()}
     return p.ShardStats(
-        engine.shard, dict(engine.totals), queues, collections, rss, storage, free, engine.disk_full, histograms
+        engine.shard,
+        dict(engine.totals),
+        queues,
+        collections,
+        rss,
+        storage,
+        free,
+        engine.disk_full,
+        histograms,
+        engine.events.dropped,
     )
 
 

@@ -240,6 +240,8 @@ def test_monitoring_endpoints(plain: BunqServer) -> None:
         assert families["bunq_jobs_pushed"].samples[0].value >= 2
         assert "bunq_job_wait_seconds" in families and "bunq_job_processing_seconds" in families
         assert {s.labels["shard"] for s in families["bunq_shard_jobs"].samples} == {"0", "1"}
+        dropped = {s.labels["shard"]: s.value for s in families["bunq_shard_events_dropped"].samples}
+        assert dropped == {"0": 0, "1": 0}
 
 
 def test_durable_pushes_are_refused_when_the_disk_is_full(tmp_path: Path) -> None:

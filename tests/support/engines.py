@@ -61,6 +61,8 @@ def counts(engine: Engine, queue: str = "q") -> dict[str, int]:
 class Recorder:
     """An event sink that wants every event and keeps them in order."""
 
+    dropped = 0
+
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
 

@@ -31,6 +31,8 @@ async def _no_wait(seconds: float) -> None:
 
 
 class InProcessShards(Shards):
+    dropped = 0  # as the shards' event sink: nothing is dropped in-process
+
     def __init__(self, settings: Settings, root: Path, clock: FakeClock) -> None:
         super().__init__(settings, with_aggregator=True)
         self.clock = clock

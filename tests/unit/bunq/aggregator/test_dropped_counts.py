@@ -3,14 +3,18 @@ not base64 (signed with as written)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 import zmq
 
+from bunq import protocol as p
 from bunq.aggregator import webhooks
 from bunq.aggregator.server import Aggregator
 from shards.events import Publisher
+from tests.support.clock import FakeClock
+from tests.support.engines import call, make_engine
 
 
 class RefusingSocket:
@@ -23,6 +27,14 @@ def test_the_shard_publisher_counts_refused_events() -> None:
     publisher.publish("job:pushed", {"jobId": "a"})
     publisher.publish("job:pushed", {"jobId": "b"})
     assert publisher.dropped == 2
+
+
+def test_a_shard_reports_what_its_sink_dropped_in_its_stats(tmp_path: Path) -> None:
+    publisher = Publisher(cast(Any, RefusingSocket()), 0)
+    publisher.publish("job:pushed", {"jobId": "a"})
+    engine = make_engine(tmp_path / "s.db", FakeClock(), events=publisher)
+    stats = call(engine, p.GetStats())
+    assert isinstance(stats, p.ShardStats) and stats.events_dropped == 1
 
 
 def test_the_aggregator_counts_refused_events() -> None:
