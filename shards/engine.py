@@ -20,6 +20,7 @@ import msgspec
 from bunq import errors
 from bunq.protocol import Command, DlqReason, Error, Reply, State, WaitOutcome
 from shards import recovery
+from shards.commits import Commits
 from shards.dlq import DeadLetters
 from shards.emitter import Emitter, EventSink, NoEvents
 from shards.flows import Flows
@@ -87,7 +88,8 @@ class Engine:
         self.sweeper = Sweeper(self.timers, self.index, self.queues)
         self.forget_removed = self.sweeper.forget_removed
         self.wake_job_waiters = self.job_waiters.wake
-        self.after_commit: list[tuple[Respond, Reply]] = []
+        self.commits = Commits(self.journal)
+        self.after_commit = self.commits.waiting  # read-only: replies waiting for the next commit
         self.outgoing: list[tuple[int, Command, Callable[[Reply], None]]] = []
         self.pulls = Pulls(self.timers, self.registry, self.take)
         self.to_serve = self.pulls.to_serve  # read-only: the pulls write it
@@ -380,20 +382,15 @@ class Engine:
 
     def after_next_commit(self, respond: Respond, reply: Reply) -> None:
         """Answer `reply` only once the next flush has committed (a durable write)."""
-        self.after_commit.append((respond, reply))
+        self.commits.after_next_commit(respond, reply)
 
     def flush(self) -> None:
-        """Write the journal in one transaction, then answer the replies that waited for that commit."""
-        pending, self.after_commit = self.after_commit, []
-        try:
-            self.journal.flush()
-        except Exception:
-            log.exception("journal flush failed")
-            for respond, _ in pending:
-                respond(Error("internal", "Failed to persist job"))
-            return
-        for respond, reply in pending:
-            respond(reply)
+        """Commit the journal now, then answer the replies that waited for that commit."""
+        self.commits.flush()
+
+    def flush_soon(self) -> None:
+        """Hand the journal to the writer thread (the server loop's periodic flush); `flush` without one."""
+        self.commits.flush_soon()
 
     def load(self) -> None:
         """Rebuild memory from storage (see `shards.recovery`)."""

@@ -36,12 +36,14 @@ class JobIndex:
 
     def find(self, job_id: str) -> Job | None:
         """Any job this shard holds, live, recently finished or only on disk."""
-        job = self._jobs.get(job_id) or self.finished.get(job_id) or self.journal.dirty.get(job_id)
-        if job is None and job_id not in self.journal.deleted:
-            blob = self.store.get(job_id)
-            if blob is not None:
-                job = from_blob(blob)
-        return job
+        job = self._jobs.get(job_id) or self.finished.get(job_id)
+        if job is not None:
+            return job
+        unwritten = self.journal.unwritten(job_id)
+        if unwritten is not None:
+            return unwritten or None  # False: deleted, though the database may still hold it
+        blob = self.store.get(job_id)
+        return from_blob(blob) if blob is not None else None
 
     def live(self, job_id: str, finished: str = "Job is not waiting, delayed or active") -> Job:
         """The live job `job_id`; for a finished one, a 400 with `finished`."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import collections
+from typing import Literal
+
 import msgspec
 
 from bunq.protocol import Command
@@ -22,6 +25,7 @@ class Journal:
         self.outbox: dict[tuple[str, str], tuple[int, bytes] | None] = {}
         self.queues: dict[str, tuple[int, bytes] | None] = {}
         self.touched: set[str] | None = None  # queues whose counts changed, while someone listens
+        self.in_flight: collections.deque[Snapshot] = collections.deque()  # taken, being written, in order
 
     def put(self, job: Job) -> None:
         self.dirty[job.id] = job
@@ -56,8 +60,18 @@ class Journal:
         return len(self.dirty) + len(self.deleted) + len(self.logs) + len(self.outbox) + len(self.queues)
 
     def flush(self) -> int:
-        if not self.pending():
+        """Write what is recorded, in one transaction, now."""
+        taken = self.take()
+        if taken is None:
             return 0
+        self.store.write(taken[0])
+        return taken[1].size()
+
+    def take(self) -> tuple[Batch, Snapshot] | None:
+        """What is recorded, as a batch to write and the snapshot it was made from; the journal starts over."""
+        if not self.pending():
+            return None
+        snapshot = Snapshot(self.dirty, self.deleted, self.logs, self.outbox, self.queues)
         batch = Batch(
             # `ts` (its finishing time, else its creation) feeds the clean/list time index
             jobs=[
@@ -72,11 +86,59 @@ class Journal:
             queues=[(name, v[0], v[1]) for name, v in self.queues.items() if v is not None],
             deleted_queues=[name for name, v in self.queues.items() if v is None],
         )
-        self.store.write(batch)
-        count = self.pending()
         self.dirty = {}
         self.deleted = set()
         self.logs = {}
         self.outbox = {}
         self.queues = {}
-        return count
+        return batch, snapshot
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """A batch that did not commit: its changes are recorded again, under any made since."""
+        for job_id, job in snapshot.dirty.items():
+            if job_id not in self.dirty and job_id not in self.deleted:
+                self.dirty[job_id] = job
+        self.deleted |= {i for i in snapshot.deleted if i not in self.dirty}
+        for job_id, log in snapshot.logs.items():
+            self.logs.setdefault(job_id, log)
+        for key, entry in snapshot.outbox.items():
+            self.outbox.setdefault(key, entry)
+        for name, queue in snapshot.queues.items():
+            self.queues.setdefault(name, queue)
+
+    def unwritten(self, job_id: str) -> Job | Literal[False] | None:
+        """A job changed but not yet committed: its latest state, False when it was deleted, None when the
+        database has its latest state (or never had it)."""
+        if job_id in self.dirty:
+            return self.dirty[job_id]
+        if job_id in self.deleted:
+            return False
+        for snapshot in reversed(self.in_flight):
+            if job_id in snapshot.dirty:
+                return snapshot.dirty[job_id]
+            if job_id in snapshot.deleted:
+                return False
+        return None
+
+
+class Snapshot:
+    """The journal's records of one flush window, kept while their batch is written."""
+
+    __slots__ = ("dirty", "deleted", "logs", "outbox", "queues")
+
+    def __init__(
+        self,
+        dirty: dict[str, Job],
+        deleted: set[str],
+        logs: dict[str, tuple[int, bytes] | None],
+        outbox: dict[tuple[str, str], tuple[int, bytes] | None],
+        queues: dict[str, tuple[int, bytes] | None],
+    ) -> None:
+        self.dirty = dirty
+        self.deleted = deleted
+        self.logs = logs
+        self.outbox = outbox
+        self.queues = queues
+
+    def size(self) -> int:
+        return len(self.dirty) + len(self.deleted) + len(self.logs) + len(self.outbox) + len(self.queues)

@@ -19,6 +19,7 @@ from shards.engine import Engine, Respond, wall_clock_ms
 from shards.events import Publisher
 from shards.link import ShardLink
 from shards.store import Store
+from shards.writer import Writer
 
 log = logging.getLogger("bunq.shard")
 
@@ -84,7 +85,10 @@ class ShardServer:
     def run(self) -> None:
         self.engine.load()
         log.info("shard %d ready: %d live jobs", self.index, len(self.engine.jobs))
+        self.writer = Writer(self.engine.store.path, sync_full=self.settings.sync_full)
+        self.engine.commits.writer = self.engine.store.writer = self.writer
         poller = self._poller()
+        wake = self.writer.wake_fd
         link_sockets = set(self.link.sockets.values())
         flush_due: int | None = None
         interval = self.settings.flush_interval_ms
@@ -98,6 +102,8 @@ class ShardServer:
                 self._drain_subscriptions()
             for sock in link_sockets.intersection(events):
                 self.link.drain(sock)
+            if wake in events:
+                engine.commits.on_written()
             engine.tick()
             if time.monotonic() - disk_checked > DISK_CHECK_S:
                 disk_checked = time.monotonic()
@@ -115,11 +121,12 @@ class ShardServer:
                 or pending >= FLUSH_EARLY_AT
                 or (flush_due is not None and wall_clock_ms() >= flush_due)
             ):
-                engine.flush()
-                self.send_replies()
+                engine.flush_soon()
+                self.send_replies()  # a durable reply with nothing left to write is answered at once
                 flush_due = None
         engine.flush()
         self.send_replies()
+        self.writer.stop()
         self._close()
 
     def _poller(self) -> zmq.Poller:
@@ -128,6 +135,7 @@ class ShardServer:
         poller.register(self.xpub, zmq.POLLIN)
         for sock in self.link.sockets.values():
             poller.register(sock, zmq.POLLIN)
+        poller.register(self.writer.wake_fd, zmq.POLLIN)
         return poller
 
     def _close(self) -> None:

@@ -7,10 +7,14 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import apsw
 
 from shards import sql
+
+if TYPE_CHECKING:
+    from shards.writer import Writer
 
 Row = tuple[str, int, str, str, int, bytes]
 
@@ -49,6 +53,7 @@ class Store:
         cur.execute("PRAGMA temp_store=MEMORY")
         cur.execute("PRAGMA cache_size=-65536")
         cur.execute(sql.SCHEMA)
+        self.writer: Writer | None = None  # once attached, every write goes through its thread
         self.checkpointer: Checkpointer | None = None
         if checkpoint_thread:
             cur.execute("PRAGMA wal_autocheckpoint=0")
@@ -56,24 +61,15 @@ class Store:
 
     def write(self, batch: Batch) -> None:
         """One transaction: every change of a flush window commits together or not at all."""
+        self.write_all([batch])
+
+    def write_all(self, batches: list[Batch]) -> None:
+        """Several flush windows in one transaction, in order (the writer's group commit)."""
+        assert self.writer is None, "with a writer attached, batches go to Writer.submit"
         with self.db:
             cur = self.db.cursor()
-            if batch.jobs:
-                cur.executemany(sql.UPSERT_JOB, batch.jobs)
-            if batch.deleted_jobs:
-                cur.executemany(sql.DELETE_JOB, ((job_id,) for job_id in batch.deleted_jobs))
-            if batch.logs:
-                cur.executemany(sql.UPSERT_LOGS, batch.logs)
-            if batch.deleted_logs:
-                cur.executemany(sql.DELETE_LOGS, ((job_id,) for job_id in batch.deleted_logs))
-            if batch.outbox:
-                cur.executemany(sql.UPSERT_OUTBOX, batch.outbox)
-            if batch.deleted_outbox:
-                cur.executemany(sql.DELETE_OUTBOX, batch.deleted_outbox)
-            if batch.queues:
-                cur.executemany(sql.UPSERT_QUEUE, batch.queues)
-            if batch.deleted_queues:
-                cur.executemany(sql.DELETE_QUEUE, ((name,) for name in batch.deleted_queues))
+            for batch in batches:
+                _write(cur, batch)
 
     def queue_rows(self) -> Iterator[tuple[str, bytes]]:
         for name, blob in self.db.cursor().execute(sql.SELECT_QUEUES):
@@ -91,6 +87,8 @@ class Store:
 
     def delete_expired_before(self, queue: str, before: int) -> int:
         """Drop the records of a queue's jobs that expired (by ttl) and were created before `before`."""
+        if self.writer is not None:
+            return int(self.writer.call(lambda store: store.delete_expired_before(queue, before)))
         with self.db:
             self.db.cursor().execute(sql.DELETE_EXPIRED_BEFORE, (queue, before))
         return int(self.db.changes())
@@ -100,6 +98,9 @@ class Store:
 
     def delete_queue_rows(self, queue: str) -> None:
         """Every job and log line of a queue, in one transaction (obliterate)."""
+        if self.writer is not None:
+            self.writer.call(lambda store: store.delete_queue_rows(queue))
+            return
         with self.db:
             cur = self.db.cursor()
             cur.execute(sql.DELETE_QUEUE_LOGS, (queue,))
@@ -142,6 +143,25 @@ class Store:
         if self.checkpointer is not None:
             self.checkpointer.stop()
         self.db.close()  # the last connection to close checkpoints what is left
+
+
+def _write(cur: apsw.Cursor, batch: Batch) -> None:
+    if batch.jobs:
+        cur.executemany(sql.UPSERT_JOB, batch.jobs)
+    if batch.deleted_jobs:
+        cur.executemany(sql.DELETE_JOB, ((job_id,) for job_id in batch.deleted_jobs))
+    if batch.logs:
+        cur.executemany(sql.UPSERT_LOGS, batch.logs)
+    if batch.deleted_logs:
+        cur.executemany(sql.DELETE_LOGS, ((job_id,) for job_id in batch.deleted_logs))
+    if batch.outbox:
+        cur.executemany(sql.UPSERT_OUTBOX, batch.outbox)
+    if batch.deleted_outbox:
+        cur.executemany(sql.DELETE_OUTBOX, batch.deleted_outbox)
+    if batch.queues:
+        cur.executemany(sql.UPSERT_QUEUE, batch.queues)
+    if batch.deleted_queues:
+        cur.executemany(sql.DELETE_QUEUE, ((name,) for name in batch.deleted_queues))
 
 
 class Checkpointer(threading.Thread):
