@@ -1,9 +1,11 @@
 """When the journal's changes reach the disk, and the replies that wait for it (durable pushes).
 
 Without a writer (tests, tools) a flush writes on the caller's thread. With one (a running shard), the
-loop hands each window's batch to the writer thread and goes on serving; replies waiting for a commit
-are answered when the writer reports that the batch holding them committed. At most `MAX_IN_FLIGHT`
-batches are out at once; past that the journal keeps collecting, and the next batch is larger.
+loop hands each large window's batch to the writer thread and goes on serving; replies waiting for a
+commit are answered when the writer reports that the batch holding them committed. A small window (a
+few durable pushes) is written at once on the loop instead, when nothing is in flight: handing it over
+and hearing back would take longer than the write. At most `MAX_IN_FLIGHT` batches are out at once;
+past that the journal keeps collecting, and the next batch is larger.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable
 
 from bunq.protocol import Error, Reply
 from shards.journal import Journal, Snapshot
+from shards.store import Batch
 from shards.writer import Writer
 
 log = logging.getLogger("bunq.shard")
@@ -24,6 +27,7 @@ Respond = Callable[[Reply], None]
 Waiting = list[tuple[Respond, Reply]]
 
 MAX_IN_FLIGHT = 2
+WRITE_HERE_BELOW = 256  # records: a window this small is written on the loop (the handoff costs more)
 PERSIST_FAILED = Error("internal", "Failed to persist job")
 
 
@@ -64,6 +68,9 @@ class Commits:
                 next(reversed(self.in_flight.values()))[1].extend(replies)
             return
         batch, snapshot = taken
+        if not self.in_flight and snapshot.size() < WRITE_HERE_BELOW:
+            self._write_on_loop(batch, snapshot, replies)
+            return
         number = next(self.numbers)
         self.in_flight[number] = (snapshot, replies)
         self.journal.in_flight.append(snapshot)
@@ -82,6 +89,19 @@ class Commits:
             _answer(replies, error)
         if self.waiting or (self.journal.pending() and not self.in_flight and not failed):
             self.flush_soon()  # what the writer being busy held back
+
+    def _write_on_loop(self, batch: Batch, snapshot: Snapshot, replies: Waiting) -> None:
+        """Write on the writer's connection from this thread: safe while it has nothing in flight, since its
+        thread then waits for work (and a task only ever runs while this thread waits for it)."""
+        assert self.writer is not None
+        try:
+            self.writer.store.write_all([batch])
+        except Exception as exc:
+            log.exception("journal flush failed")
+            self.journal.restore(snapshot)
+            _answer(replies, exc)
+            return
+        _answer(replies, None)
 
     def _take_waiting(self) -> Waiting:
         replies = list(self.waiting)

@@ -12,6 +12,7 @@ import msgspec
 import pytest
 
 from bunq import protocol as p
+from shards import commits
 from shards.engine import Engine
 from shards.store import Batch, Store
 from shards.writer import Task, Writer
@@ -20,7 +21,9 @@ from tests.support.engines import JOB, make_engine, push
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """An engine whose every flush goes to the writer (none is small enough to be written on the loop)."""
+    monkeypatch.setattr(commits, "WRITE_HERE_BELOW", 0)
     engine = make_engine(tmp_path / "s.db", FakeClock())
     writer = Writer(str(tmp_path / "s.db"))
     engine.commits.writer = engine.store.writer = writer
@@ -132,3 +135,21 @@ def test_obliterate_runs_on_the_writer_after_the_batches_before_it(engine: Engin
     engine.handle(p.ObliterateQueue("q"), lambda reply: None)
     engine.flush()
     assert engine.store.get(job_id) is None
+
+
+def test_a_small_window_with_nothing_in_flight_is_written_on_the_loop(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path / "s.db", FakeClock())
+    writer = Writer(str(tmp_path / "s.db"))
+    engine.commits.writer = engine.store.writer = writer
+    try:
+        release = hold(writer)  # the writer's thread is busy: the write cannot be going through it
+        replies: list[p.Reply] = []
+        engine.handle(p.AddJobs("q", [msgspec.structs.replace(JOB, durable=True)]), replies.append)
+        engine.flush_soon()
+        job_id = next(iter(engine.jobs))
+        assert isinstance(replies[0], p.Ids) and not engine.commits.in_flight
+        assert on_disk(tmp_path / "s.db", job_id) == {"id": job_id}
+        release.set()
+    finally:
+        writer.stop()
+        engine.store.close()
