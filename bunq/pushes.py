@@ -46,96 +46,78 @@ Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
 Texts = Annotated[tuple[Annotated[str, msgspec.Meta(max_length=MAX_STRING)], ...], msgspec.Meta(max_length=MAX_LIST)]
 
 
-class StrictPush(msgspec.Struct, rename="camel"):
-    """A push whose every field has its exact type and is in range: what `new_job` would accept unchanged.
-    Anything else (a float where an integer goes, a null, a value out of range) fails here and takes the
-    checks by hand, which accept what they accept and word the error the spec's way."""
+# A push's fields are `NewJob`'s (bunq.protocol), declared once there. Each has a rule here: the exact
+# type it has in a body that needs no checks by hand (checked by msgspec in C), and the check by hand for
+# every other body, which accepts what the spec accepts and words its errors.
+FIELDS = tuple(f for f in NewJob.__struct_fields__ if f != "id")  # `id` is made here, never sent
+RAW = ("data", "repeat")  # kept as the client's JSON
+RULES: dict[str, tuple[Any, Callable[[Any], Any]]] = {
+    "data": (msgspec.Raw, job_data),
+    "priority": (Priority, lambda v: number("priority", v, -1_000_000, 1_000_000, integer=True, default=0) or 0),
+    "delay": (Delay, lambda v: number("delay", v, 0, YEAR_MS, default=0) or 0),
+    "max_attempts": (Attempts, lambda v: number("maxAttempts", v, 1, 1000, integer=True, default=3) or 3),
+    "backoff": (DayMs, lambda v: number("backoff", v, 0, DAY_MS, default=1000) or 0),
+    "ttl": (YearMs | None, lambda v: number("ttl", v, 0, YEAR_MS)),
+    "timeout": (DayMs | None, lambda v: number("timeout", v, 0, DAY_MS)),
+    "unique_key": (Text | None, lambda v: string("uniqueKey", v)),
+    "job_id": (Id | None, lambda v: string("jobId", v, max_length=MAX_ID_LENGTH)),
+    "tags": (Texts, lambda v: tuple(strings("tags", v))),
+    "group_id": (Text | None, lambda v: string("groupId", v)),
+    "lifo": (bool, lambda v: flag("lifo", v)),
+    "remove_on_complete": (bool, lambda v: flag("removeOnComplete", v)),
+    "remove_on_fail": (bool, lambda v: flag("removeOnFail", v)),
+    "durable": (bool, lambda v: flag("durable", v)),
+    "depends_on": (Texts, lambda v: tuple(strings("dependsOn", v))),
+    "repeat": (msgspec.Raw, repeat_spec),
+    "name": (Text, lambda v: string("name", v) or "default"),
+}
+_DEFAULTS = dict(zip(NewJob.__struct_fields__[1:], NewJob.__struct_defaults__, strict=True))  # all but `data`
+_REPEAT = FIELDS.index("repeat")
+_JOB_ID = FIELDS.index("job_id")
+_CHECKS = tuple(RULES[f][1] for f in FIELDS)
+assert FIELDS[0] == "data" and set(RULES) == set(FIELDS), "every push field needs its rule"
 
-    data: msgspec.Raw = msgspec.Raw()
-    priority: Priority = 0
-    delay: Delay = 0
-    max_attempts: Attempts = 3
-    backoff: DayMs = 1000
-    ttl: YearMs | None = None
-    timeout: DayMs | None = None
-    unique_key: Text | None = None
-    job_id: Id | None = None
-    tags: Texts = ()
-    group_id: Text | None = None
-    lifo: bool = False
-    remove_on_complete: bool = False
-    remove_on_fail: bool = False
-    durable: bool = False
-    depends_on: Texts = ()
-    repeat: msgspec.Raw = msgspec.Raw()
-    name: Text = "default"
+StrictPush = msgspec.defstruct(
+    "StrictPush",
+    [(f, RULES[f][0], msgspec.Raw() if f in RAW else _DEFAULTS[f]) for f in FIELDS],
+    rename="camel",
+)
+"""A push whose every field has its exact type and is in range: what `new_job` would accept unchanged.
+Anything else (a float where an integer goes, a null, a value out of range) fails here and takes the
+checks by hand, which accept what they accept and word the error the spec's way."""
+
+PushBody = msgspec.defstruct(
+    "PushBody",
+    [(f, msgspec.Raw if f in RAW else Any, msgspec.Raw() if f in RAW else None) for f in FIELDS],
+    rename="camel",
+)
+"""A push as sent: `data` and `repeat` stay raw JSON; everything else is checked by hand for clear messages."""
 
 
 class StrictBulk(msgspec.Struct):
-    jobs: Annotated[list[StrictPush], msgspec.Meta(max_length=100_000)]
+    jobs: Annotated[list[StrictPush], msgspec.Meta(max_length=100_000)]  # type: ignore[valid-type]
+
+
+class BulkBody(msgspec.Struct):
+    jobs: list[PushBody] | None = None  # type: ignore[valid-type]
 
 
 _strict_push = msgspec.json.Decoder(StrictPush)
 _strict_bulk = msgspec.json.Decoder(StrictBulk)
-
-
-def _strict_job(body: StrictPush, slot: int) -> NewJob:
-    data = body.data
-    if not data or len(data) > MAX_DATA_BYTES:
-        raise BadRequest("data is required" if not data else "Job data too large (max 10MB)")
-    repeat = body.repeat
-    return NewJob(
-        bytes(data),
-        body.priority,
-        body.delay,
-        body.max_attempts,
-        body.backoff,
-        body.ttl,
-        body.timeout,
-        body.unique_key,
-        body.job_id,
-        body.tags,
-        body.group_id,
-        body.lifo,
-        body.remove_on_complete,
-        body.remove_on_fail,
-        body.durable,
-        body.depends_on,
-        repeat_spec(repeat) if repeat else None,
-        body.name,
-        None if body.job_id else new_job_id(slot),
-    )
-
-
-class PushBody(msgspec.Struct):
-    """A push as sent: `data` stays raw JSON; everything else is checked by hand for clear messages."""
-
-    data: msgspec.Raw = msgspec.Raw()
-    priority: Any = None
-    delay: Any = None
-    maxAttempts: Any = None
-    backoff: Any = None
-    ttl: Any = None
-    timeout: Any = None
-    uniqueKey: Any = None
-    jobId: Any = None
-    tags: Any = None
-    groupId: Any = None
-    lifo: Any = None
-    removeOnComplete: Any = None
-    removeOnFail: Any = None
-    durable: Any = None
-    dependsOn: Any = None
-    repeat: msgspec.Raw = msgspec.Raw()
-    name: Any = None
-
-
-class BulkBody(msgspec.Struct):
-    jobs: list[PushBody] | None = None
-
-
 _push_decoder = msgspec.json.Decoder(PushBody)
 _bulk_decoder = msgspec.json.Decoder(BulkBody)
+
+
+def _strict_job(body: msgspec.Struct, slot: int) -> NewJob:
+    values = list(msgspec.structs.astuple(body))  # in FIELDS order
+    data = values[0]
+    if not data or len(data) > MAX_DATA_BYTES:
+        raise BadRequest("data is required" if not data else "Job data too large (max 10MB)")
+    values[0] = bytes(data)
+    repeat = values[_REPEAT]
+    values[_REPEAT] = repeat_spec(repeat) if repeat else None
+    values.append(None if values[_JOB_ID] else new_job_id(slot))
+    return NewJob(*values)  # positionally, in FIELDS order
 
 
 def push_body(body: bytes, slot: int) -> NewJob:
@@ -148,30 +130,10 @@ def push_body(body: bytes, slot: int) -> NewJob:
     return _strict_job(strict, slot)
 
 
-def new_job(body: PushBody, slot: int) -> NewJob:
-    data = job_data(body.data)
-    job_id = string("jobId", body.jobId, max_length=MAX_ID_LENGTH)
-    return NewJob(
-        data=data,
-        priority=number("priority", body.priority, -1_000_000, 1_000_000, integer=True, default=0) or 0,
-        delay=number("delay", body.delay, 0, YEAR_MS, default=0) or 0,
-        max_attempts=number("maxAttempts", body.maxAttempts, 1, 1000, integer=True, default=3) or 3,
-        backoff=number("backoff", body.backoff, 0, DAY_MS, default=1000) or 0,
-        ttl=number("ttl", body.ttl, 0, YEAR_MS),
-        timeout=number("timeout", body.timeout, 0, DAY_MS),
-        unique_key=string("uniqueKey", body.uniqueKey),
-        job_id=job_id,
-        tags=tuple(strings("tags", body.tags)),
-        group_id=string("groupId", body.groupId),
-        lifo=flag("lifo", body.lifo),
-        remove_on_complete=flag("removeOnComplete", body.removeOnComplete),
-        remove_on_fail=flag("removeOnFail", body.removeOnFail),
-        durable=flag("durable", body.durable),
-        depends_on=tuple(strings("dependsOn", body.dependsOn)),
-        repeat=repeat_spec(body.repeat),
-        name=string("name", body.name) or "default",
-        id=None if job_id else new_job_id(slot),
-    )
+def new_job(body: msgspec.Struct, slot: int) -> NewJob:
+    """A loosely read push checked field by field, in `NewJob`'s order (the first refusal is the error)."""
+    values = [check(value) for check, value in zip(_CHECKS, msgspec.structs.astuple(body), strict=True)]
+    return NewJob(*values, None if values[_JOB_ID] else new_job_id(slot))  # type: ignore[call-arg]
 
 
 def bulk_body(body: bytes, slot: int) -> list[NewJob]:

@@ -11,7 +11,8 @@ from bunq.protocol.states import LogLevel, State
 
 
 class NewJob(msgspec.Struct, frozen=True, array_like=True):
-    """One validated job as a producer pushed it (the front validated every field)."""
+    """A validated push: the one list of a push's fields (`bunq.pushes` reads bodies by it). The stored
+    `Job` is declared apart: its positional layout is what the database holds."""
 
     data: bytes
     priority: int = 0
