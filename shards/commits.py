@@ -49,7 +49,9 @@ class Commits:
             return
         self.flush_soon(force=True)
         while self.in_flight:
-            select.select([self.writer.wake_fd], [], [])
+            ready, _, _ = select.select([self.writer.wake_fd], [], [], 1.0)
+            if not ready and not self.writer.is_alive():
+                raise RuntimeError("the shard's writer thread is gone; its batches will not be written")
             self.on_written()
 
     def flush_soon(self, *, force: bool = False) -> None:

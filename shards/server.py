@@ -13,6 +13,7 @@ from types import FrameType
 import zmq
 
 from bunq import wire
+from bunq.errors import ConfigError
 from bunq.protocol import Error, Reply
 from bunq.settings import Settings
 from shards.engine import Engine, Respond, wall_clock_ms
@@ -107,6 +108,8 @@ class ShardServer:
             engine.tick()
             if time.monotonic() - disk_checked > DISK_CHECK_S:
                 disk_checked = time.monotonic()
+                if not self.writer.is_alive():  # never expected: exit, and the supervisor starts a new shard
+                    raise RuntimeError("the shard's writer thread is gone")
                 engine.disk_full = self.free_disk() < self.settings.min_free_disk_mb * 1024 * 1024
             engine.publish_counts()
             self.send_replies()
@@ -195,7 +198,10 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or not argv[0].isdigit():
         sys.exit("usage: python -m shards INDEX")
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        sys.exit(f"shard: {exc.message}")  # one line naming the variable, exit status 1
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s shard %(message)s")
     server = ShardServer(settings, int(argv[0]))
     signal.signal(signal.SIGTERM, server.stop)

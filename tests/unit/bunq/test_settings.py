@@ -12,6 +12,7 @@ import pytest
 from bunq.cli import main
 from bunq.errors import ConfigError
 from bunq.settings import Settings, Thresholds
+from shards.server import main as shard_main
 
 README = Path(__file__).parents[3] / "README.md"
 
@@ -107,6 +108,13 @@ def test_serve_reports_a_bad_value_in_one_line(
         main(["serve"])
     assert exited.value.code == 2
     assert capsys.readouterr().err == "bunq: QUEUE_SIZE_THRESHOLD must be an integer, got 'many'\n"
+
+
+def test_a_shard_started_alone_reports_a_bad_value_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUNQ_SHARDS", "abc")
+    with pytest.raises(SystemExit) as exited:
+        shard_main(["0"])
+    assert exited.value.code == "shard: BUNQ_SHARDS must be an integer, got 'abc'"  # printed, exit status 1
 
 
 def test_readme_lists_every_variable() -> None:

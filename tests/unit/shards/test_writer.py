@@ -153,3 +153,17 @@ def test_a_small_window_with_nothing_in_flight_is_written_on_the_loop(tmp_path: 
     finally:
         writer.stop()
         engine.store.close()
+
+
+def test_a_flush_fails_loudly_when_the_writer_thread_is_gone(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer = engine.commits.writer
+    assert writer is not None
+    release = hold(writer)
+    push(engine)
+    engine.flush_soon()
+    monkeypatch.setattr(writer, "is_alive", lambda: False)  # as if it had died with the batch
+    with pytest.raises(RuntimeError, match="writer thread is gone"):
+        engine.flush()
+    monkeypatch.undo()
+    release.set()
+    wait_written(engine)
