@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 
 from bunq.client import ShardClient, Shards
 from bunq.connections import ConnectionReport
-from bunq.edge import Auth, Cors, RateLimit
+from bunq.edge import Edge
 from bunq.errors import BunqError
 from bunq.events import EventHub
 from bunq.fastpath import FastPath
@@ -46,10 +46,7 @@ def create_app(settings: Settings | None = None, client: Shards | None = None) -
     app = Starlette(
         routes=table.routes(),
         middleware=[
-            Middleware(Cors, settings=settings),
-            Middleware(RateLimit, settings=settings),
-            Middleware(Auth, settings=settings),
-            Middleware(FastPath),
+            Middleware(Edge, settings=settings, hot=FastPath()),
         ],
         # one handler; Starlette needs it named for the exceptions it would otherwise render itself
         exception_handlers={BunqError: on_error, HTTPException: on_error, Exception: on_error},

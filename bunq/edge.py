@@ -1,9 +1,9 @@
-"""The edge, between a client's bytes and the routes: CORS, the HTTP rate limit, bearer-token auth, and
-a deadline and a size cap for the request head of every connection. Pure ASGI (and one uvicorn
-protocol), so the fast path is covered like every other route.
+"""The edge, between a client's bytes and the routes: CORS, the HTTP rate limit, bearer-token auth (one
+ASGI layer, `Edge`, which also serves the hot routes), and a deadline and a size cap for the request head
+of every connection (a uvicorn protocol).
 
-Order, outermost first: CORS (so refusals still carry CORS headers, and preflight needs no token) →
-rate limit → auth → the app.
+Order: CORS (so refusals still carry CORS headers, and preflight needs no token) → rate limit → auth →
+the hot routes, or Starlette's router.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -21,6 +21,9 @@ from bunq.auth import bearer, token_ok
 from bunq.errors import BunqError
 from bunq.settings import Settings
 
+if TYPE_CHECKING:
+    from bunq.fastpath import FastPath  # which imports the routes, and they this module
+
 log = logging.getLogger("bunq.front")
 
 PROBES = frozenset({"/health", "/healthz", "/live", "/ready"})
@@ -29,6 +32,13 @@ CORS_HEADERS = b"Content-Type, Authorization"
 UNAUTHORIZED = b'{"ok":false,"error":"Unauthorized"}'
 RATE_LIMITED = b'{"ok":false,"error":"Rate limit exceeded"}'
 HEAD_TOO_LARGE = b'{"ok":false,"error":"Request header fields too large"}'
+ANY_ORIGIN = [(b"access-control-allow-origin", b"*")]
+VARY_ORIGIN = (b"vary", b"Origin")
+PREFLIGHT = [
+    (b"access-control-allow-methods", CORS_METHODS),
+    (b"access-control-allow-headers", CORS_HEADERS),
+    (b"access-control-max-age", b"86400"),
+]
 LINGER_S = 1.0
 
 
@@ -45,46 +55,78 @@ async def respond(send: Send, status: int, body: bytes, headers: list[tuple[byte
     await send({"type": "http.response.body", "body": body})
 
 
-class Cors:
-    """`CORS_ALLOW_ORIGIN`: `*` (default) or a list of origins, of which the matching one is echoed
-    (with `Vary: Origin`). Preflight requests are answered 204 here."""
+class Edge:
+    """CORS, the HTTP rate limit and bearer-token auth, in that order, in one ASGI layer; then the route
+    table's hot entries served from here (`bunq.fastpath`), every other request on to Starlette.
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    - CORS: `CORS_ALLOW_ORIGIN` is `*` (default) or a list of origins, of which the matching one is echoed
+      (with `Vary: Origin`); every response carries the headers, refusals too. Preflight is answered 204
+      here, before the rate limit and auth.
+    - Rate limit: per client IP, `RATE_LIMIT_MAX_REQUESTS` per `RATE_LIMIT_WINDOW_MS`, counted by the
+      aggregator so the limit holds for the whole server however many fronts serve it; off at 0.
+    - Auth: with `AUTH_TOKENS`, every request needs `Authorization: Bearer <token>`, except the probes
+      (and `/prometheus` unless `BUNQ_REQUIRE_AUTH_FOR_METRICS`). WebSockets authenticate themselves
+      (header at the upgrade, or the `Auth` command).
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings, hot: FastPath) -> None:
         self.app = app
-        self.any = "*" in settings.cors_origins
+        self.hot = hot
+        self.any_origin = "*" in settings.cors_origins
         self.origins = frozenset(settings.cors_origins)
-
-    def allowed(self, scope: Scope) -> list[tuple[bytes, bytes]]:
-        if self.any:
-            return [(b"access-control-allow-origin", b"*")]
-        origin = header(scope, b"origin")
-        vary = [(b"vary", b"Origin")]
-        if origin is not None and origin in self.origins:
-            return [(b"access-control-allow-origin", origin.encode("latin-1")), *vary]
-        return vary
+        self.rate_limited = settings.rate_limit_max > 0
+        self.tokens = settings.auth_tokens
+        self.open_paths = PROBES if settings.require_auth_for_metrics else PROBES | {"/prometheus"}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = self.allowed(scope)
+        cors = self.cors(scope)
         if scope["method"] == "OPTIONS":
-            preflight = [
-                *extra,
-                (b"access-control-allow-methods", CORS_METHODS),
-                (b"access-control-allow-headers", CORS_HEADERS),
-                (b"access-control-max-age", b"86400"),
-            ]
-            await send({"type": "http.response.start", "status": 204, "headers": preflight})
+            await send({"type": "http.response.start", "status": 204, "headers": [*cors, *PREFLIGHT]})
             await send({"type": "http.response.body", "body": b""})
+            return
+        if self.rate_limited and scope["path"] not in PROBES:
+            retry_after = await self.over_limit(scope)
+            if retry_after is not None:
+                await respond(send, 429, RATE_LIMITED, [(b"retry-after", str(retry_after).encode()), *cors])
+                return
+        if self.tokens and scope["path"] not in self.open_paths:
+            if not token_ok(bearer(header(scope, b"authorization")), self.tokens):
+                await respond(send, 401, UNAUTHORIZED, [(b"www-authenticate", b"Bearer"), *cors])
+                return
+        found = self.hot.matcher.match(scope["method"], scope["path"])
+        if found is not None:
+            await self.hot.serve(found[0], found[1], scope, receive, send, cors)
             return
 
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
+                message["headers"] = [*message.get("headers", []), *cors]
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
+
+    def cors(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        if self.any_origin:
+            return ANY_ORIGIN
+        origin = header(scope, b"origin")
+        if origin is not None and origin in self.origins:
+            return [(b"access-control-allow-origin", origin.encode("latin-1")), VARY_ORIGIN]
+        return [VARY_ORIGIN]
+
+    async def over_limit(self, scope: Scope) -> int | None:
+        """The seconds to wait when this request is over the client's limit (and counted otherwise)."""
+        client = scope["app"].state.client
+        try:
+            verdict = await client.call_aggregator(p.CheckRate(client_ip(scope)))
+        except BunqError as exc:
+            log.warning("rate limiter unavailable, letting the request through: %s", exc.message)
+            return None
+        if isinstance(verdict, p.RateVerdict) and not verdict.allowed:
+            return int(verdict.retry_after_s)
+        return None
 
 
 def client_ip(scope: Scope) -> str:
@@ -99,53 +141,6 @@ def client_ip(scope: Scope) -> str:
         return real.strip()
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
-
-
-class RateLimit:
-    """Per client IP, `RATE_LIMIT_MAX_REQUESTS` per `RATE_LIMIT_WINDOW_MS`, counted by the aggregator so
-    the limit holds for the whole server however many fronts serve it. Off when the limit is 0."""
-
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
-        self.enabled = settings.rate_limit_max > 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.enabled or scope["type"] != "http" or scope["path"] in PROBES:
-            await self.app(scope, receive, send)
-            return
-        client = scope["app"].state.client
-        try:
-            verdict = await client.call_aggregator(p.CheckRate(client_ip(scope)))
-        except BunqError as exc:
-            log.warning("rate limiter unavailable, letting the request through: %s", exc.message)
-            verdict = None
-        if isinstance(verdict, p.RateVerdict) and not verdict.allowed:
-            await respond(send, 429, RATE_LIMITED, [(b"retry-after", str(verdict.retry_after_s).encode())])
-            return
-        await self.app(scope, receive, send)
-
-
-class Auth:
-    """With `AUTH_TOKENS`, every request needs `Authorization: Bearer <token>`, except the probes and
-    preflight (and `/prometheus` unless `BUNQ_REQUIRE_AUTH_FOR_METRICS`). WebSockets authenticate
-    themselves (header at the upgrade, or the `Auth` command)."""
-
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
-        self.tokens = settings.auth_tokens
-        self.open_paths = PROBES if settings.require_auth_for_metrics else PROBES | {"/prometheus"}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            self.tokens
-            and scope["type"] == "http"
-            and scope["method"] != "OPTIONS"
-            and scope["path"] not in self.open_paths
-            and not token_ok(bearer(header(scope, b"authorization")), self.tokens)
-        ):
-            await respond(send, 401, UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])
-            return
-        await self.app(scope, receive, send)
 
 
 class DeadlineHttpToolsProtocol(HttpToolsProtocol):

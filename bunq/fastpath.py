@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from bunq.http import Call, Operation, failure, read_body
 from bunq.routes.table import HOT
@@ -54,19 +54,21 @@ class Matcher:
 
 
 class FastPath:
-    def __init__(self, app: ASGIApp, entries: Iterable[Operation] = HOT) -> None:
-        self.app = app
+    """The hot entries, matched and served by `bunq.edge.Edge` once a request passed CORS, the rate limit
+    and auth (the response gets the CORS headers the edge chose)."""
+
+    def __init__(self, entries: Iterable[Operation] = HOT) -> None:
         self.matcher = Matcher(entries)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            found = self.matcher.match(scope["method"], scope["path"])
-            if found is not None:
-                await self.serve(found[0], found[1], scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-    async def serve(self, op: Operation, params: dict[str, str], scope: Scope, receive: Receive, send: Send) -> None:
+    async def serve(
+        self,
+        op: Operation,
+        params: dict[str, str],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        extra_headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         state = scope["app"].state
         try:
             body = await read_body(scope, receive, state.settings.max_body_bytes) if op.body else b""
@@ -77,5 +79,7 @@ class FastPath:
         except Exception as exc:  # the one renderer, as Starlette's handler uses it
             status, payload = failure(exc, f"{scope['method']} {scope['path']}")
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        if extra_headers:
+            headers += extra_headers
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
