@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
+from bunq import collector
 from bunq.client import ShardClient, Shards
 from bunq.connections import ConnectionReport
 from bunq.edge import Edge
@@ -23,6 +24,7 @@ from bunq.settings import Settings
 
 def create_app(settings: Settings | None = None, client: Shards | None = None) -> Starlette:
     settings = settings or Settings.from_env()
+    serving = client is None  # a front process of its own (tests hand in their own link, in their process)
     shard_client = client or ShardClient(settings, with_aggregator=True)
     connections = {"ws": 0, "sse": 0}
     report = ConnectionReport(shard_client, connections)
@@ -35,6 +37,8 @@ def create_app(settings: Settings | None = None, client: Shards | None = None) -
         hub.start()
         app.state.hub = hub
         report.start()
+        if serving:
+            collector.settle()
         try:
             yield
         finally:

@@ -12,7 +12,7 @@ from types import FrameType
 
 import zmq
 
-from bunq import wire
+from bunq import collector, wire
 from bunq.errors import ConfigError
 from bunq.protocol import Error, Reply
 from bunq.settings import Settings
@@ -86,6 +86,7 @@ class ShardServer:
     def run(self) -> None:
         self.engine.load()
         log.info("shard %d ready: %d live jobs", self.index, len(self.engine.jobs))
+        collector.settle()
         self.writer = Writer(self.engine.store.path, sync_full=self.settings.sync_full)
         self.engine.commits.writer = self.engine.store.writer = self.writer
         poller = self._poller()
