@@ -156,6 +156,8 @@ class Engine:
         """Make a job available (waiting) or schedule it (delayed) by its run_at."""
         if job.run_at > self.clock():
             job.state = DELAYED
+            if not job.seq:  # a new job: its place among those due at the same time (a delayed one keeps it)
+                job.seq = self.next_key(job.lifo)
             q.add_delayed(job)
             self.timers.at(job.run_at, self._delay_due, (job, job.run_at))
         else:

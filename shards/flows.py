@@ -263,6 +263,6 @@ class Flows:
             pending_deps=(),
             children=None,
             repeat_count=runs,
-            seq=self.engine.next_key(job.lifo),
+            seq=0,  # placed anew by `enqueue`
         )
         self.engine.admit(nxt, q)

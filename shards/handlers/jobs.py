@@ -9,7 +9,7 @@ from bunq import protocol as p
 from bunq.errors import BadRequest, NotFound, Unavailable
 from bunq.routing import new_job_id
 from shards import flows
-from shards.job import WAITING, Job, render
+from shards.job import Job, render
 from shards.queues import Waiter
 
 if TYPE_CHECKING:
@@ -48,8 +48,6 @@ class JobPath(Protocol):
     def slot(self, queue: str) -> int: ...
 
     def queue(self, name: str) -> QueueState: ...
-
-    def next_key(self, lifo: bool) -> int: ...
 
     def admit(self, job: Job, q: QueueState) -> None: ...
 
@@ -118,9 +116,7 @@ def _new_job(engine: JobPath, queue: str, slot: int, spec: p.NewJob, now: int) -
         spec.depends_on,
         spec.repeat,
         spec.name,
-        WAITING,  # state, until admitted
-        engine.next_key(spec.lifo),  # seq
-    )
+    )  # state WAITING and seq 0 until admitted: `enqueue` gives it its place
     if spec.depends_on:
         job.pending_deps = tuple(dict.fromkeys(d for d in spec.depends_on if d != custom_id))
     if job.repeat is not None:
