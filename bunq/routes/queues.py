@@ -222,7 +222,7 @@ operations = [
     Op("GET", Q + "/jobs/list", list_jobs, p.ListJobs, p.Jobs, body=False),
     Op("GET", Q + "/counts", get_counts, p.GetCounts, p.Counts, body=False),
     Op("GET", Q + "/count", get_count, p.GetCounts, p.Counts, body=False),
-    Op("GET", Q + "/priority-counts", get_priority_counts, p.GetPriorityCounts, p.Counts, body=False),
+    Op("GET", Q + "/priority-counts", get_priority_counts, p.GetPriorityCounts, p.PriorityCounts, body=False),
     Op("GET", Q + "/paused", is_paused, p.GetQueueConfig, p.QueueConfig, body=False),
     Op("POST", Q + "/pause", pause_queue, p.PauseQueue, p.Done),
     Op("POST", Q + "/resume", resume_queue, p.ResumeQueue, p.Done),
