@@ -36,7 +36,8 @@ class Commits:
         self.journal = journal
         self.writer: Writer | None = None
         self.waiting: Waiting = []  # for the next commit; changed in place (the engine shares it)
-        self.in_flight: collections.OrderedDict[int, tuple[Snapshot, Waiting]] = collections.OrderedDict()
+        # batch number → the replies its commit answers; its records are the journal's `in_flight`, in order
+        self.in_flight: collections.OrderedDict[int, Waiting] = collections.OrderedDict()
         self.numbers = itertools.count(1)
 
     def after_next_commit(self, respond: Respond, reply: Reply) -> None:
@@ -67,14 +68,14 @@ class Commits:
             if not self.in_flight:
                 _answer(replies, None)
             else:  # what they wait for is in a batch already out: its commit answers them
-                next(reversed(self.in_flight.values()))[1].extend(replies)
+                next(reversed(self.in_flight.values())).extend(replies)
             return
         batch, snapshot = taken
         if not self.in_flight and snapshot.size() < WRITE_HERE_BELOW:
             self._write_on_loop(batch, snapshot, replies)
             return
         number = next(self.numbers)
-        self.in_flight[number] = (snapshot, replies)
+        self.in_flight[number] = replies
         self.journal.in_flight.append(snapshot)
         self.writer.submit(number, batch)
 
@@ -83,8 +84,8 @@ class Commits:
         assert self.writer is not None
         failed = False
         for number, error in self.writer.written():
-            snapshot, replies = self.in_flight.pop(number)
-            self.journal.in_flight.popleft()
+            replies = self.in_flight.pop(number)
+            snapshot = self.journal.in_flight.popleft()  # batches are written, and reported, in order
             if error is not None:
                 self.journal.restore(snapshot)  # written again at the next flush, not at once
                 failed = True
