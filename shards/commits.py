@@ -14,16 +14,15 @@ import collections
 import itertools
 import logging
 import select
-from collections.abc import Callable
 
 from bunq.protocol import Error, Reply
 from shards.journal import Journal, Snapshot
 from shards.store import Batch
+from shards.waiters import Respond
 from shards.writer import Writer
 
 log = logging.getLogger("bunq.shard")
 
-Respond = Callable[[Reply], None]
 Waiting = list[tuple[Respond, Reply]]
 
 MAX_IN_FLIGHT = 2

@@ -37,11 +37,10 @@ from shards.registry import QueueRegistry
 from shards.store import Store
 from shards.sweep import Sweeper
 from shards.timers import Timers
-from shards.waiters import JobWaiters
+from shards.waiters import JobWaiters, Respond
 
 log = logging.getLogger("bunq.shard")
 
-Respond = Callable[[Reply], None]
 Handler = Callable[["Engine", Any, Respond], Reply | None]
 
 MAX_RETRY_DELAY_MS = 24 * 3600 * 1000

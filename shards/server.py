@@ -16,10 +16,11 @@ from bunq import collector, wire
 from bunq.errors import ConfigError
 from bunq.protocol import Error, Reply
 from bunq.settings import Settings
-from shards.engine import Engine, Respond, wall_clock_ms
+from shards.engine import Engine, wall_clock_ms
 from shards.events import Publisher
 from shards.link import ShardLink
 from shards.store import Store
+from shards.waiters import Respond
 from shards.writer import Writer
 
 log = logging.getLogger("bunq.shard")

@@ -13,11 +13,11 @@ from shards.job import Job, render
 from shards.queues import Waiter
 
 if TYPE_CHECKING:
-    from shards.engine import Respond
     from shards.index import JobIndex
     from shards.leases import Leases
     from shards.pulls import Pulls
     from shards.queues import QueueState
+    from shards.waiters import Respond
 
 
 class JobPath(Protocol):

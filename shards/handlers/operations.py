@@ -13,14 +13,13 @@ from shards.logs import LogLine
 
 if TYPE_CHECKING:
     from bunq.catalogue import EventName
-    from shards.engine import Respond
     from shards.flows import Flows
     from shards.index import JobIndex
     from shards.journal import Journal
     from shards.leases import Leases
     from shards.logs import JobLogs
     from shards.queues import QueueState
-    from shards.waiters import JobWaiters
+    from shards.waiters import JobWaiters, Respond
 
 
 class JobOperations(Protocol):

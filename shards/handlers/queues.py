@@ -21,12 +21,12 @@ from shards.queues import QueueState
 if TYPE_CHECKING:
     from shards.dlq import DeadLetters
     from shards.emitter import EventSink
-    from shards.engine import Respond
     from shards.histograms import Histogram
     from shards.job import Job
     from shards.pulls import Pulls
     from shards.store import Store
     from shards.timers import Timers
+    from shards.waiters import Respond
 
 
 class QueueCommands(admin.QueueWide, Protocol):
