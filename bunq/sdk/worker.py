@@ -1,0 +1,480 @@
+"""`Worker`: runs a handler over a queue's jobs with a fixed number of slots.
+
+How it keeps the slots busy without wasting requests:
+- one pull is in flight at a time, for exactly as many jobs as there are free slots, and it waits in the
+  server's long poll, never in a sleep; a slot that frees while it is out is filled by the next pull, which
+  goes out at once, so under load every pull carries several jobs and the worker never holds more jobs than
+  it has slots;
+- completions are sent as `ack-batch`: at once when no ack is in flight, else together with the others that
+  finish while it is out (a few milliseconds);
+- it pulls with an `owner` (its registry id) and keeps each job's lock token; a job that runs longer than
+  half its lock or the queue's stall interval has them extended, and a job whose lease the server says is
+  gone (stalled, expired, cancelled) is finished without an ack;
+- it registers in the workers registry and heartbeats there;
+- SIGTERM or SIGINT (or `stop()`): no more pulls, running jobs get `grace` seconds to finish, acks are
+  flushed, the registration ends and `run()` returns. A second signal exits at once (leases then expire).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from bunq.sdk._base import DEFAULT_URL, Retry
+from bunq.sdk.aio import AsyncClient
+from bunq.sdk.errors import BunqError, NotFound
+from bunq.sdk.models import Job, Lease
+
+log = logging.getLogger("bunq.worker")
+
+Handler = Callable[["ActiveJob"], Awaitable[Any]] | Callable[["ActiveJob"], Any]
+MAX_ACK_BATCH = 1000
+ERROR_BACKOFF_S = (0.05, 5.0)
+
+
+class Sent:
+    """What `ActiveJob.progress` and `.log` return: awaiting it waits for the server's reply; not awaiting
+    it is fine too (the request goes out anyway, in order). From a thread-pool handler the call itself
+    blocks until the reply came, so there is nothing to await."""
+
+    def __init__(self, task: asyncio.Future[None] | None) -> None:
+        self.task = task
+
+    def __await__(self) -> Generator[Any, None, None]:
+        if self.task is not None:
+            yield from self.task.__await__()
+
+
+class ActiveJob:
+    """The job a handler runs: `id`, `data`, `attempts` and the rest of the job (`job`), plus `progress` and
+    `log`. `lost` turns true when the server took the lease away (the job will not be acked)."""
+
+    __slots__ = ("job", "token", "_worker", "started", "extended", "lost")
+
+    def __init__(self, job: Job, token: str | None, worker: Worker) -> None:
+        self.job = job
+        self.token = token
+        self._worker = worker
+        self.started = self.extended = time.monotonic()
+        self.lost = False
+
+    @property
+    def id(self) -> str:
+        return self.job.id
+
+    @property
+    def queue(self) -> str:
+        return self.job.queue
+
+    @property
+    def data(self) -> Any:
+        return self.job.data
+
+    @property
+    def attempts(self) -> int:
+        return self.job.attempts
+
+    @property
+    def max_attempts(self) -> int:
+        return self.job.max_attempts
+
+    @property
+    def priority(self) -> int:
+        return self.job.priority
+
+    def progress(self, progress: float, message: str | None = None) -> Sent:
+        """Report progress (0-100) with an optional message."""
+        return self._worker.send(self._worker.client.progress(self.id, progress, message))
+
+    def log(self, message: str, level: str = "info") -> Sent:
+        """Add a line to the job's logs (`info`, `warn`, `error`)."""
+        return self._worker.send(self._worker.client.log(self.id, message, level))
+
+    def __repr__(self) -> str:
+        return f"<ActiveJob {self.id} queue={self.queue!r} attempts={self.attempts}>"
+
+
+class Worker:
+    """Process `queue` with `handler` (`async def handler(job) -> result`, or a plain function, run in a
+    thread pool), `concurrency` jobs at a time. Durations are seconds except `lock_ttl` (milliseconds, as
+    the server takes it)."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        queue: str = "default",
+        handler: Handler | None = None,
+        concurrency: int = 16,
+        token: str | None = None,
+        *,
+        name: str | None = None,
+        lock_ttl: int = 30_000,
+        poll_timeout: float = 1.0,
+        grace: float = 30.0,
+        register: bool = True,
+        registry_heartbeat: float = 10.0,
+        retry: Retry | None = None,
+    ) -> None:
+        if handler is None:
+            raise TypeError("Worker needs a handler")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.url = url
+        self.queue = queue
+        self.handler = handler
+        self.concurrency = concurrency
+        self.token = token
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{queue}"
+        self.lock_ttl = lock_ttl
+        self.poll_timeout_ms = max(0, int(poll_timeout * 1000))
+        self.grace = grace
+        self.register = register
+        self.registry_heartbeat = registry_heartbeat
+        self.retry = retry
+        self.is_async = inspect.iscoroutinefunction(handler)
+        self.worker_id: str | None = None
+        self.owner = f"{self.name}-{uuid.uuid4().hex[:8]}"
+        self.processed = 0
+        self.failed = 0
+        self.lost = 0
+        self.running: dict[str, ActiveJob] = {}
+        self._client: AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._stopping: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None  # a slot freed, or stopping
+        self._acks: list[tuple[str, Any, str | None]] = []
+        self._ack_wanted: asyncio.Event | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._signals = 0
+
+    @property
+    def client(self) -> AsyncClient:
+        if self._client is None:
+            raise RuntimeError("the worker is not running")
+        return self._client
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """End `run()` gracefully, as SIGTERM does; safe from any thread or a signal handler."""
+        loop = self._loop
+        if loop is None or self._stopping is None:
+            return
+        if loop.is_running():
+            loop.call_soon_threadsafe(self._begin_stop)
+
+    def _begin_stop(self) -> None:
+        assert self._stopping is not None and self._wake is not None
+        self._stopping.set()
+        self._wake.set()
+
+    def run_sync(self) -> None:
+        """Run until stopped or signalled (SIGTERM, SIGINT); returns when shut down cleanly."""
+        asyncio.run(self.run())
+
+    async def run(self, *, handle_signals: bool | None = None) -> None:
+        """Run until `stop()` or a signal. Signals are handled when run in the main thread (or when
+        `handle_signals` says so)."""
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._ack_wanted = asyncio.Event()
+        if handle_signals is None:
+            handle_signals = threading_is_main()
+        if not self.is_async:
+            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="bunq-job")
+        self._client = AsyncClient(self.url, self.token, retry=self.retry, max_connections=self.concurrency + 8)
+        if handle_signals:
+            self._install_signals()
+        try:
+            await self._serve()
+        finally:
+            if handle_signals:
+                self._remove_signals()
+            await self._client.aclose()
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _serve(self) -> None:
+        assert self._stopping is not None
+        await self._register()
+        interval_s = await self._heartbeat_interval()
+        helpers = [
+            asyncio.create_task(self._ack_loop(), name="bunq-acks"),
+            asyncio.create_task(self._lease_loop(interval_s), name="bunq-leases"),
+        ]
+        if self.worker_id is not None:
+            helpers.append(asyncio.create_task(self._registry_loop(), name="bunq-registry"))
+        log.info("worker %s processing %r with %d slots", self.owner, self.queue, self.concurrency)
+        try:
+            await self._pull_loop()
+        finally:
+            self._begin_stop()
+            await self._finish_running()
+            self._ack_wanted_set()
+            await helpers[0]  # the ack loop flushes what is left, then ends
+            for task in helpers[1:]:
+                task.cancel()
+            await asyncio.gather(*helpers[1:], return_exceptions=True)
+            await self._unregister()
+        log.info(
+            "worker %s stopped: %d done, %d failed, %d leases lost", self.owner, self.processed, self.failed, self.lost
+        )
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _remove_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: int) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("second signal: exiting now, %d running jobs' leases will expire", len(self.running))
+            os._exit(128 + sig)
+        log.info("signal %d: finishing %d running jobs (grace %.0f s)", sig, len(self.running), self.grace)
+        self._begin_stop()
+
+    # -- pulling ---------------------------------------------------------------------------------------------
+
+    async def _pull_loop(self) -> None:
+        assert self._stopping is not None and self._wake is not None
+        failures = 0
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self.running)
+            if free <= 0:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            try:
+                leases = await self.client.pull_batch(
+                    self.queue, free, self.poll_timeout_ms, owner=self.worker_id or self.owner, lock_ttl=self.lock_ttl
+                )
+            except BunqError as exc:
+                failures += 1
+                wait = min(ERROR_BACKOFF_S[1], ERROR_BACKOFF_S[0] * 2**failures)
+                log.warning("pull from %r failed (%s); again in %.2f s", self.queue, exc, wait)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), wait)
+                continue
+            failures = 0
+            for lease in leases:
+                self._start(lease)
+
+    def _start(self, lease: Lease) -> None:
+        active = ActiveJob(lease.job, lease.token, self)
+        self.running[active.id] = active
+        task = asyncio.ensure_future(self._run_job(active))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_job(self, active: ActiveJob) -> None:
+        try:
+            result = await self._call(active)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - any failure of user code fails the job
+            await self._fail(active, exc)
+        else:
+            self._complete(active, result)
+        finally:
+            self.running.pop(active.id, None)
+            assert self._wake is not None
+            self._wake.set()
+
+    async def _call(self, active: ActiveJob) -> Any:
+        if self.is_async:
+            return await self.handler(active)
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self._pool, self.handler, active)
+        if inspect.isawaitable(result):  # a plain function that returned a coroutine after all
+            return await result
+        return result
+
+    def _complete(self, active: ActiveJob, result: Any) -> None:
+        if active.lost:
+            self.lost += 1
+            log.warning("job %s finished after its lease was lost: not acked", active.id)
+            return
+        self._acks.append((active.id, result, active.token))
+        self._ack_wanted_set()
+
+    async def _fail(self, active: ActiveJob, exc: BaseException) -> None:
+        if active.lost:
+            self.lost += 1
+            return
+        message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        trace = "".join(traceback.format_exception(exc))
+        try:
+            await self.client.log(active.id, trace[-8000:], "error")
+            await self.client.fail(active.id, message, token=active.token)
+            self.failed += 1
+        except BunqError as err:
+            log.warning("could not fail job %s (%s): its lease will expire", active.id, err)
+
+    async def _finish_running(self) -> None:
+        """After the last pull: the running jobs get `grace` seconds; those still running then are cancelled
+        (async handlers) or left (threads), their leases to expire on the server."""
+        if not self._tasks:
+            return
+        done, pending = await asyncio.wait(set(self._tasks), timeout=self.grace)
+        if pending:
+            log.warning("%d jobs still running after the %.0f s grace period: abandoned", len(pending), self.grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- acks ------------------------------------------------------------------------------------------------
+
+    def _ack_wanted_set(self) -> None:
+        if self._ack_wanted is not None:
+            self._ack_wanted.set()
+
+    async def _ack_loop(self) -> None:
+        """Send completions as they come: one `ack-batch` in flight at a time carries everything finished
+        since the last one went out. Ends once stopping and nothing is left to send."""
+        assert self._ack_wanted is not None and self._stopping is not None
+        failures = 0
+        while True:
+            if not self._acks:
+                if self._stopping.is_set() and not self._tasks:
+                    return
+                self._ack_wanted.clear()
+                await self._ack_wanted.wait()
+                continue
+            batch, self._acks = self._acks[:MAX_ACK_BATCH], self._acks[MAX_ACK_BATCH:]
+            try:
+                outcome = await self.client.ack_batch(
+                    [a[0] for a in batch], [a[1] for a in batch], [a[2] for a in batch]
+                )
+            except BunqError as exc:
+                failures += 1
+                if failures > 8:
+                    log.error(
+                        "dropping %d acks after repeated failures (%s): their leases will expire", len(batch), exc
+                    )
+                    failures = 0
+                    continue
+                self._acks[:0] = batch
+                await asyncio.sleep(min(ERROR_BACKOFF_S[1], ERROR_BACKOFF_S[0] * 2**failures))
+                continue
+            failures = 0
+            self.processed += outcome.count
+            if outcome.failed:
+                self.lost += len(outcome.failed)
+                log.warning(
+                    "%d acks refused (lease lost): %s", len(outcome.failed), next(iter(outcome.failed.values()))
+                )
+
+    # -- leases ----------------------------------------------------------------------------------------------
+
+    async def _heartbeat_interval(self) -> float:
+        """Extend a job's lease once it is half way to the lock's expiry or the queue's stall check."""
+        stall_ms = 30_000
+        with contextlib.suppress(BunqError):
+            stall_ms = (await self.client.stall_config(self.queue)).stall_interval
+        return max(0.05, min(self.lock_ttl, stall_ms) / 2000)
+
+    async def _lease_loop(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(max(0.02, interval_s / 4))
+            now = time.monotonic()
+            due = [a for a in self.running.values() if not a.lost and now - a.extended >= interval_s]
+            if due:
+                await self._extend(due)
+
+    async def _extend(self, due: list[ActiveJob]) -> None:
+        try:
+            outcome = await self.client.heartbeat_batch(
+                [a.id for a in due], [a.token for a in due], [self.lock_ttl] * len(due)
+            )
+        except BunqError as exc:
+            log.warning("lease heartbeat failed (%s); trying again", exc)
+            return
+        now = time.monotonic()
+        for active in due:
+            if active.id in outcome.failed:
+                active.lost = True
+                log.warning("job %s lost its lease (%s)", active.id, outcome.failed[active.id])
+            else:
+                active.extended = now
+
+    # -- registry --------------------------------------------------------------------------------------------
+
+    async def _register(self) -> None:
+        if not self.register:
+            return
+        try:
+            info = await self.client.register_worker(
+                self.name, [self.queue], concurrency=self.concurrency, hostname=socket.gethostname(), pid=os.getpid()
+            )
+        except BunqError as exc:
+            log.warning("could not register in the workers registry (%s); running unregistered", exc)
+            return
+        self.worker_id = info.id
+
+    async def _registry_loop(self) -> None:
+        assert self.worker_id is not None
+        while True:
+            await asyncio.sleep(self.registry_heartbeat)
+            try:
+                await self.client.worker_heartbeat(self.worker_id)
+            except NotFound:
+                await self._register()
+            except BunqError as exc:
+                log.warning("worker heartbeat failed (%s)", exc)
+
+    async def _unregister(self) -> None:
+        if self.worker_id is None:
+            return
+        with contextlib.suppress(BunqError):
+            await self.client.unregister_worker(self.worker_id)
+
+    # -- helpers for ActiveJob -------------------------------------------------------------------------------
+
+    def send(self, call: Awaitable[None]) -> Sent:
+        """Run a request for a handler: as a task from the loop, to completion from a pool thread."""
+        loop = self._loop
+        assert loop is not None
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            task = asyncio.ensure_future(call)
+            task.add_done_callback(_log_failure)
+            return Sent(task)
+        asyncio.run_coroutine_threadsafe(_as_coroutine(call), loop).result()
+        return Sent(None)
+
+
+async def _as_coroutine(call: Awaitable[None]) -> None:
+    await call
+
+
+def _log_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("job request failed: %s", task.exception())
+
+
+def threading_is_main() -> bool:
+    return threading.current_thread() is threading.main_thread()
