@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from typing import Any, TypedDict, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import msgspec
 
@@ -15,7 +15,6 @@ T = TypeVar("T")
 
 DEFAULT_URL = "http://127.0.0.1:6790"
 USER_AGENT = "bunq-sdk/0.1"
-JSON_HEADERS = {"content-type": "application/json"}
 _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.Decoder().decode
 
@@ -79,6 +78,28 @@ def bulk_item(item: Any) -> dict[str, Any]:
         raise TypeError("each bulk job must be a dict with a 'data' key")
     options = {k: v for k, v in item.items() if k != "data"}
     return job_body(item["data"], options)
+
+
+def headers(token: str | None, json: bool) -> dict[str, str]:
+    """Every request's headers (the JSON content type when it has a body)."""
+    out = {"user-agent": USER_AGENT, "accept": "application/json"}
+    if token:
+        out["authorization"] = f"Bearer {token}"
+    if json:
+        out["content-type"] = "application/json"
+    return out
+
+
+def query(params: dict[str, Any] | None) -> str:
+    """`?a=1&b=x` of the parameters that are set, or nothing."""
+    if not params:
+        return ""
+    given = {k: v for k, v in params.items() if v is not None}
+    return "?" + urlencode(given) if given else ""
+
+
+def timeouts(seconds: float) -> dict[str, float]:
+    return {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
 
 
 def segment(value: str) -> str:

@@ -41,6 +41,7 @@ log = logging.getLogger("bunq.worker")
 
 Handler = Callable[["ActiveJob"], Awaitable[Any]] | Callable[["ActiveJob"], Any]
 MAX_ACK_BATCH = 1000
+MAX_PULLS = 4  # pulls in flight at once (the second and later only for a quarter of the slots or more)
 ERROR_BACKOFF_S = (0.05, 5.0)
 
 
@@ -123,6 +124,7 @@ class Worker:
         lock_ttl: int = 30_000,
         poll_timeout: float = 1.0,
         grace: float = 30.0,
+        ack_delay: float = 0.002,
         register: bool = True,
         registry_heartbeat: float = 10.0,
         retry: Retry | None = None,
@@ -140,6 +142,7 @@ class Worker:
         self.lock_ttl = lock_ttl
         self.poll_timeout_ms = max(0, int(poll_timeout * 1000))
         self.grace = grace
+        self.ack_delay = ack_delay
         self.register = register
         self.registry_heartbeat = registry_heartbeat
         self.retry = retry
@@ -150,6 +153,8 @@ class Worker:
         self.failed = 0
         self.lost = 0
         self.running: dict[str, ActiveJob] = {}
+        self._reserved = 0  # slots the pulls in flight asked jobs for
+        self._pull_failures = 0
         self._client: AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -257,28 +262,44 @@ class Worker:
     # -- pulling ---------------------------------------------------------------------------------------------
 
     async def _pull_loop(self) -> None:
+        """Keep the free slots asked for: a pull for every free slot as soon as one frees, and while one pull
+        is out, a second for the slots that freed since, once they are a quarter of all of them."""
         assert self._stopping is not None and self._wake is not None
-        failures = 0
+        pulls: set[asyncio.Task[None]] = set()
         while not self._stopping.is_set():
-            free = self.concurrency - len(self.running)
-            if free <= 0:
+            free = self.concurrency - len(self.running) - self._reserved
+            wanted = 1 if not pulls else max(1, self.concurrency // 4)
+            if free < wanted or len(pulls) >= MAX_PULLS:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            try:
-                leases = await self.client.pull_batch(
-                    self.queue, free, self.poll_timeout_ms, owner=self.worker_id or self.owner, lock_ttl=self.lock_ttl
-                )
-            except BunqError as exc:
-                failures += 1
-                wait = min(ERROR_BACKOFF_S[1], ERROR_BACKOFF_S[0] * 2**failures)
-                log.warning("pull from %r failed (%s); again in %.2f s", self.queue, exc, wait)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), wait)
-                continue
-            failures = 0
-            for lease in leases:
-                self._start(lease)
+            task = asyncio.create_task(self._pull(free))
+            pulls.add(task)
+            task.add_done_callback(pulls.discard)
+        if pulls:  # what they bring runs within the grace period
+            await asyncio.gather(*pulls, return_exceptions=True)
+
+    async def _pull(self, count: int) -> None:
+        assert self._wake is not None and self._stopping is not None
+        self._reserved += count
+        try:
+            leases = await self.client.pull_batch(
+                self.queue, count, self.poll_timeout_ms, owner=self.worker_id or self.owner, lock_ttl=self.lock_ttl
+            )
+        except BunqError as exc:
+            self._pull_failures += 1
+            wait = min(ERROR_BACKOFF_S[1], ERROR_BACKOFF_S[0] * 2**self._pull_failures)
+            log.warning("pull from %r failed (%s); again in %.2f s", self.queue, exc, wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), wait)
+            leases = []
+        else:
+            self._pull_failures = 0
+        finally:
+            self._reserved -= count
+            self._wake.set()
+        for lease in leases:
+            self._start(lease)
 
     def _start(self, lease: Lease) -> None:
         active = ActiveJob(lease.job, lease.token, self)
@@ -361,6 +382,8 @@ class Worker:
                 self._ack_wanted.clear()
                 await self._ack_wanted.wait()
                 continue
+            if len(self._acks) < self.concurrency and not self._stopping.is_set():
+                await asyncio.sleep(self.ack_delay)  # let the completions of the next few ms share the request
             batch, self._acks = self._acks[:MAX_ACK_BATCH], self._acks[MAX_ACK_BATCH:]
             try:
                 outcome = await self.client.ack_batch(
