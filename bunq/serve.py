@@ -1,4 +1,6 @@
-"""`bunq` command line: `serve` supervises the whole set; `front`, `shard`, `aggregator`, `prepare` run one part.
+"""The server commands of `bunq`: `serve` supervises the whole set; `front`, `shard`, `aggregator`, `prepare` run
+one part. `bunq.cli.main` hands these commands here before it loads Click or the SDK, so the supervisor and the
+processes it starts (`python -m bunq.cli front`, ...) carry none of the operator command line.
 
 The supervisor starts the aggregator, N shards and the front (uvicorn, F workers) as child processes,
 restarts any that dies, and on SIGTERM/SIGINT stops the front first, then the shards (which flush),
@@ -139,6 +141,7 @@ def front(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run one server command (`argv` as after `bunq`, e.g. `["shard", "0"]`)."""
     parser = argparse.ArgumentParser(prog="bunq", description="bunq job queue server")
     parser.add_argument(
         "command",
@@ -170,7 +173,3 @@ def main(argv: list[str] | None = None) -> None:
         from shards.server import main as shard_main
 
         shard_main([str(args.index)])
-
-
-if __name__ == "__main__":
-    main()
