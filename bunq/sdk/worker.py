@@ -97,7 +97,7 @@ class ActiveJob:
 
     def progress(self, progress: float, message: str | None = None) -> Sent:
         """Report progress (0-100) with an optional message."""
-        return self._worker.send(self._worker.client.progress(self.id, progress, message))
+        return self._worker.send(self._worker.client.progress(self.id, progress, message, token=self.token))
 
     def log(self, message: str, level: str = "info") -> Sent:
         """Add a line to the job's logs (`info`, `warn`, `error`)."""
@@ -273,6 +273,7 @@ class Worker:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            self._reserved += free  # before the task runs, or the next turn of this loop would ask again
             task = asyncio.create_task(self._pull(free))
             pulls.add(task)
             task.add_done_callback(pulls.discard)
@@ -281,7 +282,6 @@ class Worker:
 
     async def _pull(self, count: int) -> None:
         assert self._wake is not None and self._stopping is not None
-        self._reserved += count
         try:
             leases = await self.client.pull_batch(
                 self.queue, count, self.poll_timeout_ms, owner=self.worker_id or self.owner, lock_ttl=self.lock_ttl
