@@ -10,6 +10,7 @@ uvicorn or Starlette), so producers and workers install and start light.
 """
 
 from bunq.sdk._base import PushOptions, Retry
+from bunq.sdk.active import ActiveJob
 from bunq.sdk.aio import AsyncClient
 from bunq.sdk.errors import (
     BadRequest,
@@ -41,7 +42,7 @@ from bunq.sdk.models import (
     WorkerInfo,
 )
 from bunq.sdk.sync import Client
-from bunq.sdk.worker import ActiveJob, Worker
+from bunq.sdk.worker import Worker
 
 __all__ = [
     "ActiveJob",
