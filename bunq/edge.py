@@ -19,6 +19,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from bunq import protocol as p
 from bunq.auth import bearer, token_ok
 from bunq.errors import BunqError
+from bunq.routes.ui import is_ui_path
 from bunq.settings import Settings
 
 if TYPE_CHECKING:
@@ -64,9 +65,9 @@ class Edge:
       here, before the rate limit and auth.
     - Rate limit: per client IP, `RATE_LIMIT_MAX_REQUESTS` per `RATE_LIMIT_WINDOW_MS`, counted by the
       aggregator so the limit holds for the whole server however many fronts serve it; off at 0.
-    - Auth: with `AUTH_TOKENS`, every request needs `Authorization: Bearer <token>`, except the probes
-      (and `/prometheus` unless `BUNQ_REQUIRE_AUTH_FOR_METRICS`). WebSockets authenticate themselves
-      (header at the upgrade, or the `Auth` command).
+    - Auth: with `AUTH_TOKENS`, every request needs `Authorization: Bearer <token>`, except the probes,
+      the web UI's static files (`/ui`), and `/prometheus` unless `BUNQ_REQUIRE_AUTH_FOR_METRICS`.
+      WebSockets authenticate themselves (header at the upgrade, or the `Auth` command).
     """
 
     def __init__(self, app: ASGIApp, settings: Settings, hot: FastPath) -> None:
@@ -92,7 +93,7 @@ class Edge:
             if retry_after is not None:
                 await respond(send, 429, RATE_LIMITED, [(b"retry-after", str(retry_after).encode()), *cors])
                 return
-        if self.tokens and scope["path"] not in self.open_paths:
+        if self.tokens and scope["path"] not in self.open_paths and not is_ui_path(scope["path"]):
             if not token_ok(bearer(header(scope, b"authorization")), self.tokens):
                 await respond(send, 401, UNAUTHORIZED, [(b"www-authenticate", b"Bearer"), *cors])
                 return

@@ -12,7 +12,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from bunq.http import Operation, route
-from bunq.routes import events, jobs, monitoring, operations, queues, registries, ws
+from bunq.routes import events, jobs, monitoring, operations, queues, registries, ui, ws
 
 OPERATIONS: tuple[Operation, ...] = (
     *jobs.operations,
@@ -33,5 +33,6 @@ def routes() -> list[BaseRoute]:
         *events.routes,
         *ws.routes,
         *monitoring.routes,
+        *ui.routes,
         *(route(op) for op in monitoring.operations),
     ]
