@@ -306,7 +306,7 @@ async function overviewPage() {
   main().replaceChildren(
     heading("Overview"),
     cards,
-    h("section", { class: "card" }, h("h2", {}, "Throughput ", h("span", { class: "muted small" }, "jobs per second, last 10 minutes")), chartBox),
+    h("section", { class: "card" }, h("h2", {}, "Throughput ", h("span", { class: "muted small" }, "jobs per second, up to the last 10 minutes")), chartBox),
     side,
   );
   makeChart(chartBox);
@@ -375,8 +375,11 @@ function makeChart(el) {
     width: Math.max(300, el.clientWidth),
     height: 220,
     cursor: { drag: { x: false, y: false } },
-    scales: { x: { time: true, range: (u, min, max) => [Math.max(min, max) - CHART_POINTS * 5, Math.max(min, max) + 5] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] } },
-    axes: [axis, { ...axis, size: 50 }],
+    scales: { x: { time: true, range: (u, min, max) => { const span = Math.min(CHART_POINTS * 5, Math.max(60, max - min)); return [max - span, max + 2]; } }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] } },
+    axes: [
+      { ...axis, space: 80, values: (u, splits) => splits.map((t) => new Date(t * 1000).toTimeString().slice(0, 8)) },
+      { ...axis, size: 50 },
+    ],
     series: [
       {},
       { label: "pushed/s", stroke: color("--accent"), width: 2, value: (u, v) => (v === null ? "—" : v.toFixed(2)) },
