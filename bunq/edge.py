@@ -19,6 +19,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from bunq import protocol as p
 from bunq.auth import bearer, token_ok
 from bunq.errors import BunqError
+from bunq.routes import docs
 from bunq.routes.ui import is_ui_path
 from bunq.settings import Settings
 
@@ -66,8 +67,9 @@ class Edge:
     - Rate limit: per client IP, `RATE_LIMIT_MAX_REQUESTS` per `RATE_LIMIT_WINDOW_MS`, counted by the
       aggregator so the limit holds for the whole server however many fronts serve it; off at 0.
     - Auth: with `AUTH_TOKENS`, every request needs `Authorization: Bearer <token>`, except the probes,
-      the web UI's static files (`/ui`), and `/prometheus` unless `BUNQ_REQUIRE_AUTH_FOR_METRICS`.
-      WebSockets authenticate themselves (header at the upgrade, or the `Auth` command).
+      the web UI's static files (`/ui`), the API docs (`/openapi.json`, `/docs`), and `/prometheus` unless
+      `BUNQ_REQUIRE_AUTH_FOR_METRICS`. WebSockets authenticate themselves (header at the upgrade, or the
+      `Auth` command).
     """
 
     def __init__(self, app: ASGIApp, settings: Settings, hot: FastPath) -> None:
@@ -77,7 +79,8 @@ class Edge:
         self.origins = frozenset(settings.cors_origins)
         self.rate_limited = settings.rate_limit_max > 0
         self.tokens = settings.auth_tokens
-        self.open_paths = PROBES if settings.require_auth_for_metrics else PROBES | {"/prometheus"}
+        open_paths = PROBES | docs.PATHS  # the docs hold no data
+        self.open_paths = open_paths if settings.require_auth_for_metrics else open_paths | {"/prometheus"}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

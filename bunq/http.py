@@ -73,6 +73,20 @@ Handler = Callable[[Call], Awaitable[Result]]
 
 
 @dataclass(frozen=True, slots=True)
+class Doc:
+    """What the OpenAPI document (`bunq.openapi`) says of a route: a summary, the msgspec types of its query
+    parameters, request body and success reply (`bunq.apidoc`; None: no query, no body, `{"ok": true}`),
+    and the error statuses it can answer beyond those every route of its kind can."""
+
+    summary: str
+    body: type | None = None
+    query: type | None = None
+    reply: type | None = None
+    errors: tuple[int, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Operation:
     """One entry of the route table: `method path` runs `handler`, which sends a `request` command to a shard
     or the aggregator and expects a `reply` of that type (None for what the front answers by itself)."""
@@ -84,6 +98,7 @@ class Operation:
     reply: type[p.Reply] | None = None
     body: bool = True  # reads a request body
     hot: bool = False  # served straight from ASGI by `bunq.fastpath`, skipping the router
+    doc: Doc | None = None  # for the OpenAPI document
 
 
 def encode(payload: dict[str, Any]) -> bytes:

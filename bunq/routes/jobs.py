@@ -10,12 +10,13 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from bunq import apidoc as d
 from bunq import protocol as p
 from bunq import pushes
 from bunq import validation as v
 from bunq.client import expect, raise_error
 from bunq.errors import BadRequest, NotFound
-from bunq.http import OK, Call, Operation, Result, batch_result, encode
+from bunq.http import OK, Call, Doc, Operation, Result, batch_result, encode
 
 NOT_ACTIVE = "Job not found or not active"
 
@@ -199,16 +200,69 @@ Op = Operation
 Q = "/queues/{queue:queue}/jobs"
 
 operations = [
-    Op("POST", Q, add_job, p.AddJobs, p.Ids, hot=True),
-    Op("GET", Q, pull_job, p.PullJobs, p.Jobs, body=False, hot=True),
-    Op("POST", Q + "/bulk", add_jobs_bulk, p.AddJobs, p.Ids, hot=True),
-    Op("POST", Q + "/pull-batch", pull_jobs, p.PullJobs, p.Jobs, hot=True),
-    Op("POST", "/jobs/ack-batch", ack_jobs_batch, p.AckJobs, p.AckOutcome, hot=True),
-    Op("GET", "/jobs/custom/{custom_id}", get_job_by_custom_id, p.GetJob, p.JobDoc, body=False),
-    Op("GET", "/jobs/{id}", get_job, p.GetJob, p.JobDoc, body=False),
-    Op("DELETE", "/jobs/{id}", cancel_job, p.CancelJob, p.Done, body=False),
-    Op("POST", "/jobs/{id}/ack", ack_job, p.AckJobs, p.AckOutcome, hot=True),
-    Op("POST", "/jobs/{id}/fail", fail_job, p.FailJob, p.Done),
-    Op("GET", "/jobs/{id}/state", get_job_state, p.GetJobState, p.JobState, body=False),
-    Op("GET", "/jobs/{id}/result", get_job_result, p.GetJobResult, p.JobResult, body=False),
+    Op("POST", Q, add_job, p.AddJobs, p.Ids, hot=True, doc=Doc("Push a job", d.NewJob, reply=d.Pushed)),
+    Op(
+        "GET",
+        Q,
+        pull_job,
+        p.PullJobs,
+        p.Jobs,
+        body=False,
+        hot=True,
+        doc=Doc("Pull the next job (long poll up to `timeout` ms)", query=d.PullQuery, reply=d.Pulled),
+    ),
+    Op(
+        "POST", Q + "/bulk", add_jobs_bulk, p.AddJobs, p.Ids, hot=True, doc=Doc("Push jobs", d.Bulk, reply=d.PushedMany)
+    ),
+    Op(
+        "POST",
+        Q + "/pull-batch",
+        pull_jobs,
+        p.PullJobs,
+        p.Jobs,
+        hot=True,
+        doc=Doc("Pull up to `count` jobs", d.PullBatch, reply=d.PulledMany),
+    ),
+    Op(
+        "POST",
+        "/jobs/ack-batch",
+        ack_jobs_batch,
+        p.AckJobs,
+        p.AckOutcome,
+        hot=True,
+        doc=Doc("Acknowledge jobs", d.AckBatch, reply=d.Counted),
+    ),
+    Op(
+        "GET",
+        "/jobs/custom/{custom_id}",
+        get_job_by_custom_id,
+        p.GetJob,
+        p.JobDoc,
+        body=False,
+        doc=Doc("A job by its custom id", reply=d.OneJob),
+    ),
+    Op("GET", "/jobs/{id}", get_job, p.GetJob, p.JobDoc, body=False, doc=Doc("A job", reply=d.OneJob)),
+    Op("DELETE", "/jobs/{id}", cancel_job, p.CancelJob, p.Done, body=False, doc=Doc("Cancel a job")),
+    Op("POST", "/jobs/{id}/ack", ack_job, p.AckJobs, p.AckOutcome, hot=True, doc=Doc("Acknowledge a job", d.Ack)),
+    Op(
+        "POST", "/jobs/{id}/fail", fail_job, p.FailJob, p.Done, doc=Doc("Fail a job (retried or dead-lettered)", d.Fail)
+    ),
+    Op(
+        "GET",
+        "/jobs/{id}/state",
+        get_job_state,
+        p.GetJobState,
+        p.JobState,
+        body=False,
+        doc=Doc("A job's state", reply=d.JobStateReply),
+    ),
+    Op(
+        "GET",
+        "/jobs/{id}/result",
+        get_job_result,
+        p.GetJobResult,
+        p.JobResult,
+        body=False,
+        doc=Doc("A completed job's result", reply=d.JobResultReply),
+    ),
 ]

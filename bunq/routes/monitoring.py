@@ -20,11 +20,12 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from bunq import __version__, metrics
+from bunq import apidoc as d
 from bunq import protocol as p
 from bunq.client import Shards
 from bunq.clock import wall_ms
 from bunq.connections import ConnectionReport
-from bunq.http import Call, Operation, Result, encode
+from bunq.http import Call, Doc, Operation, Result, encode
 from bunq.stats import Merged, disk_full, gather
 
 MB = 1024 * 1024
@@ -185,10 +186,18 @@ routes = [
 Op = Operation
 
 operations = [
-    Op("GET", "/ping", ping, body=False),
-    Op("GET", "/stats", stats, p.GetStats, p.ShardStats, body=False),
-    Op("GET", "/metrics", metrics_json, p.GetStats, p.ShardStats, body=False),
-    Op("GET", "/storage", storage, p.GetStats, p.ShardStats, body=False),
-    Op("POST", "/gc", collect, p.Collect, p.Memory),
-    Op("GET", "/heapstats", heapstats, p.GetHeapStats, p.HeapStats, body=False),
+    Op("GET", "/ping", ping, body=False, doc=Doc("Ping", reply=d.PingReply)),
+    Op("GET", "/stats", stats, p.GetStats, p.ShardStats, body=False, doc=Doc("Server figures", reply=d.StatsReply)),
+    Op("GET", "/metrics", metrics_json, p.GetStats, p.ShardStats, body=False, doc=Doc("Totals", reply=d.MetricsReply)),
+    Op("GET", "/storage", storage, p.GetStats, p.ShardStats, body=False, doc=Doc("Storage", reply=d.StorageReply)),
+    Op("POST", "/gc", collect, p.Collect, p.Memory, doc=Doc("Collect garbage everywhere", reply=d.GcReply)),
+    Op(
+        "GET",
+        "/heapstats",
+        heapstats,
+        p.GetHeapStats,
+        p.HeapStats,
+        body=False,
+        doc=Doc("Memory by process", reply=d.HeapReply),
+    ),
 ]

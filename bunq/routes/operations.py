@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bunq import apidoc as d
 from bunq import protocol as p
 from bunq import validation as v
 from bunq.client import R, expect
 from bunq.errors import BadRequest
-from bunq.http import OK, Call, Operation, Result, batch_result, encode
+from bunq.http import OK, Call, Doc, Operation, Result, batch_result, encode
 from bunq.routes.jobs import holds, pick, single_outcome
 
 MAX_WAIT_MS = 600_000
@@ -194,22 +195,72 @@ Op = Operation
 J = "/jobs/{id}"
 
 operations = [
-    Op("POST", "/jobs/heartbeat-batch", heartbeat_batch, p.Heartbeat, p.AckOutcome),
-    Op("POST", "/jobs/extend-locks", extend_locks, p.Heartbeat, p.AckOutcome),
-    Op("GET", J + "/progress", get_progress, p.GetProgress, p.Progress, body=False),
-    Op("POST", J + "/progress", update_progress, p.UpdateProgress, p.Done),
-    Op("PUT", J + "/data", update_data, p.UpdateData, p.Done),
-    Op("PUT", J + "/priority", change_priority, p.ChangePriority, p.Done),
-    Op("POST", J + "/promote", promote_job, p.PromoteJob, p.Done),
-    Op("POST", J + "/move-to-wait", promote_job, p.PromoteJob, p.Done),
-    Op("POST", J + "/move-to-delayed", move_to_delayed, p.MoveToDelayed, p.Done),
-    Op("PUT", J + "/delay", change_delay, p.ChangeDelay, p.Done),
-    Op("POST", J + "/discard", discard_job, p.DiscardJob, p.Done),
-    Op("POST", J + "/wait", wait_job, p.WaitJob, p.WaitOutcome),
-    Op("GET", J + "/children", get_children, p.GetChildren, p.ChildrenValues, body=False),
-    Op("POST", J + "/heartbeat", heartbeat, p.Heartbeat, p.AckOutcome),
-    Op("POST", J + "/extend-lock", extend_lock, p.Heartbeat, p.AckOutcome),
-    Op("GET", J + "/logs", get_logs, p.GetLogs, p.Logs, body=False),
-    Op("POST", J + "/logs", add_log, p.AddLog, p.Done),
-    Op("DELETE", J + "/logs", clear_logs, p.ClearLogs, p.Done, body=False),
+    Op(
+        "POST",
+        "/jobs/heartbeat-batch",
+        heartbeat_batch,
+        p.Heartbeat,
+        p.AckOutcome,
+        doc=Doc("Heartbeat jobs", d.HeartbeatBatch, reply=d.Counted),
+    ),
+    Op(
+        "POST",
+        "/jobs/extend-locks",
+        extend_locks,
+        p.Heartbeat,
+        p.AckOutcome,
+        doc=Doc("Extend jobs' locks", d.HeartbeatBatch, reply=d.Counted),
+    ),
+    Op(
+        "GET",
+        J + "/progress",
+        get_progress,
+        p.GetProgress,
+        p.Progress,
+        body=False,
+        doc=Doc("A job's progress", reply=d.ProgressReply),
+    ),
+    Op(
+        "POST", J + "/progress", update_progress, p.UpdateProgress, p.Done, doc=Doc("Report progress", d.UpdateProgress)
+    ),
+    Op("PUT", J + "/data", update_data, p.UpdateData, p.Done, doc=Doc("Replace a job's data", d.UpdateData)),
+    Op("PUT", J + "/priority", change_priority, p.ChangePriority, p.Done, doc=Doc("Change priority", d.ChangePriority)),
+    Op("POST", J + "/promote", promote_job, p.PromoteJob, p.Done, doc=Doc("Promote a delayed job")),
+    Op("POST", J + "/move-to-wait", promote_job, p.PromoteJob, p.Done, doc=Doc("Move a delayed job to waiting")),
+    Op(
+        "POST",
+        J + "/move-to-delayed",
+        move_to_delayed,
+        p.MoveToDelayed,
+        p.Done,
+        doc=Doc("Move an active job back to delayed", d.MoveToDelayed),
+    ),
+    Op(
+        "PUT", J + "/delay", change_delay, p.ChangeDelay, p.Done, doc=Doc("Change a delayed job's delay", d.ChangeDelay)
+    ),
+    Op("POST", J + "/discard", discard_job, p.DiscardJob, p.Done, doc=Doc("Discard a job to the DLQ", d.Token)),
+    Op(
+        "POST",
+        J + "/wait",
+        wait_job,
+        p.WaitJob,
+        p.WaitOutcome,
+        doc=Doc("Wait for a job to complete (up to `timeout` ms)", d.Wait, reply=d.WaitReply),
+    ),
+    Op(
+        "GET",
+        J + "/children",
+        get_children,
+        p.GetChildren,
+        p.ChildrenValues,
+        body=False,
+        doc=Doc("Results of a job's children", reply=d.ChildrenReply),
+    ),
+    Op("POST", J + "/heartbeat", heartbeat, p.Heartbeat, p.AckOutcome, doc=Doc("Heartbeat an active job", d.Heartbeat)),
+    Op(
+        "POST", J + "/extend-lock", extend_lock, p.Heartbeat, p.AckOutcome, doc=Doc("Extend a job's lock", d.ExtendLock)
+    ),
+    Op("GET", J + "/logs", get_logs, p.GetLogs, p.Logs, body=False, doc=Doc("A job's logs", reply=d.LogsReply)),
+    Op("POST", J + "/logs", add_log, p.AddLog, p.Done, doc=Doc("Add a log line", d.AddLog)),
+    Op("DELETE", J + "/logs", clear_logs, p.ClearLogs, p.Done, body=False, doc=Doc("Clear a job's logs")),
 ]

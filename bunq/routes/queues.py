@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import msgspec
+
+from bunq import apidoc as d
 from bunq import protocol as p
 from bunq import validation as v
 from bunq.client import R, expect
 from bunq.errors import BadRequest
-from bunq.http import OK, Call, Operation, Result, encode
+from bunq.http import OK, Call, Doc, Operation, Result, encode
+from bunq.stats import gather
 
 S = p.State
 JOB_STATES = (S.WAITING, S.DELAYED, S.ACTIVE, S.COMPLETED, S.FAILED)
@@ -52,13 +57,43 @@ async def list_queues(call: Call) -> Result:
     return encode({"ok": True, "queues": sorted(names)})
 
 
+async def queues_summary(call: Call) -> Result:
+    """Every queue, its counts and whether it is paused: the reference's `GET /queues/summary`, a bare array."""
+    merged = await gather(call.client)
+    names = sorted(merged.queues)
+    configs = await asyncio.gather(*(call.client.call_queue(q, p.GetQueueConfig(q), p.QueueConfig) for q in names))
+    summary = []
+    for name, config in zip(names, configs, strict=True):
+        c = merged.queues[name]
+        counts = d.SummaryCounts(c.waiting, c.prioritized, c.active, c.completed, c.failed, c.delayed)
+        summary.append(d.QueueSummary(name, config.paused, counts))
+    return v.encode_json(summary)
+
+
+class _Created(msgspec.Struct):
+    createdAt: int = 0
+
+
+_created = msgspec.json.Decoder(_Created)
+
+
 async def list_jobs(call: Call) -> Result:
+    """One state (`state`), several (`states=a,b`, the reference's form: merged oldest first, a state it does
+    not know matching nothing) or all."""
     queue = _queue(call)
-    state = _choice("state", call.query("state"), JOB_STATES)
     limit = _query_int(call, "limit", 1000, 1, MAX_PAGE)
     offset = _query_int(call, "offset", 0, 0, 1_000_000_000)
-    jobs = await call.client.call_queue(queue, p.ListJobs(queue, state, limit, offset), p.Jobs)
-    return b'{"ok":true,"jobs":[' + b",".join(jobs.jobs) + b"]}"
+    many = call.query("states")
+    if not many:
+        state = _choice("state", call.query("state"), JOB_STATES)
+        jobs = await call.client.call_queue(queue, p.ListJobs(queue, state, limit, offset), p.Jobs)
+        return b'{"ok":true,"jobs":[' + b",".join(jobs.jobs) + b"]}"
+    states = dict.fromkeys(p.State(s) for s in many.split(",") if s in JOB_STATES)  # others: none (as the reference)
+    pages = await asyncio.gather(
+        *(call.client.call_queue(queue, p.ListJobs(queue, s, limit + offset, 0), p.Jobs) for s in states)
+    )
+    found = sorted((job for page in pages for job in page.jobs), key=lambda job: _created.decode(job).createdAt)
+    return b'{"ok":true,"jobs":[' + b",".join(found[offset : offset + limit]) + b"]}"
 
 
 async def get_counts(call: Call) -> Result:
@@ -218,28 +253,177 @@ Op = Operation
 Q = "/queues/{queue:queue}"
 
 operations = [
-    Op("GET", "/queues", list_queues, p.ListQueues, p.QueueNames, body=False),
-    Op("GET", Q + "/jobs/list", list_jobs, p.ListJobs, p.Jobs, body=False),
-    Op("GET", Q + "/counts", get_counts, p.GetCounts, p.Counts, body=False),
-    Op("GET", Q + "/count", get_count, p.GetCounts, p.Counts, body=False),
-    Op("GET", Q + "/priority-counts", get_priority_counts, p.GetPriorityCounts, p.PriorityCounts, body=False),
-    Op("GET", Q + "/paused", is_paused, p.GetQueueConfig, p.QueueConfig, body=False),
-    Op("POST", Q + "/pause", pause_queue, p.PauseQueue, p.Done),
-    Op("POST", Q + "/resume", resume_queue, p.ResumeQueue, p.Done),
-    Op("POST", Q + "/drain", drain_queue, p.DrainQueue, p.Count),
-    Op("POST", Q + "/obliterate", obliterate_queue, p.ObliterateQueue, p.Done),
-    Op("POST", Q + "/clean", clean_queue, p.CleanQueue, p.Count),
-    Op("POST", Q + "/promote-jobs", promote_jobs, p.PromoteJobs, p.Count),
-    Op("POST", Q + "/retry-completed", retry_completed, p.RetryCompleted, p.Count),
-    Op("GET", Q + "/dlq", get_dlq, p.GetDlq, p.DlqEntries, body=False),
-    Op("POST", Q + "/dlq/retry", retry_dlq, p.RetryDlq, p.Count),
-    Op("POST", Q + "/dlq/purge", purge_dlq, p.PurgeDlq, p.Count),
-    Op("PUT", Q + "/rate-limit", set_rate_limit, p.SetRateLimit, p.Done),
-    Op("DELETE", Q + "/rate-limit", clear_rate_limit, p.SetRateLimit, p.Done),
-    Op("PUT", Q + "/concurrency", set_concurrency, p.SetConcurrency, p.Done),
-    Op("DELETE", Q + "/concurrency", clear_concurrency, p.SetConcurrency, p.Done),
-    Op("GET", Q + "/stall-config", get_stall_config, p.GetQueueConfig, p.QueueConfig, body=False),
-    Op("PUT", Q + "/stall-config", set_stall_config, p.SetStallConfig, p.QueueConfig),
-    Op("GET", Q + "/dlq-config", get_dlq_config, p.GetQueueConfig, p.QueueConfig, body=False),
-    Op("PUT", Q + "/dlq-config", set_dlq_config, p.SetDlqConfig, p.QueueConfig),
+    Op(
+        "GET",
+        "/queues",
+        list_queues,
+        p.ListQueues,
+        p.QueueNames,
+        body=False,
+        doc=Doc("Queue names", reply=d.QueueNames),
+    ),
+    Op(
+        "GET",
+        "/queues/summary",
+        queues_summary,
+        p.GetStats,
+        p.ShardStats,
+        body=False,
+        doc=Doc("Every queue with its counts and whether it is paused", reply=list[d.QueueSummary]),
+    ),
+    Op(
+        "GET",
+        Q + "/jobs/list",
+        list_jobs,
+        p.ListJobs,
+        p.Jobs,
+        body=False,
+        doc=Doc("A queue's jobs by state, paged", query=d.ListJobsQuery, reply=d.JobList),
+    ),
+    Op(
+        "GET",
+        Q + "/counts",
+        get_counts,
+        p.GetCounts,
+        p.Counts,
+        body=False,
+        doc=Doc("Jobs by state", reply=d.CountsReply),
+    ),
+    Op("GET", Q + "/count", get_count, p.GetCounts, p.Counts, body=False, doc=Doc("Jobs in a queue", reply=d.Counted)),
+    Op(
+        "GET",
+        Q + "/priority-counts",
+        get_priority_counts,
+        p.GetPriorityCounts,
+        p.PriorityCounts,
+        body=False,
+        doc=Doc("Waiting jobs by priority", reply=d.PriorityCountsReply),
+    ),
+    Op(
+        "GET",
+        Q + "/paused",
+        is_paused,
+        p.GetQueueConfig,
+        p.QueueConfig,
+        body=False,
+        doc=Doc("Whether a queue is paused", reply=d.PausedReply),
+    ),
+    Op("POST", Q + "/pause", pause_queue, p.PauseQueue, p.Done, doc=Doc("Pause a queue")),
+    Op("POST", Q + "/resume", resume_queue, p.ResumeQueue, p.Done, doc=Doc("Resume a queue")),
+    Op(
+        "POST",
+        Q + "/drain",
+        drain_queue,
+        p.DrainQueue,
+        p.Count,
+        doc=Doc("Remove waiting and delayed jobs", reply=d.Counted),
+    ),
+    Op(
+        "POST",
+        Q + "/obliterate",
+        obliterate_queue,
+        p.ObliterateQueue,
+        p.Done,
+        doc=Doc("Remove a queue and all its jobs"),
+    ),
+    Op("POST", Q + "/clean", clean_queue, p.CleanQueue, p.Count, doc=Doc("Remove old jobs", d.Clean, reply=d.Cleaned)),
+    Op(
+        "POST",
+        Q + "/promote-jobs",
+        promote_jobs,
+        p.PromoteJobs,
+        p.Count,
+        doc=Doc("Promote delayed jobs", d.PromoteJobs, reply=d.Counted),
+    ),
+    Op(
+        "POST",
+        Q + "/retry-completed",
+        retry_completed,
+        p.RetryCompleted,
+        p.Count,
+        doc=Doc("Run completed jobs again", d.RetryCompleted, reply=d.Counted),
+    ),
+    Op(
+        "GET",
+        Q + "/dlq",
+        get_dlq,
+        p.GetDlq,
+        p.DlqEntries,
+        body=False,
+        doc=Doc("DLQ entries", query=d.DlqQuery, reply=d.DlqReply),
+    ),
+    Op(
+        "POST",
+        Q + "/dlq/retry",
+        retry_dlq,
+        p.RetryDlq,
+        p.Count,
+        doc=Doc("Retry DLQ entries", d.RetryDlq, reply=d.Counted),
+    ),
+    Op("POST", Q + "/dlq/purge", purge_dlq, p.PurgeDlq, p.Count, doc=Doc("Empty the DLQ", reply=d.Counted)),
+    Op(
+        "PUT",
+        Q + "/rate-limit",
+        set_rate_limit,
+        p.SetRateLimit,
+        p.Done,
+        doc=Doc("Set the rate limit (jobs/s)", d.Limit),
+    ),
+    Op("DELETE", Q + "/rate-limit", clear_rate_limit, p.SetRateLimit, p.Done, doc=Doc("Clear the rate limit")),
+    Op(
+        "PUT",
+        Q + "/concurrency",
+        set_concurrency,
+        p.SetConcurrency,
+        p.Done,
+        doc=Doc("Set the concurrency limit", d.Limit),
+    ),
+    Op(
+        "DELETE",
+        Q + "/concurrency",
+        clear_concurrency,
+        p.SetConcurrency,
+        p.Done,
+        doc=Doc("Clear the concurrency limit"),
+    ),
+    Op(
+        "GET",
+        Q + "/stall-config",
+        get_stall_config,
+        p.GetQueueConfig,
+        p.QueueConfig,
+        body=False,
+        doc=Doc("Stall detection settings", reply=d.StallConfigReply),
+    ),
+    Op(
+        "PUT",
+        Q + "/stall-config",
+        set_stall_config,
+        p.SetStallConfig,
+        p.QueueConfig,
+        doc=Doc(
+            "Change stall detection (also accepted wrapped as `{config: ...}`)",
+            d.StallSettings,
+            reply=d.StallConfigReply,
+        ),
+    ),
+    Op(
+        "GET",
+        Q + "/dlq-config",
+        get_dlq_config,
+        p.GetQueueConfig,
+        p.QueueConfig,
+        body=False,
+        doc=Doc("DLQ settings", reply=d.DlqConfigReply),
+    ),
+    Op(
+        "PUT",
+        Q + "/dlq-config",
+        set_dlq_config,
+        p.SetDlqConfig,
+        p.QueueConfig,
+        doc=Doc(
+            "Change DLQ settings (also accepted wrapped as `{config: ...}`)", d.DlqSettings, reply=d.DlqConfigReply
+        ),
+    ),
 ]

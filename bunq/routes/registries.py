@@ -9,10 +9,11 @@ from typing import Any
 
 import msgspec
 
+from bunq import apidoc as d
 from bunq import protocol as p
 from bunq import validation as v
 from bunq.errors import BadRequest
-from bunq.http import OK, Call, Operation, Result, encode
+from bunq.http import OK, Call, Doc, Operation, Result, encode
 from bunq.schedules import check_expression, check_timezone
 
 MAX_NAME = 256
@@ -59,23 +60,8 @@ def _cron(body: dict[str, Any]) -> p.AddCron:
     )
 
 
-class CronView(msgspec.Struct):
-    name: str
-    queue: str
-    data: msgspec.Raw
-    schedule: str | None
-    repeatEvery: int | None
-    timezone: str
-    priority: int
-    maxLimit: int | None
-    executions: int
-    nextRun: int
-    lastRun: int | None
-    createdAt: int
-
-
-def _cron_view(cron: p.CronEntry) -> CronView:
-    return CronView(
+def _cron_view(cron: p.CronEntry) -> d.CronView:
+    return d.CronView(
         name=cron.name,
         queue=cron.queue,
         data=msgspec.Raw(cron.data),
@@ -233,16 +219,68 @@ async def worker_heartbeat(call: Call) -> Result:
 Op = Operation
 
 operations = [
-    Op("GET", "/crons", list_crons, p.ListCrons, p.Crons, body=False),
-    Op("POST", "/crons", add_cron, p.AddCron, p.Crons),
-    Op("GET", "/crons/{name}", get_cron, p.GetCron, p.Crons, body=False),
-    Op("DELETE", "/crons/{name}", delete_cron, p.DeleteCron, p.Done, body=False),
-    Op("GET", "/webhooks", list_webhooks, p.ListWebhooks, p.Webhooks, body=False),
-    Op("POST", "/webhooks", add_webhook, p.AddWebhook, p.Webhooks),
-    Op("DELETE", "/webhooks/{id}", delete_webhook, p.DeleteWebhook, p.Done, body=False),
-    Op("PUT", "/webhooks/{id}/enabled", set_webhook_enabled, p.SetWebhookEnabled, p.Webhooks),
-    Op("GET", "/workers", list_workers, p.ListWorkers, p.Workers, body=False),
-    Op("POST", "/workers", register_worker, p.RegisterWorker, p.Workers),
-    Op("DELETE", "/workers/{id}", delete_worker, p.DeleteWorker, p.Done, body=False),
-    Op("POST", "/workers/{id}/heartbeat", worker_heartbeat, p.WorkerHeartbeat, p.Workers),
+    Op("GET", "/crons", list_crons, p.ListCrons, p.Crons, body=False, doc=Doc("Crons", reply=d.CronList)),
+    Op("POST", "/crons", add_cron, p.AddCron, p.Crons, doc=Doc("Add or replace a cron", d.AddCron, reply=d.CronReply)),
+    Op("GET", "/crons/{name}", get_cron, p.GetCron, p.Crons, body=False, doc=Doc("A cron", reply=d.CronReply)),
+    Op("DELETE", "/crons/{name}", delete_cron, p.DeleteCron, p.Done, body=False, doc=Doc("Delete a cron")),
+    Op(
+        "GET",
+        "/webhooks",
+        list_webhooks,
+        p.ListWebhooks,
+        p.Webhooks,
+        body=False,
+        doc=Doc("Webhooks", reply=d.WebhookList),
+    ),
+    Op(
+        "POST",
+        "/webhooks",
+        add_webhook,
+        p.AddWebhook,
+        p.Webhooks,
+        doc=Doc("Add a webhook", d.AddWebhook, reply=d.WebhookAddedReply),
+    ),
+    Op(
+        "DELETE",
+        "/webhooks/{id}",
+        delete_webhook,
+        p.DeleteWebhook,
+        p.Done,
+        body=False,
+        doc=Doc("Delete a webhook", reply=d.Removed),
+    ),
+    Op(
+        "PUT",
+        "/webhooks/{id}/enabled",
+        set_webhook_enabled,
+        p.SetWebhookEnabled,
+        p.Webhooks,
+        doc=Doc("Enable or disable a webhook", d.SetEnabled, reply=d.WebhookEnabledReply),
+    ),
+    Op("GET", "/workers", list_workers, p.ListWorkers, p.Workers, body=False, doc=Doc("Workers", reply=d.WorkerList)),
+    Op(
+        "POST",
+        "/workers",
+        register_worker,
+        p.RegisterWorker,
+        p.Workers,
+        doc=Doc("Register a worker", d.RegisterWorker, reply=d.WorkerReply),
+    ),
+    Op(
+        "DELETE",
+        "/workers/{id}",
+        delete_worker,
+        p.DeleteWorker,
+        p.Done,
+        body=False,
+        doc=Doc("Unregister a worker", reply=d.Removed),
+    ),
+    Op(
+        "POST",
+        "/workers/{id}/heartbeat",
+        worker_heartbeat,
+        p.WorkerHeartbeat,
+        p.Workers,
+        doc=Doc("A worker's heartbeat", reply=d.WorkerSeen),
+    ),
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from bunq.http import Operation, route
-from bunq.routes import events, jobs, monitoring, operations, queues, registries, ui, ws
+from bunq.routes import docs, events, jobs, monitoring, operations, queues, registries, ui, ws
 
 OPERATIONS: tuple[Operation, ...] = (
     *jobs.operations,
@@ -33,6 +33,7 @@ def routes() -> list[BaseRoute]:
         *events.routes,
         *ws.routes,
         *monitoring.routes,
+        *docs.routes,
         *ui.routes,
         *(route(op) for op in monitoring.operations),
     ]

@@ -22,6 +22,8 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from bunq.app import create_app
+from bunq.routes import docs
+from bunq.routes.ui import is_ui_path
 from bunq.settings import Settings
 from tests.support.processes import BunqServer
 
@@ -67,7 +69,7 @@ def test_every_route_needs_a_valid_bearer_token(secured: BunqServer) -> None:
     ]
     with httpx.Client(base_url=secured.url, timeout=30) as c:
         for method, path in routes:
-            expected_open = path in PROBES or path == "/prometheus"
+            expected_open = path in PROBES or path in docs.PATHS or is_ui_path(path) or path == "/prometheus"
             for headers in bad_headers:
                 r = c.request(
                     method, path, headers=headers, params={"token": "tok-one"}, json={} if method != "GET" else None
