@@ -73,7 +73,71 @@ class Snapshot(Collector):
         yield from (live, rss, size, dropped, up)
 
 
-def render(merged: Merged) -> bytes:
+# The reference's names (`bunqueue_*`), which a bunqueue user's dashboards scrape: name, type, help, value.
+# They are written by hand: prometheus-client would name a counter `bunqueue_jobs_completed` (its samples
+# `..._total`), the same family name as the reference's gauge of completed jobs.
+COMPAT_TOTALS = (
+    ("bunqueue_jobs_waiting", "waiting", "Number of jobs waiting in queue"),
+    ("bunqueue_jobs_prioritized", "prioritized", "Number of prioritized jobs (priority > 0)"),
+    ("bunqueue_jobs_delayed", "delayed", "Number of delayed jobs"),
+    ("bunqueue_jobs_active", "active", "Number of jobs being processed"),
+    ("bunqueue_jobs_dlq", "failed", "Number of jobs in dead letter queue"),
+    ("bunqueue_jobs_completed", "completed", "Number of completed jobs"),
+)
+COMPAT_COUNTERS = (
+    ("bunqueue_jobs_pushed_total", "pushed", "Total jobs pushed"),
+    ("bunqueue_jobs_pulled_total", "pulled", "Total jobs pulled"),
+    ("bunqueue_jobs_completed_total", "completed", "Total jobs completed"),
+    ("bunqueue_jobs_failed_total", "failed", "Total jobs failed"),
+)
+COMPAT_PER_QUEUE = (
+    ("bunqueue_queue_jobs_waiting", "waiting", "Number of waiting jobs per queue"),
+    ("bunqueue_queue_jobs_prioritized", "prioritized", "Number of prioritized jobs per queue"),
+    ("bunqueue_queue_jobs_delayed", "delayed", "Number of delayed jobs per queue"),
+    ("bunqueue_queue_jobs_active", "active", "Number of active jobs per queue"),
+    ("bunqueue_queue_jobs_dlq", "failed", "Number of jobs in dead letter queue per queue"),
+)
+
+
+def _family(name: str, kind: str, text: str, samples: list[tuple[str, int | float]]) -> list[str]:
+    return [f"# HELP {name} {text}", f"# TYPE {name} {kind}", *(f"{name}{labels} {value}" for labels, value in samples)]
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def compatible(merged: Merged, uptime_s: int, front_rss: int) -> bytes:
+    """The reference's metric names, from the same figures as bunq's own."""
+    lines: list[str] = []
+    for name, key, text in COMPAT_TOTALS:
+        lines += _family(name, "gauge", text, [("", sum(getattr(q, key) for q in merged.queues.values()))])
+    for name, key, text in COMPAT_COUNTERS:
+        lines += _family(name, "counter", text, [("", merged.totals.get(key, 0))])
+    queues = sorted(merged.queues.items())
+    for name, key, text in COMPAT_PER_QUEUE:
+        samples = [(f'{{queue="{_label(q)}"}}', getattr(c, key)) for q, c in queues]
+        lines += _family(name, "gauge", text, samples)
+    lines += _family("bunqueue_uptime_seconds", "gauge", "Server uptime in seconds", [("", uptime_s)])
+    rss = merged.rss_bytes + front_rss
+    lines += _family(
+        "bunqueue_process_resident_memory_bytes", "gauge", "Process resident memory size in bytes", [("", rss)]
+    )
+    lines += _family(
+        "bunqueue_sqlite_database_size_bytes",
+        "gauge",
+        "SQLite database file size in bytes",
+        [("", merged.storage_bytes)],
+    )
+    full = 1 if merged.disk_full else 0
+    lines += _family(
+        "bunqueue_storage_disk_full", "gauge", "Whether persistent storage reported a full disk", [("", full)]
+    )
+    return ("\n".join(lines) + "\n").encode()
+
+
+def render(merged: Merged, uptime_s: int = 0, front_rss: int = 0) -> bytes:
+    """bunq's own metrics, then the reference's names."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Snapshot(merged))
-    return bytes(generate_latest(registry))
+    return bytes(generate_latest(registry)) + compatible(merged, uptime_s, front_rss)

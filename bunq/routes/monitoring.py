@@ -109,7 +109,7 @@ async def metrics_json(call: Call) -> Result:
 
 async def _prometheus_text(client: Shards) -> bytes:
     merged = await gather(client)
-    return metrics.render(merged)
+    return metrics.render(merged, _uptime(), _rss())
 
 
 async def prometheus(request: Request) -> Response:
