@@ -209,7 +209,7 @@ operations = [
         p.Jobs,
         body=False,
         hot=True,
-        doc=Doc("Pull the next job (long poll up to `timeout` ms)", query=d.PullQuery, reply=d.Pulled),
+        doc=Doc("Pull the next job (long poll up to timeout ms)", query=d.PullQuery, reply=d.Pulled),
     ),
     Op(
         "POST", Q + "/bulk", add_jobs_bulk, p.AddJobs, p.Ids, hot=True, doc=Doc("Push jobs", d.Bulk, reply=d.PushedMany)
@@ -221,7 +221,7 @@ operations = [
         p.PullJobs,
         p.Jobs,
         hot=True,
-        doc=Doc("Pull up to `count` jobs", d.PullBatch, reply=d.PulledMany),
+        doc=Doc("Pull up to count jobs", d.PullBatch, reply=d.PulledMany),
     ),
     Op(
         "POST",

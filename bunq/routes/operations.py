@@ -245,7 +245,7 @@ operations = [
         wait_job,
         p.WaitJob,
         p.WaitOutcome,
-        doc=Doc("Wait for a job to complete (up to `timeout` ms)", d.Wait, reply=d.WaitReply),
+        doc=Doc("Wait for a job to complete (up to timeout ms)", d.Wait, reply=d.WaitReply),
     ),
     Op(
         "GET",

@@ -251,6 +251,7 @@ async def set_dlq_config(call: Call) -> Result:
 
 Op = Operation
 Q = "/queues/{queue:queue}"
+WRAPPED = "The settings may also come wrapped, as `{config: {...}}`; those left out keep their value."
 
 operations = [
     Op(
@@ -402,9 +403,10 @@ operations = [
         p.SetStallConfig,
         p.QueueConfig,
         doc=Doc(
-            "Change stall detection (also accepted wrapped as `{config: ...}`)",
+            "Change stall detection",
             d.StallSettings,
             reply=d.StallConfigReply,
+            description=WRAPPED,
         ),
     ),
     Op(
@@ -422,8 +424,6 @@ operations = [
         set_dlq_config,
         p.SetDlqConfig,
         p.QueueConfig,
-        doc=Doc(
-            "Change DLQ settings (also accepted wrapped as `{config: ...}`)", d.DlqSettings, reply=d.DlqConfigReply
-        ),
+        doc=Doc("Change DLQ settings", d.DlqSettings, reply=d.DlqConfigReply, description=WRAPPED),
     ),
 ]
