@@ -342,11 +342,14 @@ class SummaryCounts(msgspec.Struct):
 
 
 class QueueSummary(msgspec.Struct):
-    """One queue in `GET /queues/summary` (the reference's shape: a bare array, no `ok`)."""
+    """One queue in `GET /queues/summary` (the reference's shape: a bare array, no `ok`), plus bunq's own
+    `rateLimit` and `concurrency` (null when unlimited), which the API has no other way to read."""
 
     name: str
     paused: bool
     counts: SummaryCounts
+    rateLimit: int | None = None
+    concurrency: int | None = None
 
 
 class JobList(msgspec.Struct):

@@ -66,7 +66,7 @@ async def queues_summary(call: Call) -> Result:
     for name, config in zip(names, configs, strict=True):
         c = merged.queues[name]
         counts = d.SummaryCounts(c.waiting, c.prioritized, c.active, c.completed, c.failed, c.delayed)
-        summary.append(d.QueueSummary(name, config.paused, counts))
+        summary.append(d.QueueSummary(name, config.paused, counts, config.rate_limit, config.concurrency))
     return v.encode_json(summary)
 
 

@@ -453,13 +453,14 @@ async function queuesPage() {
     body.replaceChildren(table("Queues", ["Queue", "#Waiting", "#Active", "#Delayed", "#Completed", "#Failed", "#DLQ", "#Rate limit", "#Concurrency", "Actions"], rows, "No queues yet: push a job to create one."));
   };
   const refresh = async () => {
-    const { queues } = await get("/queues");
-    const fetched = await Promise.all(queues.map(async (name) => {
-      const [counts, paused, dlq] = await Promise.all([get(`${q(name)}/counts`), get(`${q(name)}/paused`), get(`${q(name)}/dlq?limit=1`)]);
-      return [name, { counts: counts.counts, paused: paused.paused, dlq: dlq.total }];
-    }));
+    // one request for every queue: counts, paused and limits (a failed job is a DLQ entry in bunq)
+    const summary = await get("/queues/summary");
     info.clear();
-    for (const [name, row] of fetched) { info.set(name, row); state.queueCounts.set(name, row.counts); }
+    for (const row of summary) {
+      info.set(row.name, { counts: row.counts, paused: row.paused, dlq: row.counts.failed });
+      state.queueCounts.set(row.name, row.counts);
+      Object.assign(limitsOf(row.name), { rate: row.rateLimit ?? null, concurrency: row.concurrency ?? null });
+    }
     await draw();
   };
   const later = debounce(() => refresh().catch(() => {}), 500);

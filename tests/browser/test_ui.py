@@ -209,6 +209,18 @@ def test_pausing_a_queue_from_the_page_pauses_it_on_the_server(
     assert http.get(f"/queues/{queue}/paused").json()["paused"] is False
 
 
+def test_the_queues_page_shows_limits_set_over_http(
+    server: BunqServer, http: httpx.Client, tab: Page, queue: str
+) -> None:
+    push(http, queue)
+    http.put(f"/queues/{queue}/rate-limit", json={"limit": 120})
+    http.put(f"/queues/{queue}/concurrency", json={"limit": 3})
+    page = tab.open(server.url, "#/queues")
+    cells = page.locator(f'tr[data-queue="{queue}"] td.num')
+    sync_api.expect(cells.nth(6)).to_have_text("120")  # waiting, active, delayed, completed, failed, DLQ, rate
+    sync_api.expect(cells.nth(7)).to_have_text("3")
+
+
 def test_a_destructive_action_asks_first(server: BunqServer, http: httpx.Client, tab: Page, queue: str) -> None:
     push(http, queue)
     page = tab.open(server.url, "#/queues")

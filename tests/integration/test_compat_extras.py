@@ -40,10 +40,15 @@ def test_queues_summary_is_a_bare_array_of_queues_with_counts_and_paused(api: ht
         "name": queue,
         "paused": True,
         "counts": {"waiting": 3, "prioritized": 0, "active": 1, "completed": 0, "failed": 0, "delayed": 1},
+        "rateLimit": None,
+        "concurrency": None,
     }
     assert [entry["name"] for entry in summary] == sorted(entry["name"] for entry in summary)
     api.post(f"/queues/{queue}/resume")
-    assert next(e for e in api.get("/queues/summary").json() if e["name"] == queue)["paused"] is False
+    api.put(f"/queues/{queue}/rate-limit", json={"limit": 50})
+    api.put(f"/queues/{queue}/concurrency", json={"limit": 4})
+    mine = next(e for e in api.get("/queues/summary").json() if e["name"] == queue)
+    assert (mine["paused"], mine["rateLimit"], mine["concurrency"]) == (False, 50, 4)
 
 
 def test_jobs_list_takes_several_states_oldest_first(api: httpx.Client, queue: str) -> None:
