@@ -11,7 +11,7 @@ the client's own `timeout` is seconds, as in httpx.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from typing import Any, Unpack
 
 import httpx
@@ -231,11 +231,15 @@ class AsyncClient:
     async def get_progress(self, job_id: str) -> Progress:
         return _base.convert(await self.request("GET", f"/jobs/{segment(job_id)}/progress", safe=True), Progress)
 
-    async def progress(self, job_id: str, progress: float, message: str | None = None) -> None:
-        """Report an active job's progress (0-100)."""
+    async def progress(
+        self, job_id: str, progress: float, message: str | None = None, *, token: str | None = None
+    ) -> None:
+        """Report an active job's progress (0-100); a job pulled with an `owner` needs its lease `token`."""
         body: dict[str, Any] = {"progress": progress}
         if message is not None:
             body["message"] = message
+        if token is not None:
+            body["token"] = token
         await self.request("POST", f"/jobs/{segment(job_id)}/progress", body, safe=True)
 
     async def get_logs(self, job_id: str) -> list[LogEntry]:
@@ -269,13 +273,17 @@ class AsyncClient:
         """Make a delayed job waiting now."""
         await self.request("POST", f"/jobs/{segment(job_id)}/promote", {})
 
-    async def move_to_delayed(self, job_id: str, delay: int) -> None:
-        """Put an active job back, to run again `delay` ms from now."""
-        await self.request("POST", f"/jobs/{segment(job_id)}/move-to-delayed", {"delay": delay})
+    async def move_to_delayed(self, job_id: str, delay: int, *, token: str | None = None) -> None:
+        """Put an active job back, to run again `delay` ms from now (with its lease `token` if it has one)."""
+        body: dict[str, Any] = {"delay": delay}
+        if token is not None:
+            body["token"] = token
+        await self.request("POST", f"/jobs/{segment(job_id)}/move-to-delayed", body)
 
-    async def discard(self, job_id: str) -> None:
-        """Send a job straight to its queue's DLQ."""
-        await self.request("POST", f"/jobs/{segment(job_id)}/discard", {})
+    async def discard(self, job_id: str, *, token: str | None = None) -> None:
+        """Send a job straight to its queue's DLQ (an active one pulled with an `owner`: with its lease `token`)."""
+        body = {} if token is None else {"token": token}
+        await self.request("POST", f"/jobs/{segment(job_id)}/discard", body)
 
     # -- queues ----------------------------------------------------------------------------------------------
 
@@ -479,10 +487,16 @@ class AsyncClient:
 
     async def events(
         self, queue: str | None = None, names: Iterable[str] = ("*",), *, reconnect: bool = True
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Events as they happen (names or wildcards: `job:completed`, `job:*`, `*`), from the WebSocket
         stream, optionally of one queue. A dropped connection is reopened (with backoff) unless `reconnect`
-        is false; events while it was down are missed."""
+        is false; events while it was down are missed. `aclose()` it when done: that closes the connection."""
         stream = EventStream(self.url, self.token, queue, list(names))
-        async for event in stream.aiter(reconnect):
-            yield event
+        # the stream's own iterator is closed here, not left to the garbage collector, whose close of an async
+        # generator is a task that the end of the event loop may cancel, leaking the socket
+        events = stream.aiter(reconnect)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()

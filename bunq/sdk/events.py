@@ -4,14 +4,19 @@ event names or wildcards, yield each event, reopen a dropped connection with bac
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import random
+import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+import weakref
+from collections.abc import AsyncGenerator, Generator
 from typing import Any
 
 import msgspec
 from websockets.asyncio.client import connect as connect_async
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as connect_sync
 
 from bunq.sdk._base import segment
@@ -21,6 +26,30 @@ from bunq.sdk.models import Event
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 MAX_BACKOFF_S = 5.0
+
+# the blocking streams' open connections, closed when the interpreter exits: a stream left suspended (iterated
+# from a module-level variable, then abandoned) is otherwise closed while the interpreter finalizes, when the
+# connection's daemon reader thread can no longer run, and that close waits for it forever
+_open_sync: weakref.WeakSet[ClientConnection] = weakref.WeakSet()
+_exiting = threading.Event()
+
+
+@atexit.register
+def _close_sync_streams() -> None:
+    _exiting.set()
+    for ws in list(_open_sync):
+        with contextlib.suppress(Exception):
+            ws.close()
+
+
+def _refusal(body: bytes) -> str:
+    """The `error` of a refused upgrade's JSON body (or the body itself)."""
+    try:
+        frame: Any = _decode(body)
+    except msgspec.DecodeError:
+        return body.decode(errors="replace") or "refused"
+    error = frame.get("error") if isinstance(frame, dict) else None
+    return error if isinstance(error, str) else body.decode(errors="replace") or "refused"
 
 
 class EventStream:
@@ -39,7 +68,10 @@ class EventStream:
             return None
         if not isinstance(frame, dict) or not isinstance(frame.get("event"), str):
             if isinstance(frame, dict) and frame.get("ok") is False:
-                raise BunqError(str(frame.get("error")), 400, frame)
+                # the upgrade is accepted without a token (a client may send `Auth` after it): a missing or
+                # wrong one shows as the subscription's refusal, which must raise what a 401 raises
+                error = str(frame.get("error"))
+                raise for_status(401 if error == "Unauthorized" else 400, error, frame)
             return None
         self.failures = 0
         data = frame.get("data")
@@ -52,14 +84,14 @@ class EventStream:
         if isinstance(exc, InvalidStatus):
             status = exc.response.status_code
             if status in (401, 403, 404):
-                raise for_status(status, exc.response.body.decode(errors="replace") or "refused") from exc
+                raise for_status(status, _refusal(bytes(exc.response.body or b""))) from exc
         if not reconnect:
             raise BunqError(f"event stream closed: {exc}") from exc
         self.failures += 1
         wait: float = min(MAX_BACKOFF_S, 0.1 * 2**self.failures)
         return wait * (0.5 + random.random() / 2)
 
-    async def aiter(self, reconnect: bool) -> AsyncIterator[Event]:
+    async def aiter(self, reconnect: bool) -> AsyncGenerator[Event, None]:
         while True:
             try:
                 async with connect_async(self.url, additional_headers=self.headers, max_size=2**24) as ws:
@@ -73,10 +105,11 @@ class EventStream:
                 error = exc
             await asyncio.sleep(self.backoff(error, reconnect))
 
-    def iter(self, reconnect: bool) -> Iterator[Event]:
+    def iter(self, reconnect: bool) -> Generator[Event, None, None]:
         while True:
             try:
                 with connect_sync(self.url, additional_headers=self.headers, max_size=2**24) as ws:
+                    _open_sync.add(ws)
                     ws.send(self.subscribe.decode())
                     for message in ws:
                         event = self.event(message)
@@ -85,4 +118,6 @@ class EventStream:
                 error: Exception = ConnectionError("server closed the stream")
             except (ConnectionClosed, InvalidHandshake, OSError, TimeoutError) as exc:
                 error = exc
+            if _exiting.is_set():
+                return
             time.sleep(self.backoff(error, reconnect))

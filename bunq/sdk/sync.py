@@ -9,7 +9,7 @@ the client's own `timeout` is seconds, as in httpx.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import Any, Unpack
 
 import httpx
@@ -229,11 +229,13 @@ class Client:
     def get_progress(self, job_id: str) -> Progress:
         return _base.convert(self.request("GET", f"/jobs/{segment(job_id)}/progress", safe=True), Progress)
 
-    def progress(self, job_id: str, progress: float, message: str | None = None) -> None:
-        """Report an active job's progress (0-100)."""
+    def progress(self, job_id: str, progress: float, message: str | None = None, *, token: str | None = None) -> None:
+        """Report an active job's progress (0-100); a job pulled with an `owner` needs its lease `token`."""
         body: dict[str, Any] = {"progress": progress}
         if message is not None:
             body["message"] = message
+        if token is not None:
+            body["token"] = token
         self.request("POST", f"/jobs/{segment(job_id)}/progress", body, safe=True)
 
     def get_logs(self, job_id: str) -> list[LogEntry]:
@@ -267,13 +269,17 @@ class Client:
         """Make a delayed job waiting now."""
         self.request("POST", f"/jobs/{segment(job_id)}/promote", {})
 
-    def move_to_delayed(self, job_id: str, delay: int) -> None:
-        """Put an active job back, to run again `delay` ms from now."""
-        self.request("POST", f"/jobs/{segment(job_id)}/move-to-delayed", {"delay": delay})
+    def move_to_delayed(self, job_id: str, delay: int, *, token: str | None = None) -> None:
+        """Put an active job back, to run again `delay` ms from now (with its lease `token` if it has one)."""
+        body: dict[str, Any] = {"delay": delay}
+        if token is not None:
+            body["token"] = token
+        self.request("POST", f"/jobs/{segment(job_id)}/move-to-delayed", body)
 
-    def discard(self, job_id: str) -> None:
-        """Send a job straight to its queue's DLQ."""
-        self.request("POST", f"/jobs/{segment(job_id)}/discard", {})
+    def discard(self, job_id: str, *, token: str | None = None) -> None:
+        """Send a job straight to its queue's DLQ (an active one pulled with an `owner`: with its lease `token`)."""
+        body = {} if token is None else {"token": token}
+        self.request("POST", f"/jobs/{segment(job_id)}/discard", body)
 
     # -- queues ----------------------------------------------------------------------------------------------
 
@@ -475,9 +481,15 @@ class Client:
 
     def events(
         self, queue: str | None = None, names: Iterable[str] = ("*",), *, reconnect: bool = True
-    ) -> Iterator[Event]:
+    ) -> Generator[Event, None, None]:
         """Events as they happen (names or wildcards: `job:completed`, `job:*`, `*`), from the WebSocket
         stream, optionally of one queue. A dropped connection is reopened (with backoff) unless `reconnect`
-        is false; events while it was down are missed."""
+        is false; events while it was down are missed. `close()` it when done: that closes the connection."""
         stream = EventStream(self.url, self.token, queue, list(names))
-        yield from stream.iter(reconnect)
+        # the stream's own iterator is closed here, not left to the garbage collector, whose close of an async
+        # generator is a task that the end of the event loop may cancel, leaking the socket
+        events = stream.iter(reconnect)
+        try:
+            yield from events
+        finally:
+            events.close()
