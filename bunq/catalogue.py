@@ -45,6 +45,13 @@ CATEGORIES = sorted({name.split(":", 1)[0] for name in EVENTS})
 SYNC = "sync:"
 SYNC_AGGREGATOR = -1
 
+# Not an event either: what each shard tells the aggregator's worker registry, once per turn of its loop,
+# of the jobs it leased to owners, completed and failed for them (`{"workers": {owner: [started,
+# completed, failed, current job or null]}}`), instead of three job events per job. Never delivered to
+# clients.
+WORKER_TALLY = "tally:workers"
+INTERNAL = (SYNC, WORKER_TALLY)
+
 
 def topic_of(pattern: str) -> str:
     """The ZeroMQ topic prefix for a subscription pattern; refuses names outside the catalogue."""

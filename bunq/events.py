@@ -17,7 +17,7 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from bunq.catalogue import SYNC, SYNC_AGGREGATOR
+from bunq.catalogue import INTERNAL, SYNC, SYNC_AGGREGATOR
 
 log = logging.getLogger("bunq.front")
 
@@ -25,6 +25,7 @@ CLIENT_BUFFER = 1000  # events a client may fall behind by before it is dropped
 SYNC_TIMEOUT_S = 2.0  # a dead shard delays a subscriber this long, then it is answered anyway
 
 _SYNC = SYNC.encode()
+_INTERNAL = tuple(topic.encode() for topic in INTERNAL)
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -163,9 +164,10 @@ class EventHub:
     async def _read(self) -> None:
         while True:
             topic, payload = await self.sub.recv_multipart()
-            if topic.startswith(_SYNC):
-                self._synced(topic, payload)
-                continue
+            if topic.startswith(_INTERNAL):
+                if topic.startswith(_SYNC):
+                    self._synced(topic, payload)
+                continue  # the shards' word to the aggregator (a `*` subscription reaches it too)
             try:
                 envelope = _decode(payload)
             except msgspec.DecodeError:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from bunq.catalogue import EventName
+from bunq.catalogue import WORKER_TALLY, EventName
 from shards.job import Job
 from shards.journal import Journal
 from shards.queues import QueueState
@@ -33,6 +33,27 @@ class NoEvents:
 class Emitter:
     def __init__(self, events: EventSink) -> None:
         self.events = events
+        # per owner, since the last turn: [jobs started, completed, failed, the job it started last or None]
+        self.tally: dict[str, list[Any]] = {}
+
+    def count(self, owner: str | None, job_id: str, outcome: int) -> None:
+        """A job leased to `owner` started (outcome 0), completed (1) or failed (2): for the worker registry's
+        counts, sent together once per turn (`publish_tally`) rather than as an event per job."""
+        if owner is None or not self.events.wants(WORKER_TALLY):
+            return
+        entry = self.tally.get(owner)
+        if entry is None:
+            entry = self.tally[owner] = [0, 0, 0, None]
+        entry[outcome] += 1
+        if outcome == 0:
+            entry[3] = job_id
+        elif entry[3] == job_id:
+            entry[3] = None
+
+    def publish_tally(self) -> None:
+        if self.tally:
+            tally, self.tally = self.tally, {}
+            self.events.publish(WORKER_TALLY, {"workers": tally})
 
     def emit(self, name: EventName, job: Job, **extra: Any) -> None:
         if self.events.wants(name):

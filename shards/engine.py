@@ -191,6 +191,7 @@ class Engine:
         self.journal.put(job)
         if self.events.wants("job:active"):
             self.emit("job:active", job, workerId=job.owner)
+        self.emitter.count(job.owner, job.id, 0)
 
     def end_lease(self, job: Job) -> QueueState:
         """An active job stops being active (any outcome): free its lease and its group's turn."""
@@ -241,6 +242,7 @@ class Engine:
         if self.events.wants("job:completed"):
             raw = msgspec.Raw(result) if result is not None else None
             self.emit("job:completed", job, workerId=owner, result=raw)
+        self.emitter.count(owner, job.id, 1)
         self.wake_job_waiters(job.id, WaitOutcome(True, result, COMPLETED))
         self.flows.job_completed(job, result)
         if job.remove_on_complete:
@@ -264,6 +266,7 @@ class Engine:
         job.failed_reason = error
         if self.events.wants("job:failed"):
             self.emit("job:failed", job, error=error, workerId=owner, attempts=job.attempts)
+        self.emitter.count(owner, job.id, 2)
         if job.attempts >= job.max_attempts:
             self.dead_letter(job, q, reason)
             return
@@ -360,7 +363,9 @@ class Engine:
         return self.timers.next_due()
 
     def publish_counts(self) -> None:
+        """Once per turn of the loop: the coalesced `queue:counts` and the worker registry's tally."""
         self.emitter.publish_counts(self.journal, self.queues)
+        self.emitter.publish_tally()
 
     def _delay_due(self, arg: tuple[Job, int]) -> None:
         job, run_at = arg

@@ -1,7 +1,8 @@
 """The worker registry: registrations, heartbeats, expiry, and per-worker job counts.
 
-A worker identifies itself by pulling with `owner` set to its id (or its name); the counts come from
-the job events of those jobs (`job:active`, `job:completed`, `job:failed` carry `workerId`)."""
+A worker identifies itself by pulling with `owner` set to its id (or its name); the counts come from the
+shards' tally of the jobs they leased to each owner (`WORKER_TALLY`, once per turn of a shard's loop: three
+job events per job cost the shard and this process more than the rest of the job's life)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from typing import Any
 import msgspec
 
 from bunq.aggregator.store import Records, RegistryStore
+from bunq.catalogue import WORKER_TALLY
 from bunq.clock import Clock, wall_ms
 
 KIND = "worker"
-TOPICS = {"job:active", "job:completed", "job:failed"}
+TOPICS = {WORKER_TALLY}
 
 Publish = Callable[[str, dict[str, Any]], None]
 
@@ -87,30 +89,30 @@ class Workers:
         for worker_id in list(self.dirty):
             self.save(self.workers[worker_id])
 
-    def _owner(self, data: dict[str, Any]) -> Worker | None:
-        owner = data.get("workerId")
-        if owner is None:
-            return None
+    def _owner(self, owner: str) -> Worker | None:
         worker = self.workers.get(owner)
         if worker is not None:
             return worker
         return next((w for w in self.workers.values() if w.name == owner), None)
 
     def on_event(self, topic: str, envelope: dict[str, Any]) -> None:
-        data = envelope.get("data", {})
-        worker = self._owner(data)
-        if worker is None:
+        """A shard's tally: per owner, the jobs it started, completed and failed, and the one it started last."""
+        data = envelope.get("data")
+        tally = data.get("workers") if isinstance(data, dict) else None
+        if not isinstance(tally, dict):
             return
-        if topic == "job:active":
-            worker.active_jobs += 1
-            worker.current_job = data.get("jobId")
-        elif topic in ("job:completed", "job:failed"):
-            worker.active_jobs = max(0, worker.active_jobs - 1)
-            if topic == "job:completed":
-                worker.processed_jobs += 1
-            else:
-                worker.failed_jobs += 1
-            if worker.current_job == data.get("jobId"):
+        now = self.clock()
+        for owner, entry in tally.items():
+            worker = self._owner(owner)
+            if worker is None or not isinstance(entry, list) or len(entry) != 4:
+                continue
+            started, completed, failed, current = entry
+            worker.active_jobs = max(0, worker.active_jobs + started - completed - failed)
+            worker.processed_jobs += completed
+            worker.failed_jobs += failed
+            if started:
+                worker.current_job = current
+            elif not worker.active_jobs:
                 worker.current_job = None
-        worker.last_seen = self.clock()
-        self.dirty.add(worker.id)
+            worker.last_seen = now
+            self.dirty.add(worker.id)

@@ -95,6 +95,7 @@ class InProcessShards(Shards):
         while True:
             for engine in self.engines:
                 engine.tick()
+                engine.publish_counts()  # as a shard's loop does each turn: queue:counts and the worker tally
                 if engine.journal.pending() or engine.after_commit:
                     engine.flush()
             if not any(engine.outgoing for engine in self.engines):
