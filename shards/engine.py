@@ -257,8 +257,11 @@ class Engine:
             self.journal.put(job)
         self.flows.repeat_after_completion(job)
 
-    def fail(self, job: Job, error: str | None, reason: DlqReason, *, backoff: bool = True) -> None:
-        """Charge an attempt for an active job: retry (after its backoff), or dead-letter it when out of attempts."""
+    def fail(
+        self, job: Job, error: str | None, reason: DlqReason, *, backoff: bool = True, final: bool = False
+    ) -> None:
+        """Charge an attempt for an active job: retry (after its backoff), or dead-letter it when out of attempts
+        (or at once when `final`)."""
         owner = job.owner
         q = self.end_lease(job)
         self.totals["failed"] += 1
@@ -267,7 +270,7 @@ class Engine:
         if self.events.wants("job:failed"):
             self.emit("job:failed", job, error=error, workerId=owner, attempts=job.attempts)
         self.emitter.count(owner, job.id, 2)
-        if job.attempts >= job.max_attempts:
+        if final or job.attempts >= job.max_attempts:
             self.dead_letter(job, q, reason)
             return
         delay = min(job.backoff * (2 ** (job.attempts - 1)), MAX_RETRY_DELAY_MS) if backoff else 0

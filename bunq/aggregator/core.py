@@ -136,7 +136,7 @@ def _workers(workers: Iterable[Worker], now: int) -> p.Workers:
 
 
 async def register_worker(reg: Registries, cmd: p.RegisterWorker) -> p.Reply:
-    worker = reg.workers.register(cmd.name, cmd.queues, cmd.concurrency, cmd.hostname, cmd.pid)
+    worker = reg.workers.register(cmd.name, cmd.queues, cmd.concurrency, cmd.hostname, cmd.pid, cmd.id)
     return _workers([worker], reg.wall())
 
 

@@ -54,10 +54,26 @@ class Workers:
         self.dirty.discard(worker.id)
 
     def register(
-        self, name: str | None, queues: list[str], concurrency: int, hostname: str | None, pid: int | None
+        self,
+        name: str | None,
+        queues: list[str],
+        concurrency: int,
+        hostname: str | None,
+        pid: int | None,
+        worker_id: str | None = None,
     ) -> Worker:
+        """A new worker; with the id of one already registered (a client that reconnects), that one again,
+        its counts kept."""
         now = self.clock()
-        worker = Worker(str(uuid.uuid4()), name, queues, concurrency, hostname, pid, registered_at=now, last_seen=now)
+        known = self.workers.get(worker_id) if worker_id else None
+        registered_at = known.registered_at if known else now
+        worker = Worker(worker_id or str(uuid.uuid4()), name, queues, concurrency, hostname, pid, registered_at, now)
+        if known:
+            worker.active_jobs, worker.processed_jobs, worker.failed_jobs = (
+                known.active_jobs,
+                known.processed_jobs,
+                known.failed_jobs,
+            )
         self.save(worker)
         self.publish("worker:connected", {"workerId": worker.id, "name": name, "queues": queues})
         return worker

@@ -62,6 +62,7 @@ class FailJob(Command, frozen=True):
     id: str
     error: str | None = None
     token: str | None = None
+    unrecoverable: bool = False  # straight to the DLQ, whatever attempts are left (bunqueue's UnrecoverableError)
 
 
 class GetJob(Command, frozen=True):
@@ -355,6 +356,7 @@ class RegisterWorker(Command, frozen=True):
     concurrency: int = 1
     hostname: str | None = None
     pid: int | None = None
+    id: str | None = None  # the client's own worker id (bunqueue's clients send `workerId`)
 
 
 class ListWorkers(Command, frozen=True):

@@ -31,6 +31,7 @@ class DlqReason(enum.StrEnum):
     TIMED_OUT = "timed out"
     DISCARDED = "discarded"
     DEPENDENCY_FAILED = "dependency_failed"
+    UNRECOVERABLE = "unrecoverable"  # the worker said no retry can succeed
 
 
 class LogLevel(enum.StrEnum):

@@ -143,7 +143,7 @@ async def fail_job(call: Call) -> Result:
     error = body.get("error")
     if error is not None and not isinstance(error, str):
         error = v.encode_json(error).decode()
-    command = p.FailJob(job_id, error, _token(body))
+    command = p.FailJob(job_id, error, _token(body), v.flag("unrecoverable", body.get("unrecoverable")))
     raise_error(await call.client.call_for_id(job_id, command, _done))
     return OK
 

@@ -166,6 +166,7 @@ async def register_worker(call: Call) -> Result:
         concurrency=v.number("concurrency", body.get("concurrency"), 1, 100_000, integer=True, default=1) or 1,
         hostname=v.string("hostname", body.get("hostname"), max_length=MAX_NAME),
         pid=v.number("pid", body.get("pid"), 0, 2**31, integer=True),
+        id=v.string("workerId", body.get("workerId"), max_length=v.MAX_ID_LENGTH),
     )
     reply = await call.client.call_aggregator(command, p.Workers)
     return encode({"ok": True, "data": _worker_view(reply.workers[0], reply.now)})

@@ -55,7 +55,9 @@ class JobPath(Protocol):
 
     def complete(self, job: Job, result: bytes | None) -> None: ...
 
-    def fail(self, job: Job, error: str | None, reason: p.DlqReason, *, backoff: bool = True) -> None: ...
+    def fail(
+        self, job: Job, error: str | None, reason: p.DlqReason, *, backoff: bool = True, final: bool = False
+    ) -> None: ...
 
     def end_lease(self, job: Job) -> QueueState: ...
 
@@ -173,7 +175,10 @@ def fail_job(engine: JobPath, cmd: p.FailJob, respond: Respond) -> p.Reply:
     if cmd.id in engine.index.tombstones:
         return p.Done()
     job = engine.leases.leased(cmd.id, cmd.token)
-    engine.fail(job, cmd.error, p.DlqReason.MAX_ATTEMPTS_EXCEEDED)
+    if cmd.unrecoverable:
+        engine.fail(job, cmd.error, p.DlqReason.UNRECOVERABLE, final=True)
+    else:
+        engine.fail(job, cmd.error, p.DlqReason.MAX_ATTEMPTS_EXCEEDED)
     return p.Done()
 
 
