@@ -20,19 +20,18 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bunq import catalogue, ws_commands
-from bunq import protocol as p
 from bunq import validation as v
 from bunq.auth import bearer, token_ok
 from bunq.client import Shards
 from bunq.errors import BunqError
 from bunq.events import EventHub, Listener
+from bunq.held import HeldJobs
 from bunq.http import failure
 
 log = logging.getLogger("bunq.ws")
 
 LEGACY_TOPICS = ("job:",)
 MAX_IN_FLIGHT = 256
-FINISHING = {"ACK", "FAIL", "Cancel", "Discard", "MoveToDelayed"}
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder().decode
@@ -47,7 +46,7 @@ class Connection:
         self.authed = authed
         self.listener = Listener(LEGACY_TOPICS, queue)
         self.patterns: list[str] = []
-        self.pulled: dict[str, str | None] = {}
+        self.held = HeldJobs()
         self.send_lock = asyncio.Lock()
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -124,7 +123,7 @@ class Connection:
             return {"ok": False, "error": f"Unknown command: {name}"}
         result = await ws_commands.run(self.client, name, message)
         body: dict[str, Any] = _decode(result[1] if isinstance(result, tuple) else result)
-        self.track(name, message, body)
+        self.held.track(name, message, body)
         return body
 
     async def subscription(self, name: str, events: Any) -> dict[str, Any]:
@@ -143,38 +142,11 @@ class Connection:
             return {"ok": True, "subscribed": patterns}
         return {"ok": True, "unsubscribed": patterns, "subscribed": self.patterns}
 
-    def track(self, name: str, message: dict[str, Any], body: dict[str, Any]) -> None:
-        """Remember the jobs this connection holds, to give them back if it goes away."""
-        if name == "PULL" and body.get("job"):
-            self.pulled[body["job"]["id"]] = body.get("token")
-        elif name == "PULLB":
-            tokens = body.get("tokens") or []
-            for i, job in enumerate(body.get("jobs") or []):
-                self.pulled[job["id"]] = tokens[i] if i < len(tokens) else None
-        elif name in FINISHING:
-            self.pulled.pop(str(message.get("id")), None)
-        elif name == "ACKB":
-            for job_id in message.get("ids") or []:
-                self.pulled.pop(str(job_id), None)
-
-    async def release(self) -> None:
-        if not self.pulled:
-            return
-        ids = list(self.pulled)
-        tokens = [self.pulled[i] for i in ids]
-        calls = [
-            self.client.call_raw(s, p.ReleaseJobs([ids[i] for i in idx], [tokens[i] for i in idx]))
-            for s, idx in self.client.by_shard(ids).items()
-        ]
-        for outcome in await asyncio.gather(*calls, return_exceptions=True):
-            if isinstance(outcome, Exception):  # those jobs go back to waiting at their lock's expiry instead
-                log.warning("WebSocket close: releasing pulled jobs failed: %s", outcome)
-
     async def close(self) -> None:
         self.hub.remove(self.listener)
         for task in list(self.tasks):
             task.cancel()
-        await self.release()
+        await self.held.release(self.client, "WebSocket")
 
 
 async def websocket_endpoint(ws: WebSocket) -> None:

@@ -1,0 +1,75 @@
+"""The jobs that connections (WebSocket or bunqueue TCP) pulled and have not finished, given back when the
+connection that pulled them goes away.
+
+A WebSocket connection keeps its own; a front process keeps one for all its TCP connections, since
+bunqueue's Worker pulls on one connection of its pool and acks or reports progress on another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Hashable
+from typing import Any
+
+from bunq import protocol as p
+from bunq.client import Shards
+
+log = logging.getLogger("bunq.front")
+
+FINISHING = {"ACK", "FAIL", "Cancel", "Discard", "MoveToDelayed"}
+LIMIT = 100_000  # past this many, the oldest are forgotten: they come back at their lock's expiry instead
+
+
+class HeldJobs:
+    """Job id → the lease token it was pulled with (None for a pull without an owner) and who pulled it."""
+
+    def __init__(self, limit: int = LIMIT) -> None:
+        self.leases: dict[str, tuple[str | None, Hashable]] = {}
+        self.limit = limit
+
+    def token(self, job_id: str) -> str | None:
+        lease = self.leases.get(job_id)
+        return lease[0] if lease else None
+
+    def track(self, name: str, message: dict[str, Any], body: dict[str, Any], holder: Hashable = None) -> None:
+        """Follow one command's answer (`body`, as its HTTP route renders it)."""
+        if name == "PULL" and body.get("job"):
+            self.hold(body["job"]["id"], body.get("token"), holder)
+        elif name == "PULLB":
+            tokens = body.get("tokens") or []
+            for i, job in enumerate(body.get("jobs") or []):
+                self.hold(job["id"], tokens[i] if i < len(tokens) else None, holder)
+        elif name in FINISHING:
+            self.leases.pop(str(message.get("id")), None)
+        elif name == "ACKB":
+            for job_id in message.get("ids") or []:
+                self.leases.pop(str(job_id), None)
+
+    def hold(self, job_id: str, token: str | None, holder: Hashable) -> None:
+        self.leases[job_id] = (token, holder)
+        if len(self.leases) > self.limit:
+            del self.leases[next(iter(self.leases))]
+
+    def take(self, holder: Hashable = None) -> dict[str, str | None]:
+        """Forget, and return, the jobs `holder` pulled."""
+        mine = {job_id: token for job_id, (token, who) in self.leases.items() if who is holder or who == holder}
+        for job_id in mine:
+            del self.leases[job_id]
+        return mine
+
+    async def release(self, client: Shards, what: str, holder: Hashable = None) -> None:
+        """Every job `holder` holds back to waiting at once, its attempts untouched; one whose lease has moved on
+        (another token) is left alone. Those a shard could not take back return at their lock's expiry instead."""
+        held = self.take(holder)
+        if not held:
+            return
+        ids = list(held)
+        tokens = [held[i] for i in ids]
+        calls = [
+            client.call_raw(s, p.ReleaseJobs([ids[i] for i in idx], [tokens[i] for i in idx]))
+            for s, idx in client.by_shard(ids).items()
+        ]
+        for outcome in await asyncio.gather(*calls, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                log.warning("%s close: releasing pulled jobs failed: %s", what, outcome)
