@@ -20,6 +20,7 @@ from bunq.fastpath import FastPath
 from bunq.http import on_error
 from bunq.routes import table
 from bunq.settings import Settings
+from bunq.tcp.server import TcpServer
 
 
 def create_app(settings: Settings | None = None, client: Shards | None = None) -> Starlette:
@@ -37,11 +38,16 @@ def create_app(settings: Settings | None = None, client: Shards | None = None) -
         hub.start()
         app.state.hub = hub
         report.start()
+        tcp = TcpServer(settings, shard_client, hub) if serving and settings.tcp_port else None
+        if tcp is not None:
+            await tcp.start()
         if serving:
             collector.settle()
         try:
             yield
         finally:
+            if tcp is not None:
+                await tcp.close()
             await report.close()
             hub.close()
             events_ctx.term()

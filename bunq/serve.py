@@ -106,9 +106,10 @@ def serve(settings: Settings) -> None:
     signal.signal(signal.SIGINT, supervisor.stop)
     supervisor.start()
     log.info(
-        "bunq serving http://%s:%d (%d shard(s), %d front worker(s), data in %s)",
+        "bunq serving http://%s:%d%s (%d shard(s), %d front worker(s), data in %s)",
         settings.http_host,
         settings.http_port,
+        f" and bunqueue's TCP protocol on {settings.tcp_host}:{settings.tcp_port}" if settings.tcp_port else "",
         settings.shards,
         settings.fronts,
         os.path.abspath(settings.data_dir),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from bunq.errors import ConfigError
 
 DEFAULT_PORT = 6790
+DEFAULT_TCP_PORT = 6789  # bunqueue's
 DEFAULT_SLOTS = 256
 MAX_SLOTS = 4096  # a slot must fit in the 12 spare bits of a UUID v7
 LOG_LEVELS = tuple(name.lower() for name in logging.getLevelNamesMapping())
@@ -83,6 +84,9 @@ class Thresholds:
 class Settings:
     http_host: str = "0.0.0.0"
     http_port: int = DEFAULT_PORT
+    tcp_host: str = "0.0.0.0"
+    tcp_port: int = 0  # bunqueue's TCP protocol; 0: not served (from_env defaults to 6789)
+    tcp_idle_timeout_ms: int = 60_000  # a TCP frame left incomplete this long closes its connection
     shards: int = 1
     fronts: int = 1
     slots: int = DEFAULT_SLOTS
@@ -129,6 +133,9 @@ class Settings:
         return cls(
             http_host=env.get("HTTP_HOST", "0.0.0.0"),
             http_port=port,
+            tcp_host=env.get("TCP_HOST") or env.get("HTTP_HOST", "0.0.0.0"),
+            tcp_port=_int(env, "TCP_PORT", DEFAULT_TCP_PORT, 0, 65535),
+            tcp_idle_timeout_ms=_int(env, "TCP_IDLE_TIMEOUT_MS", 60_000, 100, 3_600_000),
             shards=shards,
             fronts=_int(env, "BUNQ_FRONTS", max(1, cpus // 2), 1, 256),
             slots=_int(env, "BUNQ_SLOTS", DEFAULT_SLOTS, 1, MAX_SLOTS),

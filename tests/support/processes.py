@@ -30,11 +30,13 @@ class BunqServer:
     def __init__(self, data_dir: Path, shards: int = 2, fronts: int = 1, **env: str) -> None:
         self.data_dir = data_dir
         self.port = free_port()
+        self.tcp_port = free_port()  # bunqueue's TCP protocol; never the default 6789 that parallel runs would share
         self.run_dir = tempfile.mkdtemp(prefix="bq")
         self.env = {
             **os.environ,
             "HTTP_PORT": str(self.port),
             "HTTP_HOST": "127.0.0.1",
+            "TCP_PORT": str(self.tcp_port),
             "BUNQ_SHARDS": str(shards),
             "BUNQ_FRONTS": str(fronts),
             "BUNQ_DATA_DIR": str(data_dir),

@@ -1,0 +1,143 @@
+"""bunqueue's TCP commands on the front's command table: a request becomes the `{cmd, ...}` message of
+`bunq.ws_commands` (so it runs its HTTP route's handler), and the HTTP body it answers is reshaped where
+bunqueue's clients read the TCP reply differently. The session commands (`Auth`, `Hello`, `Ping`,
+`SubscribeEvents`, `UnsubscribeEvents`) are the connection's own (`bunq.tcp.server`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import bunq
+from bunq.held import HeldJobs
+
+PROTOCOL_VERSION = 3
+TOKENLESS = ("Progress", "AddLog")
+CAPABILITIES = ("pipelining", "separate-job-name")
+
+
+def hello() -> dict[str, Any]:
+    return {
+        "ok": True,
+        "protocolVersion": PROTOCOL_VERSION,
+        "capabilities": list(CAPABILITIES),
+        "server": "bunq",
+        "version": bunq.__version__,
+    }
+
+
+def ping() -> dict[str, Any]:
+    return {"ok": True, "data": {"pong": True, "time": int(time.time() * 1000)}}
+
+
+def request(name: str, message: dict[str, Any], held: HeldJobs) -> dict[str, Any]:
+    """The message as the command table reads it. A bulk push names custom ids `customId` (the HTTP body's
+    `jobId`). bunqueue's Worker reports progress and log lines without the job's lock token: the token this
+    process handed out with the job is added, so the lease still fences them (a job pulled through another
+    front process is refused as over HTTP without a token)."""
+    if name == "PUSHB" and isinstance(message.get("jobs"), list):
+        jobs = [_custom_id(job) for job in message["jobs"]]
+        return {**message, "jobs": jobs}
+    if name in TOKENLESS and message.get("token") is None and isinstance(message.get("id"), str):
+        token = held.token(message["id"])
+        if token is not None:
+            return {**message, "token": token}
+    return message
+
+
+def _custom_id(job: Any) -> Any:
+    if isinstance(job, dict) and "customId" in job:
+        job = dict(job)
+        custom = job.pop("customId")
+        if custom is not None and job.get("jobId") is None:
+            job["jobId"] = custom
+    return job
+
+
+# Keys of a job as bunqueue's TCP server renders it that bunq's HTTP view lacks; its `Queue.getJob` reads
+# some of them unguarded (`timeline` when there is no `failedReason`).
+JOB_DEFAULTS: tuple[tuple[str, Any], ...] = (
+    ("childrenIds", ()),
+    ("childrenCompleted", 0),
+    ("parentId", None),
+    ("stacktrace", None),
+    ("backoffConfig", None),
+    ("stackTraceLimit", 10),
+    ("keepLogs", None),
+    ("sizeLimit", None),
+    ("stallTimeout", None),
+    ("timeline", ()),
+)
+JOB_READS = {"GetJob": "job", "GetJobByCustomId": "job", "GetJobs": "jobs"}
+
+
+def _job_view(job: Any) -> Any:
+    if isinstance(job, dict):
+        for key, default in JOB_DEFAULTS:
+            if key not in job:
+                job[key] = list(default) if isinstance(default, tuple) else default
+        if "result" in job and "returnvalue" not in job:
+            job["returnvalue"] = job["result"]
+    return job
+
+
+def _dlq_entry(entry: Any) -> Any:
+    """A DLQ entry as bunqueue's `getDlq` reads it: its attempts a list (bunq keeps the last failure of each
+    entry, so one record), the retry fields, and the job in the TCP view."""
+    if not isinstance(entry, dict):
+        return entry
+    job = _job_view(entry.get("job"))
+    attempts = entry.get("attempts")
+    if not isinstance(attempts, list):
+        started = job.get("startedAt") if isinstance(job, dict) else None
+        failed_at = entry.get("failedAt")
+        record = {
+            "attempt": attempts or 0,
+            "startedAt": started,
+            "failedAt": failed_at,
+            "reason": entry.get("reason"),
+            "error": entry.get("error"),
+            "duration": failed_at - started if isinstance(failed_at, int) and isinstance(started, int) else 0,
+        }
+        attempts = [record]
+    return {
+        "job": job,
+        "enteredAt": entry.get("enteredAt"),
+        "reason": entry.get("reason"),
+        "error": entry.get("error"),
+        "attempts": attempts,
+        "retryCount": entry.get("retryCount", 0),
+        "lastRetryAt": entry.get("lastRetryAt"),
+        "nextRetryAt": entry.get("nextRetryAt"),
+        "expiresAt": entry.get("expiresAt"),
+    }
+
+
+def reply(name: str, message: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """The TCP reply for an HTTP body.
+
+    A batch ack or heartbeat that some ids could not take (the job is gone, or its lease is another's) is,
+    for the HTTP API, a 400 naming them; bunqueue's worker would resend the whole batch forever. Over TCP
+    the batch is answered as done, with the ACKB's refused positions in `data.ignoredIndices` (the evidence
+    the TypeScript worker reads to drop those acks, whose jobs are no longer this worker's to complete).
+    """
+    failed = body.get("failed")
+    if body.get("ok") is False and isinstance(failed, dict) and name in ("ACKB", "JobHeartbeatB"):
+        ids = message.get("ids") or []
+        if name == "JobHeartbeatB":
+            return {"ok": True, "data": {"ok": True, "count": body.get("count", 0)}}
+        indices = [i for i, job_id in enumerate(ids) if job_id in failed]
+        return {"ok": True, "data": {"ignoredIndices": indices, "ignoredIds": [ids[i] for i in indices]}}
+    if name == "GetLogs" and isinstance(body.get("logs"), list):
+        return {"ok": True, "data": {"logs": body["logs"], "count": len(body["logs"])}}
+    if name == "Dlq" and isinstance(body.get("entries"), list):
+        body["entries"] = [_dlq_entry(entry) for entry in body["entries"]]
+    key = JOB_READS.get(name)
+    if key is not None:
+        value = body.get(key)
+        if isinstance(value, list):
+            body[key] = [_job_view(job) for job in value]
+        else:
+            body[key] = _job_view(value)
+    return body

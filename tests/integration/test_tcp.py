@@ -1,0 +1,194 @@
+"""bunqueue's TCP protocol against `bunq serve`, with raw frames: framing and its limits, auth, pipelining,
+the codec's traps, events, and what a dropped connection gives back."""
+
+from __future__ import annotations
+
+import struct
+import time
+
+import httpx
+import msgspec
+import pytest
+
+from tests.support.processes import BunqServer, wait_until
+from tests.support.tcp import RawTcp
+
+pytestmark = pytest.mark.integration
+
+
+def test_session_commands_and_unknown_ones(server: BunqServer) -> None:
+    with RawTcp(server.tcp_port) as c:
+        hello = c.call({"cmd": "Hello", "protocolVersion": 3, "capabilities": ["pipelining"]})
+        assert hello["ok"] is True and hello["protocolVersion"] == 3
+        assert "pipelining" in hello["capabilities"]
+        ping = c.call({"cmd": "Ping"})
+        assert ping["ok"] is True and ping["data"]["pong"] is True
+        assert c.call({"cmd": "Frobnicate"}) == {"ok": False, "error": "Unknown command: Frobnicate", "reqId": "r3"}
+        assert c.call({"queue": "q"})["error"] == "Invalid command"
+
+
+def test_bad_frames_get_an_error_and_change_nothing(server: BunqServer) -> None:
+    with RawTcp(server.tcp_port) as c:
+        for payload in (b"\xc1", msgspec.msgpack.encode([1, 2]), b"\x81\xa1x\xd4\x07\x00", b""):
+            c.send_frame(payload)
+            assert c.reply() == {"ok": False, "error": "Invalid command format"}
+        assert c.call({"cmd": "PUSH", "queue": "q", "data": "x", "delay": -5})["ok"] is False
+        assert c.call({"cmd": "PUSH", "queue": "bad queue!", "data": {}})["ok"] is False
+        counts = c.call({"cmd": "GetJobCounts", "queue": "q"})["counts"]
+        assert counts["waiting"] == 0 and counts["delayed"] == 0
+        assert c.call({"cmd": "Ping"})["ok"] is True  # the connection is still good
+
+
+def test_an_oversized_frame_is_refused_and_the_connection_closed(server: BunqServer) -> None:
+    with RawTcp(server.tcp_port) as c:
+        c.send_bytes(struct.pack(">I", 64 * 1024 * 1024 + 1) + b"\x00" * 1024)
+        reply = c.reply()
+        assert reply["ok"] is False and "Frame too large: 67108865 bytes" in reply["error"]
+        assert c.closed_by_server()
+
+
+@pytest.mark.bunq(TCP_IDLE_TIMEOUT_MS="400")
+def test_a_frame_left_incomplete_closes_the_connection(server: BunqServer) -> None:
+    with RawTcp(server.tcp_port) as slow, RawTcp(server.tcp_port) as steady:
+        frame = msgspec.msgpack.encode({"cmd": "Ping", "reqId": "p"})
+        slow.send_bytes(struct.pack(">I", len(frame)) + frame[:3])
+        started = time.monotonic()
+        for _ in range(4):  # trickling bytes into the same frame buys no time
+            time.sleep(0.12)
+            steady.call({"cmd": "Ping"})  # complete frames keep a connection open however long it lives
+        assert slow.closed_by_server()
+        assert 0.35 < time.monotonic() - started < 3
+        assert steady.call({"cmd": "Ping"})["ok"] is True
+
+
+@pytest.mark.bunq(AUTH_TOKENS="t0k3n,other")
+def test_auth_is_required_first_when_tokens_are_set(server: BunqServer) -> None:
+    with RawTcp(server.tcp_port) as c:
+        assert c.call({"cmd": "Ping"})["error"] == "Not authenticated"
+        assert c.call({"cmd": "PUSH", "queue": "q", "data": {}})["error"] == "Not authenticated"
+        assert c.call({"cmd": "SubscribeEvents", "queue": "q"})["error"] == "Not authenticated"
+        assert c.call({"cmd": "Auth", "token": "t0k3"})["ok"] is False
+        assert c.call({"cmd": "Auth"})["ok"] is False
+        assert c.call({"cmd": "Ping"})["error"] == "Not authenticated"
+        assert c.call({"cmd": "Auth", "token": "other"}) == {"ok": True, "reqId": "r7"}
+        assert c.call({"cmd": "PUSH", "queue": "q", "data": {}})["ok"] is True
+    counts = httpx.get(f"{server.url}/queues/q/counts", headers={"Authorization": "Bearer t0k3n"}).json()["counts"]
+    assert counts["waiting"] == 1  # only the authenticated push got in
+
+
+def test_requests_are_pipelined_and_answered_as_they_finish(server: BunqServer) -> None:
+    with RawTcp(server.tcp_port) as c:
+        c.send({"cmd": "PULL", "queue": "pipe", "timeout": 1500, "reqId": "slow"})
+        c.send({"cmd": "Ping", "reqId": "fast"})
+        c.send({"cmd": "PUSH", "queue": "other", "data": {"n": 1}, "reqId": "push"})
+        first, second = c.reply(), c.reply()
+        assert {first["reqId"], second["reqId"]} == {"fast", "push"}
+        c.send({"cmd": "PUSH", "queue": "pipe", "data": {"n": 2}, "reqId": "feed"})
+        replies = {r["reqId"]: r for r in (c.reply(), c.reply())}
+        assert replies["slow"]["job"]["data"] == {"n": 2}
+
+
+def test_the_codec_traps_of_a_javascript_peer(server: BunqServer) -> None:
+    with RawTcp(server.tcp_port) as c:
+        # {"cmd":"PUSH","queue":"js","data":{"a":1},"delay":undefined,"reqId":"u"}: msgpackr's undefined is absent
+        payload = (
+            b"\x85"
+            + b"".join(msgspec.msgpack.encode(x) for x in ("cmd", "PUSH", "queue", "js", "data", {"a": 1}))
+            + msgspec.msgpack.encode("delay")
+            + b"\xd4\x00\x00"
+            + msgspec.msgpack.encode("reqId")
+            + msgspec.msgpack.encode("u")
+        )
+        c.send_frame(payload)
+        pushed = c.reply()
+        assert pushed["ok"] is True, pushed
+        c.send({"cmd": "GetJob", "id": pushed["id"], "reqId": "g"})
+        raw = c.raw_reply()
+        job = msgspec.msgpack.decode(raw)["job"]
+        assert job["state"] == "waiting"  # not delayed
+        assert isinstance(job["createdAt"], float) and job["createdAt"] > 1.7e12  # not a 64-bit integer
+        assert b"\xcf" not in raw and b"\xd3" not in raw  # no uint64/int64 anywhere
+        pulled = c.call({"cmd": "PULLB", "queue": "js", "count": 5, "owner": "w", "lockTtl": 5000})
+        [token] = pulled["tokens"]
+        acked = c.call({"cmd": "ACKB", "ids": [pushed["id"]], "tokens": [token], "results": [{"r": 1}]})
+        assert acked == {"ok": True, "count": 1, "reqId": "r2"}  # no `data`, which the client reads as evidence
+        stale = c.call({"cmd": "ACKB", "ids": [pushed["id"]], "tokens": [token]})
+        assert stale["ok"] is True and stale["data"] == {"ignoredIndices": [0], "ignoredIds": [pushed["id"]]}
+        assert c.call({"cmd": "GetResult", "id": pushed["id"]})["result"] == {"r": 1}
+
+
+def test_bulk_push_custom_ids_and_unrecoverable_failures(server: BunqServer) -> None:
+    with RawTcp(server.tcp_port) as c:
+        ids = c.call({"cmd": "PUSHB", "queue": "b", "jobs": [{"data": {"i": 1}, "customId": "mine"}, {"data": {}}]})
+        assert ids["ids"][0] == "mine"
+        again = c.call({"cmd": "PUSHB", "queue": "b", "jobs": [{"data": {"i": 9}, "customId": "mine"}]})
+        assert again["ids"] == ["mine"]
+        job = c.call({"cmd": "PULL", "queue": "b", "owner": "w"})
+        assert job["job"]["id"] == "mine" and job["job"]["maxAttempts"] == 3
+        failed = c.call({"cmd": "FAIL", "id": "mine", "token": job["token"], "error": "no", "unrecoverable": True})
+        assert failed["ok"] is True
+        assert c.call({"cmd": "GetState", "id": "mine"})["state"] == "failed"
+        dlq = c.call({"cmd": "Dlq", "queue": "b"})
+        [entry] = dlq["entries"]
+        assert entry["job"]["id"] == "mine" and entry["reason"] == "unrecoverable"
+        assert entry["attempts"][0]["error"] == "no"
+
+
+def test_event_frames_for_a_subscribed_queue(server: BunqServer) -> None:
+    with RawTcp(server.tcp_port) as events, RawTcp(server.tcp_port) as c:
+        assert events.call({"cmd": "SubscribeEvents", "queue": "ev"})["ok"] is True
+        assert events.call({"cmd": "SubscribeEvents", "queue": "bad queue!"})["ok"] is False
+        job_id = c.call({"cmd": "PUSH", "queue": "ev", "data": {"x": 1}})["id"]
+        c.call({"cmd": "PUSH", "queue": "elsewhere", "data": {}})
+        pulled = c.call({"cmd": "PULL", "queue": "ev", "owner": "w"})
+        c.call({"cmd": "Progress", "id": job_id, "progress": 40, "token": pulled["token"]})
+        c.call({"cmd": "ACK", "id": job_id, "token": pulled["token"], "result": {"done": True}})
+        seen: dict[str, dict[str, object]] = {}
+        while "completed" not in seen:
+            frame = events.reply()
+            assert frame["type"] == "event"
+            event = frame["event"]
+            assert event["queue"] == "ev" and event["jobId"] == job_id
+            seen[event["eventType"]] = event
+        assert {"pushed", "pulled", "progress", "completed"} <= set(seen)
+        assert seen["completed"]["data"] == {"done": True}
+        assert seen["progress"]["progress"] == 40
+        assert isinstance(seen["completed"]["timestamp"], float)
+        assert events.call({"cmd": "UnsubscribeEvents"})["ok"] is True
+        c.call({"cmd": "PUSH", "queue": "ev", "data": {}})
+        assert events.call({"cmd": "Ping"})["ok"] is True  # no event frame came before the answer
+
+
+def test_a_dropped_connection_gives_back_its_jobs_and_ends_its_workers(server: BunqServer) -> None:
+    with RawTcp(server.tcp_port) as keeper:
+        ids = keeper.call({"cmd": "PUSHB", "queue": "drop", "jobs": [{"data": {"i": i}} for i in range(3)]})["ids"]
+        worker_id = "w-" + ids[0]
+        with RawTcp(server.tcp_port) as c:
+            c.call({"cmd": "RegisterWorker", "name": "w", "queues": ["drop"], "workerId": worker_id})
+            pulled = c.call({"cmd": "PULLB", "queue": "drop", "count": 3, "owner": worker_id, "lockTtl": 60_000})
+            assert len(pulled["jobs"]) == 3
+            c.call({"cmd": "ACK", "id": ids[0], "token": pulled["tokens"][0]})
+            workers = keeper.call({"cmd": "ListWorkers"})
+            assert worker_id in str(workers)
+        wait_until(lambda: keeper.call({"cmd": "GetJobCounts", "queue": "drop"})["counts"]["waiting"] == 2, 10)
+        counts = keeper.call({"cmd": "GetJobCounts", "queue": "drop"})["counts"]
+        assert counts["active"] == 0 and counts["completed"] == 1
+        wait_until(lambda: worker_id not in str(keeper.call({"cmd": "ListWorkers"})), 10)
+        again = keeper.call({"cmd": "PULLB", "queue": "drop", "count": 5})
+        assert sorted(j["id"] for j in again["jobs"]) == sorted(ids[1:])
+        assert all(j["attempts"] == 0 for j in again["jobs"])  # given back, not charged
+
+
+def test_a_command_runs_as_its_http_route(server: BunqServer) -> None:
+    """Pushed over TCP, seen over HTTP, and the reverse: one business path."""
+    with RawTcp(server.tcp_port) as c:
+        job_id = c.call({"cmd": "PUSH", "queue": "both", "data": {"via": "tcp"}, "priority": 7})["id"]
+        http_job = httpx.get(f"{server.url}/jobs/{job_id}").json()["job"]
+        assert http_job["data"] == {"via": "tcp"} and http_job["priority"] == 7
+        pushed = httpx.post(f"{server.url}/queues/both/jobs", json={"data": {"via": "http"}, "priority": 1}).json()
+        c.call({"cmd": "Pause", "queue": "both"})
+        assert httpx.get(f"{server.url}/queues/both/paused").json()["paused"] is True
+        c.call({"cmd": "Resume", "queue": "both"})
+        first = c.call({"cmd": "PULL", "queue": "both"})["job"]
+        second = c.call({"cmd": "PULL", "queue": "both"})["job"]
+        assert [first["id"], second["id"]] == [job_id, pushed["id"]]
