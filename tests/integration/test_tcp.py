@@ -50,14 +50,18 @@ def test_an_oversized_frame_is_refused_and_the_connection_closed(server: BunqSer
 @pytest.mark.bunq(TCP_IDLE_TIMEOUT_MS="400")
 def test_a_frame_left_incomplete_closes_the_connection(server: BunqServer) -> None:
     with RawTcp(server.tcp_port) as slow, RawTcp(server.tcp_port) as steady:
-        frame = msgspec.msgpack.encode({"cmd": "Ping", "reqId": "p"})
-        slow.send_bytes(struct.pack(">I", len(frame)) + frame[:3])
+        frame = msgspec.msgpack.encode({"cmd": "Ping", "reqId": "a-long-enough-request-id"})
+        slow.send_bytes(struct.pack(">I", len(frame)) + frame[:2])
         started = time.monotonic()
-        for _ in range(4):  # trickling bytes into the same frame buys no time
-            time.sleep(0.12)
+        for i in range(2, 10):  # a byte of the same frame every 0.1 s buys no time (were it reset: >= 1.2 s)
+            time.sleep(0.1)
             steady.call({"cmd": "Ping"})  # complete frames keep a connection open however long it lives
+            try:
+                slow.send_bytes(frame[i : i + 1])
+            except OSError:
+                break
         assert slow.closed_by_server()
-        assert 0.35 < time.monotonic() - started < 3
+        assert 0.35 < time.monotonic() - started < 1.1
         assert steady.call({"cmd": "Ping"})["ok"] is True
 
 
