@@ -226,7 +226,8 @@ class TcpConnection(asyncio.Protocol):
         return {"ok": True}
 
     def track(self, name: str, message: dict[str, Any], body: dict[str, Any]) -> None:
-        self.server.held.track(name, message, body, self)
+        if not (name == "PULL" and message.get("detach") is True):  # bunqueue's CLI acks on another connection
+            self.server.held.track(name, message, body, self)
         if name == "RegisterWorker" and isinstance(body.get("data"), dict):
             self.workers.add(str(body["data"].get("id")))
         elif name == "UnregisterWorker":

@@ -1,15 +1,16 @@
-"""bunqueue's TypeScript client (`bunqueue/client`: Queue, Worker, QueueEvents), unchanged, against bunq."""
+"""bunqueue's TypeScript client (`bunqueue/client`: Queue, Worker, QueueEvents) and its CLI, unchanged, against bunq."""
 
 from __future__ import annotations
 
 import json
 import signal
+import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.realclients.conftest import Bun
+from tests.realclients.conftest import BUN, Bun
 from tests.support.processes import BunqServer, wait_until
 
 pytestmark = pytest.mark.integration
@@ -92,3 +93,21 @@ def test_auth_with_and_without_a_token(scenarios: Path, authed: BunqServer) -> N
     headers = {"Authorization": "Bearer s3cret"}
     counts = httpx.get(f"{authed.url}/queues/ts-auth/counts", headers=headers).json()["counts"]
     assert counts["waiting"] == 1  # only the authenticated add got in
+
+
+def test_the_cli_pushes_pulls_and_acks_from_separate_connections(scenarios: Path, served: BunqServer) -> None:
+    cli = scenarios.parent / "node_modules" / "bunqueue" / "dist" / "cli" / "index.js"
+
+    def run(*args: str) -> str:
+        argv = [str(BUN), str(cli), *args, "--host", "127.0.0.1", "--port", str(served.tcp_port)]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    job_id = run("push", "ts-cli", '{"n": 1}').split()[-1]
+    assert "waiting" in run("job", "state", job_id)
+    assert job_id in run("pull", "ts-cli")  # a detached pull: the job stays active after the CLI exits
+    assert "active" in run("job", "state", job_id)
+    run("ack", job_id, "--result", '{"ok": 1}')
+    assert "completed" in run("job", "state", job_id)
+    assert httpx.get(f"{served.url}/jobs/{job_id}/result").json()["result"] == {"ok": 1}
