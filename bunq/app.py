@@ -41,6 +41,8 @@ def create_app(settings: Settings | None = None, client: Shards | None = None) -
         tcp = TcpServer(settings, shard_client, hub) if serving and settings.tcp_port else None
         if tcp is not None:
             await tcp.start()
+            listener = tcp
+            report.protocol_connections = lambda: len(listener.connections)
         if serving:
             collector.settle()
         try:

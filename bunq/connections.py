@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 
 from bunq import protocol as p
 from bunq.client import Shards
@@ -29,11 +30,14 @@ class ConnectionReport:
     def __init__(self, client: Shards, counts: dict[str, int]) -> None:
         self.client = client
         self.counts = counts  # "ws" and "sse", kept by the routes
+        self.protocol_connections: Callable[[], int] = lambda: 0  # bunqueue TCP-protocol clients (bunq.tcp)
         self.front = uuid.uuid4().hex
         self.task: asyncio.Task[None] | None = None
 
     def local(self) -> dict[str, int]:
-        return {"tcp": DeadlineHttpToolsProtocol.open_connections, "ws": self.counts["ws"], "sse": self.counts["sse"]}
+        """`tcp` is every TCP connection but the upgraded ones: HTTP's and bunqueue-protocol clients'."""
+        tcp = DeadlineHttpToolsProtocol.open_connections + self.protocol_connections()
+        return {"tcp": tcp, "ws": self.counts["ws"], "sse": self.counts["sse"]}
 
     async def report(self, counts: dict[str, int], timeout_s: float) -> dict[str, int]:
         """Send `counts` as this front's; the totals over every front (errors and timeouts raised)."""

@@ -196,3 +196,20 @@ def test_a_command_runs_as_its_http_route(server: BunqServer) -> None:
         first = c.call({"cmd": "PULL", "queue": "both"})["job"]
         second = c.call({"cmd": "PULL", "queue": "both"})["job"]
         assert [first["id"], second["id"]] == [job_id, pushed["id"]]
+
+
+def test_health_counts_protocol_clients_as_tcp_connections(server: BunqServer) -> None:
+    def tcp_count() -> int:
+        count: int = httpx.get(server.url + "/health", timeout=10).json()["connections"]["tcp"]
+        return count
+
+    idle = tcp_count()
+    clients = [RawTcp(server.tcp_port) for _ in range(3)]
+    try:
+        for client in clients:
+            assert client.call({"cmd": "Ping"})["ok"] is True
+        wait_until(lambda: tcp_count() >= idle + 3)
+    finally:
+        for client in clients:
+            client.close()
+    wait_until(lambda: tcp_count() <= idle)
