@@ -15,6 +15,7 @@ T = TypeVar("T")
 
 DEFAULT_URL = "http://127.0.0.1:6790"
 USER_AGENT = "bunq-sdk/0.1"
+URL_CACHE = 256  # parsed URLs a client keeps
 _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.Decoder().decode
 
