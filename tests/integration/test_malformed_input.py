@@ -368,3 +368,17 @@ def test_a_refused_push_changes_no_count(http: httpx.Client, body: bytes, seed: 
             assert after == before
         else:
             assert sum(after.values()) >= sum(before.values())
+
+
+@pytest.mark.parametrize("path", ["/queues/a%2Fb/jobs", "/queues/a%2fb/jobs", "/queues/%2F/jobs"])
+def test_an_encoded_slash_in_a_queue_name_is_an_invalid_character(http: httpx.Client, path: str) -> None:
+    """As the reference answers: the name is refused for its characters (400), not routed as more segments."""
+    response = http.post(path, json={"data": 1})
+    assert refused(response) == "Queue name contains invalid characters"
+    assert refused(http.get(path.replace("/jobs", "/counts"))) == "Queue name contains invalid characters"
+    assert not any("/" in q or "%" in q for q in http.get("/queues").json()["queues"])  # nothing was stored
+
+
+def test_an_encoded_slash_elsewhere_does_not_change_other_routes(http: httpx.Client) -> None:
+    assert http.get("/jobs/no%2Fsuch").json() == {"ok": False, "error": "Job not found"}
+    assert http.get("/health").status_code == 200
