@@ -56,14 +56,16 @@ class Leases:
             job.lock_ttl = None
             job.lock_expires_at = None
         if job.timeout:
-            self.timers.at(now + job.timeout, self._timeout_due, (job, now))
+            self.timers.at(now + job.timeout, self._timeout_due, (job.id, now))
         if q.stall_check_due is None:
             q.stall_check_due = now + q.settings.stall.stall_interval
             self.timers.at(q.stall_check_due, self._stall_check_due, q)
 
     def arm_lock(self, job: Job, expires_at: int) -> None:
         job.lock_expires_at = expires_at
-        self.timers.at(expires_at, self._lock_due, (job, job.token, expires_at))
+        # by id, not the Job: a lease's timers wait out their time after the ack, and would keep a finished
+        # (or removed) job alive for its whole lock (30 s of a busy worker's jobs)
+        self.timers.at(expires_at, self._lock_due, (job.id, job.token, expires_at))
 
     def leased(self, job_id: str, token: str | None) -> Job:
         """The active job `job_id`, provided `token` is its current lease token (when it has one)."""
@@ -86,14 +88,16 @@ class Leases:
 
     # ---- timers ---------------------------------------------------------------------------------
 
-    def _lock_due(self, arg: tuple[Job, str | None, int]) -> None:
-        job, token, expires_at = arg
-        if job.state == ACTIVE and job.token == token and job.lock_expires_at == expires_at:
+    def _lock_due(self, arg: tuple[str, str | None, int]) -> None:
+        job_id, token, expires_at = arg
+        job = self.jobs.get(job_id)
+        if job is not None and job.state == ACTIVE and job.token == token and job.lock_expires_at == expires_at:
             self.on_stall(job, DlqReason.LOCK_EXPIRED, False)
 
-    def _timeout_due(self, arg: tuple[Job, int]) -> None:
-        job, started_at = arg
-        if job.state == ACTIVE and job.started_at == started_at and self.jobs.get(job.id) is job:
+    def _timeout_due(self, arg: tuple[str, int]) -> None:
+        job_id, started_at = arg
+        job = self.jobs.get(job_id)
+        if job is not None and job.state == ACTIVE and job.started_at == started_at:
             self.on_stall(job, DlqReason.TIMED_OUT, True)
 
     def _stall_check_due(self, q: QueueState) -> None:

@@ -184,3 +184,19 @@ def test_write_behind_coalesces_a_job_into_one_row(engine: Engine) -> None:
     engine.flush()
     assert engine.journal.pending() == 0
     assert engine.store.get(job_id) is not None
+
+
+def test_a_finished_lease_leaves_no_job_in_the_timers(engine: Engine, clock: FakeClock) -> None:
+    """A lease's lock and timeout timers wait out their time after the ack; they must not keep the job alive
+    meanwhile (a busy worker's 30 s of finished jobs), and firing late must change nothing."""
+    job_id = push(engine, timeout=60_000, remove_on_complete=True)
+    reply = call(engine, p.PullJobs("q", 1, owner="w1", lock_ttl=30_000))
+    assert isinstance(reply, p.Jobs)
+    assert call(engine, p.AckJobs([job_id], [None], [reply.tokens[0]])) == p.AckOutcome(1, {})
+    held = [x for entry in engine.timers.heap for x in (entry[3] if isinstance(entry[3], tuple) else (entry[3],))]
+    assert not [x for x in held if type(x).__name__ == "Job"]
+    assert job_id in held  # the timers are there, by id
+    clock.advance(60_000)
+    engine.tick()
+    assert call(engine, p.GetJobState(job_id)) == p.JobState("unknown")  # removed on completion, and stays so
+    assert counts(engine)["active"] == 0 and counts(engine)["waiting"] == 0
