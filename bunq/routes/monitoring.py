@@ -81,8 +81,13 @@ async def ready(request: Request) -> Response:
     )
 
 
+def pong() -> dict[str, Any]:
+    """`/ping`'s answer, and the TCP protocol's `Ping`."""
+    return {"ok": True, "data": {"pong": True, "time": wall_ms()}}
+
+
 async def ping(call: Call) -> Result:
-    return encode({"ok": True, "data": {"pong": True, "time": wall_ms()}})
+    return encode(pong())
 
 
 async def stats(call: Call) -> Result:

@@ -145,11 +145,8 @@ class Retry:
 
     def delay(self, attempt: int, error: BunqError, safe: bool, sent: bool, retry_after: str | None) -> float | None:
         """Seconds to wait before try `attempt + 1`, or None to give up and raise."""
-        if attempt + 1 >= self.attempts:
-            return None
-        if error.status == 429 or not sent:
-            pass
-        elif not (safe and (error.status == 503 or error.status == 0)):
+        retriable = error.status == 429 or not sent or (safe and error.status in (0, 503))
+        if not retriable or attempt + 1 >= self.attempts:
             return None
         if retry_after is not None and retry_after.isdigit():
             return min(float(retry_after), self.cap_s)

@@ -97,10 +97,11 @@ class Worker:
         self._client: AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._stopping: asyncio.Event | None = None
-        self._wake: asyncio.Event | None = None  # a slot freed, or stopping
+        # made anew by each run() (an Event binds to the loop that first waits on it)
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()  # a slot freed, or stopping
         self._acks: list[tuple[str, Any, str | None]] = []
-        self._ack_wanted: asyncio.Event | None = None
+        self._ack_wanted = asyncio.Event()
         self._tasks: set[asyncio.Future[Any]] = set()
         self._signals = 0
 
@@ -115,13 +116,12 @@ class Worker:
     def stop(self) -> None:
         """End `run()` gracefully, as SIGTERM does; safe from any thread or a signal handler."""
         loop = self._loop
-        if loop is None or self._stopping is None:
+        if loop is None:
             return
         if loop.is_running():
             loop.call_soon_threadsafe(self._begin_stop)
 
     def _begin_stop(self) -> None:
-        assert self._stopping is not None and self._wake is not None
         self._stopping.set()
         self._wake.set()
 
@@ -153,7 +153,6 @@ class Worker:
                 self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _serve(self) -> None:
-        assert self._stopping is not None
         await self._register()
         interval_s = await self._heartbeat_interval()
         helpers = [
@@ -168,7 +167,7 @@ class Worker:
         finally:
             self._begin_stop()
             await self._finish_running()
-            self._ack_wanted_set()
+            self._ack_wanted.set()
             await helpers[0]  # the ack loop flushes what is left, then ends
             for task in helpers[1:]:
                 task.cancel()
@@ -203,7 +202,6 @@ class Worker:
     async def _pull_loop(self) -> None:
         """Keep the free slots asked for: a pull for every free slot as soon as one frees, and while one pull
         is out, a second for the slots that freed since, once they are a quarter of all of them."""
-        assert self._stopping is not None and self._wake is not None
         pulls: set[asyncio.Task[None]] = set()
         while not self._stopping.is_set():
             free = self.concurrency - len(self.running) - self._reserved
@@ -220,7 +218,6 @@ class Worker:
             await asyncio.gather(*pulls, return_exceptions=True)
 
     async def _pull(self, count: int) -> None:
-        assert self._wake is not None and self._stopping is not None
         try:
             leases = await self.client.pull_batch(
                 self.queue, count, self.poll_timeout_ms, owner=self.worker_id or self.owner, lock_ttl=self.lock_ttl
@@ -258,7 +255,6 @@ class Worker:
             self._complete(active, result)
         finally:
             self.running.pop(active.id, None)
-            assert self._wake is not None
             self._wake.set()
 
     async def _call(self, active: ActiveJob) -> Any:
@@ -276,7 +272,7 @@ class Worker:
             log.warning("job %s finished after its lease was lost: not acked", active.id)
             return
         self._acks.append((active.id, result, active.token))
-        self._ack_wanted_set()
+        self._ack_wanted.set()
 
     async def _fail(self, active: ActiveJob, exc: BaseException) -> None:
         if active.lost:
@@ -296,7 +292,7 @@ class Worker:
         (async handlers) or left (threads), their leases to expire on the server."""
         if not self._tasks:
             return
-        done, pending = await asyncio.wait(set(self._tasks), timeout=self.grace)
+        _, pending = await asyncio.wait(set(self._tasks), timeout=self.grace)
         if pending:
             log.warning("%d jobs still running after the %.0f s grace period: abandoned", len(pending), self.grace)
             for task in pending:
@@ -305,14 +301,9 @@ class Worker:
 
     # -- acks ------------------------------------------------------------------------------------------------
 
-    def _ack_wanted_set(self) -> None:
-        if self._ack_wanted is not None:
-            self._ack_wanted.set()
-
     async def _ack_loop(self) -> None:
         """Send completions as they come: one `ack-batch` in flight at a time carries everything finished
         since the last one went out. Ends once stopping and nothing is left to send."""
-        assert self._ack_wanted is not None and self._stopping is not None
         failures = 0
         while True:
             if not self._acks:

@@ -6,7 +6,6 @@ bunqueue's clients read the TCP reply differently. The session commands (`Auth`,
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import bunq
@@ -25,10 +24,6 @@ def hello() -> dict[str, Any]:
         "server": "bunq",
         "version": bunq.__version__,
     }
-
-
-def ping() -> dict[str, Any]:
-    return {"ok": True, "data": {"pong": True, "time": int(time.time() * 1000)}}
 
 
 def request(name: str, message: dict[str, Any], held: HeldJobs) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from bunq.errors import BadRequest, BunqError
 from bunq.events import Event, EventHub, Listener
 from bunq.held import HeldJobs
 from bunq.http import failure
+from bunq.routes import monitoring
 from bunq.settings import Settings
 from bunq.tcp import codec, commands
 
@@ -193,7 +194,7 @@ class TcpConnection(asyncio.Protocol):
         if name == "Hello":
             return commands.hello()
         if name == "Ping":
-            return commands.ping()
+            return monitoring.pong()
         if name == "SubscribeEvents":
             return await self.subscribe(message.get("queue"))
         if name == "UnsubscribeEvents":
