@@ -7,7 +7,7 @@ import heapq
 import itertools
 from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
-from bunq.protocol import State
+from bunq.protocol import Jobs, State
 from shards.job import Job
 from shards.queues import QueueState
 
@@ -101,8 +101,10 @@ def obliterate(engine: QueueWide, q: QueueState) -> None:
     for job in live:
         engine.logs.drop(job.id)
         job.state = State.REMOVED
-    for waiter in q.waiters:
-        waiter.done = True
+    for waiter in q.waiters:  # parked long polls end now, empty, instead of outliving the queue unanswered
+        if not waiter.done:
+            waiter.done = True
+            waiter.respond(Jobs([]))
     engine.flush()
     engine.registry.forget(q)
     engine.forget_removed(len(live))

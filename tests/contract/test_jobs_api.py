@@ -193,6 +193,23 @@ def test_long_poll_times_out_with_null(cluster: Cluster, api: Any, queue: str) -
     assert cluster.parked_for(lambda: pull(api, queue, timeout=400), 400) is None
 
 
+def test_a_long_poll_on_an_obliterated_queue_is_answered_null(cluster: Cluster, api: Any, queue: str) -> None:
+    """Obliterating a queue ends the polls parked on it; none is left to run into the front's deadline (a 503)."""
+    got: dict[str, Any] = {}
+
+    def worker() -> None:
+        reply = api.get(f"/queues/{queue}/jobs", params={"timeout": 20_000})
+        got["status"], got["body"] = reply.status_code, reply.json()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    cluster.wait_parked()
+    assert api.post(f"/queues/{queue}/obliterate").json() == {"ok": True}
+    thread.join(15)
+    assert not thread.is_alive(), "the parked poll was not answered"
+    assert got == {"status": 200, "body": {"ok": True, "job": None}}
+
+
 @pytest.mark.parametrize(
     ("body", "error"),
     [

@@ -142,6 +142,15 @@ def test_long_poll_times_out_empty_and_leaves_no_queue_behind(engine: Engine, cl
     assert "ghost" not in engine.queues
 
 
+def test_obliterating_a_queue_answers_its_parked_polls_empty(engine: Engine) -> None:
+    replies: list[p.Reply] = []
+    engine.handle(p.PullJobs("q", 1, timeout_ms=5000), replies.append)
+    call(engine, p.ObliterateQueue("q"))
+    assert replies == [p.Jobs([])]
+    push(engine)  # the name back in use: the poll ended with the old queue and takes nothing
+    assert replies == [p.Jobs([])]
+
+
 def test_durable_push_is_answered_only_after_commit(engine: Engine) -> None:
     replies: list[p.Reply] = []
     engine.handle(p.AddJobs("q", [msgspec.structs.replace(JOB, durable=True)]), replies.append)
