@@ -181,6 +181,8 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self._refused = False  # a head passed the cap
         self._linger: asyncio.TimerHandle | None = None
         self._upgraded = False
+        self._writes = OneWrite(transport, self.loop)
+        self._header_timer: asyncio.TimerHandle | None = None
         self._arm_header_deadline()
 
     def data_received(self, data: bytes) -> None:
@@ -230,25 +232,42 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.close()
 
-    def _arm_header_deadline(self) -> None:
-        self._header_deadline: asyncio.TimerHandle | None = self.loop.call_later(
-            self.header_timeout_s, self._header_deadline_passed
-        )
+    # The deadline is a time kept on the connection, and one timer checks it: arming and cancelling it per
+    # request costs two attribute writes instead of a loop timer made and cancelled each time. The timer,
+    # when it fires, closes the connection if its head is overdue, waits on if a newer deadline was armed
+    # since, and lapses if no head is being read (the next arming starts a new one).
 
-    def _header_deadline_passed(self) -> None:
-        self._header_deadline = None
-        self._close()
+    def _arm_header_deadline(self) -> None:
+        self._head_due: float | None = self.loop.time() + self.header_timeout_s
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_at(self._head_due, self._header_timer_fired)
+
+    def _header_timer_fired(self) -> None:
+        self._header_timer = None
+        due = self._head_due
+        if due is None:
+            return
+        if self.loop.time() >= due:
+            self._head_due = None
+            self._close()
+        else:
+            self._header_timer = self.loop.call_at(due, self._header_timer_fired)
 
     def _cancel_header_deadline(self) -> None:
-        timer = getattr(self, "_header_deadline", None)
+        self._head_due = None
+
+    def _stop_header_timer(self) -> None:
+        timer = getattr(self, "_header_timer", None)
         if timer is not None:
             timer.cancel()
-            self._header_deadline = None
+            self._header_timer = None
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._cancel_header_deadline()
         super().on_headers_complete()
+        if self.cycle is not None:
+            self.cycle.transport = self._writes  # type: ignore[assignment]  # write, close, is_closing: all it uses
 
     def on_message_complete(self) -> None:
         self._in_head = True
@@ -258,7 +277,6 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self.transport.is_closing() and not self._refused:
-            self._cancel_header_deadline()
             self._arm_header_deadline()
 
     def handle_websocket_upgrade(self) -> None:
@@ -272,9 +290,49 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         if not self._upgraded:
             DeadlineHttpToolsProtocol.open_connections -= 1
         self._cancel_header_deadline()
+        self._stop_header_timer()
         if self._linger is not None:
             self._linger.cancel()
         super().connection_lost(exc)
+
+
+class OneWrite:
+    """What a response's cycle writes through: the head (status line and headers) is held back and leaves
+    with the body that follows it, in one write. uvicorn writes them apart, which costs a second send
+    syscall and, on the client's side, often a second wake-up and read for every response. A head that
+    no body follows in the same turn of the loop (a stream whose first chunk is still to come) goes out
+    at the end of that turn on its own."""
+
+    __slots__ = ("transport", "loop", "head")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self.transport = transport
+        self.loop = loop
+        self.head: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        head = self.head
+        if head is not None:
+            self.head = None
+            self.transport.write(head + data)
+        elif data.startswith(b"HTTP/1.1 ") and not data.startswith(b"HTTP/1.1 100 "):
+            self.head = data
+            self.loop.call_soon(self.flush)
+        else:
+            self.transport.write(data)
+
+    def flush(self) -> None:
+        head = self.head
+        if head is not None:
+            self.head = None
+            self.transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
 
 
 def http_protocol(settings: Settings) -> type[asyncio.Protocol]:

@@ -208,6 +208,28 @@ def test_slow_clients_are_cut_off_while_others_are_served(plain: BunqServer) -> 
     assert b"408" in answer.split(b"\r\n", 1)[0]
 
 
+def test_a_keep_alive_connection_has_a_new_head_deadline_after_each_response(plain: BunqServer) -> None:
+    """Requests closer together than the deadline (1 s here) keep a connection for longer than it; once the
+    connection idles past it after a response, it is closed. Each response comes as one whole reply."""
+    s = socket.create_connection(("127.0.0.1", plain.port))
+    s.settimeout(5)
+    request = b"GET /queues/x/counts HTTP/1.1\r\nHost: x\r\n\r\n"
+    try:
+        for _ in range(4):  # 4 x 0.6 s: past the deadline in all, never past it since a response
+            s.sendall(request)
+            reply = b""
+            while b"\r\n\r\n" not in reply or not reply.endswith(b"}"):
+                chunk = s.recv(4096)
+                assert chunk, "the connection closed while it was in use"
+                reply += chunk
+            assert reply.startswith(b"HTTP/1.1 200 ") and b"server:" not in reply.lower()
+            time.sleep(0.6)
+        s.settimeout(3)
+        assert s.recv(4096) == b"", "an idle connection outlived its head deadline"
+    finally:
+        s.close()
+
+
 def test_monitoring_endpoints(plain: BunqServer) -> None:
     with httpx.Client(base_url=plain.url, timeout=30) as c:
         job = c.post("/queues/mon/jobs", json={"data": 1}).json()["id"]
