@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import zmq.asyncio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
+from starlette.types import Receive, Scope, Send
 
 from bunq import collector
 from bunq.client import ShardClient, Shards
@@ -21,6 +22,28 @@ from bunq.http import on_error
 from bunq.routes import table
 from bunq.settings import Settings
 from bunq.tcp.server import TcpServer
+
+
+class Front(Starlette):
+    """Starlette with `Edge` in front of its whole stack rather than inside it. Starlette puts its error
+    middleware outside every user middleware, so each hot request would pass Starlette's dispatch and the
+    error middleware's send wrapper before reaching the edge; the hot routes render their own errors, and
+    every other request still meets the full stack (error middleware, exception handlers, router) behind
+    the edge."""
+
+    def __init__(self, settings: Settings, hot: FastPath, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings_for_edge = settings
+        self.hot = hot
+        self.edge: Edge | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self
+        edge = self.edge
+        if edge is None:  # built on first use, as Starlette builds its stack
+            self.middleware_stack = self.build_middleware_stack()
+            edge = self.edge = Edge(self.middleware_stack, self.settings_for_edge, self.hot)
+        await edge(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, client: Shards | None = None) -> Starlette:
@@ -55,11 +78,10 @@ def create_app(settings: Settings | None = None, client: Shards | None = None) -
             events_ctx.term()
             await shard_client.close()
 
-    app = Starlette(
+    app = Front(
+        settings,
+        FastPath(shard_client, settings.max_body_bytes),
         routes=table.routes(),
-        middleware=[
-            Middleware(Edge, settings=settings, hot=FastPath()),
-        ],
         # one handler; Starlette needs it named for the exceptions it would otherwise render itself
         exception_handlers={BunqError: on_error, HTTPException: on_error, Exception: on_error},
         lifespan=lifespan,

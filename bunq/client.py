@@ -22,7 +22,7 @@ import abc
 import asyncio
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar, overload
 
 import zmq
@@ -100,13 +100,14 @@ class Shards(abc.ABC):
         return await self.call(self.shards, command, kind)
 
     @overload
-    async def call_queue(self, queue: str, command: Command, kind: type[R], *, extra_wait_ms: int = 0) -> R: ...
+    def call_queue(self, queue: str, command: Command, kind: type[R], *, extra_wait_ms: int = 0) -> Awaitable[R]: ...
     @overload
-    async def call_queue(self, queue: str, command: Command, *, extra_wait_ms: int = 0) -> Reply: ...
-    async def call_queue(
+    def call_queue(self, queue: str, command: Command, *, extra_wait_ms: int = 0) -> Awaitable[Reply]: ...
+    def call_queue(
         self, queue: str, command: Command, kind: type[Reply] = Reply, *, extra_wait_ms: int = 0
-    ) -> Reply:
-        return await self.call(self.shard_for_queue(queue), command, kind, extra_wait_ms=extra_wait_ms)
+    ) -> Awaitable[Reply]:
+        """`call` on the queue's shard (its coroutine, not one more around it: this is every push's path)."""
+        return self.call(self.shard_for_queue(queue), command, kind, extra_wait_ms=extra_wait_ms)
 
     async def call_all(
         self, command: Command, shards: Sequence[int] | None = None, *, extra_wait_ms: int = 0

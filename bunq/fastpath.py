@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
+from bunq.client import Shards
 from bunq.http import Call, Operation, failure, read_body
 from bunq.routes.table import HOT
 
@@ -57,8 +58,10 @@ class FastPath:
     """The hot entries, matched and served by `bunq.edge.Edge` once a request passed CORS, the rate limit
     and auth (the response gets the CORS headers the edge chose)."""
 
-    def __init__(self, entries: Iterable[Operation] = HOT) -> None:
+    def __init__(self, client: Shards, max_body_bytes: int, entries: Iterable[Operation] = HOT) -> None:
         self.matcher = Matcher(entries)
+        self.client = client  # held here: the app's `state` is a Python-level attribute lookup per use
+        self.max_body_bytes = max_body_bytes
 
     async def serve(
         self,
@@ -69,10 +72,9 @@ class FastPath:
         send: Send,
         extra_headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
-        state = scope["app"].state
         try:
-            body = await read_body(scope, receive, state.settings.max_body_bytes) if op.body else b""
-            result = await op.handler(Call(state.client, params, scope.get("query_string", b""), body))
+            body = await read_body(scope, receive, self.max_body_bytes) if op.body else b""
+            result = await op.handler(Call(self.client, params, scope.get("query_string", b""), body))
             status, payload = (200, result) if isinstance(result, bytes) else result
         except ClientDisconnect:
             return

@@ -138,6 +138,7 @@ def front(settings: Settings) -> None:
         access_log=False,
         timeout_graceful_shutdown=5,
         proxy_headers=False,
+        server_header=False,  # as the reference: no `server` header naming the software
     )
 
 
