@@ -110,10 +110,10 @@ class Engine:
         except Exception:
             log.exception("command %s failed", type(command).__name__)
             reply = Error("internal", "Internal server error")
+        if self.to_serve:  # parked pulls first: their replies lead the frame, a job's way to a worker is the latency
+            self.pulls.serve_pending()
         if reply is not None:
             respond(reply)
-        if self.to_serve:
-            self.pulls.serve_pending()
 
     def send(self, shard: int, command: Command, on_reply: Callable[[Reply], None]) -> None:
         """Queue a command for another shard (or run it here when `shard` is this one)."""
