@@ -21,7 +21,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import itertools
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar, overload
 
@@ -263,7 +262,7 @@ class ShardClient(Shards):
         """Fail the calls whose shard did not answer by their deadline (one timer for all calls)."""
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_S)
-            now = time.monotonic()
+            now = asyncio.get_running_loop().time()
             expired = [n for n, (_, deadline, _) in self.pending.items() if deadline <= now]
             for number in expired:
                 future, _, shard = self.pending.pop(number)
@@ -275,12 +274,13 @@ class ShardClient(Shards):
 
     async def call_raw(self, shard: int, command: Command, *, extra_wait_ms: int = 0) -> Reply:
         number = next(self.counter)
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        deadline = time.monotonic() + self.timeout_s + extra_wait_ms / 1000
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Reply] = loop.create_future()
+        deadline = loop.time() + self.timeout_s + extra_wait_ms / 1000
         self.pending[number] = (future, deadline, shard)
         outbox = self.outbox[shard]
         if not outbox:
-            asyncio.get_running_loop().call_soon(self._send, shard)
+            loop.call_soon(self._send, shard)
         outbox.append((number, wire.request_item(number, command)))
         try:
             return await future

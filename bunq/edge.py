@@ -183,9 +183,13 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self._upgraded = False
         self._writes = OneWrite(transport, self.loop)
         self._header_timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._head_due: float | None = None
+        self._idle_due: float | None = None
         self._arm_header_deadline()
 
     def data_received(self, data: bytes) -> None:
+        self._idle_due = None  # the next request has begun
         if self._refused:
             return  # what follows a refused head is read and dropped until the connection closes
         if not self._in_head:
@@ -232,26 +236,35 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.close()
 
-    # The deadline is a time kept on the connection, and one timer checks it: arming and cancelling it per
-    # request costs two attribute writes instead of a loop timer made and cancelled each time. The timer,
-    # when it fires, closes the connection if its head is overdue, waits on if a newer deadline was armed
-    # since, and lapses if no head is being read (the next arming starts a new one).
+    # Two deadlines, each a time kept on the connection, watched by one timer: the head's (above) and uvicorn's
+    # keep-alive (an idle connection is closed `timeout_keep_alive` after its last response, until a byte of
+    # the next request comes). Setting or clearing either per request costs attribute writes instead of a
+    # loop timer made and cancelled each time (uvicorn makes one per response for its keep-alive). The timer,
+    # when it fires, closes the connection if a deadline has passed, and otherwise waits for the nearer one.
 
     def _arm_header_deadline(self) -> None:
-        self._head_due: float | None = self.loop.time() + self.header_timeout_s
-        if self._header_timer is None:
-            self._header_timer = self.loop.call_at(self._head_due, self._header_timer_fired)
+        self._head_due = due = self.loop.time() + self.header_timeout_s
+        self._watch(due)
+
+    def _watch(self, due: float) -> None:
+        timer = self._header_timer
+        if timer is None or due < self._timer_at:
+            if timer is not None:
+                timer.cancel()
+            self._timer_at = due
+            self._header_timer = self.loop.call_at(due, self._header_timer_fired)
 
     def _header_timer_fired(self) -> None:
         self._header_timer = None
-        due = self._head_due
+        head, idle = self._head_due, self._idle_due
+        due = idle if head is None else head if idle is None else min(head, idle)
         if due is None:
             return
         if self.loop.time() >= due:
-            self._head_due = None
+            self._head_due = self._idle_due = None
             self._close()
         else:
-            self._header_timer = self.loop.call_at(due, self._header_timer_fired)
+            self._watch(due)
 
     def _cancel_header_deadline(self) -> None:
         self._head_due = None
@@ -275,8 +288,19 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing() and not self._refused:
+        # uvicorn's, with its keep-alive timer replaced by the idle deadline
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._idle_due = due = self.loop.time() + self.timeout_keep_alive
+            self._watch(due)
+        if not self._refused:
             self._arm_header_deadline()
 
     def handle_websocket_upgrade(self) -> None:

@@ -230,6 +230,29 @@ def test_a_keep_alive_connection_has_a_new_head_deadline_after_each_response(pla
         s.close()
 
 
+def test_an_idle_connection_is_closed_at_the_keep_alive_timeout(secured: BunqServer) -> None:
+    """With the default 10 s head deadline, a connection idle after its response goes at uvicorn's 5 s keep-alive
+    timeout; one that starts its next request in time is served."""
+
+    def served(s: socket.socket) -> bytes:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = b""
+        while not reply.endswith(b"}"):
+            chunk = s.recv(4096)
+            assert chunk, "closed while in use"
+            reply += chunk
+        return reply
+
+    with socket.create_connection(("127.0.0.1", secured.port)) as s:
+        s.settimeout(12)
+        assert served(s).startswith(b"HTTP/1.1 200 ")
+        time.sleep(3)
+        assert served(s).startswith(b"HTTP/1.1 200 "), "closed before the keep-alive timeout"
+        idle_from = time.monotonic()
+        assert s.recv(4096) == b""
+        assert time.monotonic() - idle_from < 8, "the idle connection was kept until the head deadline"
+
+
 def test_monitoring_endpoints(plain: BunqServer) -> None:
     with httpx.Client(base_url=plain.url, timeout=30) as c:
         job = c.post("/queues/mon/jobs", json={"data": 1}).json()["id"]
