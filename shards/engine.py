@@ -243,8 +243,10 @@ class Engine:
             raw = msgspec.Raw(result) if result is not None else None
             self.emit("job:completed", job, workerId=owner, result=raw)
         self.emitter.count(owner, job.id, 1)
-        self.wake_job_waiters(job.id, WaitOutcome(True, result, COMPLETED))
-        self.flows.job_completed(job, result)
+        if job.id in self.job_waiters.by_job:  # rarely anyone: no outcome made for nobody
+            self.wake_job_waiters(job.id, WaitOutcome(True, result, COMPLETED))
+        if job.dependents:
+            self.flows.job_completed(job, result)
         if job.remove_on_complete:
             self.index.remember_result(job.id, result)
             self.journal.delete(job.id, job.queue)
