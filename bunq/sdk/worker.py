@@ -126,8 +126,14 @@ class Worker:
         self._wake.set()
 
     def run_sync(self) -> None:
-        """Run until stopped or signalled (SIGTERM, SIGINT); returns when shut down cleanly."""
-        asyncio.run(self.run())
+        """Run until stopped or signalled (SIGTERM, SIGINT); returns when shut down cleanly. On uvloop where it
+        is installed (it is with bunq, except on Windows): its loop costs a worker a fraction of asyncio's."""
+        try:
+            import uvloop
+        except ImportError:
+            asyncio.run(self.run())
+        else:
+            uvloop.run(self.run())
 
     async def run(self, *, handle_signals: bool | None = None) -> None:
         """Run until `stop()` or a signal. Signals are handled when run in the main thread (or when
@@ -240,7 +246,7 @@ class Worker:
     def _start(self, lease: Lease) -> None:
         active = ActiveJob(lease.job, lease.token, self)
         self.running[active.id] = active
-        task = asyncio.ensure_future(self._run_job(active))
+        task = asyncio.get_running_loop().create_task(self._run_job(active))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
