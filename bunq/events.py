@@ -170,10 +170,12 @@ class EventHub:
             await self.sub.poll()
             for _ in range(READ_BATCH):
                 try:
-                    topic, payload = sub.recv_multipart(zmq.NOBLOCK)
+                    frames = sub.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                self._receive(topic, payload)
+                topic = frames[0]
+                for i in range(1, len(frames)):  # a shard's run of events of one name: [name, envelope, ...]
+                    self._receive(topic, frames[i])
 
     def _receive(self, topic: bytes, payload: bytes) -> None:
         if topic.startswith(_INTERNAL):

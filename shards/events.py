@@ -14,6 +14,7 @@ from bunq.catalogue import SYNC
 log = logging.getLogger("bunq.shard")
 _json = msgspec.json.Encoder()
 _SYNC = SYNC.encode()
+MAX_RUN = 1000  # events in one message at most
 
 
 class Publisher:
@@ -23,6 +24,11 @@ class Publisher:
     `wants()` is one dict lookup and no event is ever built. A subscription to a `sync:` topic is a
     front's barrier, not a wish: it is answered at once on that topic, and the subscriptions that came
     before it on the same pipe are in force by then.
+
+    Events of the same name in a row travel as one message, `[name, envelope, envelope, ...]`, sent when
+    the name changes or at the end of the loop's turn (`flush`): a pull of 100 jobs is one `job:active`
+    message, not 100, for this socket, the aggregator and every front's hub alike. Order is kept, and a
+    subscription still matches the first frame, the name.
     """
 
     def __init__(self, socket: zmq.Socket[bytes], shard: int) -> None:
@@ -31,6 +37,8 @@ class Publisher:
         self.prefixes: dict[bytes, int] = {}
         self._wanted: dict[str, bool] = {}
         self.dropped = 0  # events the socket refused (zmq.Again)
+        self._name = ""
+        self._pending: list[bytes] = []  # the name's frame, then the envelopes of a run of that name
 
     def on_subscription(self, message: bytes) -> None:
         if not message:
@@ -39,6 +47,7 @@ class Publisher:
         if prefix.startswith(_SYNC):
             if message[0] == 1:
                 self.publish(prefix.decode(), {"shard": self.shard})
+                self.flush()  # at once: the barrier's answer follows every event before it
             return
         if message[0] == 1:
             self.prefixes[prefix] = self.prefixes.get(prefix, 0) + 1
@@ -56,11 +65,25 @@ class Publisher:
         return wanted
 
     def publish(self, name: str, data: dict[str, Any]) -> None:
-        envelope = {"event": name, "ts": time.time_ns() // 1_000_000, "data": data}
+        if name != self._name:
+            self.flush()
+            self._name = name
+            self._pending.append(name.encode())
+        self._pending.append(_json.encode({"event": name, "ts": time.time_ns() // 1_000_000, "data": data}))
+        if len(self._pending) > MAX_RUN:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the run of events held (the shard's loop calls this once a turn, before its replies)."""
+        frames = self._pending
+        if not frames:
+            return
+        self._pending = []
+        self._name = ""
         # a subscriber that cannot keep up loses events (past its SNDHWM zmq drops them unseen; a send
         # zmq refuses outright is counted here); the job path never waits for it
         try:
-            self.socket.send_multipart([name.encode(), _json.encode(envelope)], flags=zmq.NOBLOCK)
+            self.socket.send_multipart(frames, flags=zmq.NOBLOCK)
         except zmq.Again:
-            self.dropped += 1
-            log.debug("event %s dropped: the event socket refused it (%d dropped)", name, self.dropped)
+            self.dropped += len(frames) - 1
+            log.debug("%d events dropped: the event socket refused them (%d dropped)", len(frames) - 1, self.dropped)

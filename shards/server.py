@@ -76,7 +76,8 @@ class ShardServer:
         return respond
 
     def send_replies(self) -> None:
-        """One frame per front for every reply produced in this turn of the loop."""
+        """The turn's events, then one frame per front for every reply produced in this turn of the loop."""
+        self.publisher.flush()
         if not self.outbox:
             return
         send = self.router.send_multipart

@@ -88,8 +88,9 @@ class Aggregator:
             self.events_dropped += 1
             log.debug("a shard's event dropped: the event socket refused it (%d dropped)", self.events_dropped)
         topic = frames[0].decode()
-        if topic in self.own_topics and len(frames) > 1:
-            self.registries.on_event(topic, _decode(frames[1]))
+        if topic in self.own_topics:
+            for envelope in frames[1:]:  # a shard's run of events of one name
+                self.registries.on_event(topic, _decode(envelope))
 
     async def forward_subscriptions(self) -> None:
         """Subscriptions up to the shards, in the order they came. A front's barrier (`sync:` topic) goes

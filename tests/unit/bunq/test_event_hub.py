@@ -122,3 +122,21 @@ def test_retopic_keeps_the_topics_a_listener_still_wants() -> None:
             assert hub.topics == {"job:": 1} and listener in hub.listeners
 
     asyncio.run(main())
+
+
+def test_a_run_of_events_in_one_message_reaches_a_listener_one_by_one_in_order() -> None:
+    async def main() -> None:
+        async with running([SYNC_AGGREGATOR, 0, 1]) as (hub, upstream):
+            listener = Listener(("job:",), queue="q", legacy=False)
+            hub.add(listener)
+            await hub.sync()
+            envelopes = [
+                msgspec.json.encode({"event": "job:active", "ts": 1, "data": {"queue": queue, "jobId": job}})
+                for queue, job in [("q", "a"), ("other", "x"), ("q", "b")]
+            ]
+            await upstream.xpub.send_multipart([b"job:active", *envelopes])
+            got = [await listener.inbox.get() for _ in range(2)]
+            assert [e.envelope["data"]["jobId"] for e in got if e is not None] == ["a", "b"]
+            assert listener.inbox.empty()
+
+    asyncio.run(main())

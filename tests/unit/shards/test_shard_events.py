@@ -33,3 +33,30 @@ def test_a_barrier_is_answered_with_the_shard_index_and_not_counted_as_wanted() 
         sub.close(linger=0)
         xpub.close(linger=0)
         ctx.term()
+
+
+def test_events_of_one_name_in_a_row_travel_as_one_message_in_order() -> None:
+    ctx = zmq.Context()
+    xpub = ctx.socket(zmq.XPUB)
+    sub = ctx.socket(zmq.SUB)
+    try:
+        xpub.bind("inproc://shard-runs")
+        sub.connect("inproc://shard-runs")
+        publisher = Publisher(xpub, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"job:")
+        assert xpub.poll(5000)
+        publisher.on_subscription(xpub.recv())
+        for name, job in [("job:active", "a"), ("job:active", "b"), ("job:completed", "a"), ("job:active", "c")]:
+            publisher.publish(name, {"jobId": job})
+        publisher.flush()
+        messages = []
+        while sub.poll(200):
+            frames = sub.recv_multipart()
+            messages.append((frames[0], [msgspec.json.decode(f)["data"]["jobId"] for f in frames[1:]]))
+        assert messages == [(b"job:active", ["a", "b"]), (b"job:completed", ["a"]), (b"job:active", ["c"])]
+        publisher.flush()
+        assert not sub.poll(50), "a flush with nothing held sent something"
+    finally:
+        sub.close(linger=0)
+        xpub.close(linger=0)
+        ctx.term()

@@ -26,12 +26,16 @@ def test_the_shard_publisher_counts_refused_events() -> None:
     publisher = Publisher(cast(Any, RefusingSocket()), 0)
     publisher.publish("job:pushed", {"jobId": "a"})
     publisher.publish("job:pushed", {"jobId": "b"})
+    publisher.publish("job:active", {"jobId": "a"})  # a new name sends the run before it
     assert publisher.dropped == 2
+    publisher.flush()
+    assert publisher.dropped == 3
 
 
 def test_a_shard_reports_what_its_sink_dropped_in_its_stats(tmp_path: Path) -> None:
     publisher = Publisher(cast(Any, RefusingSocket()), 0)
     publisher.publish("job:pushed", {"jobId": "a"})
+    publisher.flush()
     engine = make_engine(tmp_path / "s.db", FakeClock(), events=publisher)
     stats = call(engine, p.GetStats())
     assert isinstance(stats, p.ShardStats) and stats.events_dropped == 1
