@@ -17,6 +17,7 @@ import msgspec
 import zmq
 import zmq.asyncio
 
+from bunq import wire
 from bunq.catalogue import INTERNAL, SYNC, SYNC_AGGREGATOR
 
 log = logging.getLogger("bunq.front")
@@ -173,9 +174,11 @@ class EventHub:
                     frames = sub.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                topic = frames[0]
-                for i in range(1, len(frames)):  # a shard's run of events of one name: [name, envelope, ...]
-                    self._receive(topic, frames[i])
+                if len(frames) != 2:
+                    log.warning("an event message of %d frames, not [name, envelopes]", len(frames))
+                    continue
+                for envelope in wire.envelopes(frames[1]):  # a shard's run of events of one name
+                    self._receive(frames[0], envelope)
 
     def _receive(self, topic: bytes, payload: bytes) -> None:
         if topic.startswith(_INTERNAL):

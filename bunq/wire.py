@@ -18,7 +18,12 @@ Reply (shard ROUTER → front DEALER)::
 
 Event (shard XPUB → aggregator XSUB/XPUB → front SUB)::
 
-    [ topic = event name, e.g. b"job:completed" | envelope JSON {"event", "ts", "data"} ]
+    [ topic = event name, e.g. b"job:completed" | envelopes ]
+    envelopes = [ size (4 bytes LE) | envelope JSON {"event", "ts", "data"} ] ...
+
+    A shard sends a run of events of one name in one message (the aggregator one event at a time):
+    a pull of 100 jobs is one `job:active` message with 100 envelopes, one send and one receive for
+    each socket on the way instead of 100. A subscription matches the topic, the name.
 
 A request id is chosen by the front and echoed untouched; the shard may answer out of order (a
 long-poll pull is answered when a job arrives), so the id is what pairs a reply with its call. Both
@@ -86,3 +91,19 @@ def received_replies(sock: zmq.Socket[bytes]) -> Iterator[tuple[int, Reply]]:
             return
         for rid, payload in split(frame):
             yield int.from_bytes(rid, "little"), decode_reply(payload)
+
+
+def envelope_item(envelope: bytes) -> bytes:
+    """One event's envelope as it goes into an event message's second frame."""
+    return len(envelope).to_bytes(4, "little") + envelope
+
+
+def envelopes(frame: bytes) -> Iterator[bytes]:
+    """The envelopes of an event message's second frame, in order."""
+    view = memoryview(frame)
+    pos = 0
+    end = len(frame)
+    while pos + 4 <= end:
+        size = int.from_bytes(view[pos : pos + 4], "little")
+        yield bytes(view[pos + 4 : pos + 4 + size])
+        pos += 4 + size

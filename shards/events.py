@@ -10,6 +10,7 @@ import msgspec
 import zmq
 
 from bunq.catalogue import SYNC
+from bunq.wire import envelope_item
 
 log = logging.getLogger("bunq.shard")
 _json = msgspec.json.Encoder()
@@ -25,7 +26,7 @@ class Publisher:
     front's barrier, not a wish: it is answered at once on that topic, and the subscriptions that came
     before it on the same pipe are in force by then.
 
-    Events of the same name in a row travel as one message, `[name, envelope, envelope, ...]`, sent when
+    Events of the same name in a row travel as one message (`bunq.wire`: the name, then the envelopes), sent when
     the name changes or at the end of the loop's turn (`flush`): a pull of 100 jobs is one `job:active`
     message, not 100, for this socket, the aggregator and every front's hub alike. Order is kept, and a
     subscription still matches the first frame, the name.
@@ -38,7 +39,7 @@ class Publisher:
         self._wanted: dict[str, bool] = {}
         self.dropped = 0  # events the socket refused (zmq.Again)
         self._name = ""
-        self._pending: list[bytes] = []  # the name's frame, then the envelopes of a run of that name
+        self._pending: list[bytes] = []  # the envelopes of a run of events named `_name`, framed
 
     def on_subscription(self, message: bytes) -> None:
         if not message:
@@ -68,22 +69,21 @@ class Publisher:
         if name != self._name:
             self.flush()
             self._name = name
-            self._pending.append(name.encode())
-        self._pending.append(_json.encode({"event": name, "ts": time.time_ns() // 1_000_000, "data": data}))
-        if len(self._pending) > MAX_RUN:
+        envelope = _json.encode({"event": name, "ts": time.time_ns() // 1_000_000, "data": data})
+        self._pending.append(envelope_item(envelope))
+        if len(self._pending) >= MAX_RUN:
             self.flush()
 
     def flush(self) -> None:
         """Send the run of events held (the shard's loop calls this once a turn, before its replies)."""
-        frames = self._pending
-        if not frames:
+        items = self._pending
+        if not items:
             return
-        self._pending = []
-        self._name = ""
+        name, self._pending, self._name = self._name, [], ""
         # a subscriber that cannot keep up loses events (past its SNDHWM zmq drops them unseen; a send
         # zmq refuses outright is counted here); the job path never waits for it
         try:
-            self.socket.send_multipart(frames, flags=zmq.NOBLOCK)
+            self.socket.send_multipart([name.encode(), b"".join(items)], flags=zmq.NOBLOCK)
         except zmq.Again:
-            self.dropped += len(frames) - 1
-            log.debug("%d events dropped: the event socket refused them (%d dropped)", len(frames) - 1, self.dropped)
+            self.dropped += len(items)
+            log.debug("%d events dropped: the event socket refused them (%d dropped)", len(items), self.dropped)

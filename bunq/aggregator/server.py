@@ -62,7 +62,7 @@ class Aggregator:
     def publish(self, name: str, data: dict[str, Any]) -> None:
         envelope = _json.encode({"event": name, "ts": wall_ms(), "data": data})
         try:
-            self.xpub.send_multipart([name.encode(), envelope], flags=zmq.NOBLOCK)
+            self.xpub.send_multipart([name.encode(), wire.envelope_item(envelope)], flags=zmq.NOBLOCK)
         except zmq.Again:
             self.events_dropped += 1
             log.debug("event %s dropped: the event socket refused it (%d dropped)", name, self.events_dropped)
@@ -88,8 +88,8 @@ class Aggregator:
             self.events_dropped += 1
             log.debug("a shard's event dropped: the event socket refused it (%d dropped)", self.events_dropped)
         topic = frames[0].decode()
-        if topic in self.own_topics:
-            for envelope in frames[1:]:  # a shard's run of events of one name
+        if topic in self.own_topics and len(frames) > 1:
+            for envelope in wire.envelopes(frames[1]):  # a shard's run of events of one name
                 self.registries.on_event(topic, _decode(envelope))
 
     async def forward_subscriptions(self) -> None:

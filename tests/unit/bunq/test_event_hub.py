@@ -13,6 +13,7 @@ import zmq
 import zmq.asyncio
 
 from bunq import events as hub_mod
+from bunq import wire
 from bunq.catalogue import SYNC_AGGREGATOR
 from bunq.events import EventHub, Listener
 
@@ -40,7 +41,7 @@ class Upstream:
 
     async def publish(self, name: str, data: dict[str, object]) -> None:
         envelope = msgspec.json.encode({"event": name, "ts": 1, "data": data})
-        await self.xpub.send_multipart([name.encode(), envelope])
+        await self.xpub.send_multipart([name.encode(), wire.envelope_item(envelope)])
 
 
 @contextlib.asynccontextmanager
@@ -134,7 +135,7 @@ def test_a_run_of_events_in_one_message_reaches_a_listener_one_by_one_in_order()
                 msgspec.json.encode({"event": "job:active", "ts": 1, "data": {"queue": queue, "jobId": job}})
                 for queue, job in [("q", "a"), ("other", "x"), ("q", "b")]
             ]
-            await upstream.xpub.send_multipart([b"job:active", *envelopes])
+            await upstream.xpub.send_multipart([b"job:active", b"".join(map(wire.envelope_item, envelopes))])
             got = [await listener.inbox.get() for _ in range(2)]
             assert [e.envelope["data"]["jobId"] for e in got if e is not None] == ["a", "b"]
             assert listener.inbox.empty()

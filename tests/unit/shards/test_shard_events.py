@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 import zmq
 
+from bunq import wire
 from shards.events import Publisher
 
 
@@ -23,7 +24,8 @@ def test_a_barrier_is_answered_with_the_shard_index_and_not_counted_as_wanted() 
             publisher.on_subscription(xpub.recv())
         assert sub.poll(5000)
         topic, payload = sub.recv_multipart()
-        assert topic == b"sync:abc" and msgspec.json.decode(payload)["data"] == {"shard": 3}
+        (envelope,) = wire.envelopes(payload)
+        assert topic == b"sync:abc" and msgspec.json.decode(envelope)["data"] == {"shard": 3}
         assert list(publisher.prefixes) == [b"queue:paused"]
         assert publisher.wants("queue:paused") and not publisher.wants("sync:abc")
         publisher.on_subscription(b"\x00sync:abc")
@@ -51,8 +53,8 @@ def test_events_of_one_name_in_a_row_travel_as_one_message_in_order() -> None:
         publisher.flush()
         messages = []
         while sub.poll(200):
-            frames = sub.recv_multipart()
-            messages.append((frames[0], [msgspec.json.decode(f)["data"]["jobId"] for f in frames[1:]]))
+            topic, payload = sub.recv_multipart()
+            messages.append((topic, [msgspec.json.decode(e)["data"]["jobId"] for e in wire.envelopes(payload)]))
         assert messages == [(b"job:active", ["a", "b"]), (b"job:completed", ["a"]), (b"job:active", ["c"])]
         publisher.flush()
         assert not sub.poll(50), "a flush with nothing held sent something"
