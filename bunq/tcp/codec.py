@@ -66,13 +66,23 @@ def decode(frame: bytes | memoryview) -> dict[str, Any]:
     return message
 
 
+_LEAVES = frozenset({str, bool, float, type(None)})  # kept as they are (a bool is not an int here)
+
+
 def js_safe(value: Any) -> Any:
-    """`value` with every integer outside the 32-bit range made a float."""
-    if isinstance(value, dict):
-        return {k: js_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [js_safe(v) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool) and not _INT32_MIN <= value <= _INT32_MAX:
+    """`value` with every integer outside the 32-bit range made a float. Every reply and event goes through
+    it, so the common leaves are decided inside the comprehensions instead of by a call each."""
+    kind = type(value)
+    if kind is dict:
+        return {
+            k: v if type(v) in _LEAVES or (type(v) is int and _INT32_MIN <= v <= _INT32_MAX) else js_safe(v)
+            for k, v in value.items()
+        }
+    if kind is list:
+        return [
+            v if type(v) in _LEAVES or (type(v) is int and _INT32_MIN <= v <= _INT32_MAX) else js_safe(v) for v in value
+        ]
+    if kind is int and not _INT32_MIN <= value <= _INT32_MAX:
         return float(value)
     return value
 

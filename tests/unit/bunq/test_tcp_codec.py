@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bunq.events import Event
 from bunq.held import HeldJobs
@@ -163,3 +166,28 @@ def test_event_frames_use_the_typescript_clients_names() -> None:
     assert msgspec.msgpack.decode(event_frame(active)[4:])["event"]["eventType"] == "pulled"
     paused = Event("queue:paused", {"ts": 7, "data": {"queue": "q"}}, b"")
     assert msgspec.msgpack.decode(event_frame(paused)[4:])["event"]["eventType"] == "paused"
+
+
+def _plain_js_safe(value: Any) -> Any:
+    """The rule written plainly, for the fast version to be checked against."""
+    if isinstance(value, dict):
+        return {k: _plain_js_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_js_safe(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**31) <= value <= 2**31 - 1:
+        return float(value)
+    return value
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.text(max_size=5)
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=3), children, max_size=4),
+    max_leaves=30,
+)  # fmt: skip
+
+
+@given(_json_values)
+def test_js_safe_turns_exactly_the_integers_past_32_bits_into_floats(value: Any) -> None:
+    fast, plain = codec.js_safe(value), _plain_js_safe(value)
+    assert msgspec.msgpack.encode(fast) == msgspec.msgpack.encode(plain)
