@@ -85,15 +85,28 @@ class EventHub:
         self.listeners: set[Listener] = set()
         self.topics: dict[str, int] = {}
         self.barriers: dict[bytes, Barrier] = {}
-        self.task: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.fd = 0
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self._read())
+        """Read from the loop's reader callback on the socket's descriptor, as the shard link does (an awaited
+        poll costs a future and a callback chain per wake-up). The descriptor is edge-triggered: it signals
+        only once a read has found the socket empty, so a read is also due after anything that may have
+        consumed the edge (a subscription change) and whenever a batch stops short."""
+        self.loop = asyncio.get_running_loop()
+        self.fd = int(self.sub.getsockopt(zmq.FD))
+        self.loop.add_reader(self.fd, self._read)
+        self._read_soon()
 
     def close(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.remove_reader(self.fd)
+        self.loop = None
         self.sub.close()
+
+    def _read_soon(self) -> None:
+        if self.loop is not None:
+            self.loop.call_soon(self._read)
 
     def add(self, listener: Listener) -> None:
         self.listeners.add(listener)
@@ -122,6 +135,7 @@ class EventHub:
             self.topics[topic] = self.topics.get(topic, 0) + 1
             if self.topics[topic] == 1:
                 self.sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+                self._read_soon()
 
     def _release(self, topics: tuple[str, ...]) -> None:
         for topic in topics:
@@ -129,6 +143,7 @@ class EventHub:
             if self.topics[topic] == 0:
                 del self.topics[topic]
                 self.sub.setsockopt(zmq.UNSUBSCRIBE, topic.encode())
+                self._read_soon()
 
     async def sync(self) -> None:
         """Return once every subscription set so far is in force at the aggregator and at every shard:
@@ -141,6 +156,7 @@ class EventHub:
         topic = _SYNC + secrets.token_hex(16).encode()
         barrier = self.barriers[topic] = Barrier({SYNC_AGGREGATOR, *range(self.shards)})
         self.sub.setsockopt(zmq.SUBSCRIBE, topic)
+        self._read_soon()
         try:
             await asyncio.wait_for(barrier.done.wait(), SYNC_TIMEOUT_S)
         except TimeoutError:
@@ -149,6 +165,7 @@ class EventHub:
             del self.barriers[topic]
             if not self.sub.closed:  # a client still waiting when the front shuts down
                 self.sub.setsockopt(zmq.UNSUBSCRIBE, topic)
+                self._read_soon()
 
     def _synced(self, topic: bytes, payload: bytes) -> None:
         """A barrier's answer; those of other fronts' barriers (seen by a `*` subscription) are ignored."""
@@ -163,22 +180,22 @@ class EventHub:
         if not barrier.missing:
             barrier.done.set()
 
-    async def _read(self) -> None:
-        """Every event that has arrived, read in one synchronous pass per wake-up (the asyncio socket's
-        future per message cost more than the rest of an event's way to its clients)."""
+    def _read(self) -> None:
+        """Every event that has arrived, up to `READ_BATCH` (then the rest after other callbacks had a turn)."""
+        if self.loop is None or self.sub.closed:
+            return
         sub: zmq.Socket[bytes] = zmq.Socket.shadow(self.sub.underlying)
-        while True:
-            await self.sub.poll()
-            for _ in range(READ_BATCH):
-                try:
-                    frames = sub.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                if len(frames) != 2:
-                    log.warning("an event message of %d frames, not [name, envelopes]", len(frames))
-                    continue
-                for envelope in wire.envelopes(frames[1]):  # a shard's run of events of one name
-                    self._receive(frames[0], envelope)
+        for _ in range(READ_BATCH):
+            try:
+                frames = sub.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) != 2:
+                log.warning("an event message of %d frames, not [name, envelopes]", len(frames))
+                continue
+            for envelope in wire.envelopes(frames[1]):  # a shard's run of events of one name
+                self._receive(frames[0], envelope)
+        self._read_soon()
 
     def _receive(self, topic: bytes, payload: bytes) -> None:
         if topic.startswith(_INTERNAL):
