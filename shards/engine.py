@@ -18,7 +18,7 @@ from typing import Any, assert_never
 import msgspec
 
 from bunq import errors
-from bunq.protocol import Command, DlqReason, Error, Reply, State, WaitOutcome
+from bunq.protocol import Command, DlqReason, Error, Reply, State
 from shards import recovery
 from shards.commits import Commits
 from shards.dlq import DeadLetters
@@ -243,10 +243,8 @@ class Engine:
             raw = msgspec.Raw(result) if result is not None else None
             self.emit("job:completed", job, workerId=owner, result=raw)
         self.emitter.count(owner, job.id, 1)
-        if job.id in self.job_waiters.by_job:  # rarely anyone: no outcome made for nobody
-            self.wake_job_waiters(job.id, WaitOutcome(True, result, COMPLETED))
-        if job.dependents:
-            self.flows.job_completed(job, result)
+        self.wake_job_waiters(job.id, True, result, COMPLETED)
+        self.flows.job_completed(job, result)
         if job.remove_on_complete:
             self.index.remember_result(job.id, result)
             self.journal.delete(job.id, job.queue)
@@ -298,7 +296,7 @@ class Engine:
     def dead_letter(self, job: Job, q: QueueState, reason: DlqReason) -> None:
         """Into the DLQ (the job has already left its previous state)."""
         self.index.drop_unique(job)
-        self.wake_job_waiters(job.id, WaitOutcome(False, None, FAILED))
+        self.wake_job_waiters(job.id, False, None, FAILED)
         self.flows.job_failed_for_good(job)
         if job.remove_on_fail:
             self.index.drop(job)
@@ -321,7 +319,7 @@ class Engine:
             self.index.finish(job)  # kept for lookups until cleaned or past the DLQ's maxAge
             self.journal.put(job)
         self.emit("job:expired", job, ttl=job.ttl, age=now - job.created_at)
-        self.wake_job_waiters(job.id, WaitOutcome(False, None, EXPIRED))
+        self.wake_job_waiters(job.id, False, None, EXPIRED)
         self.flows.job_failed_for_good(job)
 
     def requeue(self, q: QueueState, job: Job) -> None:
@@ -354,7 +352,7 @@ class Engine:
         self.logs.drop(job.id)
         if event:
             self.emit("job:removed", job)
-        self.wake_job_waiters(job.id, WaitOutcome(False, None, "unknown"))
+        self.wake_job_waiters(job.id, False, None, "unknown")
 
     # ---- the server loop's turn: timers and periodic counts -------------------------------------
 

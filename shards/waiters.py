@@ -19,9 +19,13 @@ class JobWaiters:
         self.by_job.setdefault(job_id, []).append(respond)
         self.timers.at(deadline, self._deadline_due, (job_id, respond))
 
-    def wake(self, job_id: str, outcome: WaitOutcome) -> None:
-        for respond in self.by_job.pop(job_id, ()):
-            respond(outcome)
+    def wake(self, job_id: str, completed: bool, result: bytes | None, state: str) -> None:
+        """The job's outcome to everyone waiting on it; built only when someone is (rarely, on a busy path)."""
+        waiting = self.by_job.pop(job_id, None)
+        if waiting:
+            outcome = WaitOutcome(completed, result, state)
+            for respond in waiting:
+                respond(outcome)
 
     def _deadline_due(self, arg: tuple[str, Respond]) -> None:
         job_id, respond = arg
