@@ -94,6 +94,7 @@ class EventHub:
         only once a read has found the socket empty, so a read is also due after anything that may have
         consumed the edge (a subscription change) and whenever a batch stops short."""
         self.loop = asyncio.get_running_loop()
+        self.plain: zmq.Socket[bytes] = zmq.Socket.shadow(self.sub.underlying)  # its reads skip the asyncio layer
         self.fd = int(self.sub.getsockopt(zmq.FD))
         self.loop.add_reader(self.fd, self._read)
         self._read_soon()
@@ -184,10 +185,9 @@ class EventHub:
         """Every event that has arrived, up to `READ_BATCH` (then the rest after other callbacks had a turn)."""
         if self.loop is None or self.sub.closed:
             return
-        sub: zmq.Socket[bytes] = zmq.Socket.shadow(self.sub.underlying)
         for _ in range(READ_BATCH):
             try:
-                frames = sub.recv_multipart(zmq.NOBLOCK)
+                frames = self.plain.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
             if len(frames) != 2:
