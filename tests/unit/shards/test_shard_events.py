@@ -1,6 +1,10 @@
-"""The shard's Publisher: a `sync:` subscription is answered at once and is never a wish."""
+"""The shard's Publisher: a `sync:` subscription is answered at once and is never a wish; events of one name
+in a row travel as one message."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import msgspec
 import zmq
@@ -9,19 +13,31 @@ from bunq import wire
 from shards.events import Publisher
 
 
-def test_a_barrier_is_answered_with_the_shard_index_and_not_counted_as_wanted() -> None:
+@contextlib.contextmanager
+def wired(shard: int, *topics: bytes) -> Iterator[tuple[Publisher, zmq.Socket[bytes]]]:
+    """A Publisher on an XPUB with a SUB subscribed to `topics`, each subscription already seen by the
+    publisher; yields (publisher, sub)."""
     ctx = zmq.Context()
     xpub = ctx.socket(zmq.XPUB)
     sub = ctx.socket(zmq.SUB)
     try:
         xpub.bind("inproc://shard-events")
         sub.connect("inproc://shard-events")
-        publisher = Publisher(xpub, 3)
-        sub.setsockopt(zmq.SUBSCRIBE, b"queue:paused")
-        sub.setsockopt(zmq.SUBSCRIBE, b"sync:abc")
-        for _ in range(2):
+        publisher = Publisher(xpub, shard)
+        for topic in topics:
+            sub.setsockopt(zmq.SUBSCRIBE, topic)
+        for _ in topics:
             assert xpub.poll(5000)
             publisher.on_subscription(xpub.recv())
+        yield publisher, sub
+    finally:
+        sub.close(linger=0)
+        xpub.close(linger=0)
+        ctx.term()
+
+
+def test_a_barrier_is_answered_with_the_shard_index_and_not_counted_as_wanted() -> None:
+    with wired(3, b"queue:paused", b"sync:abc") as (publisher, sub):
         assert sub.poll(5000)
         topic, payload = sub.recv_multipart()
         (envelope,) = wire.envelopes(payload)
@@ -31,23 +47,10 @@ def test_a_barrier_is_answered_with_the_shard_index_and_not_counted_as_wanted() 
         publisher.on_subscription(b"\x00sync:abc")
         assert list(publisher.prefixes) == [b"queue:paused"]
         assert not sub.poll(50)  # the unsubscribe of a barrier is not answered
-    finally:
-        sub.close(linger=0)
-        xpub.close(linger=0)
-        ctx.term()
 
 
 def test_events_of_one_name_in_a_row_travel_as_one_message_in_order() -> None:
-    ctx = zmq.Context()
-    xpub = ctx.socket(zmq.XPUB)
-    sub = ctx.socket(zmq.SUB)
-    try:
-        xpub.bind("inproc://shard-runs")
-        sub.connect("inproc://shard-runs")
-        publisher = Publisher(xpub, 0)
-        sub.setsockopt(zmq.SUBSCRIBE, b"job:")
-        assert xpub.poll(5000)
-        publisher.on_subscription(xpub.recv())
+    with wired(0, b"job:") as (publisher, sub):
         for name, job in [("job:active", "a"), ("job:active", "b"), ("job:completed", "a"), ("job:active", "c")]:
             publisher.publish(name, {"jobId": job})
         publisher.flush()
@@ -58,7 +61,3 @@ def test_events_of_one_name_in_a_row_travel_as_one_message_in_order() -> None:
         assert messages == [(b"job:active", ["a", "b"]), (b"job:completed", ["a"]), (b"job:active", ["c"])]
         publisher.flush()
         assert not sub.poll(50), "a flush with nothing held sent something"
-    finally:
-        sub.close(linger=0)
-        xpub.close(linger=0)
-        ctx.term()
