@@ -270,9 +270,8 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self._head_due = None
 
     def _stop_header_timer(self) -> None:
-        timer = getattr(self, "_header_timer", None)
-        if timer is not None:
-            timer.cancel()
+        if self._header_timer is not None:
+            self._header_timer.cancel()
             self._header_timer = None
 
     def on_headers_complete(self) -> None:
