@@ -3,6 +3,7 @@ limits under concurrent workers, and settings that survive restarts and reshardi
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
@@ -25,23 +26,22 @@ def fill(client: httpx.Client, queue: str, n: int) -> None:
 
 
 def test_rate_limit_holds_across_fronts_and_workers(server: BunqServer) -> None:
+    """The limit is a sliding 1 s window on the shard's clock, so it is checked on the times the
+    shard handed each job out (`startedAt`), not on when a client saw them: client-side timestamps
+    carry each reply's latency, and one slow first reply lets a sixth window into "5 seconds"."""
     with httpx.Client(base_url=server.url, timeout=30) as c:
         fill(c, "rated", 1000)
         assert c.put("/queues/rated/rate-limit", json={"limit": 50}).json()["ok"]
-    pulled: list[float] = []
+    started: list[int] = []
     lock = threading.Lock()
-    first: list[float] = []
-    stop = time.monotonic() + 6.5
+    stop = time.monotonic() + 5.5
 
     def worker() -> None:
         with httpx.Client(base_url=server.url, timeout=30) as c:
             while time.monotonic() < stop:
                 jobs = c.post("/queues/rated/jobs/pull-batch", json={"count": 5}).json()["jobs"]
-                now = time.monotonic()
                 with lock:
-                    if jobs and not first:
-                        first.append(now)
-                    pulled.extend([now] * len(jobs))
+                    started.extend(j["startedAt"] for j in jobs)
                 if jobs:
                     c.post("/jobs/ack-batch", json={"ids": [j["id"] for j in jobs]})
 
@@ -50,9 +50,13 @@ def test_rate_limit_holds_across_fronts_and_workers(server: BunqServer) -> None:
         t.start()
     for t in threads:
         t.join(30)
-    in_five_seconds = sum(1 for t in pulled if t < first[0] + 5.0)
-    log.info(f"rate limit 50/s: {in_five_seconds} jobs handed out in 5 s ({len(pulled)} in all)")
-    assert 225 <= in_five_seconds <= 275
+    started.sort()
+    busiest = max(i + 1 - bisect.bisect_right(started, s - 1000) for i, s in enumerate(started))
+    span = started[-1] - started[0]
+    log.info(f"rate limit 50/s: {len(started)} jobs over {span} ms, busiest 1 s window {busiest}")
+    assert busiest <= 50
+    # Six workers pulling without pause for 5.5 s open at least five windows, each filled to the limit.
+    assert len(started) >= 250
 
 
 def test_concurrency_limit_never_exceeded(server: BunqServer) -> None:
