@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
+
+import msgspec
 
 from bunq import protocol as p
 from bunq.client import Shards
@@ -19,13 +22,31 @@ log = logging.getLogger("bunq.front")
 
 FINISHING = {"ACK", "FAIL", "Cancel", "Discard", "MoveToDelayed"}
 LIMIT = 100_000  # past this many, the oldest are forgotten: they come back at their lock's expiry instead
+PULLS = ("PULL", "PULLB")
+
+
+class _Id(msgspec.Struct):
+    id: str
+
+
+class _Pulled(msgspec.Struct):
+    """What tracking needs of a pull's reply: the ids and tokens, not the jobs (decoding those costs more)."""
+
+    job: _Id | None = None
+    token: str | None = None
+    jobs: list[_Id] | None = None
+    tokens: list[str | None] | None = None
+
+
+_decode_pulled = msgspec.json.Decoder(_Pulled).decode
 
 
 class HeldJobs:
     """Job id → the lease token it was pulled with (None for a pull without an owner) and who pulled it."""
 
     def __init__(self, limit: int = LIMIT) -> None:
-        self.leases: dict[str, tuple[str | None, Hashable]] = {}
+        # ordered so that forgetting the oldest is O(1): `next(iter(dict))` walks past every deleted entry
+        self.leases: OrderedDict[str, tuple[str | None, Hashable]] = OrderedDict()
         self.limit = limit
 
     def token(self, job_id: str) -> str | None:
@@ -40,7 +61,26 @@ class HeldJobs:
             tokens = body.get("tokens") or []
             for i, job in enumerate(body.get("jobs") or []):
                 self.hold(job["id"], tokens[i] if i < len(tokens) else None, holder)
-        elif name in FINISHING:
+        else:
+            self.finished(name, message)
+
+    def track_encoded(self, name: str, message: dict[str, Any], reply: bytes, holder: Hashable = None) -> None:
+        """`track` of an answer still in its JSON form: a pull's is read for its ids and tokens only."""
+        if name not in PULLS:
+            self.finished(name, message)
+            return
+        try:
+            pulled = _decode_pulled(reply)
+        except msgspec.DecodeError:  # not a pull's reply (an error's has none of these fields)
+            return
+        if pulled.job is not None:
+            self.hold(pulled.job.id, pulled.token, holder)
+        tokens = pulled.tokens or []
+        for i, job in enumerate(pulled.jobs or ()):
+            self.hold(job.id, tokens[i] if i < len(tokens) else None, holder)
+
+    def finished(self, name: str, message: dict[str, Any]) -> None:
+        if name in FINISHING:
             self.leases.pop(str(message.get("id")), None)
         elif name == "ACKB":
             for job_id in message.get("ids") or []:
@@ -49,7 +89,7 @@ class HeldJobs:
     def hold(self, job_id: str, token: str | None, holder: Hashable) -> None:
         self.leases[job_id] = (token, holder)
         if len(self.leases) > self.limit:
-            del self.leases[next(iter(self.leases))]
+            self.leases.popitem(last=False)
 
     def take(self, holder: Hashable = None) -> dict[str, str | None]:
         """Forget, and return, the jobs `holder` pulled."""

@@ -34,7 +34,6 @@ LEGACY_TOPICS = ("job:",)
 MAX_IN_FLIGHT = 256
 
 _json = msgspec.json.Encoder()
-_decode = msgspec.json.Decoder().decode
 
 
 class Connection:
@@ -99,12 +98,20 @@ class Connection:
         try:
             reply = await self.dispatch(name, message)
         except Exception as exc:  # the one renderer, as the HTTP routes use it
-            reply = _decode(failure(exc, f"WebSocket command {name!r}")[1])
-        if req_id is not None:
-            reply["reqId"] = req_id
+            reply = failure(exc, f"WebSocket command {name!r}")[1]
+        if isinstance(reply, dict):
+            if req_id is not None:
+                reply["reqId"] = req_id
+            reply = _json.encode(reply)
+        elif req_id is not None:
+            try:
+                reply = with_member(reply, b"reqId", req_id)
+            except ValueError as exc:  # a route answered something else than an object: a bug, a 500
+                reply = with_member(failure(exc, f"WebSocket command {name!r}")[1], b"reqId", req_id)
         await self.send(reply)
 
-    async def dispatch(self, name: Any, message: dict[str, Any]) -> dict[str, Any]:
+    async def dispatch(self, name: Any, message: dict[str, Any]) -> dict[str, Any] | bytes:
+        """A command's answer: a route's JSON body as the route rendered it, or a dict of this layer's own."""
         if name == "Auth":
             if not token_ok(message.get("token") if isinstance(message.get("token"), str) else None, self.tokens):
                 return {"ok": False, "error": "Unauthorized"}
@@ -122,8 +129,8 @@ class Connection:
         if not isinstance(name, str) or name not in ws_commands.COMMANDS:
             return {"ok": False, "error": f"Unknown command: {name}"}
         result = await ws_commands.run(self.client, name, message)
-        body: dict[str, Any] = _decode(result[1] if isinstance(result, tuple) else result)
-        self.held.track(name, message, body)
+        body = result[1] if isinstance(result, tuple) else result
+        self.held.track_encoded(name, message, body)
         return body
 
     async def subscription(self, name: str, events: Any) -> dict[str, Any]:
@@ -147,6 +154,16 @@ class Connection:
         for task in list(self.tasks):
             task.cancel()
         await self.held.release(self.client, "WebSocket")
+
+
+def with_member(body: bytes, key: bytes, value: Any) -> bytes:
+    """The JSON object `body` with `"key": value` added as its last member, without decoding it (a pull's
+    answer holds its jobs: decoding and encoding them again cost more than the rest of the command)."""
+    end = body.rfind(b"}")
+    if body[:1] != b"{" or end < 0 or body[end + 1 :].strip():
+        raise ValueError("not a JSON object")
+    head = body[:end].rstrip()
+    return head + (b"" if head.endswith(b"{") else b",") + b'"' + key + b'":' + _json.encode(value) + b"}"
 
 
 async def websocket_endpoint(ws: WebSocket) -> None:
