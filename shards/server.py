@@ -25,6 +25,7 @@ from shards.writer import Writer
 
 log = logging.getLogger("bunq.shard")
 
+REPLY_WITHIN_S = 0.0002  # of work in one turn, after which its replies so far go out
 DRAIN_BATCH = 2048  # requests handled per wake-up before timers and the flush get a turn
 FLUSH_EARLY_AT = 20_000  # journal entries that trigger a flush before the interval is up
 DISK_CHECK_S = 5.0
@@ -166,8 +167,12 @@ class ShardServer:
         return max(0, min(100, min(due) - now))
 
     def _drain_requests(self) -> None:
+        """Handle what the fronts sent. Replies go out at the end of the turn, or as soon as the turn has
+        worked `REPLY_WITHIN_S`: a pull's reply must not wait for the ack behind it in the same frame."""
         recv = self.router.recv_multipart
         handle = self.engine.handle
+        clock = time.perf_counter
+        send_by = clock() + REPLY_WITHIN_S
         for _ in range(DRAIN_BATCH):
             try:
                 frames = recv(zmq.NOBLOCK)
@@ -184,6 +189,9 @@ class ShardServer:
                     self.responder(identity, rid)(Error("bad_request", "Malformed command"))
                     continue
                 handle(command, self.responder(identity, rid))
+                if self.outbox and clock() >= send_by:
+                    self.send_replies()
+                    send_by = clock() + REPLY_WITHIN_S
 
     def _drain_subscriptions(self) -> None:
         for _ in range(DRAIN_BATCH):
