@@ -197,9 +197,9 @@ class Engine:
         """An active job stops being active (any outcome): free its lease and its group's turn."""
         q = self.queue(job.queue)
         q.active.pop(job.id, None)
+        self.leases.disarm_lock(job)
         job.token = None
         job.owner = None
-        job.lock_expires_at = None
         if job.group_id is not None:
             left = q.groups_active.get(job.group_id, 1) - 1
             if left <= 0:

@@ -3,6 +3,11 @@
 Every way a lease can end without an ack (lock expiry, `timeout`, a stall) is handed to the engine's
 `stall` transition, which charges the job one attempt; a job past `maxAttempts` or `maxStalls` goes to
 the dead-letter queue.
+
+Lock expiries are kept by tick of `LOCK_TICK_MS`: one timer per tick that has locks, and a table of the
+locks expiring in it, which a lease leaves as soon as it ends. A timer per lock stayed in the heap for the
+lock's whole time after the ack, 300 bytes each: 30 s of a worker draining 30,000 jobs a second held 270 MB.
+A lock therefore expires up to one tick late.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from shards.queues import QueueState
 from shards.timers import Timers
 
 DEFAULT_LOCK_TTL_MS = 30_000
+LOCK_TICK_MS = 100
 NOT_ACTIVE = "Job not found or not active"
 
 OnStall = Callable[[Job, DlqReason, bool], None]  # (job, reason, backoff)
@@ -42,6 +48,7 @@ class Leases:
         self.queues = queues
         self.on_stall = on_stall
         self.tokens = Tokens()
+        self.locks: dict[int, dict[str, int]] = {}  # tick -> {job id: its lock's expiry}, for ticks to come
 
     def grant(self, job: Job, q: QueueState, owner: str | None, lock_ttl: int | None) -> None:
         """Start a lease: with an owner, a lock token that expires unless extended; arm timeout and stall checks."""
@@ -54,7 +61,7 @@ class Leases:
         else:
             job.token = None
             job.lock_ttl = None
-            job.lock_expires_at = None
+            self.disarm_lock(job)
         if job.timeout:
             self.timers.at(now + job.timeout, self._timeout_due, (job.id, now))
         if q.stall_check_due is None:
@@ -62,10 +69,22 @@ class Leases:
             self.timers.at(q.stall_check_due, self._stall_check_due, q)
 
     def arm_lock(self, job: Job, expires_at: int) -> None:
+        self.disarm_lock(job)
         job.lock_expires_at = expires_at
-        # by id, not the Job: a lease's timers wait out their time after the ack, and would keep a finished
-        # (or removed) job alive for its whole lock (30 s of a busy worker's jobs)
-        self.timers.at(expires_at, self._lock_due, (job.id, job.token, expires_at))
+        tick = -(-expires_at // LOCK_TICK_MS)
+        due = self.locks.get(tick)
+        if due is None:
+            due = self.locks[tick] = {}
+            self.timers.at(tick * LOCK_TICK_MS, self._locks_due, tick)
+        due[job.id] = expires_at  # by id, not the Job: a removed job is not kept alive until the tick
+
+    def disarm_lock(self, job: Job) -> None:
+        """The job's lock no longer expires (its lease ended, or the lock is being moved)."""
+        if job.lock_expires_at is not None:
+            due = self.locks.get(-(-job.lock_expires_at // LOCK_TICK_MS))
+            if due is not None:
+                due.pop(job.id, None)
+            job.lock_expires_at = None
 
     def leased(self, job_id: str, token: str | None) -> Job:
         """The active job `job_id`, provided `token` is its current lease token (when it has one)."""
@@ -88,11 +107,11 @@ class Leases:
 
     # ---- timers ---------------------------------------------------------------------------------
 
-    def _lock_due(self, arg: tuple[str, str | None, int]) -> None:
-        job_id, token, expires_at = arg
-        job = self.jobs.get(job_id)
-        if job is not None and job.state == ACTIVE and job.token == token and job.lock_expires_at == expires_at:
-            self.on_stall(job, DlqReason.LOCK_EXPIRED, False)
+    def _locks_due(self, tick: int) -> None:
+        for job_id, expires_at in list(self.locks.pop(tick, {}).items()):
+            job = self.jobs.get(job_id)
+            if job is not None and job.state == ACTIVE and job.lock_expires_at == expires_at:
+                self.on_stall(job, DlqReason.LOCK_EXPIRED, False)
 
     def _timeout_due(self, arg: tuple[str, int]) -> None:
         job_id, started_at = arg

@@ -209,3 +209,39 @@ def test_a_finished_lease_leaves_no_job_in_the_timers(engine: Engine, clock: Fak
     engine.tick()
     assert call(engine, p.GetJobState(job_id)) == p.JobState("unknown")  # removed on completion, and stays so
     assert counts(engine)["active"] == 0 and counts(engine)["waiting"] == 0
+
+
+def test_a_finished_lease_leaves_no_lock_timer_behind(engine: Engine, clock: FakeClock) -> None:
+    """A busy worker's acked jobs must not keep their locks' timers (and tokens) for the lock's whole time."""
+    for _ in range(500):
+        push(engine)
+    timers_before = len(engine.timers)
+    for _ in range(5):
+        reply = call(engine, p.PullJobs("q", 100, owner="w", lock_ttl=30_000))
+        assert isinstance(reply, p.Jobs)
+        ids = [msgspec.json.decode(j)["id"] for j in reply.jobs]
+        assert call(engine, p.AckJobs(ids, [None] * len(ids), reply.tokens)) == p.AckOutcome(len(ids))
+        clock.advance(7)
+    assert sum(len(due) for due in engine.leases.locks.values()) == 0
+    assert len(engine.timers) - timers_before <= 5  # one per tick the locks fell in, not one per job
+
+
+def test_a_lock_expires_within_a_tick_of_its_time_and_a_heartbeat_moves_it(engine: Engine, clock: FakeClock) -> None:
+    from shards.leases import LOCK_TICK_MS
+
+    kept, dropped = push(engine), push(engine)
+    reply = call(engine, p.PullJobs("q", 2, owner="w", lock_ttl=1000))
+    assert isinstance(reply, p.Jobs)
+    tokens = dict(zip([msgspec.json.decode(j)["id"] for j in reply.jobs], reply.tokens, strict=True))
+    clock.advance(900)
+    assert call(engine, p.Heartbeat([kept], [tokens[kept]], [1000])) == p.AckOutcome(1)
+    clock.advance(100 + LOCK_TICK_MS)
+    engine.tick()
+    assert call(engine, p.GetJobState(dropped)) == p.JobState("waiting")  # expired: back for a retry
+    assert call(engine, p.GetJobState(kept)) == p.JobState("active")
+    clock.advance(900 - LOCK_TICK_MS - 1)
+    engine.tick()
+    assert call(engine, p.GetJobState(kept)) == p.JobState("active")  # its lock now ends at 1900
+    clock.advance(1 + LOCK_TICK_MS)
+    engine.tick()
+    assert call(engine, p.GetJobState(kept)) == p.JobState("waiting")
