@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from bunq.sdk.models import Job
 
 if TYPE_CHECKING:
+    from bunq.sdk.channel import JobChannel
     from bunq.sdk.worker import Worker
 
 
@@ -30,7 +31,7 @@ class ActiveJob:
     """The job a handler runs: `id`, `data`, `attempts` and the rest of the job (`job`), plus `progress` and
     `log`. `lost` turns true when the server took the lease away (the job will not be acked)."""
 
-    __slots__ = ("job", "token", "_worker", "started", "extended", "lost")
+    __slots__ = ("job", "token", "_worker", "started", "extended", "lost", "channel")
 
     def __init__(self, job: Job, token: str | None, worker: Worker) -> None:
         self.job = job
@@ -38,6 +39,7 @@ class ActiveJob:
         self._worker = worker
         self.started = self.extended = time.monotonic()
         self.lost = False
+        self.channel: JobChannel | None = None  # the WebSocket it was pulled on, if any
 
     @property
     def id(self) -> str:

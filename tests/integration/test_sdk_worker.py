@@ -10,16 +10,23 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bunq.sdk import ActiveJob, AsyncClient, Client, Retry, Worker
+from bunq.sdk.channel import JobChannel
 from tests.support.processes import ROOT, BunqServer, wait_until
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["websocket", "http"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """Every behaviour holds whichever way the worker's pulls and acks travel."""
+    return str(request.param)
 
 
 def run_until(worker: Worker, done: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -43,7 +50,7 @@ def run_until(worker: Worker, done: Callable[[], bool], timeout: float = 20.0) -
     asyncio.run(main())
 
 
-def test_results_progress_and_logs_reach_the_server(live_server: BunqServer, queue: str) -> None:
+def test_results_progress_and_logs_reach_the_server(live_server: BunqServer, queue: str, transport: str) -> None:
     async def handler(job: ActiveJob) -> Any:
         await job.progress(50, "half way")
         job.log("working on it")  # not awaited: still sent
@@ -51,7 +58,7 @@ def test_results_progress_and_logs_reach_the_server(live_server: BunqServer, que
 
     with Client(live_server.url) as client:
         ids = client.push_bulk(queue, [{"data": {"n": n}} for n in range(20)])
-        worker = Worker(live_server.url, queue, handler, concurrency=4)
+        worker = Worker(live_server.url, queue, handler, transport=transport, concurrency=4)
         run_until(worker, lambda: worker.processed == 20)
         for n, job_id in enumerate(ids):
             assert client.get_state(job_id) == "completed"
@@ -62,7 +69,7 @@ def test_results_progress_and_logs_reach_the_server(live_server: BunqServer, que
     assert worker.failed == 0 and worker.lost == 0
 
 
-def test_a_plain_function_runs_in_the_thread_pool(live_server: BunqServer, queue: str) -> None:
+def test_a_plain_function_runs_in_the_thread_pool(live_server: BunqServer, queue: str, transport: str) -> None:
     import threading
 
     threads: set[str] = set()
@@ -75,7 +82,7 @@ def test_a_plain_function_runs_in_the_thread_pool(live_server: BunqServer, queue
 
     with Client(live_server.url) as client:
         ids = client.push_bulk(queue, [{"data": n} for n in range(12)])
-        worker = Worker(live_server.url, queue, handler, concurrency=3)
+        worker = Worker(live_server.url, queue, handler, transport=transport, concurrency=3)
         run_until(worker, lambda: worker.processed == 12)
         assert [client.get_result(i) for i in ids] == list(range(12))
         assert client.get_progress(ids[0]).progress == 10
@@ -83,7 +90,7 @@ def test_a_plain_function_runs_in_the_thread_pool(live_server: BunqServer, queue
 
 
 def test_an_exception_fails_the_job_with_its_message_until_it_lands_in_the_dlq(
-    live_server: BunqServer, queue: str
+    live_server: BunqServer, queue: str, transport: str
 ) -> None:
     runs: list[int] = []
 
@@ -93,7 +100,7 @@ def test_an_exception_fails_the_job_with_its_message_until_it_lands_in_the_dlq(
 
     with Client(live_server.url) as client:
         job_id = client.push(queue, 7, max_attempts=2, backoff=1)
-        worker = Worker(live_server.url, queue, handler, concurrency=2)
+        worker = Worker(live_server.url, queue, handler, transport=transport, concurrency=2)
         run_until(worker, lambda: worker.failed == 2)
         wait_until(lambda: client.dlq(queue))
         [entry] = client.dlq(queue)
@@ -105,7 +112,7 @@ def test_an_exception_fails_the_job_with_its_message_until_it_lands_in_the_dlq(
     assert worker.processed == 0
 
 
-def test_slots_are_never_exceeded_and_are_all_used(live_server: BunqServer, queue: str) -> None:
+def test_slots_are_never_exceeded_and_are_all_used(live_server: BunqServer, queue: str, transport: str) -> None:
     running = 0
     most = 0
 
@@ -118,12 +125,12 @@ def test_slots_are_never_exceeded_and_are_all_used(live_server: BunqServer, queu
 
     with Client(live_server.url) as client:
         client.push_bulk(queue, [{"data": n} for n in range(60)])
-        worker = Worker(live_server.url, queue, handler, concurrency=5)
+        worker = Worker(live_server.url, queue, handler, transport=transport, concurrency=5)
         holding: list[int] = []
         original = worker._start
 
-        def start(lease: Any) -> None:
-            original(lease)
+        def start(lease: Any, channel: Any) -> None:
+            original(lease, channel)
             holding.append(len(worker.running))
 
         worker._start = start  # type: ignore[method-assign]
@@ -133,23 +140,30 @@ def test_slots_are_never_exceeded_and_are_all_used(live_server: BunqServer, queu
 
 
 def test_an_idle_worker_waits_in_the_long_poll(
-    live_server: BunqServer, queue: str, monkeypatch: pytest.MonkeyPatch
+    live_server: BunqServer, queue: str, monkeypatch: pytest.MonkeyPatch, transport: str
 ) -> None:
     pulls: list[float] = []
     request = AsyncClient.request
+    command = JobChannel.call
 
     async def counting(self: AsyncClient, method: str, path: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         if path.endswith("/pull-batch"):
             pulls.append(time.monotonic())
         return await request(self, method, path, *args, **kwargs)
 
+    async def counting_commands(self: JobChannel, message: dict[str, Any], wait_ms: int = 0) -> dict[str, Any]:
+        if message["cmd"] == "PULLB":
+            pulls.append(time.monotonic())
+        return await command(self, message, wait_ms)
+
     monkeypatch.setattr(AsyncClient, "request", counting)
+    monkeypatch.setattr(JobChannel, "call", counting_commands)
     done: list[str] = []
 
     async def handler(job: ActiveJob) -> Any:
         done.append(job.id)
 
-    worker = Worker(live_server.url, queue, handler, concurrency=8, poll_timeout=1.0)
+    worker = Worker(live_server.url, queue, handler, transport=transport, concurrency=8, poll_timeout=1.0)
     started = time.monotonic()
     pushed: list[str] = []
 
@@ -165,14 +179,14 @@ def test_an_idle_worker_waits_in_the_long_poll(
     assert done == pushed
 
 
-def test_a_long_job_keeps_its_lease_by_heartbeat(live_server: BunqServer, queue: str) -> None:
+def test_a_long_job_keeps_its_lease_by_heartbeat(live_server: BunqServer, queue: str, transport: str) -> None:
     async def handler(job: ActiveJob) -> Any:
         await asyncio.sleep(2.5)  # five times the lock
         return "kept"
 
     with Client(live_server.url) as client:
         job_id = client.push(queue, None)
-        worker = Worker(live_server.url, queue, handler, concurrency=1, lock_ttl=500)
+        worker = Worker(live_server.url, queue, handler, transport=transport, concurrency=1, lock_ttl=500)
         run_until(worker, lambda: worker.processed == 1)
         job = client.get_job(job_id)
         assert (job.state, job.attempts, job.stall_count) == ("completed", 0, 0)  # never stalled or retried
@@ -180,7 +194,9 @@ def test_a_long_job_keeps_its_lease_by_heartbeat(live_server: BunqServer, queue:
     assert worker.lost == 0
 
 
-def test_a_worker_whose_lease_was_taken_never_completes_the_job(live_server: BunqServer, queue: str) -> None:
+def test_a_worker_whose_lease_was_taken_never_completes_the_job(
+    live_server: BunqServer, queue: str, transport: str
+) -> None:
     """The worker's process freezes (a handler blocking its loop) past the lock: the server gives the job
     to another worker; when the frozen one wakes, its stale token is refused and the job stays the other's."""
     import threading
@@ -205,7 +221,9 @@ def test_a_worker_whose_lease_was_taken_never_completes_the_job(live_server: Bun
 
     with Client(live_server.url) as client:
         job_id = client.push(queue, None, max_attempts=5)
-        worker = Worker(live_server.url, queue, frozen, concurrency=1, lock_ttl=400, register=False)
+        worker = Worker(
+            live_server.url, queue, frozen, transport=transport, concurrency=1, lock_ttl=400, register=False
+        )
         thread = threading.Thread(target=other_worker, args=(client,))
         thread.start()
         run_until(worker, lambda: worker.lost == 1 or worker.processed == 1)
@@ -216,7 +234,7 @@ def test_a_worker_whose_lease_was_taken_never_completes_the_job(live_server: Bun
     assert worker.processed == 0 and worker.lost == 1
 
 
-def test_it_registers_counts_its_jobs_and_unregisters(live_server: BunqServer, queue: str) -> None:
+def test_it_registers_counts_its_jobs_and_unregisters(live_server: BunqServer, queue: str, transport: str) -> None:
     seen: list[Any] = []
 
     async def handler(job: ActiveJob) -> Any:
@@ -224,7 +242,15 @@ def test_it_registers_counts_its_jobs_and_unregisters(live_server: BunqServer, q
 
     with Client(live_server.url) as client:
         client.push_bulk(queue, [{"data": n} for n in range(30)])
-        worker = Worker(live_server.url, queue, handler, concurrency=4, name=f"w-{queue}", registry_heartbeat=0.3)
+        worker = Worker(
+            live_server.url,
+            queue,
+            handler,
+            transport=transport,
+            concurrency=4,
+            name=f"w-{queue}",
+            registry_heartbeat=0.3,
+        )
 
         def registered_and_done() -> bool:
             if not seen:
@@ -242,7 +268,7 @@ WORKER_SCRIPT = textwrap.dedent(
     import asyncio, os, sys
     from bunq.sdk import Worker
 
-    url, queue, log_path, delay = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+    url, queue, log_path, delay, transport = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
     log = open(log_path, "a", buffering=1)
 
     async def handler(job):
@@ -251,30 +277,30 @@ WORKER_SCRIPT = textwrap.dedent(
         return os.getpid()
 
     print("ready", flush=True)
-    Worker(url, queue, handler, concurrency=8, grace=30, name="sig-" + queue).run_sync()
+    Worker(url, queue, handler, concurrency=8, grace=30, name="sig-" + queue, transport=transport).run_sync()
     print("clean exit", flush=True)
     """
 )
 
 
-def start_worker(tmp_path: Path, url: str, queue: str, delay: float) -> subprocess.Popen[str]:
+def start_worker(tmp_path: Path, url: str, queue: str, delay: float, transport: str) -> subprocess.Popen[str]:
     script = tmp_path / "worker.py"
     script.write_text(WORKER_SCRIPT)
     log = tmp_path / "done.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, str(script), url, queue, str(log), str(delay)]
+    argv = [sys.executable, str(script), url, queue, str(log), str(delay), transport]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     return proc
 
 
 def test_sigterm_under_load_finishes_running_jobs_and_loses_nothing(
-    live_server: BunqServer, queue: str, tmp_path: Path
+    live_server: BunqServer, queue: str, tmp_path: Path, transport: str
 ) -> None:
     log = tmp_path / "done.log"
     with Client(live_server.url, retry=Retry(attempts=3)) as client:
         ids = client.push_bulk(queue, [{"data": n} for n in range(400)])
-        proc = start_worker(tmp_path, live_server.url, queue, 0.05)
+        proc = start_worker(tmp_path, live_server.url, queue, 0.05, transport)
         wait_until(lambda: log.exists() and len(log.read_text().split()) >= 40)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=40)
@@ -286,7 +312,7 @@ def test_sigterm_under_load_finishes_running_jobs_and_loses_nothing(
         assert counts.completed == len(first) < 400
         assert all(w.name != "sig-" + queue for w in client.workers())
 
-        second = start_worker(tmp_path, live_server.url, queue, 0.0)
+        second = start_worker(tmp_path, live_server.url, queue, 0.0, transport)
         wait_until(lambda: client.counts(queue).completed == 400)
         second.send_signal(signal.SIGINT)
         out, _ = second.communicate(timeout=40)
@@ -295,10 +321,10 @@ def test_sigterm_under_load_finishes_running_jobs_and_loses_nothing(
     assert sorted(done) == sorted(ids)  # each job handled exactly once across both workers
 
 
-def test_a_second_signal_exits_at_once(live_server: BunqServer, queue: str, tmp_path: Path) -> None:
+def test_a_second_signal_exits_at_once(live_server: BunqServer, queue: str, tmp_path: Path, transport: str) -> None:
     with Client(live_server.url) as client:
         client.push(queue, None)
-        proc = start_worker(tmp_path, live_server.url, queue, 60.0)
+        proc = start_worker(tmp_path, live_server.url, queue, 60.0, transport)
         wait_until(lambda: client.counts(queue).active == 1)
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
@@ -310,13 +336,13 @@ def test_a_second_signal_exits_at_once(live_server: BunqServer, queue: str, tmp_
         assert proc.returncode == 128 + signal.SIGINT, out
 
 
-def test_stop_from_another_thread_ends_run_sync(live_server: BunqServer, queue: str) -> None:
+def test_stop_from_another_thread_ends_run_sync(live_server: BunqServer, queue: str, transport: str) -> None:
     import threading
 
     async def handler(job: ActiveJob) -> Any:
         return None
 
-    worker = Worker(live_server.url, queue, handler, concurrency=2, poll_timeout=0.5)
+    worker = Worker(live_server.url, queue, handler, transport=transport, concurrency=2, poll_timeout=0.5)
     thread = threading.Thread(target=worker.run_sync)
     thread.start()
     wait_until(lambda: worker.worker_id is not None)
@@ -334,3 +360,91 @@ def test_handler_must_be_given() -> None:
 
 async def _noop(job: ActiveJob) -> None:
     return None
+
+
+# -- the WebSocket transport ------------------------------------------------------------------------------
+
+
+def test_a_dropped_websocket_hands_the_running_jobs_back_and_they_run_again(
+    live_server: BunqServer, queue: str
+) -> None:
+    """The connection breaks under three running jobs: the server puts them back at once, the worker finishes
+    them without acking (their leases are gone), opens a new connection and runs them again to completion."""
+    runs: dict[str, int] = {}
+    release = asyncio.Event()
+
+    async def handler(job: ActiveJob) -> Any:
+        runs[job.id] = runs.get(job.id, 0) + 1
+        if runs[job.id] == 1 and len(runs) <= 3:
+            await release.wait()
+        return runs[job.id]
+
+    with Client(live_server.url) as client:
+        ids = client.push_bulk(queue, [{"data": n} for n in range(6)])
+        worker = Worker(live_server.url, queue, handler, concurrency=3)
+        state = {"cut": False}
+
+        def cut_then_done() -> bool:
+            if not state["cut"] and len(runs) == 3 and worker._channel is not None:
+                transport = worker._channel._ws.transport  # type: ignore[union-attr]
+                transport.abort()  # as a network failure: no closing handshake
+                state["cut"] = True
+            if state["cut"] and not release.is_set() and all(a.lost for a in worker.running.values()):
+                release.set()
+            return worker.processed == 6
+
+        run_until(worker, cut_then_done)
+        first_three = [i for i in ids if runs[i] == 2]
+        assert len(first_three) == 3 and all(client.get_result(i) == 2 for i in first_three)
+        assert all(client.get_state(i) == "completed" for i in ids)
+        assert client.get_job(first_three[0]).attempts == 0  # given back, not failed
+    assert worker.lost == 3
+
+
+def test_the_jobs_of_a_killed_worker_go_back_at_once_not_at_their_lock(
+    live_server: BunqServer, queue: str, tmp_path: Path
+) -> None:
+    with Client(live_server.url) as client:
+        client.push_bulk(queue, [{"data": n} for n in range(8)])
+        proc = start_worker(tmp_path, live_server.url, queue, 600.0, "websocket")  # locks of 30 s
+        wait_until(lambda: client.counts(queue).active == 8)
+        proc.kill()
+        proc.communicate(timeout=10)
+        wait_until(lambda: client.counts(queue).waiting == 8, timeout=10)
+        assert client.counts(queue).active == 0
+
+
+def test_a_server_that_refuses_the_upgrade_is_worked_over_http(
+    live_server: BunqServer, queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bunq.sdk.channel.WS_PATH", "/no-such-socket")  # upgrades there are refused (403)
+
+    async def handler(job: ActiveJob) -> Any:
+        return job.data
+
+    with Client(live_server.url) as client:
+        client.push_bulk(queue, [{"data": n} for n in range(5)])
+        worker = Worker(live_server.url, queue, handler, concurrency=2)
+        run_until(worker, lambda: worker.processed == 5)
+    assert worker.transport == "http" and worker.lost == 0
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BunqServer]:
+    server = BunqServer(tmp_path_factory.mktemp("auth") / "data", shards=2, AUTH_TOKENS="secret")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+def test_a_worker_with_the_token_works_where_auth_is_required(auth_server: BunqServer, transport: str) -> None:
+    async def handler(job: ActiveJob) -> Any:
+        return job.data * 2
+
+    queue = f"auth-{transport}"
+    with Client(auth_server.url, token="secret") as client:
+        ids = client.push_bulk(queue, [{"data": n} for n in range(4)])
+        worker = Worker(auth_server.url, queue, handler, concurrency=2, token="secret", transport=transport)
+        run_until(worker, lambda: worker.processed == 4)
+        assert [client.get_result(i) for i in ids] == [0, 2, 4, 6]
