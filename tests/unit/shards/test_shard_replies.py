@@ -1,5 +1,6 @@
-"""When a shard sends its replies: at the end of the turn of its loop, in one frame per front, or sooner once
-the turn has worked `REPLY_WITHIN_S`, so a pull's reply does not wait for the ack queued behind it."""
+"""How a shard's turn ends and when its replies go out: at the end of the turn, in one frame per front; a
+large pull at once, so its reply does not wait for the acks behind it; and a turn ends after `MAX_TURN_S`
+with frames still waiting, so that timers and the journal's flush are never held back for long."""
 
 from __future__ import annotations
 
@@ -33,10 +34,13 @@ def shard_and_front(tmp_path: Path) -> Iterator[tuple[ShardServer, zmq.Socket[by
         shard._close()
 
 
-def frames_for(shard: ShardServer, front: zmq.Socket[bytes], commands: list[p.Command]) -> list[list[int]]:
-    """Send `commands` in one frame, let the shard handle them in one turn; the request numbers of each frame
-    of replies that came back."""
-    front.send(b"".join(wire.request_item(n, c) for n, c in enumerate(commands)))
+def send(front: zmq.Socket[bytes], commands: list[p.Command], first: int = 0) -> None:
+    front.send(b"".join(wire.request_item(first + n, c) for n, c in enumerate(commands)))
+
+
+def one_turn(shard: ShardServer, front: zmq.Socket[bytes]) -> list[list[int]]:
+    """Let the shard take one turn of requests and send its replies; the request numbers of each frame of
+    replies that came back."""
     assert shard.router.poll(5000)
     shard._drain_requests()
     shard.send_replies()
@@ -46,19 +50,29 @@ def frames_for(shard: ShardServer, front: zmq.Socket[bytes], commands: list[p.Co
     return frames
 
 
-def test_a_short_turn_answers_in_one_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shard_server, "REPLY_WITHIN_S", 60.0)
+PULL = p.PullJobs("q", 10)
+ACK = p.AckJobs(["nothing-here"])
+
+
+def test_a_turn_answers_in_one_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shard_server, "LARGE_PULL_S", 60.0)
     with shard_and_front(tmp_path) as (shard, front):
-        assert frames_for(shard, front, [p.GetJobState("a"), p.GetJobState("b"), p.GetJobState("c")]) == [[0, 1, 2]]
+        send(front, [PULL, ACK, PULL, ACK])
+        assert one_turn(shard, front) == [[0, 1, 2, 3]]
 
 
-def test_a_turn_past_its_budget_sends_what_is_ready_before_going_on(
+def test_a_large_pull_is_answered_before_the_commands_behind_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(shard_server, "REPLY_WITHIN_S", 0.0)
+    monkeypatch.setattr(shard_server, "LARGE_PULL_S", 0.0)  # every pull counts as large
     with shard_and_front(tmp_path) as (shard, front):
-        assert frames_for(shard, front, [p.GetJobState("a"), p.GetJobState("b"), p.GetJobState("c")]) == [
-            [0],
-            [1],
-            [2],
-        ]
+        send(front, [ACK, PULL, ACK, ACK, PULL, ACK])
+        assert one_turn(shard, front) == [[0, 1], [2, 3, 4], [5]]
+
+
+def test_a_turn_ends_after_its_time_with_frames_still_waiting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shard_server, "MAX_TURN_S", 0.0)  # one frame per turn
+    with shard_and_front(tmp_path) as (shard, front):
+        for n in range(3):
+            send(front, [ACK], first=n)
+        assert [one_turn(shard, front) for _ in range(3)] == [[[0]], [[1]], [[2]]]
