@@ -40,9 +40,20 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
 
-class Pulled(msgspec.Struct):
+class Reply(msgspec.Struct):
+    """Every answer the worker's commands get, decoded straight into its fields (a pull's jobs into `Job`s,
+    without a dict in between); other fields are skipped."""
+
+    req_id: str | None = msgspec.field(default=None, name="reqId")
+    ok: bool = True
+    error: str | None = None
     jobs: list[Job] = msgspec.field(default_factory=list)
     tokens: list[str | None] | None = None
+    count: int = 0
+    failed: dict[str, str] | None = None
+
+
+_decode_reply = msgspec.json.Decoder(Reply).decode
 
 
 class NoWebSocket(BunqError):
@@ -53,15 +64,15 @@ class TooLarge(PayloadTooLarge):
     """A command over `MAX_MESSAGE`, not sent: the caller sends it over HTTP, whose limit is higher."""
 
 
-def refusal(reply: dict[str, Any]) -> BunqError:
+def refusal(reply: Reply) -> BunqError:
     """The exception for a command's `{ok: false, error}` (commands carry no status: it is told by the text)."""
-    error = reply.get("error")
-    text = error if isinstance(error, str) else "refused"
+    text = reply.error or "refused"
+    body = msgspec.structs.asdict(reply)
     if text == "Unauthorized":
-        return Unauthorized(text, 401, reply)
+        return Unauthorized(text, 401, body)
     if text.endswith(("did not answer in time", "is overloaded", "the outcome of this request is unknown")):
-        return Unavailable(text, 503, reply)
-    return for_status(400, text, reply)
+        return Unavailable(text, 503, body)
+    return for_status(400, text, body)
 
 
 class JobChannel:
@@ -73,7 +84,7 @@ class JobChannel:
         self.closed = False
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._waiting: dict[str, asyncio.Future[Reply]] = {}
         self._ids = itertools.count()
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
 
@@ -101,12 +112,9 @@ class JobChannel:
     async def _read(self, ws: ClientConnection) -> None:
         try:
             async for message in ws:
-                try:
-                    reply = _decode(message)
-                except msgspec.DecodeError:
-                    continue
-                if isinstance(reply, dict):
-                    waiter = self._waiting.pop(str(reply.get("reqId")), None)
+                reply = _read_reply(message)
+                if reply is not None and reply.req_id is not None:
+                    waiter = self._waiting.pop(reply.req_id, None)
                     if waiter is not None and not waiter.done():
                         waiter.set_result(reply)
         except ConnectionClosed:
@@ -134,7 +142,7 @@ class JobChannel:
                 await self._reader
         self._closed()
 
-    async def call(self, message: dict[str, Any], wait_ms: int = 0) -> dict[str, Any]:
+    async def call(self, message: dict[str, Any], wait_ms: int = 0) -> Reply:
         """Send one command and return its reply (`{ok: false, ...}` included: the caller knows what a refusal
         of its command means). TransportError when the connection is or goes down, or no reply comes in time."""
         if self.closed or self._ws is None:
@@ -145,7 +153,7 @@ class JobChannel:
             text = _encode(message)
             if len(text) > MAX_MESSAGE:
                 raise TooLarge(f"a {message.get('cmd')} of {len(text)} bytes", 413)
-            waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
             self._waiting[req_id] = waiter
             try:
                 await self._ws.send(text.decode())
@@ -165,23 +173,38 @@ class JobChannel:
             {"cmd": "PULLB", "queue": queue, "count": count, "timeout": timeout, "owner": owner, "lockTtl": lock_ttl},
             wait_ms=timeout,
         )
-        if reply.get("ok") is False:
+        if not reply.ok:
             raise refusal(reply)
-        pulled = msgspec.convert(reply, Pulled)
-        tokens = pulled.tokens or []
-        return [Lease(job, tokens[i] if i < len(tokens) else None) for i, job in enumerate(pulled.jobs)]
+        tokens = reply.tokens or []
+        return [Lease(job, tokens[i] if i < len(tokens) else None) for i, job in enumerate(reply.jobs)]
 
     async def batch(self, message: dict[str, Any]) -> BatchResult:
         """ACKB or JobHeartbeatB: how many ids it applied to, and why each other id was refused."""
         reply = await self.call(message)
-        if reply.get("ok") is False and not isinstance(reply.get("failed"), dict):
+        if not reply.ok and reply.failed is None:
             raise refusal(reply)
-        return msgspec.convert(reply, BatchResult)
+        return BatchResult(count=reply.count, failed=reply.failed or {})
 
     async def fail(self, job_id: str, error: str, token: str | None) -> None:
         message: dict[str, Any] = {"cmd": "FAIL", "id": job_id, "error": error}
         if token is not None:
             message["token"] = token
         reply = await self.call(message)
-        if reply.get("ok") is False:
+        if not reply.ok:
             raise refusal(reply)
+
+
+def _read_reply(message: str | bytes) -> Reply | None:
+    """A reply, or None for a message that is none (not JSON, not an object). One whose fields do not have the
+    types expected (a server speaking another dialect) is a refusal of its command, not the reader's end."""
+    try:
+        return _decode_reply(message)
+    except msgspec.ValidationError as exc:
+        try:
+            raw = _decode(message)
+        except msgspec.DecodeError:
+            return None
+        req_id = raw.get("reqId") if isinstance(raw, dict) else None
+        return Reply(req_id=str(req_id), ok=False, error=f"unreadable reply: {exc}") if req_id is not None else None
+    except msgspec.DecodeError:
+        return None

@@ -183,8 +183,10 @@ class Worker:
                 self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _serve(self) -> None:
+        opening = asyncio.create_task(self._open_early())  # meanwhile: a pull would open it anyway
         await self._register()
         interval_s = await self._heartbeat_interval()
+        await opening
         helpers = [
             asyncio.create_task(self._ack_loop(), name="bunq-acks"),
             asyncio.create_task(self._lease_loop(interval_s), name="bunq-leases"),
@@ -241,6 +243,10 @@ class Worker:
                 return None
             self._channel = channel
             return channel
+
+    async def _open_early(self) -> None:
+        with contextlib.suppress(BunqError):  # the first pull tries again, and backs off
+            await self._open_channel()
 
     def _channel_closed(self, channel: JobChannel) -> None:
         """The server gave back every job pulled on `channel` and not finished: none of them may be acked."""
