@@ -366,7 +366,7 @@ class Engine:
         return self.timers.next_due()
 
     def publish_counts(self) -> None:
-        """Once per turn of the loop: the coalesced `queue:counts` and the worker registry's tally."""
+        """Once per turn of the loop: the coalesced `queue:counts`, and the worker registry's tally when due."""
         self.emitter.publish_counts(self.journal, self.queues)
         self.emitter.publish_tally()
 

@@ -41,6 +41,8 @@ class InProcessShards(Shards):
             make_engine(root / f"shard-{i}.db", clock, shard=i, shards=self.shards, slots=self.slots, events=self)
             for i in range(self.shards)
         ]
+        for engine in self.engines:
+            engine.emitter.tally_every_s = 0.0  # every turn: this harness's turns are its calls, its time is fake
         self.store = RegistryStore(str(root / "aggregator.db"))
         self.published: list[tuple[str, dict[str, Any]]] = []  # the aggregator's own events, in order
         self.registries = Registries(

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Iterator
 
 import msgspec
+import pytest
 import zmq
 
 from bunq import wire
@@ -61,3 +62,38 @@ def test_events_of_one_name_in_a_row_travel_as_one_message_in_order() -> None:
         assert messages == [(b"job:active", ["a", "b"]), (b"job:completed", ["a"]), (b"job:active", ["c"])]
         publisher.flush()
         assert not sub.poll(50), "a flush with nothing held sent something"
+
+
+class Recorder:
+    dropped = 0
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, object]]] = []
+
+    def wants(self, name: str) -> bool:
+        return True
+
+    def publish(self, name: str, data: dict[str, object]) -> None:
+        self.events.append((name, data))
+
+
+def test_the_worker_tally_goes_out_at_most_every_interval_with_everything_since(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shards import emitter as emitter_module
+
+    now = [100.0]
+    monkeypatch.setattr(emitter_module.time, "monotonic", lambda: now[0])
+    sink = Recorder()
+    emitter = emitter_module.Emitter(sink)
+    emitter.count("w", "a", 0)
+    emitter.publish_tally()  # the first goes at once
+    for turn, job in enumerate("bcd"):
+        now[0] += 0.01
+        emitter.count("w", job, 0)
+        emitter.count("w", "a" if turn == 0 else job, 1)
+        emitter.publish_tally()  # within the interval: held, and added up
+    now[0] += emitter_module.TALLY_EVERY_S
+    emitter.publish_tally()
+    emitter.publish_tally()  # nothing new: nothing sent
+    assert [data["workers"] for _, data in sink.events] == [{"w": [1, 0, 0, "a"]}, {"w": [3, 3, 0, None]}]
