@@ -176,8 +176,8 @@ class Engine:
         if job.state == WAITING:
             self.emit("job:promoted", job)
 
-    def activate(self, job: Job, q: QueueState, owner: str | None, lock_ttl: int | None) -> None:
-        now = self.clock()
+    def activate(self, job: Job, q: QueueState, owner: str | None, lock_ttl: int | None, now: int) -> None:
+        """`now` is the pull's own time: the one its rate limit counted, so `startedAt` agrees with it."""
         job.state = ACTIVE
         if job.attempts == 0 and job.started_at is None:
             self.wait_histogram.observe(max(0, now - job.run_at))
@@ -227,7 +227,7 @@ class Engine:
                 job.state = REMOVED  # already out of the waiting list; expire() must not count it twice
                 self.expire(job, q, counted=False)
                 continue
-            self.activate(job, q, owner, lock_ttl)
+            self.activate(job, q, owner, lock_ttl, now)
             q.record_pull(now)
             taken.append(job)
         return taken

@@ -245,3 +245,28 @@ def test_a_lock_expires_within_a_tick_of_its_time_and_a_heartbeat_moves_it(engin
     clock.advance(1 + LOCK_TICK_MS)
     engine.tick()
     assert call(engine, p.GetJobState(kept)) == p.JobState("waiting")
+
+
+class TickingClock(FakeClock):
+    """A millisecond passes at every read: time moving while a pull runs."""
+
+    def __call__(self) -> int:
+        self.now += 1
+        return self.now
+
+
+def test_a_pull_s_jobs_start_at_the_time_its_rate_limit_counted(tmp_path: Path) -> None:
+    """`startedAt` is what a user checks a rate limit against: no 1 s window of it may hold more than the limit."""
+    engine = make_engine(tmp_path / "s.db", TickingClock())
+    for _ in range(30):
+        push(engine)
+    call(engine, p.SetRateLimit("q", 4))
+    started: list[int] = []
+    for _ in range(20_000):  # a few ms of the ticking clock each
+        times = [int(j["startedAt"]) for j in pull(engine, count=3)]  # type: ignore[call-overload]
+        assert len(set(times)) <= 1, "a pull's jobs started at different times"
+        started += times
+        if len(started) == 30:
+            break
+    assert len(started) == 30
+    assert all(sum(1 for t in started if s - 1000 < t <= s) <= 4 for s in started)
