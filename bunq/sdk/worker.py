@@ -2,9 +2,9 @@
 
 How it keeps the slots busy without wasting requests:
 - its pulls, acks, failures and lease heartbeats go over one WebSocket (`transport="websocket"`, the
-  default; see `bunq.sdk.channel`), which costs it half the CPU per job of HTTP requests, and the server
-  gives back at once whatever was pulled on it if that connection drops; `transport="http"` (or a server
-  that refuses the upgrade) sends them as HTTP requests instead;
+  default; see `bunq.sdk.channel` and `bunq.sdk.jobcalls`), which costs it half the CPU per job of HTTP
+  requests, and the server gives back at once whatever was pulled on it if that connection drops;
+  `transport="http"` (or a server that refuses the upgrade) sends them as HTTP requests instead;
 - one pull is in flight at a time, for exactly as many jobs as there are free slots, and it waits in the
   server's long poll, never in a sleep; a slot that frees while it is out is filled by the next pull, which
   goes out at once, so under load every pull carries several jobs and the worker never holds more jobs than
@@ -40,15 +40,14 @@ from typing import Any
 from bunq.sdk._base import DEFAULT_URL, Retry
 from bunq.sdk.active import ActiveJob, Sent
 from bunq.sdk.aio import AsyncClient
-from bunq.sdk.channel import JobChannel, NoWebSocket, TooLarge
+from bunq.sdk.channel import JobChannel
 from bunq.sdk.errors import BunqError, NotFound
-from bunq.sdk.models import BatchResult, Lease
+from bunq.sdk.jobcalls import TRANSPORTS, Ack, JobCalls
+from bunq.sdk.models import Lease
 
 log = logging.getLogger("bunq.worker")
 
 Handler = Callable[["ActiveJob"], Awaitable[Any]] | Callable[["ActiveJob"], Any]
-Ack = tuple[ActiveJob, Any]
-TRANSPORTS = ("websocket", "http")
 MAX_ACK_BATCH = 1000
 MAX_PULLS = 4  # pulls in flight at once (the second and later only for a quarter of the slots or more)
 ERROR_BACKOFF_S = (0.05, 5.0)
@@ -108,8 +107,7 @@ class Worker:
         self._busy = 0  # slots taken by running jobs (a lost one may share its id with its next run)
         self._reserved = 0  # slots the pulls in flight asked jobs for
         self._pulls_starting = 0  # pulls made but not yet sent
-        self._channel: JobChannel | None = None
-        self._opening: asyncio.Lock | None = None
+        self._calls: JobCalls | None = None
         self._pull_failures = 0
         self._client: AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -127,6 +125,12 @@ class Worker:
         if self._client is None:
             raise RuntimeError("the worker is not running")
         return self._client
+
+    @property
+    def calls(self) -> JobCalls:
+        if self._calls is None:
+            raise RuntimeError("the worker is not running")
+        return self._calls
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -162,12 +166,12 @@ class Worker:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._ack_wanted = asyncio.Event()
-        self._opening = asyncio.Lock()
         if handle_signals is None:
             handle_signals = threading_is_main()
         if not self.is_async:
             self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="bunq-job")
         self._client = AsyncClient(self.url, self.token, retry=self.retry, max_connections=self.concurrency + 8)
+        self._calls = JobCalls(self._client, self.url, self.token, self.transport, self._channel_closed)
         if handle_signals:
             self._install_signals()
         try:
@@ -175,9 +179,8 @@ class Worker:
         finally:
             if handle_signals:
                 self._remove_signals()
-            if self._channel is not None:
-                await self._channel.close()  # what is still held (abandoned after the grace) goes back at once
-                self._channel = None
+            await self.calls.close()  # what is still held (abandoned after the grace) goes back at once
+            self.transport = self.calls.transport  # "http" if the server refused the upgrade
             await self._client.aclose()
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
@@ -223,30 +226,9 @@ class Worker:
 
     # -- the WebSocket ---------------------------------------------------------------------------------------
 
-    async def _open_channel(self) -> JobChannel | None:
-        """The open channel (opened now if need be), or None when the worker sends its calls over HTTP."""
-        if self.transport != "websocket":
-            return None
-        channel = self._channel
-        if channel is not None and not channel.closed:
-            return channel
-        assert self._opening is not None
-        async with self._opening:
-            if self._channel is not None and not self._channel.closed:
-                return self._channel
-            channel = JobChannel(self.url, self.token, self.client.timeout, self._channel_closed)
-            try:
-                await channel.open()
-            except NoWebSocket as exc:
-                log.warning("%s: pulling over HTTP instead", exc.error)
-                self.transport = "http"
-                return None
-            self._channel = channel
-            return channel
-
     async def _open_early(self) -> None:
         with contextlib.suppress(BunqError):  # the first pull tries again, and backs off
-            await self._open_channel()
+            await self.calls.open()
 
     def _channel_closed(self, channel: JobChannel) -> None:
         """The server gave back every job pulled on `channel` and not finished: none of them may be acked."""
@@ -294,13 +276,7 @@ class Worker:
         channel = None
         owner = self.worker_id or self.owner
         try:
-            channel = await self._open_channel()
-            if channel is not None:
-                leases = await channel.pull_batch(self.queue, count, self.poll_timeout_ms, owner, self.lock_ttl)
-            else:
-                leases = await self.client.pull_batch(
-                    self.queue, count, self.poll_timeout_ms, owner=owner, lock_ttl=self.lock_ttl
-                )
+            leases, channel = await self.calls.pull(self.queue, count, self.poll_timeout_ms, owner, self.lock_ttl)
         except BunqError as exc:
             self._pull_failures += 1
             wait = min(ERROR_BACKOFF_S[1], ERROR_BACKOFF_S[0] * 2**self._pull_failures)
@@ -367,11 +343,7 @@ class Worker:
         trace = "".join(traceback.format_exception(exc))
         try:
             await self.client.log(active.id, trace[-8000:], "error")
-            channel = active.channel
-            if channel is not None and not channel.closed:
-                await channel.fail(active.id, message, active.token)
-            else:
-                await self.client.fail(active.id, message, token=active.token)
+            await self.calls.fail(active, message)
             self.failed += 1
         except BunqError as err:
             log.warning("could not fail job %s (%s): its lease will expire", active.id, err)
@@ -406,7 +378,7 @@ class Worker:
             await self._after_pulls()
             batch, self._acks = self._acks[:MAX_ACK_BATCH], self._acks[MAX_ACK_BATCH:]
             try:
-                outcome = await self._send_acks(batch)
+                outcome = await self.calls.ack(batch)
             except BunqError as exc:
                 given_back = [ack for ack in batch if ack[0].channel is not None and ack[0].channel.closed]
                 if given_back:  # their channel closed with the ack out: the server gave those jobs back
@@ -440,20 +412,6 @@ class Worker:
                 return
             await asyncio.sleep(0)
 
-    async def _send_acks(self, batch: list[Ack]) -> BatchResult:
-        """One ACKB on the channel the jobs came from, or one `ack-batch` request (jobs pulled over HTTP, or a
-        batch too large for a WebSocket message)."""
-        ids = [a.id for a, _ in batch]
-        results = [r for _, r in batch]
-        tokens = [a.token for a, _ in batch]
-        channel = batch[0][0].channel
-        if channel is not None and all(a.channel is channel for a, _ in batch):
-            try:
-                return await channel.batch({"cmd": "ACKB", "ids": ids, "results": results, "tokens": tokens})
-            except TooLarge:
-                pass
-        return await self.client.ack_batch(ids, results, tokens)
-
     # -- leases ----------------------------------------------------------------------------------------------
 
     async def _heartbeat_interval(self) -> float:
@@ -472,16 +430,8 @@ class Worker:
                 await self._extend(due)
 
     async def _extend(self, due: list[ActiveJob]) -> None:
-        ids = [a.id for a in due]
-        tokens = [a.token for a in due]
-        durations = [self.lock_ttl] * len(due)
-        channel = self._channel
         try:
-            if channel is not None and not channel.closed and all(a.channel is channel for a in due):
-                message = {"cmd": "JobHeartbeatB", "ids": ids, "tokens": tokens, "durations": durations}
-                outcome = await channel.batch(message)
-            else:
-                outcome = await self.client.heartbeat_batch(ids, tokens, durations)
+            outcome = await self.calls.heartbeat(due, self.lock_ttl)
         except BunqError as exc:
             log.warning("lease heartbeat failed (%s); trying again", exc)
             return

@@ -385,8 +385,9 @@ def test_a_dropped_websocket_hands_the_running_jobs_back_and_they_run_again(
         state = {"cut": False}
 
         def cut_then_done() -> bool:
-            if not state["cut"] and len(runs) == 3 and worker._channel is not None:
-                transport = worker._channel._ws.transport  # type: ignore[union-attr]
+            channel = worker._calls.channel if worker._calls is not None else None
+            if not state["cut"] and len(runs) == 3 and channel is not None:
+                transport = channel._ws.transport  # type: ignore[union-attr]
                 transport.abort()  # as a network failure: no closing handshake
                 state["cut"] = True
             if state["cut"] and not release.is_set() and all(a.lost for a in worker.running.values()):
