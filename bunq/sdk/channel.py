@@ -6,8 +6,10 @@ server ties what was pulled to the connection: when it closes (the worker died, 
 network), the server puts every job pulled on it and not finished back to waiting at once, instead of after
 its lock.
 
-That is also its cost. A connection that breaks hands the worker's running jobs back, so the worker marks
-them lost (`on_close`) and does not ack them; they run again elsewhere, as any job whose lease expired.
+That is also its cost. A connection that breaks hands the worker's running jobs back: they run again, as
+any job whose lease expired, and the worker's acks of them (sent over HTTP once the channel is closed) are
+refused by their stale tokens. Where nothing was handed back (the front holding them died), the same acks
+complete them.
 
 Replies are matched to requests by `reqId`; at most `MAX_IN_FLIGHT` commands are out at once (the server
 refuses more). A call that gets no answer in time closes the channel: a reply it missed could hold jobs

@@ -2,8 +2,9 @@
 WebSocket (`JobChannel`) when it has one, else as HTTP requests through its `AsyncClient`.
 
 Each call goes where the jobs it names came from: a job pulled on a channel is acked, failed and heartbeated
-on that channel (the server ties it to that connection); a job pulled over HTTP, or one whose command would
-be too large for a WebSocket message, goes over HTTP, where its lock token proves the lease just as well.
+on that channel while it is open (the server ties the job to that connection); a job pulled over HTTP, one
+whose channel has closed, or a command too large for a WebSocket message goes over HTTP, where the job's
+lock token proves its lease just as well, and fencing refuses it where the lease is gone.
 A server (or proxy) that refuses the upgrade turns the worker to HTTP for good, with a warning.
 """
 
@@ -77,7 +78,7 @@ class JobCalls:
         results = [r for _, r in batch]
         tokens = [a.token for a, _ in batch]
         channel = batch[0][0].channel
-        if channel is not None and all(a.channel is channel for a, _ in batch):
+        if channel is not None and not channel.closed and all(a.channel is channel for a, _ in batch):
             try:
                 return await channel.batch({"cmd": "ACKB", "ids": ids, "results": results, "tokens": tokens})
             except TooLarge:

@@ -3,7 +3,8 @@
 How it keeps the slots busy without wasting requests:
 - its pulls, acks, failures and lease heartbeats go over one WebSocket (`transport="websocket"`, the
   default; see `bunq.sdk.channel` and `bunq.sdk.jobcalls`), which costs it half the CPU per job of HTTP
-  requests, and the server gives back at once whatever was pulled on it if that connection drops;
+  requests, and the server gives back at once whatever was pulled on it if that connection drops (the
+  running jobs' acks then go over HTTP, and are refused where the jobs were given back);
   `transport="http"` (or a server that refuses the upgrade) sends them as HTTP requests instead;
 - one pull is in flight at a time, for exactly as many jobs as there are free slots, and it waits in the
   server's long poll, never in a sleep; a slot that frees while it is out is filled by the next pull, which
@@ -231,15 +232,11 @@ class Worker:
             await self.calls.open()
 
     def _channel_closed(self, channel: JobChannel) -> None:
-        """The server gave back every job pulled on `channel` and not finished: none of them may be acked."""
-        lost = [a for a in self.running.values() if a.channel is channel and not a.lost]
-        for active in lost:
-            active.lost = True
-        if lost:
-            log.warning("the worker's WebSocket closed: its %d running jobs went back to the queue", len(lost))
-        kept = [ack for ack in self._acks if ack[0].channel is not channel]
-        self.lost += len(self._acks) - len(kept)
-        self._acks = kept
+        """The jobs pulled on `channel` are finished all the same, and acked over HTTP with their tokens: where
+        the server gave them back when the connection dropped, the acks are refused (`lost`); where it could
+        not (the front that held them died), they complete, and nothing runs twice."""
+        running = sum(1 for a in self.running.values() if a.channel is channel)
+        log.warning("the worker's WebSocket closed with %d of its jobs running; opening another", running)
 
     def _on_signal(self, sig: int) -> None:
         self._signals += 1
@@ -295,8 +292,6 @@ class Worker:
     def _start(self, lease: Lease, channel: JobChannel | None) -> None:
         active = ActiveJob(lease.job, lease.token, self)
         active.channel = channel
-        if channel is not None and channel.closed:  # it closed while the reply was on its way: given back
-            active.lost = True
         self.running[active.id] = active
         self._busy += 1
         task = asyncio.get_running_loop().create_task(self._run_job(active))
@@ -379,13 +374,7 @@ class Worker:
             batch, self._acks = self._acks[:MAX_ACK_BATCH], self._acks[MAX_ACK_BATCH:]
             try:
                 outcome = await self.calls.ack(batch)
-            except BunqError as exc:
-                given_back = [ack for ack in batch if ack[0].channel is not None and ack[0].channel.closed]
-                if given_back:  # their channel closed with the ack out: the server gave those jobs back
-                    self.lost += len(given_back)
-                    batch = [ack for ack in batch if ack not in given_back]
-                    if not batch:
-                        continue
+            except BunqError as exc:  # sent again (over HTTP if its channel closed): fencing refuses a stale one
                 failures += 1
                 if failures > 8:
                     log.error(

@@ -368,8 +368,8 @@ async def _noop(job: ActiveJob) -> None:
 def test_a_dropped_websocket_hands_the_running_jobs_back_and_they_run_again(
     live_server: BunqServer, queue: str
 ) -> None:
-    """The connection breaks under three running jobs: the server puts them back at once, the worker finishes
-    them without acking (their leases are gone), opens a new connection and runs them again to completion."""
+    """The connection breaks under three running jobs: the server puts them back at once; when they finish,
+    their acks (over HTTP now) are refused by their stale tokens, and the jobs run again to completion."""
     runs: dict[str, int] = {}
     release = asyncio.Event()
 
@@ -390,8 +390,8 @@ def test_a_dropped_websocket_hands_the_running_jobs_back_and_they_run_again(
                 transport = channel._ws.transport  # type: ignore[union-attr]
                 transport.abort()  # as a network failure: no closing handshake
                 state["cut"] = True
-            if state["cut"] and not release.is_set() and all(a.lost for a in worker.running.values()):
-                release.set()
+            if state["cut"] and not release.is_set() and client.counts(queue).waiting == 6:
+                release.set()  # all three are back in the queue: now let their first runs finish
             return worker.processed == 6
 
         run_until(worker, cut_then_done)
@@ -400,6 +400,38 @@ def test_a_dropped_websocket_hands_the_running_jobs_back_and_they_run_again(
         assert all(client.get_state(i) == "completed" for i in ids)
         assert client.get_job(first_three[0]).attempts == 0  # given back, not failed
     assert worker.lost == 3
+
+
+def test_a_front_killed_under_running_jobs_loses_nothing_and_runs_nothing_twice(server: BunqServer, queue: str) -> None:
+    """The front holding the worker's WebSocket dies, so nobody gives its jobs back: the worker reconnects to
+    the restarted front, and the running jobs' acks, over HTTP with their tokens, complete them."""
+    runs: dict[str, int] = {}
+    release = asyncio.Event()
+
+    async def handler(job: ActiveJob) -> Any:
+        runs[job.id] = runs.get(job.id, 0) + 1
+        await release.wait()
+        return "done"
+
+    with Client(server.url, retry=Retry(attempts=20, base_s=0.1, cap_s=0.5)) as client:
+        ids = client.push_bulk(queue, [{"data": n} for n in range(4)])
+        worker = Worker(server.url, queue, handler, concurrency=4, retry=Retry(attempts=20, base_s=0.1, cap_s=0.5))
+        front = server.children()["front"]
+        state = {"killed": False}
+
+        def kill_then_done() -> bool:
+            if not state["killed"] and len(runs) == 4:
+                os.kill(front, signal.SIGKILL)
+                state["killed"] = True
+            if state["killed"] and not release.is_set():
+                restarted = server.children().get("front") not in (None, front)
+                if restarted and client.health()["status"] == "healthy":
+                    release.set()
+            return worker.processed == 4
+
+        run_until(worker, kill_then_done, timeout=40)
+        assert all(client.get_state(i) == "completed" and client.get_result(i) == "done" for i in ids)
+    assert runs == {i: 1 for i in ids} and worker.lost == 0
 
 
 def test_the_jobs_of_a_killed_worker_go_back_at_once_not_at_their_lock(
