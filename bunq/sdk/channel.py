@@ -82,8 +82,9 @@ class JobChannel:
         self.base = ("ws" + url[len("http") :] if url.startswith("http") else url).rstrip("/")
         self.headers = {"authorization": f"Bearer {token}"} if token else {}
         self.timeout = timeout
-        self.on_close = on_close
+        self.on_close = on_close  # told when the channel closes by itself (not by `close()`)
         self.closed = False
+        self._closing = False
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._waiting: dict[str, asyncio.Future[Reply]] = {}
@@ -132,9 +133,12 @@ class JobChannel:
         for waiter in waiting.values():
             if not waiter.done():
                 waiter.set_exception(TransportError("the worker's WebSocket closed"))
-        self.on_close(self)
+        if not self._closing:
+            self.on_close(self)
 
-    async def close(self) -> None:
+    async def close(self, *, tell: bool = False) -> None:
+        """Close the connection; with `tell`, as if it had dropped (`on_close` is called)."""
+        self._closing = not tell
         ws = self._ws
         if ws is not None:
             with contextlib.suppress(Exception):
@@ -165,7 +169,7 @@ class JobChannel:
                 raise TransportError("the worker's WebSocket closed") from exc
             except TimeoutError as exc:
                 log.warning("no answer to %s in time: reopening the worker's WebSocket", message.get("cmd"))
-                asyncio.get_running_loop().create_task(self.close())
+                asyncio.get_running_loop().create_task(self.close(tell=True))
                 raise TransportError(f"no answer to {message.get('cmd')} in time") from exc
             finally:
                 self._waiting.pop(req_id, None)

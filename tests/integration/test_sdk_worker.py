@@ -4,6 +4,7 @@ registration, and shutdown by signal with nothing lost or done twice."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -481,3 +482,18 @@ def test_a_worker_with_the_token_works_where_auth_is_required(auth_server: BunqS
         worker = Worker(auth_server.url, queue, handler, concurrency=2, token="secret", transport=transport)
         run_until(worker, lambda: worker.processed == 4)
         assert [client.get_result(i) for i in ids] == [0, 2, 4, 6]
+
+
+def test_a_clean_stop_closes_the_websocket_without_a_warning(
+    live_server: BunqServer, queue: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def handler(job: ActiveJob) -> Any:
+        return None
+
+    with Client(live_server.url) as client:
+        client.push_bulk(queue, [{"data": n} for n in range(3)])
+        worker = Worker(live_server.url, queue, handler, concurrency=2)
+        with caplog.at_level(logging.WARNING, logger="bunq.worker"):
+            run_until(worker, lambda: worker.processed == 3)
+    assert worker.transport == "websocket"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
