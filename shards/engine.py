@@ -197,7 +197,7 @@ class Engine:
         """An active job stops being active (any outcome): free its lease and its group's turn."""
         q = self.queue(job.queue)
         q.active.pop(job.id, None)
-        self.leases.disarm_lock(job)
+        self.leases.end(job)
         job.token = None
         job.owner = None
         if job.group_id is not None:

@@ -4,10 +4,11 @@ Every way a lease can end without an ack (lock expiry, `timeout`, a stall) is ha
 `stall` transition, which charges the job one attempt; a job past `maxAttempts` or `maxStalls` goes to
 the dead-letter queue.
 
-Lock expiries are kept by tick of `LOCK_TICK_MS`: one timer per tick that has locks, and a table of the
-locks expiring in it, which a lease leaves as soon as it ends. A timer per lock stayed in the heap for the
-lock's whole time after the ack, 300 bytes each: 30 s of a worker draining 30,000 jobs a second held 270 MB.
-A lock therefore expires up to one tick late.
+Lock expiries and processing timeouts are kept by tick of `TICK_MS` (`Deadlines`): one timer per tick that
+has any, and a table of the jobs due in it, which a lease leaves as soon as it ends. A timer per lease stayed
+in the heap for its whole time after the ack, 300 bytes each: 30 s locks of a worker draining 30,000 jobs a
+second held 270 MB, and an hour's `timeout` would have held an hour of them. A lock or a timeout therefore
+fires up to one tick late.
 """
 
 from __future__ import annotations
@@ -24,10 +25,40 @@ from shards.queues import QueueState
 from shards.timers import Timers
 
 DEFAULT_LOCK_TTL_MS = 30_000
-LOCK_TICK_MS = 100
+TICK_MS = 100
 NOT_ACTIVE = "Job not found or not active"
 
 OnStall = Callable[[Job, DlqReason, bool], None]  # (job, reason, backoff)
+
+
+class Deadlines:
+    """Jobs' deadlines by tick: `on_due(job_id, at)` is called once the tick holding `at` has passed, unless
+    the deadline was disarmed first. By id, not the Job, so a removed job is not kept alive until its tick."""
+
+    def __init__(self, timers: Timers, on_due: Callable[[str, int], None]) -> None:
+        self.timers = timers
+        self.on_due = on_due
+        self.ticks: dict[int, dict[str, int]] = {}  # tick -> {job id: its deadline}, for ticks to come
+
+    def arm(self, job_id: str, at: int) -> None:
+        tick = -(-at // TICK_MS)
+        due = self.ticks.get(tick)
+        if due is None:
+            due = self.ticks[tick] = {}
+            self.timers.at(tick * TICK_MS, self._due, tick)
+        due[job_id] = at
+
+    def disarm(self, job_id: str, at: int) -> None:
+        due = self.ticks.get(-(-at // TICK_MS))
+        if due is not None:
+            due.pop(job_id, None)
+
+    def __len__(self) -> int:
+        return sum(len(due) for due in self.ticks.values())
+
+    def _due(self, tick: int) -> None:
+        for job_id, at in list(self.ticks.pop(tick, {}).items()):
+            self.on_due(job_id, at)
 
 
 class Leases:
@@ -48,7 +79,8 @@ class Leases:
         self.queues = queues
         self.on_stall = on_stall
         self.tokens = Tokens()
-        self.locks: dict[int, dict[str, int]] = {}  # tick -> {job id: its lock's expiry}, for ticks to come
+        self.locks = Deadlines(timers, self._lock_due)
+        self.timeouts = Deadlines(timers, self._timeout_due)
 
     def grant(self, job: Job, q: QueueState, owner: str | None, lock_ttl: int | None) -> None:
         """Start a lease: with an owner, a lock token that expires unless extended; arm timeout and stall checks."""
@@ -63,7 +95,7 @@ class Leases:
             job.lock_ttl = None
             self.disarm_lock(job)
         if job.timeout:
-            self.timers.at(now + job.timeout, self._timeout_due, (job.id, now))
+            self.timeouts.arm(job.id, now + job.timeout)
         if q.stall_check_due is None:
             q.stall_check_due = now + q.settings.stall.stall_interval
             self.timers.at(q.stall_check_due, self._stall_check_due, q)
@@ -71,20 +103,19 @@ class Leases:
     def arm_lock(self, job: Job, expires_at: int) -> None:
         self.disarm_lock(job)
         job.lock_expires_at = expires_at
-        tick = -(-expires_at // LOCK_TICK_MS)
-        due = self.locks.get(tick)
-        if due is None:
-            due = self.locks[tick] = {}
-            self.timers.at(tick * LOCK_TICK_MS, self._locks_due, tick)
-        due[job.id] = expires_at  # by id, not the Job: a removed job is not kept alive until the tick
+        self.locks.arm(job.id, expires_at)
 
     def disarm_lock(self, job: Job) -> None:
         """The job's lock no longer expires (its lease ended, or the lock is being moved)."""
         if job.lock_expires_at is not None:
-            due = self.locks.get(-(-job.lock_expires_at // LOCK_TICK_MS))
-            if due is not None:
-                due.pop(job.id, None)
+            self.locks.disarm(job.id, job.lock_expires_at)
             job.lock_expires_at = None
+
+    def end(self, job: Job) -> None:
+        """The lease ends (any outcome): neither its lock nor its timeout can fire any more."""
+        self.disarm_lock(job)
+        if job.timeout and job.started_at is not None:
+            self.timeouts.disarm(job.id, job.started_at + job.timeout)
 
     def leased(self, job_id: str, token: str | None) -> Job:
         """The active job `job_id`, provided `token` is its current lease token (when it has one)."""
@@ -107,16 +138,14 @@ class Leases:
 
     # ---- timers ---------------------------------------------------------------------------------
 
-    def _locks_due(self, tick: int) -> None:
-        for job_id, expires_at in list(self.locks.pop(tick, {}).items()):
-            job = self.jobs.get(job_id)
-            if job is not None and job.state == ACTIVE and job.lock_expires_at == expires_at:
-                self.on_stall(job, DlqReason.LOCK_EXPIRED, False)
-
-    def _timeout_due(self, arg: tuple[str, int]) -> None:
-        job_id, started_at = arg
+    def _lock_due(self, job_id: str, expires_at: int) -> None:
         job = self.jobs.get(job_id)
-        if job is not None and job.state == ACTIVE and job.started_at == started_at:
+        if job is not None and job.state == ACTIVE and job.lock_expires_at == expires_at:
+            self.on_stall(job, DlqReason.LOCK_EXPIRED, False)
+
+    def _timeout_due(self, job_id: str, at: int) -> None:
+        job = self.jobs.get(job_id)
+        if job is not None and job.state == ACTIVE and job.timeout and (job.started_at or 0) + job.timeout == at:
             self.on_stall(job, DlqReason.TIMED_OUT, True)
 
     def _stall_check_due(self, q: QueueState) -> None:
