@@ -54,13 +54,12 @@ class HeldJobs:
         return lease[0] if lease else None
 
     def track(self, name: str, message: dict[str, Any], body: dict[str, Any], holder: Hashable = None) -> None:
-        """Follow one command's answer (`body`, as its HTTP route renders it)."""
-        if name == "PULL" and body.get("job"):
-            self.hold(body["job"]["id"], body.get("token"), holder)
+        """Follow one command's answer (`body`, as its HTTP route renders it, decoded)."""
+        if name == "PULL":
+            job = body.get("job")
+            self._hold_pulled([job["id"]] if job else [], [body.get("token")], holder)
         elif name == "PULLB":
-            tokens = body.get("tokens") or []
-            for i, job in enumerate(body.get("jobs") or []):
-                self.hold(job["id"], tokens[i] if i < len(tokens) else None, holder)
+            self._hold_pulled([job["id"] for job in body.get("jobs") or []], body.get("tokens") or [], holder)
         else:
             self.finished(name, message)
 
@@ -73,11 +72,14 @@ class HeldJobs:
             pulled = _decode_pulled(reply)
         except msgspec.DecodeError:  # not a pull's reply (an error's has none of these fields)
             return
-        if pulled.job is not None:
-            self.hold(pulled.job.id, pulled.token, holder)
-        tokens = pulled.tokens or []
-        for i, job in enumerate(pulled.jobs or ()):
-            self.hold(job.id, tokens[i] if i < len(tokens) else None, holder)
+        if name == "PULL":
+            self._hold_pulled([pulled.job.id] if pulled.job else [], [pulled.token], holder)
+        else:
+            self._hold_pulled([job.id for job in pulled.jobs or ()], pulled.tokens or [], holder)
+
+    def _hold_pulled(self, ids: list[str], tokens: list[str | None], holder: Hashable) -> None:
+        for i, job_id in enumerate(ids):
+            self.hold(job_id, tokens[i] if i < len(tokens) else None, holder)
 
     def finished(self, name: str, message: dict[str, Any]) -> None:
         if name in FINISHING:

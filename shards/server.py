@@ -193,13 +193,10 @@ class ShardServer:
                     log.warning("undecodable command from a front")
                     self.responder(identity, rid)(Error("bad_request", "Malformed command"))
                     continue
-                if type(command) is PullJobs:
-                    started = clock()
-                    handle(command, self.responder(identity, rid))
-                    if clock() - started >= LARGE_PULL_S and self.outbox:
-                        self.send_replies()
-                else:
-                    handle(command, self.responder(identity, rid))
+                started = clock()
+                handle(command, self.responder(identity, rid))
+                if type(command) is PullJobs and clock() - started >= LARGE_PULL_S and self.outbox:
+                    self.send_replies()
             if clock() >= turn_ends:
                 return  # what is left waits for the next turn
 

@@ -100,10 +100,8 @@ class Connection:
         except Exception as exc:  # the one renderer, as the HTTP routes use it
             reply = failure(exc, f"WebSocket command {name!r}")[1]
         if isinstance(reply, dict):
-            if req_id is not None:
-                reply["reqId"] = req_id
             reply = _json.encode(reply)
-        elif req_id is not None:
+        if req_id is not None:
             try:
                 reply = with_member(reply, b"reqId", req_id)
             except ValueError as exc:  # a route answered something else than an object: a bug, a 500
