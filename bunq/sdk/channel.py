@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -78,13 +77,12 @@ def refusal(reply: Reply) -> BunqError:
 
 
 class JobChannel:
-    def __init__(self, url: str, token: str | None, timeout: float, on_close: Callable[[JobChannel], None]) -> None:
+    def __init__(self, url: str, token: str | None, timeout: float) -> None:
         self.base = ("ws" + url[len("http") :] if url.startswith("http") else url).rstrip("/")
         self.headers = {"authorization": f"Bearer {token}"} if token else {}
         self.timeout = timeout
-        self.on_close = on_close  # told when the channel closes by itself (not by `close()`)
         self.closed = False
-        self._closing = False
+        self._closing = False  # closed by `close()`, not dropped
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._waiting: dict[str, asyncio.Future[Reply]] = {}
@@ -134,11 +132,11 @@ class JobChannel:
             if not waiter.done():
                 waiter.set_exception(TransportError("the worker's WebSocket closed"))
         if not self._closing:
-            self.on_close(self)
+            log.warning("the worker's WebSocket closed with %d commands unanswered; opening another", len(waiting))
 
-    async def close(self, *, tell: bool = False) -> None:
-        """Close the connection; with `tell`, as if it had dropped (`on_close` is called)."""
-        self._closing = not tell
+    async def close(self, *, dropped: bool = False) -> None:
+        """Close the connection; with `dropped`, it is reported as a drop would be."""
+        self._closing = not dropped
         ws = self._ws
         if ws is not None:
             with contextlib.suppress(Exception):
@@ -169,7 +167,7 @@ class JobChannel:
                 raise TransportError("the worker's WebSocket closed") from exc
             except TimeoutError as exc:
                 log.warning("no answer to %s in time: reopening the worker's WebSocket", message.get("cmd"))
-                asyncio.get_running_loop().create_task(self.close(tell=True))
+                asyncio.get_running_loop().create_task(self.close(dropped=True))
                 raise TransportError(f"no answer to {message.get('cmd')} in time") from exc
             finally:
                 self._waiting.pop(req_id, None)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from bunq.sdk.active import ActiveJob
@@ -27,14 +26,11 @@ Ack = tuple[ActiveJob, Any]  # a finished job and its result
 
 
 class JobCalls:
-    def __init__(
-        self, client: AsyncClient, url: str, token: str | None, transport: str, on_close: Callable[[JobChannel], None]
-    ) -> None:
+    def __init__(self, client: AsyncClient, url: str, token: str | None, transport: str) -> None:
         self.client = client
         self.url = url
         self.token = token
         self.transport = transport
-        self.on_close = on_close  # a channel closed: the server gave back every job pulled on it
         self.channel: JobChannel | None = None
         self._opening = asyncio.Lock()
 
@@ -47,7 +43,7 @@ class JobCalls:
         async with self._opening:
             if self.channel is not None and not self.channel.closed:
                 return self.channel
-            channel = JobChannel(self.url, self.token, self.client.timeout, self.on_close)
+            channel = JobChannel(self.url, self.token, self.client.timeout)
             try:
                 await channel.open()
             except NoWebSocket as exc:

@@ -172,7 +172,7 @@ class Worker:
         if not self.is_async:
             self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="bunq-job")
         self._client = AsyncClient(self.url, self.token, retry=self.retry, max_connections=self.concurrency + 8)
-        self._calls = JobCalls(self._client, self.url, self.token, self.transport, self._channel_closed)
+        self._calls = JobCalls(self._client, self.url, self.token, self.transport)
         if handle_signals:
             self._install_signals()
         try:
@@ -230,13 +230,6 @@ class Worker:
     async def _open_early(self) -> None:
         with contextlib.suppress(BunqError):  # the first pull tries again, and backs off
             await self.calls.open()
-
-    def _channel_closed(self, channel: JobChannel) -> None:
-        """The jobs pulled on `channel` are finished all the same, and acked over HTTP with their tokens: where
-        the server gave them back when the connection dropped, the acks are refused (`lost`); where it could
-        not (the front that held them died), they complete, and nothing runs twice."""
-        running = sum(1 for a in self.running.values() if a.channel is channel)
-        log.warning("the worker's WebSocket closed with %d of its jobs running; opening another", running)
 
     def _on_signal(self, sig: int) -> None:
         self._signals += 1

@@ -11,6 +11,16 @@ import pytest
 from tests.support.processes import BunqServer
 
 
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BunqServer]:
+    """A server that requires one of two tokens, `secret` or `other`; one per test module."""
+    server = BunqServer(tmp_path_factory.mktemp("auth") / "data", shards=2, AUTH_TOKENS="secret,other")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BunqServer]:
     marker = request.node.get_closest_marker("bunq")

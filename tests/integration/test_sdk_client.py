@@ -687,15 +687,6 @@ def test_a_refusal_is_not_retried(bunq: Client, queue: str) -> None:
 # -- servers with auth and an HTTP rate limit ------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BunqServer]:
-    server = BunqServer(tmp_path_factory.mktemp("auth") / "data", shards=2, AUTH_TOKENS="secret,other")
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-
-
 def test_without_a_token_calls_raise_unauthorized(auth_server: BunqServer) -> None:
     for token in (None, "wrong"):
         with Client(auth_server.url, token=token) as client:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -461,15 +461,6 @@ def test_a_server_that_refuses_the_upgrade_is_worked_over_http(
         worker = Worker(live_server.url, queue, handler, concurrency=2)
         run_until(worker, lambda: worker.processed == 5)
     assert worker.transport == "http" and worker.lost == 0
-
-
-@pytest.fixture(scope="module")
-def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BunqServer]:
-    server = BunqServer(tmp_path_factory.mktemp("auth") / "data", shards=2, AUTH_TOKENS="secret")
-    try:
-        yield server.start()
-    finally:
-        server.stop()
 
 
 def test_a_worker_with_the_token_works_where_auth_is_required(auth_server: BunqServer, transport: str) -> None:

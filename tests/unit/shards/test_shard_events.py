@@ -12,6 +12,7 @@ import zmq
 
 from bunq import wire
 from shards.events import Publisher
+from tests.support.engines import Recorder
 
 
 @contextlib.contextmanager
@@ -62,19 +63,6 @@ def test_events_of_one_name_in_a_row_travel_as_one_message_in_order() -> None:
         assert messages == [(b"job:active", ["a", "b"]), (b"job:completed", ["a"]), (b"job:active", ["c"])]
         publisher.flush()
         assert not sub.poll(50), "a flush with nothing held sent something"
-
-
-class Recorder:
-    dropped = 0
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, object]]] = []
-
-    def wants(self, name: str) -> bool:
-        return True
-
-    def publish(self, name: str, data: dict[str, object]) -> None:
-        self.events.append((name, data))
 
 
 def test_the_worker_tally_goes_out_at_most_every_interval_with_everything_since(
