@@ -11,13 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-import psutil
 
 from bunq import __version__
 from bunq.aggregator.crons import CronTable
 from bunq.aggregator.fronts import FrontConnections
 from bunq.aggregator.workers import Workers
 from bunq.client import Shards
+from bunq.procinfo import rss_bytes
 from bunq.settings import Thresholds
 from bunq.stats import Merged, disk_full, gather
 
@@ -110,7 +110,7 @@ class Monitor:
         )
 
     def health(self, merged: Merged) -> None:
-        rss = merged.rss_bytes + psutil.Process().memory_info().rss
+        rss = merged.rss_bytes + rss_bytes()
         fronts = self.fronts.totals()
         self.publish(
             "health:status",
@@ -169,7 +169,7 @@ class Monitor:
                 "processedJobs": worker.processed_jobs, "failureRate": rate})  # fmt: skip
 
     def check_resources(self, merged: Merged) -> None:
-        rss_mb = (merged.rss_bytes + psutil.Process().memory_info().rss) // MB
+        rss_mb = (merged.rss_bytes + rss_bytes()) // MB
         limit = self.thresholds.memory_mb
         if limit and rss_mb > limit and "memory" not in self.warned:
             self.warned.add("memory")

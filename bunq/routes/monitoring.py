@@ -13,7 +13,6 @@ import os
 import time
 from typing import Any
 
-import psutil
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -26,6 +25,7 @@ from bunq.client import Shards
 from bunq.clock import wall_ms
 from bunq.connections import ConnectionReport
 from bunq.http import Call, Doc, Operation, Result, encode
+from bunq.procinfo import rss_bytes
 from bunq.stats import Merged, disk_full, gather
 
 MB = 1024 * 1024
@@ -38,7 +38,7 @@ def _client(request: Request) -> Shards:
 
 
 def _rss() -> int:
-    return int(psutil.Process().memory_info().rss)
+    return rss_bytes()
 
 
 def _memory(merged: Merged) -> dict[str, int]:

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
-import psutil
 
 from bunq import protocol as p
+from bunq.procinfo import rss_bytes
 from shards import admin
 from shards.job import render, render_dlq_entry
 from shards.queues import QueueState
@@ -238,7 +238,7 @@ def get_stats(engine: QueueCommands, cmd: p.GetStats, respond: Respond) -> p.Rep
     path = engine.store.path
     storage = sum(os.path.getsize(path + s) for s in ("", "-wal") if os.path.exists(path + s))
     free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
-    rss = psutil.Process().memory_info().rss
+    rss = rss_bytes()
     histograms = {"wait": engine.wait_histogram.export(), "processing": engine.processing_histogram.export()}
     return p.ShardStats(
         engine.shard,
@@ -256,14 +256,14 @@ def get_stats(engine: QueueCommands, cmd: p.GetStats, respond: Respond) -> p.Rep
 
 def collect(engine: QueueCommands, cmd: p.Collect, respond: Respond) -> p.Reply:
     """Collect garbage and give back what over-grown structures hold (dicts never shrink on their own)."""
-    before = psutil.Process().memory_info().rss
+    before = rss_bytes()
     engine.flush()
     engine.index.compact()
     for q in engine.queues.values():
         q.active = dict(q.active)
         q.dlq = dict(q.dlq)
     gc.collect()
-    return p.Memory(before, psutil.Process().memory_info().rss)
+    return p.Memory(before, rss_bytes())
 
 
 def get_heap_stats(engine: QueueCommands, cmd: p.GetHeapStats, respond: Respond) -> p.Reply:

@@ -1,0 +1,41 @@
+"""A process's own resident memory, as the stats, `/health` and the memory thresholds report it, and what
+the server's processes load to know it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bunq import procinfo
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_rss_agrees_with_psutil() -> None:
+    ours, theirs = procinfo.rss_bytes(), psutil.Process().memory_info().rss
+    assert abs(ours - theirs) <= 4 * 1024 * 1024  # the two reads are apart by a few allocations
+
+
+def test_rss_grows_with_what_the_process_holds() -> None:
+    before = procinfo.rss_bytes()
+    block = bytearray(64 * 1024 * 1024)  # zero-filled, so every page is touched
+    assert procinfo.rss_bytes() - before >= 48 * 1024 * 1024
+    del block
+
+
+def test_without_proc_it_asks_psutil(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(procinfo, "STATM", str(tmp_path / "no-such-file"))
+    assert abs(procinfo.rss_bytes() - psutil.Process().memory_info().rss) <= 4 * 1024 * 1024
+
+
+@pytest.mark.parametrize("module", ["bunq.app", "shards.server", "bunq.aggregator.server", "bunq.serve"])
+def test_server_processes_do_not_load_psutil(module: str) -> None:
+    """psutil costs each process that imports it about 1 MB resident: the idle process set is measured."""
+    probe = f"import sys, {module}\nprint('psutil' in sys.modules)\n"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
