@@ -74,7 +74,8 @@ class QueueState:
     name: str
     waiting: SortedList = field(default_factory=SortedList)
     delayed: SortedList = field(default_factory=SortedList)
-    priorities: collections.Counter[int] = field(default_factory=collections.Counter)
+    priorities: collections.Counter[int] = field(default_factory=collections.Counter)  # of the waiting jobs
+    delayed_priorities: collections.Counter[int] = field(default_factory=collections.Counter)
     waiting_children: int = 0
     completed: int = 0
     active: dict[str, Job] = field(default_factory=dict)
@@ -150,9 +151,18 @@ class QueueState:
 
     def add_delayed(self, job: Job) -> None:
         self.delayed.add((job.run_at, job.seq, job))
+        self.delayed_priorities[job.priority] += 1
 
     def unlink_delayed(self, job: Job) -> None:
-        self.delayed.discard((job.run_at, job.seq, job))
+        entry = (job.run_at, job.seq, job)
+        if entry not in self.delayed:
+            return
+        self.delayed.remove(entry)
+        left = self.delayed_priorities[job.priority] - 1
+        if left > 0:
+            self.delayed_priorities[job.priority] = left
+        else:
+            del self.delayed_priorities[job.priority]
 
     # ---- leaving --------------------------------------------------------------------------------
 

@@ -298,7 +298,7 @@ operations = [
         p.GetPriorityCounts,
         p.PriorityCounts,
         body=False,
-        doc=Doc("Waiting jobs by priority", reply=d.PriorityCountsReply),
+        doc=Doc("Waiting and delayed jobs by priority", reply=d.PriorityCountsReply),
     ),
     Op(
         "GET",

@@ -102,7 +102,12 @@ def change_priority(engine: JobOperations, cmd: p.ChangePriority, respond: Respo
             job.priority = cmd.priority
             job.seq = engine.next_key(job.lifo)
             q.push(job)
-        case State.DELAYED | State.WAITING_CHILDREN:
+        case State.DELAYED:
+            q = engine.queue(job.queue)
+            q.unlink_delayed(job)
+            job.priority = cmd.priority
+            q.add_delayed(job)
+        case State.WAITING_CHILDREN:
             job.priority = cmd.priority
         case State.ACTIVE:
             raise BadRequest("Cannot change the priority of an active job")

@@ -94,8 +94,11 @@ def get_counts(engine: QueueCommands, cmd: p.GetCounts, respond: Respond) -> p.R
 
 
 def get_priority_counts(engine: QueueCommands, cmd: p.GetPriorityCounts, respond: Respond) -> p.Reply:
+    """Waiting and delayed jobs per priority, lowest first (as the reference counts them, and as the spec's
+    example lists them)."""
     q = _queue(engine, cmd.queue)
-    return p.PriorityCounts({str(priority): n for priority, n in sorted(q.priorities.items(), reverse=True)})
+    by_priority = q.priorities + q.delayed_priorities
+    return p.PriorityCounts({str(priority): n for priority, n in sorted(by_priority.items())})
 
 
 def list_jobs(engine: QueueCommands, cmd: p.ListJobs, respond: Respond) -> p.Reply:

@@ -431,7 +431,7 @@ def test_counts_count_and_priority_counts(bunq: Client, queue: str) -> None:
     assert isinstance(counts, Counts)
     assert (counts.waiting, counts.delayed, counts.active, counts.completed) == (2, 1, 0, 1)
     assert bunq.count(queue) == 4
-    assert bunq.priority_counts(queue) == {5: 1, 0: 1}  # of the waiting jobs
+    assert bunq.priority_counts(queue) == {5: 1, 0: 2}  # of the waiting and delayed jobs
 
 
 def test_pause_and_resume(bunq: Client, queue: str) -> None:

@@ -272,3 +272,39 @@ def test_a_pull_s_jobs_start_at_the_time_its_rate_limit_counted(tmp_path: Path) 
             break
     assert len(started) == 30
     assert all(sum(1 for t in started if s - 1000 < t <= s) <= 4 for s in started)
+
+
+def _priority_counts(engine: Engine, queue: str = "q") -> dict[str, int]:
+    reply = call(engine, p.GetPriorityCounts(queue))
+    assert isinstance(reply, p.PriorityCounts)
+    return reply.counts
+
+
+def test_priority_counts_cover_waiting_and_delayed_jobs_as_they_move(engine: Engine, clock: FakeClock) -> None:
+    """As the reference counts: waiting and delayed jobs per priority, lowest first; not active, dependent
+    or dead-lettered ones. Each move between states keeps the counts exact, without a scan."""
+    push(engine, priority=5)
+    push(engine, priority=0)
+    later = push(engine, priority=7, delay=60_000)
+    push(engine, priority=5, delay=1_000)  # due in a second
+    push(engine, priority=9, depends_on=(later,))  # waiting for its dependency: not counted
+    assert list(_priority_counts(engine).items()) == [("0", 1), ("5", 2), ("7", 1)]
+
+    assert call(engine, p.ChangePriority(later, 2)) == p.Done()  # a delayed job's new priority
+    assert _priority_counts(engine) == {"0": 1, "2": 1, "5": 2}
+
+    clock.advance(1_000)
+    engine.tick()  # the second one is due: delayed -> waiting, same priority
+    assert _priority_counts(engine) == {"0": 1, "2": 1, "5": 2}
+    assert counts(engine)["delayed"] == 1
+
+    assert call(engine, p.PromoteJob(later)) == p.Done()
+    assert _priority_counts(engine) == {"0": 1, "2": 1, "5": 2}
+    assert counts(engine)["delayed"] == 0
+
+    assert [j["priority"] for j in pull(engine, count=2)] == [5, 5]  # active jobs are not counted
+    assert _priority_counts(engine) == {"0": 1, "2": 1}
+
+    push(engine, priority=4, delay=5_000)
+    assert call(engine, p.DrainQueue("q")) == p.Count(3)
+    assert _priority_counts(engine) == {}
