@@ -317,14 +317,29 @@ class WaitReply(msgspec.Struct):
     state: str | None = None
 
 
-class ChildrenReply(msgspec.Struct):
-    ok: bool
+class ChildrenData(msgspec.Struct):
     values: dict[str, Any]
 
 
+class ChildrenReply(msgspec.Struct):
+    """`data` repeats `values` in the reference's shape."""
+
+    ok: bool
+    values: dict[str, Any]
+    data: ChildrenData
+
+
+class LogsData(msgspec.Struct):
+    logs: list[dict[str, Any]]
+    count: int
+
+
 class LogsReply(msgspec.Struct):
+    """`data` repeats `logs`, with their count, in the reference's shape."""
+
     ok: bool
     logs: list[dict[str, Any]]
+    data: LogsData
 
 
 class QueueNames(msgspec.Struct):

@@ -115,10 +115,13 @@ async def wait_job(call: Call) -> Result:
     return encode(out)
 
 
+LOG_ADDED = b'{"ok":true,"data":{"added":true}}'  # `data`, as the reference answers
+
+
 async def get_children(call: Call) -> Result:
     children = await _on_job(call, p.GetChildren(call.params["id"]), p.ChildrenValues)
-    values = b",".join(v.encode_json(k) + b":" + value for k, value in children.values.items())
-    return b'{"ok":true,"values":{' + values + b"}}"
+    values = b"{" + b",".join(v.encode_json(k) + b":" + value for k, value in children.values.items()) + b"}"
+    return b'{"ok":true,"values":' + values + b',"data":{"values":' + values + b"}}"  # `data`: the reference's
 
 
 async def heartbeat(call: Call) -> Result:
@@ -171,7 +174,9 @@ async def extend_locks(call: Call) -> Result:
 
 async def get_logs(call: Call) -> Result:
     logs = await _on_job(call, p.GetLogs(call.params["id"]), p.Logs)
-    return b'{"ok":true,"logs":[' + b",".join(logs.logs) + b"]}"
+    entries = b"[" + b",".join(logs.logs) + b"]"
+    count = str(len(logs.logs)).encode()
+    return b'{"ok":true,"logs":' + entries + b',"data":{"logs":' + entries + b',"count":' + count + b"}}"
 
 
 async def add_log(call: Call) -> Result:
@@ -183,7 +188,7 @@ async def add_log(call: Call) -> Result:
     if level not in LOG_LEVELS:
         raise BadRequest(f"level must be one of {', '.join(LOG_LEVELS)}")
     await _act(call, p.AddLog(call.params["id"], message, level))
-    return OK
+    return LOG_ADDED
 
 
 async def clear_logs(call: Call) -> Result:

@@ -127,10 +127,12 @@ def test_heartbeats_and_lock_extension(api: Any, queue: str) -> None:
 
 def test_logs(api: Any, queue: str) -> None:
     job_id = push(api, queue)
-    ok(api.post(f"/jobs/{job_id}/logs", json={"message": "connecting"}))
+    assert ok(api.post(f"/jobs/{job_id}/logs", json={"message": "connecting"}))["data"] == {"added": True}
     ok(api.post(f"/jobs/{job_id}/logs", json={"message": "slow", "level": "warn"}))
-    logs = ok(api.get(f"/jobs/{job_id}/logs"))["logs"]
+    body = ok(api.get(f"/jobs/{job_id}/logs"))
+    logs = body["logs"]
     assert [(entry["level"], entry["message"]) for entry in logs] == [("info", "connecting"), ("warn", "slow")]
+    assert body["data"] == {"logs": logs, "count": 2}  # the reference's shape, beside the spec's
     assert all(isinstance(entry["timestamp"], int) for entry in logs)
     assert api.post(f"/jobs/{job_id}/logs", json={"message": "x", "level": "debug"}).status_code == 400
     assert api.post(f"/jobs/{job_id}/logs", json={}).status_code == 400
@@ -151,8 +153,9 @@ def test_dependencies_and_children(cluster: Cluster, api: Any, queue: str) -> No
         ok(api.post(f"/jobs/{child}/ack", json={"result": {"from": child}}))
     cluster.eventually(lambda: state(api, parent) == "waiting")  # the children's shards told the parent's
     assert pull(api, queue)["id"] == parent  # type: ignore[index]
-    values = ok(api.get(f"/jobs/{parent}/children"))["values"]
-    assert values == {child_a: {"from": child_a}, child_b: {"from": child_b}}
+    body = ok(api.get(f"/jobs/{parent}/children"))
+    assert body["values"] == {child_a: {"from": child_a}, child_b: {"from": child_b}}
+    assert body["data"] == {"values": body["values"]}  # the reference's shape, beside the spec's
 
 
 def test_unique_key_and_ttl_over_http(cluster: Cluster, api: Any, queue: str) -> None:
