@@ -11,14 +11,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from bunq.protocol import LATENCY_BUCKETS_MS as BUCKETS_MS
+from bunq.protocol import AggregatorStats
 from bunq.stats import Merged
 
 STATES = ("waiting", "delayed", "active", "completed", "failed", "waiting-children", "paused")
 
 
 class Snapshot(Collector):
-    def __init__(self, merged: Merged) -> None:
+    def __init__(self, merged: Merged, aggregator: AggregatorStats | None = None) -> None:
         self.merged = merged
+        self.aggregator = aggregator  # None: it did not answer this scrape in time
 
     def collect(self) -> Iterator[Metric]:
         jobs = GaugeMetricFamily("bunq_queue_jobs", "Jobs in a queue by state", labels=["queue", "state"])
@@ -38,6 +40,7 @@ class Snapshot(Collector):
             yield counter
         yield from self.histograms()
         yield from self.shards()
+        yield from self.aggregator_figures()
 
     def histograms(self) -> Iterator[Metric]:
         for key, name, text in (
@@ -71,6 +74,18 @@ class Snapshot(Collector):
         up = GaugeMetricFamily("bunq_shards_up", "Shards that answered this scrape")
         up.add_metric([], self.merged.shards_up)
         yield from (live, rss, size, dropped, up)
+
+    def aggregator_figures(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("bunq_aggregator_up", "Whether the aggregator answered this scrape")
+        up.add_metric([], 0 if self.aggregator is None else 1)
+        yield up
+        if self.aggregator is not None:
+            dropped = CounterMetricFamily(
+                "bunq_aggregator_events_dropped",
+                "Events the aggregator's socket refused on their way to the fronts (a subscriber not keeping up)",
+            )
+            dropped.add_metric([], self.aggregator.events_dropped)
+            yield dropped
 
 
 # The reference's names (`bunqueue_*`), which a bunqueue user's dashboards scrape: name, type, help, value.
@@ -136,8 +151,8 @@ def compatible(merged: Merged, uptime_s: int, front_rss: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def render(merged: Merged, uptime_s: int = 0, front_rss: int = 0) -> bytes:
+def render(merged: Merged, uptime_s: int = 0, front_rss: int = 0, aggregator: AggregatorStats | None = None) -> bytes:
     """bunq's own metrics, then the reference's names."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(Snapshot(merged))
+    registry.register(Snapshot(merged, aggregator))
     return bytes(generate_latest(registry)) + compatible(merged, uptime_s, front_rss)

@@ -127,7 +127,10 @@ class Aggregator:
         except msgspec.DecodeError:
             reply: p.Reply = p.Error("bad_request", "Malformed command")
         else:
-            reply = await self.registries.handle(command)
+            if isinstance(command, p.GetAggregatorStats):  # the server's own figures, not a registry's
+                reply = p.AggregatorStats(self.events_dropped)
+            else:
+                reply = await self.registries.handle(command)
             if self.registries.topics() != self.own_topics:
                 await self.sync_own_topics()
         await self.router.send_multipart([identity, wire.item(rid, reply)])

@@ -33,6 +33,7 @@ from bunq.protocol.commands import (
     DiscardJob,
     DrainQueue,
     FailJob,
+    GetAggregatorStats,
     GetChildren,
     GetCounts,
     GetCron,
@@ -81,6 +82,7 @@ from bunq.protocol.commands import (
 )
 from bunq.protocol.replies import (
     AckOutcome,
+    AggregatorStats,
     AnyReply,
     ChildrenValues,
     ConnectionCounts,
@@ -131,6 +133,7 @@ __all__ = [
     "AddJobs",
     "AddLog",
     "AddWebhook",
+    "AggregatorStats",
     "AggregatorCommand",
     "AnyCommand",
     "AnyReply",
@@ -160,6 +163,7 @@ __all__ = [
     "DrainQueue",
     "Error",
     "FailJob",
+    "GetAggregatorStats",
     "GetChildren",
     "GetCounts",
     "GetCron",

@@ -387,9 +387,14 @@ class ReportConnections(Command, frozen=True):
     sse: int
 
 
+class GetAggregatorStats(Command, frozen=True):
+    """The aggregator's own figures (answered by its server, not its registries)."""
+
+
 AggregatorCommand = Union[  # noqa: UP007
     AddCron, GetCron, ListCrons, DeleteCron, AddWebhook, ListWebhooks, DeleteWebhook, SetWebhookEnabled,
     RegisterWorker, ListWorkers, DeleteWorker, WorkerHeartbeat, Ping, CheckRate, ReportConnections,
+    GetAggregatorStats,
 ]  # fmt: skip
 
 

@@ -198,6 +198,10 @@ class ShardStats(Reply, frozen=True):
     events_dropped: int = 0  # events its socket refused (no subscriber keeping up), since it started
 
 
+class AggregatorStats(Reply, frozen=True):
+    events_dropped: int  # events it published or forwarded that its socket refused, since it started
+
+
 class Memory(Reply, frozen=True):
     """Process memory figures, and what a collection freed (`POST /gc`)."""
 
@@ -231,5 +235,5 @@ class ConnectionCounts(Reply, frozen=True):
 AnyReply = Union[  # noqa: UP007
     Done, Error, Ids, Jobs, JobDoc, JobState, JobResult, AckOutcome, Counts, PriorityCounts, DlqEntries, Pong,
     Progress, WaitOutcome, ChildrenValues, Logs, Watched, Count, QueueNames, QueueConfig, Crons, Webhooks, Workers,
-    ShardStats, RateVerdict, Memory, HeapStats, ConnectionCounts,
+    ShardStats, RateVerdict, Memory, HeapStats, ConnectionCounts, AggregatorStats,
 ]  # fmt: skip

@@ -24,12 +24,14 @@ from bunq import protocol as p
 from bunq.client import Shards
 from bunq.clock import wall_ms
 from bunq.connections import ConnectionReport
+from bunq.errors import BunqError
 from bunq.http import Call, Doc, Operation, Result, encode
 from bunq.procinfo import rss_bytes
 from bunq.stats import Merged, disk_full, gather
 
 MB = 1024 * 1024
 STARTED = time.time()
+AGGREGATOR_WAIT_S = 1.0  # what a scrape waits for the aggregator's figures before going on without them
 
 
 def _client(request: Request) -> Shards:
@@ -113,8 +115,19 @@ async def metrics_json(call: Call) -> Result:
 
 
 async def _prometheus_text(client: Shards) -> bytes:
-    merged = await gather(client)
-    return metrics.render(merged, _uptime(), _rss())
+    merged, aggregator = await asyncio.gather(gather(client), _aggregator_stats(client))
+    return metrics.render(merged, _uptime(), _rss(), aggregator)
+
+
+async def _aggregator_stats(client: Shards) -> p.AggregatorStats | None:
+    """The aggregator's own figures, or None when it does not answer within `AGGREGATOR_WAIT_S`: a scrape
+    goes on without them (`bunq_aggregator_up 0`) rather than wait out a request timeout."""
+    try:
+        return await asyncio.wait_for(
+            client.call_aggregator(p.GetAggregatorStats(), p.AggregatorStats), AGGREGATOR_WAIT_S
+        )
+    except (BunqError, TimeoutError):
+        return None
 
 
 async def prometheus(request: Request) -> Response:

@@ -289,6 +289,8 @@ def test_monitoring_endpoints(plain: BunqServer) -> None:
         assert {s.labels["shard"] for s in families["bunq_shard_jobs"].samples} == {"0", "1"}
         dropped = {s.labels["shard"]: s.value for s in families["bunq_shard_events_dropped"].samples}
         assert dropped == {"0": 0, "1": 0}
+        assert [s.value for s in families["bunq_aggregator_up"].samples] == [1]
+        assert [s.value for s in families["bunq_aggregator_events_dropped"].samples] == [0]
 
 
 def test_durable_pushes_are_refused_when_the_disk_is_full(tmp_path: Path) -> None:

@@ -193,3 +193,24 @@ def test_a_shard_that_does_not_answer_degrades_health_and_stops_no_periodic_even
             wait_until(lambda: c.get("/health", timeout=10).json()["status"] == "healthy")
     finally:
         server.stop()
+
+
+def test_a_scrape_does_not_wait_for_a_hung_aggregator(tmp_path: Path) -> None:
+    """With the aggregator stopped, /prometheus still answers, with the shards' figures and
+    `bunq_aggregator_up 0`, rather than after a request timeout (here longer than the client waits);
+    once the aggregator answers again its counter is back."""
+    server = BunqServer(tmp_path / "data", shards=1, BUNQ_REQUEST_TIMEOUT_MS="120000").start()
+    try:
+        aggregator = server.children()["aggregator"]
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            os.kill(aggregator, signal.SIGSTOP)
+            try:
+                text = c.get("/prometheus").text
+            finally:
+                os.kill(aggregator, signal.SIGCONT)
+            assert "bunq_aggregator_up 0.0" in text and "bunq_aggregator_events_dropped" not in text
+            assert "bunq_shards_up 1.0" in text
+            wait_until(lambda: "bunq_aggregator_up 1.0" in c.get("/prometheus").text)
+            assert "bunq_aggregator_events_dropped_total 0.0" in c.get("/prometheus").text
+    finally:
+        server.stop()
