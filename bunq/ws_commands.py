@@ -131,8 +131,10 @@ def build_call(client: Shards, spec: Spec, message: dict[str, Any]) -> Call:
         params[param] = value
     query = {k: message[k] for k in spec.query if message.get(k) is not None}
     used = {field for _, field in spec.params} | set(spec.query) | set(RESERVED)
-    body = {k: v for k, v in message.items() if k not in used} if spec.body else {}
-    return Call(client, params, urlencode(query).encode(), _json.encode(body) if body else b"")
+    # a command with a body always sends one (`{}` at least): the handler then names what is missing
+    # ("data is required") instead of finding no JSON at all
+    body = _json.encode({k: v for k, v in message.items() if k not in used}) if spec.body else b""
+    return Call(client, params, urlencode(query).encode(), body)
 
 
 async def run(client: Shards, name: str, message: dict[str, Any]) -> Result:

@@ -27,6 +27,7 @@ from bunq.errors import BunqError
 from bunq.events import EventHub, Listener
 from bunq.held import HeldJobs
 from bunq.http import failure
+from bunq.routes import monitoring
 
 log = logging.getLogger("bunq.ws")
 
@@ -121,7 +122,7 @@ class Connection:
         if not self.authed:
             return {"ok": False, "error": "Unauthorized"}
         if name == "Ping":
-            return {"ok": True, "data": {"pong": True}}
+            return monitoring.pong()
         if name in ("Subscribe", "Unsubscribe"):
             return await self.subscription(name, message.get("events"))
         if not isinstance(name, str) or name not in ws_commands.COMMANDS:

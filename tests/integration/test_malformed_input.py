@@ -183,6 +183,20 @@ def test_a_websocket_command_nested_too_deeply_is_refused(server: BunqServer) ->
         assert reply_to(ws, "3")["ok"] is True
 
 
+def test_a_websocket_command_missing_its_fields_is_told_which(server: BunqServer) -> None:
+    """As over HTTP: the handler names the missing field (the message used to reach it as no JSON at all,
+    "Invalid JSON body"), and nothing is stored."""
+    from websockets.sync.client import connect
+
+    with connect(server.url.replace("http", "ws") + "/ws") as ws:
+        ws.send(json.dumps({"cmd": "PUSH", "queue": "ws-missing", "reqId": "1"}))
+        assert reply_to(ws, "1") == {"ok": False, "error": "data is required", "reqId": "1"}
+        ws.send(json.dumps({"cmd": "Cron", "reqId": "2"}))
+        assert reply_to(ws, "2")["error"] == "name is required"
+        ws.send(json.dumps({"cmd": "Count", "queue": "ws-missing", "reqId": "3"}))
+        assert reply_to(ws, "3") == {"ok": True, "count": 0, "reqId": "3"}
+
+
 def reply_to(ws: Any, req_id: str | None) -> dict[str, Any]:
     """The reply with this reqId (None: to a message too broken to carry one), skipping the job events a
     client that never subscribed receives in between."""

@@ -203,6 +203,8 @@ def test_websocket_commands_cover_the_http_operations(server: BunqServer) -> Non
         assert ws.call("Stats")["stats"]["totalPushed"] >= 3
         assert "bunq_queue_jobs" in ws.call("Prometheus")["data"]["metrics"]
         assert ws.call("StorageStatus")["diskFull"] is False
+        pong = ws.call("Ping")["data"]
+        assert pong["pong"] is True and pong["time"] > 0  # as over HTTP, and as the reference answers
         assert ws.call("GetJob", id="missing") == {
             "ok": False,
             "error": "Job not found",
