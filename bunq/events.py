@@ -65,6 +65,15 @@ class Listener:
     inbox: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue(CLIENT_BUFFER))
     dropped: bool = False
 
+    def frame(self, event: Event) -> bytes | None:
+        """What to send this client for a buffered event, as it is now: the legacy form, the envelope, or
+        nothing. An event buffered before a Subscribe narrowed the topics (a legacy client's job events)
+        is not sent as the envelope of an event the client did not subscribe to."""
+        if self.legacy:
+            return event.legacy()
+        name = event.name
+        return event.raw if any(name.startswith(t) for t in self.topics) else None
+
 
 class Barrier:
     """One `sync()` in flight: the sources (the aggregator, each shard) that have not answered yet."""

@@ -67,7 +67,9 @@ class Connection:
                     if event is None:
                         await self.ws.close(code=1013, reason="too slow: event buffer full")
                         return
-                    await self.ws.send_text((event.legacy() if self.listener.legacy else event.raw).decode())
+                    frame = self.listener.frame(event)
+                    if frame is not None:
+                        await self.ws.send_text(frame.decode())
 
     async def listen(self) -> None:
         """Register for the legacy job events and return once they flow."""

@@ -141,3 +141,27 @@ def test_a_run_of_events_in_one_message_reaches_a_listener_one_by_one_in_order()
             assert listener.inbox.empty()
 
     asyncio.run(main())
+
+
+def test_a_buffered_event_is_sent_as_the_client_wants_it_now() -> None:
+    """A WebSocket client's job events are buffered in the legacy form until its Subscribe takes effect;
+    one still buffered when the Subscribe narrows the topics is not sent as an envelope the client did not
+    subscribe to (a client of `job:completed` saw a `job:active` in CI before this)."""
+    envelope = {"event": "job:active", "ts": 1, "data": {"queue": "q", "jobId": "j"}}
+    active = hub_mod.Event("job:active", envelope, msgspec.json.encode(envelope))
+    completed_envelope = {**envelope, "event": "job:completed"}
+    completed = hub_mod.Event("job:completed", completed_envelope, msgspec.json.encode(completed_envelope))
+    listener = Listener(("job:",))
+    assert msgspec.json.decode(listener.frame(active) or b"") == {
+        "eventType": "active",
+        "queue": "q",
+        "jobId": "j",
+        "timestamp": 1,
+    }
+    listener.legacy, listener.topics = False, ("job:completed",)
+    assert listener.frame(active) is None
+    assert listener.frame(completed) == completed.raw
+    listener.topics = ("",)  # `*`
+    assert listener.frame(active) == active.raw
+    listener.topics = ()  # unsubscribed from everything
+    assert listener.frame(completed) is None
