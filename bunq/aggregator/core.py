@@ -57,6 +57,8 @@ class Registries:
             settings.rate_limit_window_ms, settings.rate_limit_max, settings.rate_limit_cleanup_ms, monotonic
         )
         self.fronts = FrontConnections(monotonic)
+        # events the aggregator's socket refused; its server (which owns the socket) sets the reading
+        self.events_dropped: Callable[[], int] = lambda: 0
 
     def topics(self) -> set[str]:
         """The job event topics the webhooks and the worker counts need from the shards."""
@@ -166,6 +168,10 @@ async def ping(reg: Registries, cmd: p.Ping) -> p.Reply:
     return p.Pong(-1, reg.settings.slots)
 
 
+async def aggregator_stats(reg: Registries, cmd: p.GetAggregatorStats) -> p.Reply:
+    return p.AggregatorStats(reg.events_dropped())
+
+
 HANDLERS: dict[type[p.Command], Callable[[Registries, Any], Awaitable[p.Reply]]] = {
     p.AddCron: add_cron,
     p.GetCron: get_cron,
@@ -180,6 +186,7 @@ HANDLERS: dict[type[p.Command], Callable[[Registries, Any], Awaitable[p.Reply]]]
     p.DeleteWorker: delete_worker,
     p.WorkerHeartbeat: worker_heartbeat,
     p.Ping: ping,
+    p.GetAggregatorStats: aggregator_stats,
     p.CheckRate: check_rate,
     p.ReportConnections: report_connections,
 }

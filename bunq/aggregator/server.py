@@ -52,6 +52,7 @@ class Aggregator:
         self.shards = ShardClient(settings)
         self.registries = Registries(settings, self.store, self.shards, self.publish)
         reg = self.registries
+        reg.events_dropped = lambda: self.events_dropped
         self.monitor = Monitor(self.shards, reg.workers, reg.crons, self.publish, settings.thresholds, reg.fronts)
         self.own_topics: set[str] = set()
         self.stopping = asyncio.Event()
@@ -127,10 +128,7 @@ class Aggregator:
         except msgspec.DecodeError:
             reply: p.Reply = p.Error("bad_request", "Malformed command")
         else:
-            if isinstance(command, p.GetAggregatorStats):  # the server's own figures, not a registry's
-                reply = p.AggregatorStats(self.events_dropped)
-            else:
-                reply = await self.registries.handle(command)
+            reply = await self.registries.handle(command)
             if self.registries.topics() != self.own_topics:
                 await self.sync_own_topics()
         await self.router.send_multipart([identity, wire.item(rid, reply)])
