@@ -5,10 +5,12 @@ with the front's shard link and event hub, so a request takes the same path as o
 frame → `bunq.tcp.codec` → `bunq.tcp.commands` → `bunq.ws_commands` → the HTTP route's handler → shards.
 
 Per connection: requests run concurrently and are answered as they finish (each reply carries its
-`reqId`); past `MAX_IN_FLIGHT` unanswered requests the socket is not read until some finish. A frame
-over 64 MiB is answered with an error and the connection closed; a frame left incomplete for
-`TCP_IDLE_TIMEOUT_MS` closes it; a client that does not read its replies or events is cut off once
-`MAX_WRITE_BUFFER` bytes wait for it. With `AUTH_TOKENS` set, every command but `Auth` is refused until
+`reqId`); past `MAX_IN_FLIGHT` unanswered requests, and while its replies wait for it beyond the
+transport's high-water mark (a client that sends without reading), the socket is not read until they
+are answered and gone. A frame over 64 MiB is answered with an error and the connection closed; a frame
+left incomplete for `TCP_IDLE_TIMEOUT_MS` closes it; a client that does not read is cut off once
+`MAX_WRITE_BUFFER` bytes wait for it, and a subscriber's events wait in its bounded buffer (the hub cuts
+off one that falls behind). With `AUTH_TOKENS` set, every command but `Auth` is refused until
 one succeeds. When a connection ends, the jobs it pulled and did not finish go back to waiting at once
 and the workers it registered are unregistered.
 """
@@ -70,7 +72,10 @@ class TcpConnection(asyncio.Protocol):
         self.listener: Listener | None = None
         self.pump: asyncio.Task[None] | None = None
         self.stall: asyncio.TimerHandle | None = None
-        self.paused = False
+        self.paused = False  # not reading the socket: too many requests in flight, or replies not read
+        self.write_paused = False  # the transport's buffer is over its high-water mark
+        self.writable = asyncio.Event()
+        self.writable.set()
         self.closed = False
         self.outbox: list[bytes] = []
 
@@ -91,8 +96,21 @@ class TcpConnection(asyncio.Protocol):
         for frame in frames:
             self.start(frame)
 
+    def pause_writing(self) -> None:
+        """The client reads its replies slower than they come: read no more of its requests until it has
+        caught up, so what waits for it stays about the transport's high-water mark, not every reply."""
+        self.write_paused = True
+        self.writable.clear()
+        self.update_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self.writable.set()
+        self.update_reading()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.writable.set()  # a pump waiting to write sees the end
         self.server.connections.discard(self)
         if self.stall is not None:
             self.stall.cancel()
@@ -163,13 +181,21 @@ class TcpConnection(asyncio.Protocol):
         task = asyncio.create_task(self.handle(message))
         self.tasks.add(task)
         task.add_done_callback(self.finished)
-        if len(self.tasks) >= MAX_IN_FLIGHT and not self.paused and self.transport is not None:
-            self.paused = True
-            self.transport.pause_reading()
+        self.update_reading()
 
     def finished(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
-        if self.paused and len(self.tasks) < MAX_IN_FLIGHT // 2 and not self.closed and self.transport is not None:
+        self.update_reading()
+
+    def update_reading(self) -> None:
+        """Stop reading at `MAX_IN_FLIGHT` unanswered requests or while replies wait for the client; read
+        again once half of those are answered and the replies have gone."""
+        if self.closed or self.transport is None:
+            return
+        if not self.paused and (self.write_paused or len(self.tasks) >= MAX_IN_FLIGHT):
+            self.paused = True
+            self.transport.pause_reading()
+        elif self.paused and not self.write_paused and len(self.tasks) < MAX_IN_FLIGHT // 2:
             self.paused = False
             self.transport.resume_reading()
 
@@ -257,8 +283,11 @@ class TcpConnection(asyncio.Protocol):
             self.pump = None
 
     async def pump_events(self, listener: Listener) -> None:
+        """While the client does not read, events wait in the listener's bounded buffer (and a subscriber
+        that falls too far behind is cut off by the hub), not in the transport."""
         inbox = listener.inbox
         while True:
+            await self.writable.wait()
             batch = [await inbox.get()]
             while not inbox.empty():
                 batch.append(inbox.get_nowait())

@@ -3,6 +3,7 @@ the codec's traps, events, and what a dropped connection gives back."""
 
 from __future__ import annotations
 
+import socket
 import struct
 import time
 
@@ -213,3 +214,50 @@ def test_health_counts_protocol_clients_as_tcp_connections(server: BunqServer) -
         for client in clients:
             client.close()
     wait_until(lambda: tcp_count() <= idle)
+
+
+def test_a_client_that_sends_without_reading_is_read_no_further(server: BunqServer) -> None:
+    """The replies of a client that sends and never reads are not buffered without bound: once they pass
+    the transport's high-water mark, the server stops reading that client (its sends block). When it reads
+    again, every reply comes, and the connection goes on."""
+    frame = codec_frame({"cmd": "Ping", "reqId": "p"})
+    sock = socket.create_connection(("127.0.0.1", server.tcp_port))
+    sock.settimeout(3.0)  # a send that waits this long: the server has stopped reading
+    chunk = frame * 1000
+    limit = 5_000_000  # frames: without the pause, replies pile up until the 64 MiB cut-off closes the socket
+    sent_bytes = 0
+    try:
+        with pytest.raises(TimeoutError):
+            while sent_bytes < limit * len(frame):
+                sent_bytes += sock.send(chunk[sent_bytes % len(chunk) :] if sent_bytes % len(chunk) else chunk)
+        assert sent_bytes < limit * len(frame)
+        rest = (-sent_bytes) % len(frame)  # the frame cut by the timeout, completed once replies are read
+        frames = (sent_bytes + rest) // len(frame)
+        replies = 0
+        pending = b""
+        sock.settimeout(10.0)
+        while rest:
+            pending += sock.recv(1 << 20)  # make room, then finish the cut frame
+            rest -= sock.send(frame[len(frame) - rest :])
+        while replies < frames:
+            pending += sock.recv(1 << 20)
+            at = 0
+            while len(pending) - at >= 4 and len(pending) - at >= 4 + (
+                size := struct.unpack_from(">I", pending, at)[0]
+            ):
+                reply = msgspec.msgpack.decode(pending[at + 4 : at + 4 + size])
+                assert reply["ok"] is True and reply["reqId"] == "p"
+                at += 4 + size
+                replies += 1
+            pending = pending[at:]
+        assert replies == frames and not pending
+        sock.sendall(codec_frame({"cmd": "Ping", "reqId": "after"}))
+        size = struct.unpack(">I", sock.recv(4, socket.MSG_WAITALL))[0]
+        assert msgspec.msgpack.decode(sock.recv(size, socket.MSG_WAITALL))["reqId"] == "after"
+    finally:
+        sock.close()
+
+
+def codec_frame(message: dict[str, object]) -> bytes:
+    payload = msgspec.msgpack.encode(message)
+    return struct.pack(">I", len(payload)) + payload
