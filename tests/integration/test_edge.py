@@ -460,3 +460,37 @@ def test_health_counts_the_connections_of_every_front(plain: BunqServer) -> None
         assert refused.value.response.status_code == 431
     after = settle(lambda c: c["ws"] == 0 and c["sse"] == 0 and c["tcp"] <= idle["tcp"])
     assert (after["ws"], after["sse"]) == (0, 0) and after["tcp"] <= idle["tcp"]  # upgraded ones no longer count
+
+
+def test_a_client_that_pipelines_without_reading_is_read_no_further(server: BunqServer) -> None:
+    """HTTP/1.1 requests pipelined back to back by a client that never reads wait in the kernel's buffers,
+    not in the front: once its responses back up, the front reads no more of them (the client's sends
+    block), where uvicorn alone queued one more read's worth after every response (a front grew past 3 GB).
+    When the client reads, every response comes in order, and the connection goes on."""
+    request = b"GET /live HTTP/1.1\r\nHost: bunq\r\nX-Pad: " + b"p" * 1000 + b"\r\n\r\n"
+    chunk = request * 100
+    limit = 200_000  # requests; the front stops reading after about the kernel's buffers' worth
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.settimeout(3.0)  # a send that waits this long: the front has stopped reading
+    sent = 0
+    try:
+        with pytest.raises(TimeoutError):
+            while sent < limit * len(request):
+                sent += sock.send(chunk[sent % len(chunk) :])
+        rest = (-sent) % len(request)  # the request cut by the timeout, completed once responses are read
+        requests = (sent + rest) // len(request)
+        sock.settimeout(10.0)
+        received = b""
+        while rest:
+            received += sock.recv(1 << 20)
+            rest -= sock.send(request[len(request) - rest :])
+        while received.count(b"HTTP/1.1 200 OK") < requests:
+            received += sock.recv(1 << 20)
+        assert received.count(b"HTTP/1.1 ") == requests
+        sock.sendall(b"GET /live HTTP/1.1\r\nHost: bunq\r\n\r\n")
+        more = b""
+        while not more.endswith(b"OK"):
+            more += sock.recv(4096)
+        assert more.startswith(b"HTTP/1.1 200 OK")
+    finally:
+        sock.close()
