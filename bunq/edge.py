@@ -313,11 +313,10 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
-            self.flow.resume_reading()
         else:
-            self.flow.resume_reading()
             self._idle_due = due = self.loop.time() + self.timeout_keep_alive
             self._watch(due)
+        self.flow.resume_reading()
         if not self._refused:
             self._arm_header_deadline()
 

@@ -71,8 +71,10 @@ class Listener:
         is not sent as the envelope of an event the client did not subscribe to."""
         if self.legacy:
             return event.legacy()
-        name = event.name
-        return event.raw if any(name.startswith(t) for t in self.topics) else None
+        return event.raw if self.wants(event.name) else None
+
+    def wants(self, name: str) -> bool:
+        return any(name.startswith(t) for t in self.topics)
 
 
 class Barrier:
@@ -225,7 +227,7 @@ class EventHub:
         for listener in list(self.listeners):
             if listener.queue is not None and queue is not None and queue != listener.queue:
                 continue
-            if not any(name.startswith(t) for t in listener.topics):
+            if not listener.wants(name):
                 continue
             try:
                 listener.inbox.put_nowait(event)

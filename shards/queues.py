@@ -104,7 +104,7 @@ class QueueState:
             self.parked_count -= 1
         else:
             self.waiting.discard((-job.priority, job.seq, job))
-        self._uncount(job.priority)
+        _uncount(self.priorities, job.priority)
 
     def pop(self) -> Job | None:
         """The next job to hand out; jobs of a busy group are set aside on the way."""
@@ -116,7 +116,7 @@ class QueueState:
                 self.parked.setdefault(job.group_id, []).append(job)
                 self.parked_count += 1
                 continue
-            self._uncount(job.priority)
+            _uncount(self.priorities, job.priority)
             return job
         return None
 
@@ -125,13 +125,6 @@ class QueueState:
         for job in self.parked.pop(group, ()):
             self.parked_count -= 1
             self.waiting.add((-job.priority, job.seq, job))
-
-    def _uncount(self, priority: int) -> None:
-        left = self.priorities[priority] - 1
-        if left > 0:
-            self.priorities[priority] = left
-        else:
-            del self.priorities[priority]
 
     def every_waiting(self) -> Iterator[Job]:
         """Every waiting job, set-aside ones too, in no particular order."""
@@ -158,11 +151,7 @@ class QueueState:
         if entry not in self.delayed:
             return
         self.delayed.remove(entry)
-        left = self.delayed_priorities[job.priority] - 1
-        if left > 0:
-            self.delayed_priorities[job.priority] = left
-        else:
-            del self.delayed_priorities[job.priority]
+        _uncount(self.delayed_priorities, job.priority)
 
     # ---- leaving --------------------------------------------------------------------------------
 
@@ -237,3 +226,12 @@ class QueueState:
 
     def describe(self) -> dict[str, Any]:
         return {"queue": self.name, **msgspec.to_builtins(self.counts())}
+
+
+def _uncount(counts: collections.Counter[int], priority: int) -> None:
+    """One job of `priority` fewer; a priority with none left leaves the counter."""
+    left = counts[priority] - 1
+    if left > 0:
+        counts[priority] = left
+    else:
+        del counts[priority]

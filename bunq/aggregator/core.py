@@ -45,6 +45,7 @@ class Registries:
         wall: Clock = wall_ms,
         monotonic: Clock = monotonic_ms,
         sleep: Sleep = asyncio.sleep,
+        events_dropped: Callable[[], int] = lambda: 0,
     ) -> None:
         self.settings = settings
         self.shards = shards
@@ -57,8 +58,7 @@ class Registries:
             settings.rate_limit_window_ms, settings.rate_limit_max, settings.rate_limit_cleanup_ms, monotonic
         )
         self.fronts = FrontConnections(monotonic)
-        # events the aggregator's socket refused; its server (which owns the socket) sets the reading
-        self.events_dropped: Callable[[], int] = lambda: 0
+        self.events_dropped = events_dropped  # what the aggregator's socket refused (its server counts)
 
     def topics(self) -> set[str]:
         """The job event topics the webhooks and the worker counts need from the shards."""

@@ -50,9 +50,10 @@ class Aggregator:
             sock.setsockopt(zmq.LINGER, 0)
         self.store = RegistryStore(os.path.join(settings.data_dir, "aggregator.db"))
         self.shards = ShardClient(settings)
-        self.registries = Registries(settings, self.store, self.shards, self.publish)
+        self.registries = Registries(
+            settings, self.store, self.shards, self.publish, events_dropped=lambda: self.events_dropped
+        )
         reg = self.registries
-        reg.events_dropped = lambda: self.events_dropped
         self.monitor = Monitor(self.shards, reg.workers, reg.crons, self.publish, settings.thresholds, reg.fronts)
         self.own_topics: set[str] = set()
         self.stopping = asyncio.Event()

@@ -39,12 +39,8 @@ def _client(request: Request) -> Shards:
     return client
 
 
-def _rss() -> int:
-    return rss_bytes()
-
-
 def _memory(merged: Merged) -> dict[str, int]:
-    rss = (merged.rss_bytes + _rss()) // MB
+    rss = (merged.rss_bytes + rss_bytes()) // MB
     return {"heapUsed": rss, "heapTotal": rss, "rss": rss, "external": 0, "arrayBuffers": 0}
 
 
@@ -116,7 +112,7 @@ async def metrics_json(call: Call) -> Result:
 
 async def _prometheus_text(client: Shards) -> bytes:
     merged, aggregator = await asyncio.gather(gather(client), _aggregator_stats(client))
-    return metrics.render(merged, _uptime(), _rss(), aggregator)
+    return metrics.render(merged, _uptime(), rss_bytes(), aggregator)
 
 
 async def _aggregator_stats(client: Shards) -> p.AggregatorStats | None:
@@ -153,12 +149,12 @@ async def storage(call: Call) -> Result:
 
 async def collect(call: Call) -> Result:
     """Collects garbage in this front and in every shard, and compacts the shards' structures."""
-    own_before = _rss()
+    own_before = rss_bytes()
     gc.collect()
     replies = await call.client.call_all(p.Collect())
     memory = [r for r in replies if isinstance(r, p.Memory)]
     before = (own_before + sum(m.before_rss for m in memory)) // MB
-    after = (_rss() + sum(m.after_rss for m in memory)) // MB
+    after = (rss_bytes() + sum(m.after_rss for m in memory)) // MB
     return encode(
         {
             "ok": True,
@@ -174,7 +170,7 @@ def _top_types(limit: int = 20) -> list[tuple[str, int]]:
 
 async def heapstats(call: Call) -> Result:
     processes: list[dict[str, Any]] = [
-        {"process": f"front-{os.getpid()}", "rssMB": _rss() // MB, "topTypes": _top_types(), "collections": {}}
+        {"process": f"front-{os.getpid()}", "rssMB": rss_bytes() // MB, "topTypes": _top_types(), "collections": {}}
     ]
     merged: dict[str, int] = {}
     for reply in await call.client.call_all(p.GetHeapStats()):

@@ -73,8 +73,7 @@ class TcpConnection(asyncio.Protocol):
         self.pump: asyncio.Task[None] | None = None
         self.stall: asyncio.TimerHandle | None = None
         self.paused = False  # not reading the socket: too many requests in flight, or replies not read
-        self.write_paused = False  # the transport's buffer is over its high-water mark
-        self.writable = asyncio.Event()
+        self.writable = asyncio.Event()  # clear while the transport's buffer is over its high-water mark
         self.writable.set()
         self.closed = False
         self.outbox: list[bytes] = []
@@ -99,12 +98,10 @@ class TcpConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         """The client reads its replies slower than they come: read no more of its requests until it has
         caught up, so what waits for it stays about the transport's high-water mark, not every reply."""
-        self.write_paused = True
         self.writable.clear()
         self.update_reading()
 
     def resume_writing(self) -> None:
-        self.write_paused = False
         self.writable.set()
         self.update_reading()
 
@@ -192,10 +189,11 @@ class TcpConnection(asyncio.Protocol):
         again once half of those are answered and the replies have gone."""
         if self.closed or self.transport is None:
             return
-        if not self.paused and (self.write_paused or len(self.tasks) >= MAX_IN_FLIGHT):
+        writable = self.writable.is_set()
+        if not self.paused and (not writable or len(self.tasks) >= MAX_IN_FLIGHT):
             self.paused = True
             self.transport.pause_reading()
-        elif self.paused and not self.write_paused and len(self.tasks) < MAX_IN_FLIGHT // 2:
+        elif self.paused and writable and len(self.tasks) < MAX_IN_FLIGHT // 2:
             self.paused = False
             self.transport.resume_reading()
 
