@@ -242,7 +242,18 @@ operations = [
         doc=Doc("A job by its custom id", reply=d.OneJob),
     ),
     Op("GET", "/jobs/{id}", get_job, p.GetJob, p.JobDoc, body=False, doc=Doc("A job", reply=d.OneJob)),
-    Op("DELETE", "/jobs/{id}", cancel_job, p.CancelJob, p.Done, body=False, doc=Doc("Cancel a job")),
+    Op(
+        "DELETE",
+        "/jobs/{id}",
+        cancel_job,
+        p.CancelJob,
+        p.Done,
+        body=False,
+        doc=Doc(
+            "Cancel a job",
+            description="Works on waiting, delayed and active jobs; a completed or dead-lettered job is refused (400).",
+        ),
+    ),
     Op("POST", "/jobs/{id}/ack", ack_job, p.AckJobs, p.AckOutcome, hot=True, doc=Doc("Acknowledge a job", d.Ack)),
     Op(
         "POST", "/jobs/{id}/fail", fail_job, p.FailJob, p.Done, doc=Doc("Fail a job (retried or dead-lettered)", d.Fail)

@@ -571,8 +571,8 @@ async function queuePage(name) {
     if (job.state === "delayed") buttons.push(h("button", { type: "button", "data-action": "promote", onclick: () => act("Promoted", () => api("POST", `/jobs/${id}/promote`)) }, "Promote"));
     if (!["completed", "failed"].includes(job.state)) {
       buttons.push(h("button", { type: "button", class: "danger", "data-action": "discard", onclick: async () => { if (await confirmAction("Discard this job?", "It moves to the dead-letter queue.", "Discard")) act("Discarded", () => api("POST", `/jobs/${id}/discard`)); } }, "Discard"));
+      buttons.push(h("button", { type: "button", class: "danger", "data-action": "cancel", onclick: async () => { if (await confirmAction("Cancel this job?", "It is removed from the queue.", "Cancel job")) act("Cancelled", () => api("DELETE", `/jobs/${id}`)); } }, "Cancel"));
     }
-    buttons.push(h("button", { type: "button", class: "danger", "data-action": "cancel", onclick: async () => { if (await confirmAction("Cancel this job?", "It is removed from the queue.", "Cancel job")) act("Cancelled", () => api("DELETE", `/jobs/${id}`)); } }, "Cancel"));
     const options = {
       priority: job.priority, attempts: job.attempts, maxAttempts: job.maxAttempts, backoff: job.backoff, ttl: job.ttl, timeout: job.timeout,
       lifo: job.lifo, tags: job.tags, customId: job.customId, groupId: job.groupId, uniqueKey: job.uniqueKey, dependsOn: job.dependsOn,

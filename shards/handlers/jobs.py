@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, assert_never
 
 from bunq import protocol as p
 from bunq.errors import BadRequest, NotFound, Unavailable
@@ -219,8 +219,16 @@ def get_job_result(engine: JobPath, cmd: p.GetJobResult, respond: Respond) -> p.
 
 
 def cancel_job(engine: JobPath, cmd: p.CancelJob, respond: Respond) -> p.Reply:
+    """Cancel works on waiting, delayed and active jobs (and those waiting for children); a finished job
+    (completed, dead-lettered, expired) stays as it is, as the reference keeps it."""
     job = engine.index.find(cmd.id)
     if job is None:
         raise NotFound("Job not found")
-    engine.remove(job)
+    match job.state:
+        case p.State.WAITING | p.State.DELAYED | p.State.ACTIVE | p.State.WAITING_CHILDREN:
+            engine.remove(job)
+        case p.State.COMPLETED | p.State.FAILED | p.State.EXPIRED | p.State.REMOVED:
+            raise BadRequest("Job not found or cannot be cancelled")
+        case _:
+            assert_never(job.state)
     return p.Done()

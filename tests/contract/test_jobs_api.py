@@ -162,6 +162,22 @@ def test_cancel_waiting_and_active_jobs(api: Any, queue: str) -> None:
     assert counts(api, queue)["active"] == 0
 
 
+def test_cancel_refuses_completed_and_dead_lettered_jobs(api: Any, queue: str) -> None:
+    done = push(api, queue)
+    pull(api, queue)
+    api.post(f"/jobs/{done}/ack", json={"result": 1})
+    dead = push(api, queue, maxAttempts=1)
+    pull(api, queue)
+    api.post(f"/jobs/{dead}/fail", json={"error": "boom"})
+    for job_id, state in ((done, "completed"), (dead, "failed")):
+        refused = api.delete(f"/jobs/{job_id}")
+        assert refused.status_code == 400
+        assert refused.json() == {"ok": False, "error": "Job not found or cannot be cancelled"}
+        assert api.get(f"/jobs/{job_id}/state").json()["state"] == state
+    assert api.get(f"/jobs/{done}/result").json()["result"] == 1
+    assert len(api.get(f"/queues/{queue}/dlq").json()["jobs"]) == 1
+
+
 def test_remove_on_complete_keeps_the_result_reachable(api: Any, queue: str) -> None:
     job_id = push(api, queue, removeOnComplete=True)
     pull(api, queue)

@@ -115,6 +115,21 @@ def test_cancel_active_job_makes_later_ack_fail(engine: Engine) -> None:
     assert isinstance(call(engine, p.CancelJob(job_id)), p.Error)
 
 
+def test_cancel_refuses_a_finished_job_and_keeps_it(engine: Engine) -> None:
+    done = push(engine)
+    pull(engine)
+    ack(engine, done, b'"r"')
+    dead = push(engine, max_attempts=1)
+    pull(engine)
+    call(engine, p.FailJob(dead, "boom"))
+    for job_id, state in ((done, "completed"), (dead, "failed")):
+        refused = call(engine, p.CancelJob(job_id))
+        assert refused == p.Error("bad_request", "Job not found or cannot be cancelled")
+        reply = call(engine, p.GetJobState(job_id))
+        assert isinstance(reply, p.JobState) and reply.state == state
+    assert counts(engine)["completed"] == 1 and counts(engine)["failed"] == 1
+
+
 def test_lock_token_is_required_and_checked(engine: Engine) -> None:
     job_id = push(engine)
     reply = call(engine, p.PullJobs("q", 1, owner="w1", lock_ttl=1000))
