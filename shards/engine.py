@@ -92,7 +92,6 @@ class Engine:
         self.outgoing: list[tuple[int, Command, Callable[[Reply], None]]] = []
         self.pulls = Pulls(self.timers, self.registry, self.take)
         self.to_serve = self.pulls.to_serve  # read-only: the pulls write it
-        self.serve_waiters = self.pulls.serve_waiters
         self.wait_histogram = Histogram()
         self.processing_histogram = Histogram()
         self.disk_full = False
@@ -163,8 +162,8 @@ class Engine:
             job.state = WAITING
             job.seq = self.next_key(job.lifo)
             q.push(job)
-            if q.waiters:
-                self.serve_waiters(q)
+            if q.waiters:  # once the command is done, so a parked pull-batch gets every job a bulk push brought
+                self.pulls.serve_soon(q)
         self.journal.put(job)
 
     def reschedule(self, job: Job, run_at: int) -> None:

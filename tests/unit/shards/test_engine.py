@@ -148,6 +148,20 @@ def test_long_poll_is_answered_by_the_next_push(engine: Engine, clock: FakeClock
     assert msgspec.json.decode(replies[0].jobs[0])["id"] == job_id
 
 
+def test_a_parked_pull_batch_gets_every_job_a_bulk_push_brings(engine: Engine, clock: FakeClock) -> None:
+    replies: list[p.Reply] = []
+    engine.handle(p.PullJobs("q", 5, timeout_ms=5000), replies.append)
+    ids = call(engine, p.AddJobs("q", [JOB] * 4))
+    assert isinstance(ids, p.Ids) and len(replies) == 1 and isinstance(replies[0], p.Jobs)
+    assert [msgspec.json.decode(j)["id"] for j in replies[0].jobs] == ids.ids
+    engine.handle(p.PullJobs("q", 5, timeout_ms=5000), replies.append)
+    for delay in (100, 100, 200):
+        push(engine, delay=delay)
+    clock.advance(100)
+    engine.tick()  # two delayed jobs come due together: one reply with both
+    assert len(replies) == 2 and isinstance(replies[1], p.Jobs) and len(replies[1].jobs) == 2
+
+
 def test_long_poll_times_out_empty_and_leaves_no_queue_behind(engine: Engine, clock: FakeClock) -> None:
     replies: list[p.Reply] = []
     engine.handle(p.PullJobs("ghost", 1, timeout_ms=1000), replies.append)
