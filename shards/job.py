@@ -55,7 +55,7 @@ class Job(msgspec.Struct, array_like=True, gc=False):
     seq: int = 0
     started_at: int | None = None
     completed_at: int | None = None
-    progress: int = 0
+    progress: int | float = 0
     progress_message: str | None = None
     failed_reason: str | None = None
     result: bytes | None = None
@@ -105,7 +105,7 @@ class JobView(msgspec.Struct, omit_defaults=False):
     backoff: int
     ttl: int | None
     timeout: int | None
-    progress: int
+    progress: int | float
     progressMessage: str | None
     tags: tuple[str, ...]
     lifo: bool

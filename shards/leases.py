@@ -117,13 +117,17 @@ class Leases:
         if job.timeout and job.started_at is not None:
             self.timeouts.disarm(job.id, job.started_at + job.timeout)
 
-    def leased(self, job_id: str, token: str | None) -> Job:
-        """The active job `job_id`, provided `token` is its current lease token (when it has one)."""
+    def leased(self, job_id: str, token: str | None, *, token_required: bool = True) -> Job:
+        """The active job `job_id`, provided `token` is its current lease token (when it has one). Without
+        `token_required` (a heartbeat: the spec makes its token optional) a missing token passes and only a
+        wrong one is refused."""
         job = self.jobs.get(job_id)
         if job is None or job.state != ACTIVE:
             self.index.not_live(job_id, NOT_ACTIVE)
         if job.token is not None:
             if token is None:
+                if not token_required:
+                    return job
                 raise BadRequest(f"Lock token required for job {job_id}")
             if token != job.token:
                 raise BadRequest(f"Invalid or expired lock token for job {job_id}")

@@ -209,7 +209,7 @@ class ReleaseJobs(Command, frozen=True):
 
 class UpdateProgress(Command, frozen=True):
     id: str
-    progress: int
+    progress: int | float  # as the worker sent it: 50.5 stays 50.5
     message: str | None = None
     token: str | None = None
 

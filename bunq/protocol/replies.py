@@ -87,7 +87,7 @@ class DlqEntries(Reply, frozen=True):
 
 
 class Progress(Reply, frozen=True):
-    progress: int
+    progress: int | float
     message: str | None = None
 
 

@@ -101,10 +101,11 @@ def holds(job_id: str) -> Callable[[p.Reply], bool]:
 
 
 def single_outcome(reply: p.Reply, job_id: str) -> None:
-    """Raise what a per-id outcome for one id says went wrong: 404 for no such job, else 400."""
+    """Raise what a per-id outcome for one id says went wrong: a 400, "Job not found or not active" for no
+    such job too, as the spec answers an ack (and the reference an ack, a fail or a heartbeat)."""
     outcome = expect(reply, p.AckOutcome)
     if job_id in outcome.missing:
-        raise NotFound("Job not found")
+        raise BadRequest(NOT_ACTIVE)
     if outcome.failed:
         raise BadRequest(outcome.failed.get(job_id, NOT_ACTIVE))
 
@@ -144,7 +145,10 @@ async def fail_job(call: Call) -> Result:
     if error is not None and not isinstance(error, str):
         error = v.encode_json(error).decode()
     command = p.FailJob(job_id, error, _token(body), v.flag("unrecoverable", body.get("unrecoverable")))
-    raise_error(await call.client.call_for_id(job_id, command, _done))
+    reply = await call.client.call_for_id(job_id, command, _done)
+    if type(reply) is p.Error and reply.code == "not_found":
+        raise BadRequest(NOT_ACTIVE)  # as an ack of no such job
+    raise_error(reply)
     return OK
 
 

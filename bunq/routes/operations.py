@@ -10,9 +10,11 @@ from bunq import apidoc as d
 from bunq import protocol as p
 from bunq import validation as v
 from bunq.client import R, expect
-from bunq.errors import BadRequest
+from bunq.errors import BadRequest, NotFound
 from bunq.http import OK, Call, Doc, Operation, Result, batch_result, encode
 from bunq.routes.jobs import holds, pick, single_outcome
+
+NOT_DELAYED = "Job not found or not delayed"
 
 MAX_WAIT_MS = 600_000
 MAX_MESSAGE = 10_000
@@ -43,7 +45,8 @@ async def update_progress(call: Call) -> Result:
     body = v.decode_object(call.body)
     if body.get("progress") is None:
         raise BadRequest("progress is required")
-    progress = v.number("progress", body["progress"], 0, 100) or 0
+    v.number("progress", body["progress"], 0, 100)
+    progress: int | float = body["progress"]  # checked: a number in [0, 100], kept as sent (50.5 stays 50.5)
     message = v.string("message", body.get("message"), max_length=MAX_MESSAGE, allow_empty=True)
     token = v.string("token", body.get("token"), max_length=v.MAX_ID_LENGTH)
     await _act(call, p.UpdateProgress(call.params["id"], progress, message, token))
@@ -66,7 +69,10 @@ async def change_priority(call: Call) -> Result:
 
 
 async def promote_job(call: Call) -> Result:
-    await _act(call, p.PromoteJob(call.params["id"]))
+    try:
+        await _act(call, p.PromoteJob(call.params["id"]))
+    except NotFound:
+        raise BadRequest(NOT_DELAYED) from None  # the spec's answer when the job does not exist, too
     return OK
 
 

@@ -69,7 +69,8 @@ NOT_DELAYED = "Job not found or not delayed"
 def update_progress(engine: JobOperations, cmd: p.UpdateProgress, respond: Respond) -> p.Reply:
     job = engine.leases.leased(cmd.id, cmd.token)
     job.progress = cmd.progress
-    job.progress_message = cmd.message
+    if cmd.message is not None:  # a progress without a message keeps the last one ("" clears it)
+        job.progress_message = cmd.message
     job.last_heartbeat = engine.clock()
     engine.journal.put(job)
     engine.emit("job:progress", job, progress=cmd.progress, message=cmd.message)
@@ -201,7 +202,7 @@ def heartbeat(engine: JobOperations, cmd: p.Heartbeat, respond: Respond) -> p.Re
         token = cmd.tokens[i] if i < len(cmd.tokens) else None
         duration = cmd.durations[i] if i < len(cmd.durations) else None
         try:
-            job = leases.leased(job_id, token)
+            job = leases.leased(job_id, token, token_required=False)
         except (BadRequest, NotFound) as exc:
             failed[job_id] = exc.message
             if isinstance(exc, NotFound):

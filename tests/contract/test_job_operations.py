@@ -23,6 +23,11 @@ def test_progress_is_reported_and_read(api: Any, queue: str) -> None:
     ok(api.post(f"/jobs/{job_id}/progress", json={"progress": 75, "message": "attachments"}))
     assert ok(api.get(f"/jobs/{job_id}/progress")) == {"ok": True, "progress": 75, "message": "attachments"}
     assert api.get(f"/jobs/{job_id}").json()["job"]["progress"] == 75
+    ok(api.post(f"/jobs/{job_id}/progress", json={"progress": 80.5}))  # kept as sent, and the message with it
+    assert ok(api.get(f"/jobs/{job_id}/progress")) == {"ok": True, "progress": 80.5, "message": "attachments"}
+    assert api.get(f"/jobs/{job_id}").json()["job"]["progress"] == 80.5
+    ok(api.post(f"/jobs/{job_id}/progress", json={"progress": 90, "message": ""}))
+    assert ok(api.get(f"/jobs/{job_id}/progress")) == {"ok": True, "progress": 90, "message": ""}
     for bad in ({"progress": 101}, {"progress": -1}, {"progress": "x"}, {}):
         assert api.post(f"/jobs/{job_id}/progress", json=bad).status_code == 400
 
@@ -53,7 +58,11 @@ def test_promote_and_move_to_wait(api: Any, queue: str) -> None:
     assert api.get(f"/jobs/{a}/state").json()["state"] == "waiting"
     again = api.post(f"/jobs/{a}/promote")
     assert again.status_code == 400 and again.json() == {"ok": False, "error": "Job not found or not delayed"}
-    assert api.post("/jobs/nope/move-to-wait").json() == {"ok": False, "error": "Job not found"}
+    for unknown in (
+        api.post("/jobs/nope/move-to-wait"),
+        api.post("/jobs/nope/promote"),
+    ):  # the spec's 400, for no job too
+        assert unknown.status_code == 400 and unknown.json() == {"ok": False, "error": "Job not found or not delayed"}
 
 
 def test_move_to_delayed_and_change_delay(api: Any, queue: str) -> None:
@@ -121,7 +130,9 @@ def test_heartbeats_and_lock_extension(api: Any, queue: str) -> None:
     assert ok(api.post("/jobs/extend-locks", json=body))["count"] == 2
     stale = api.post(f"/jobs/{a}/heartbeat", json={"token": "stale"})
     assert stale.status_code == 400
-    assert api.post("/jobs/nope/heartbeat", json={}).status_code == 404
+    tokenless = ok(api.post(f"/jobs/{a}/heartbeat", json={}))  # the spec: "Both fields are optional"
+    assert tokenless == {"ok": True}
+    assert api.post("/jobs/nope/heartbeat", json={}).status_code == 400
     assert api.post(f"/jobs/{a}/extend-lock", json={"token": tokens[a]}).status_code == 400
 
 
@@ -199,13 +210,21 @@ def test_repeat_every_pushes_the_next_run_after_completion(cluster: Cluster, api
 
 
 UNKNOWN_ID_OPERATIONS = [
-    ("GET", "", None), ("DELETE", "", None), ("POST", "/ack", {}), ("POST", "/fail", {}),
+    ("GET", "", None), ("DELETE", "", None),
     ("GET", "/result", None), ("GET", "/progress", None), ("POST", "/progress", {"progress": 5}),
-    ("PUT", "/data", {"data": 1}), ("PUT", "/priority", {"priority": 1}), ("POST", "/promote", {}),
-    ("POST", "/move-to-wait", {}), ("POST", "/move-to-delayed", {"delay": 5}), ("PUT", "/delay", {"delay": 5}),
+    ("PUT", "/data", {"data": 1}), ("PUT", "/priority", {"priority": 1}),
+    ("POST", "/move-to-delayed", {"delay": 5}), ("PUT", "/delay", {"delay": 5}),
     ("POST", "/discard", {}), ("POST", "/wait", {"timeout": 10}), ("GET", "/children", None),
-    ("POST", "/heartbeat", {}), ("POST", "/extend-lock", {"duration": 1000}), ("GET", "/logs", None),
-    ("POST", "/logs", {"message": "x"}), ("DELETE", "/logs", None),
+    ("GET", "/logs", None), ("POST", "/logs", {"message": "x"}), ("DELETE", "/logs", None),
+]  # fmt: skip
+
+# The spec's own errors for these name both cases ("Job not found or not active" for an ack, "... or not
+# delayed" for a promote, "returned if the job doesn't exist"): a 400, as the reference answers them too.
+UNKNOWN_ID_REFUSALS = [
+    ("/ack", {}, "Job not found or not active"), ("/fail", {}, "Job not found or not active"),
+    ("/heartbeat", {}, "Job not found or not active"),
+    ("/extend-lock", {"duration": 1000}, "Job not found or not active"),
+    ("/promote", {}, "Job not found or not delayed"), ("/move-to-wait", {}, "Job not found or not delayed"),
 ]  # fmt: skip
 
 
@@ -216,6 +235,15 @@ def test_every_job_operation_on_an_unknown_id_is_404(
 ) -> None:
     r = api.request(method, f"/jobs/{job_id}{suffix}", json=body)
     assert r.status_code == 404 and r.json() == {"ok": False, "error": "Job not found"}
+
+
+@pytest.mark.parametrize(("suffix", "body", "error"), UNKNOWN_ID_REFUSALS)
+@pytest.mark.parametrize("job_id", ["no-such-job", "019ce9d7-6983-7000-946f-48737be2b0f9"])
+def test_an_ack_fail_heartbeat_or_promote_of_an_unknown_id_is_the_spec_s_400(
+    api: Any, suffix: str, body: Any, error: str, job_id: str
+) -> None:
+    r = api.post(f"/jobs/{job_id}{suffix}", json=body)
+    assert r.status_code == 400 and r.json() == {"ok": False, "error": error}
 
 
 @pytest.mark.parametrize(

@@ -144,8 +144,9 @@ def test_unknown_jobs(api: Any) -> None:
         assert api.get(f"/jobs/{job_id}/state").json() == {"ok": True, "id": job_id, "state": "unknown"}
         assert api.get(f"/jobs/{job_id}/result").status_code == 404
         assert api.delete(f"/jobs/{job_id}").status_code == 404
-        assert api.post(f"/jobs/{job_id}/fail", json={}).status_code == 404
-        assert api.post(f"/jobs/{job_id}/ack", json={}).json() == {"ok": False, "error": "Job not found"}
+        assert api.post(f"/jobs/{job_id}/fail", json={}).status_code == 400
+        ack = api.post(f"/jobs/{job_id}/ack", json={})
+        assert ack.status_code == 400 and ack.json() == {"ok": False, "error": "Job not found or not active"}
         assert api.get(f"/jobs/custom/{job_id}").status_code == 404
 
 
@@ -156,8 +157,8 @@ def test_cancel_waiting_and_active_jobs(api: Any, queue: str) -> None:
     assert api.delete(f"/jobs/{waiting}").json() == {"ok": True}
     assert api.delete(f"/jobs/{active}").json() == {"ok": True}
     assert api.get(f"/jobs/{waiting}/state").json()["state"] == "unknown"
-    late_ack = api.post(f"/jobs/{active}/ack", json={})
-    assert late_ack.status_code == 404 and late_ack.json()["error"] == "Job not found"
+    late_ack = api.post(f"/jobs/{active}/ack", json={})  # "will fail with job not found"
+    assert late_ack.status_code == 400 and late_ack.json()["error"] == "Job not found or not active"
     assert pull(api, queue) is None
     assert counts(api, queue)["active"] == 0
 

@@ -255,7 +255,7 @@ def test_heartbeat_and_heartbeat_batch(bunq: Client, queue: str) -> None:
     assert after is not None and after > before
     with pytest.raises(BadRequest):
         bunq.heartbeat(job_id, token="forged")
-    with pytest.raises(NotFound):
+    with pytest.raises(BadRequest, match="Job not found or not active"):
         bunq.heartbeat(f"missing-{queue}")
     missing = f"missing-{queue}"
     result = bunq.heartbeat_batch([job_id, missing], [token, None], [20_000, 20_000])
