@@ -23,11 +23,12 @@ from bunq import catalogue, ws_commands
 from bunq import validation as v
 from bunq.auth import bearer, token_ok
 from bunq.client import Shards
-from bunq.errors import BunqError
+from bunq.errors import BunqError, InvalidJson
 from bunq.events import EventHub, Listener
 from bunq.held import HeldJobs
 from bunq.http import failure
 from bunq.routes import monitoring
+from bunq.tcp.commands import hello
 
 log = logging.getLogger("bunq.ws")
 
@@ -87,6 +88,9 @@ class Connection:
     async def on_text(self, text: str | bytes) -> None:
         try:
             message = v.decode_object(text.encode() if isinstance(text, str) else text)
+        except InvalidJson:
+            await self.send({"ok": False, "error": "Invalid JSON"})  # ws-commands.md's answer to unparseable text
+            return
         except BunqError as exc:
             await self.send({"ok": False, "error": exc.message})
             return
@@ -125,9 +129,13 @@ class Connection:
             return {"ok": False, "error": "Unauthorized"}
         if name == "Ping":
             return monitoring.pong()
+        if name == "Hello":
+            return hello()
         if name in ("Subscribe", "Unsubscribe"):
             return await self.subscription(name, message.get("events"))
-        if not isinstance(name, str) or name not in ws_commands.COMMANDS:
+        if not isinstance(name, str) or not name:
+            return {"ok": False, "error": "Invalid command"}  # no `cmd`, or not a name
+        if name not in ws_commands.COMMANDS:
             return {"ok": False, "error": f"Unknown command: {name}"}
         result = await ws_commands.run(self.client, name, message)
         body = result[1] if isinstance(result, tuple) else result

@@ -212,7 +212,11 @@ def test_websocket_commands_cover_the_http_operations(server: BunqServer) -> Non
         }
         assert ws.call("NoSuchThing")["error"] == "Unknown command: NoSuchThing"
         ws.send_text("{not json")
-        ws.wait_for(lambda: {"ok": False, "error": "Invalid JSON body"} in ws.frames)
+        ws.wait_for(lambda: {"ok": False, "error": "Invalid JSON"} in ws.frames)  # ws-commands.md's answer
+        ws.send({"noCmd": 1, "reqId": "no-cmd"})
+        assert ws.reply("no-cmd") == {"ok": False, "error": "Invalid command", "reqId": "no-cmd"}
+        hello = ws.call("Hello", protocolVersion=3)
+        assert hello["ok"] is True and hello["protocolVersion"] == 3 and hello["server"] == "bunq"
         assert ws.call("Subscribe", events=["nope:*"])["error"] == "Unknown event: nope:*"
     finally:
         ws.close()
