@@ -195,6 +195,14 @@ class RegisterWorker(msgspec.Struct):
     pid: _range(0, 2**31) | None = None  # type: ignore[valid-type]
 
 
+class WorkerHeartbeat(msgspec.Struct):
+    """The counts a worker reports of itself (optional): they replace those tallied from its pulls."""
+
+    activeJobs: _range(0, 2**53) | None = None  # type: ignore[valid-type]
+    processed: _range(0, 2**53) | None = None  # type: ignore[valid-type]
+    failed: _range(0, 2**53) | None = None  # type: ignore[valid-type]
+
+
 # ---- query parameters -------------------------------------------------------------------------------
 
 

@@ -112,7 +112,7 @@ COMMANDS: dict[str, Spec] = {
     "RegisterWorker": Spec(registries.register_worker),
     "UnregisterWorker": Spec(registries.delete_worker, (("id", "workerId"),), (), False),
     "ListWorkers": Spec(registries.list_workers, body=False),
-    "Heartbeat": Spec(registries.worker_heartbeat, (("id", "id"),), (), False),
+    "Heartbeat": Spec(registries.worker_heartbeat, (("id", "id"),)),
     # monitoring
     "Stats": Spec(monitoring.stats, body=False),
     "Metrics": Spec(monitoring.metrics_json, body=False),

@@ -152,7 +152,7 @@ async def delete_worker(reg: Registries, cmd: p.DeleteWorker) -> p.Reply:
 
 
 async def worker_heartbeat(reg: Registries, cmd: p.WorkerHeartbeat) -> p.Reply:
-    return _workers([reg.workers.heartbeat(cmd.id)], reg.wall())
+    return _workers([reg.workers.heartbeat(cmd.id, cmd.active_jobs, cmd.processed, cmd.failed)], reg.wall())
 
 
 async def check_rate(reg: Registries, cmd: p.CheckRate) -> p.Reply:

@@ -90,9 +90,18 @@ class Workers:
         self.dirty.discard(worker_id)
         self.publish("worker:disconnected", {"workerId": worker_id})
 
-    def heartbeat(self, worker_id: str) -> Worker:
+    def heartbeat(
+        self, worker_id: str, active: int | None = None, processed: int | None = None, failed: int | None = None
+    ) -> Worker:
+        """The worker is alive; the counts it reports of itself replace the tallied ones."""
         worker = self.get(worker_id)
         worker.last_seen = self.clock()
+        if active is not None:
+            worker.active_jobs = active
+        if processed is not None:
+            worker.processed_jobs = processed
+        if failed is not None:
+            worker.failed_jobs = failed
         self.dirty.add(worker_id)
         self.publish("worker:heartbeat", {"workerId": worker_id})
         return worker

@@ -368,7 +368,13 @@ class DeleteWorker(Command, frozen=True):
 
 
 class WorkerHeartbeat(Command, frozen=True):
+    """A worker's heartbeat; the counts it reports of itself (bunqueue's `Heartbeat`), when it sends them,
+    replace the ones the shards' tallies made."""
+
     id: str
+    active_jobs: int | None = None
+    processed: int | None = None
+    failed: int | None = None
 
 
 class CheckRate(Command, frozen=True):

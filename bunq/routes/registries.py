@@ -213,7 +213,10 @@ async def delete_worker(call: Call) -> Result:
 
 
 async def worker_heartbeat(call: Call) -> Result:
-    worker = (await call.client.call_aggregator(p.WorkerHeartbeat(call.params["id"]), p.Workers)).workers[0]
+    body = v.decode_object(call.body)
+    counts = (v.number(name, body.get(name), 0, 2**53, integer=True) for name in ("activeJobs", "processed", "failed"))
+    command = p.WorkerHeartbeat(call.params["id"], *counts)
+    worker = (await call.client.call_aggregator(command, p.Workers)).workers[0]
     return encode({"ok": True, "data": {"ok": True, "lastSeen": worker.last_seen}})
 
 
@@ -282,6 +285,6 @@ operations = [
         worker_heartbeat,
         p.WorkerHeartbeat,
         p.Workers,
-        doc=Doc("A worker's heartbeat", reply=d.WorkerSeen),
+        doc=Doc("A worker's heartbeat", d.WorkerHeartbeat, reply=d.WorkerSeen),
     ),
 ]

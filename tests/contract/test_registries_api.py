@@ -164,6 +164,14 @@ def test_workers_count_their_jobs_and_expire_without_heartbeats(cluster: Cluster
     cluster.advance(800)
     assert mine(), "a heartbeat keeps a worker registered"
     assert api.post("/workers/nope/heartbeat").status_code == 404
+    reported = {"activeJobs": 2, "processed": 5, "failed": 1}  # a worker's own counts replace the tallied ones
+    ok(api.post(f"/workers/{worker_id}/heartbeat", json=reported))
+    assert [(w["activeJobs"], w["processedJobs"], w["failedJobs"]) for w in mine()] == [(2, 5, 1)]
+    stats = ok(api.get("/workers"))["data"]["stats"]
+    assert stats["active"] >= 1
+    for bad in ({"processed": -1}, {"activeJobs": "x"}, {"failed": 1.5}):
+        assert api.post(f"/workers/{worker_id}/heartbeat", json=bad).status_code == 400
+    assert [(w["activeJobs"], w["processedJobs"], w["failedJobs"]) for w in mine()] == [(2, 5, 1)]
     cluster.advance(1600)  # past BUNQ_WORKER_TIMEOUT_MS since its last heartbeat
     cluster.eventually(lambda: mine() == [])
     second = ok(api.post("/workers", json={"name": queue + "-2"}))["data"]["workerId"]
