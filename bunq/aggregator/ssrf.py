@@ -193,6 +193,25 @@ def refusal(ip: IPAddress) -> str | None:
     return None
 
 
+def kind(ip: IPAddress) -> str:
+    """What a refused address is, in the words the reference's refusals use: localhost, a private or a
+    link-local IP, else a non-public address (for an IPv6 address, what it carries decides too)."""
+    inner = carried_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else []
+    for address in (ip, *inner):
+        if address.is_loopback or (isinstance(address, ipaddress.IPv4Address) and address in _THIS_NETWORK):
+            return "localhost"
+    for address in (ip, *inner):
+        if address.is_link_local:
+            return "link-local IP"
+    for address in (ip, *inner):
+        if address.is_private:
+            return "private IP"
+    return "a non-public address"
+
+
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+
+
 class AllowList:
     """`BUNQ_WEBHOOK_ALLOW`: host names and CIDR ranges let through despite the rules (trusted networks, tests)."""
 
@@ -301,6 +320,8 @@ def split_url(url: str) -> Parts:
         port = parts.port
     except ValueError:
         raise BadRequest("Invalid webhook URL") from None
+    if not parts.scheme or not parts.netloc:
+        raise BadRequest("Invalid URL format")
     if parts.scheme not in ("http", "https"):
         raise BadRequest("Webhook URL must use http or https")
     if "@" in parts.netloc:
@@ -324,7 +345,7 @@ def check_url(url: str, allow: AllowList) -> Parts:
     if parts.literal is not None:
         reason = refusal(parts.literal)
         if reason is not None:
-            raise BadRequest(f"Webhook URL points to a non-public address ({reason})")
+            raise BadRequest(f"Webhook URL cannot point to {kind(parts.literal)} ({reason})")
     elif parts.host == "localhost" or parts.host.endswith(".localhost"):
         raise BadRequest("Webhook URL cannot point to localhost")
     return parts
@@ -359,5 +380,5 @@ async def resolve(url: str, allow: AllowList, resolver: Resolver = system_resolv
     for ip in addresses:
         reason = refusal(ip)
         if reason is not None and not allow.admits(parts.host, ip):
-            raise BadRequest(f"Webhook target resolves to a non-public address ({reason})")
+            raise BadRequest(f"Webhook URL cannot point to {kind(ip)} ({parts.host} resolves to {ip}; {reason})")
     return Target(parts, addresses[0])

@@ -40,7 +40,9 @@ def _cron(body: dict[str, Any]) -> p.AddCron:
         raise BadRequest("Job data too large (max 10MB)")
     schedule = v.string("schedule", body.get("schedule"), max_length=MAX_NAME)
     every = v.number("repeatEvery", body.get("repeatEvery"), 1, v.YEAR_MS, integer=True)
-    if (schedule is None) == (every is None):
+    if schedule is None and every is None:
+        raise BadRequest("Cron job must have either schedule or repeatEvery")
+    if schedule is not None and every is not None:
         raise BadRequest("Cron job must have either schedule or repeatEvery (not both)")
     if schedule is not None:
         check_expression(schedule)

@@ -51,8 +51,11 @@ def test_a_repeat_every_cron_fires_each_interval_until_its_max_limit(cluster: Cl
 
 def test_cron_validation_updates_and_delete(api: Any, queue: str) -> None:
     for body, error in (
-        ({"name": "x", "queue": "q", "data": 1}, "Cron job must have either schedule or repeatEvery (not both)"),
-        ({"name": "x", "queue": "q", "data": 1, "schedule": "* * * * *", "repeatEvery": 5}, "not both"),
+        ({"name": "x", "queue": "q", "data": 1}, "Cron job must have either schedule or repeatEvery"),
+        (
+            {"name": "x", "queue": "q", "data": 1, "schedule": "* * * * *", "repeatEvery": 5},
+            "Cron job must have either schedule or repeatEvery (not both)",
+        ),
         ({"name": "x", "queue": "bad queue", "data": 1, "repeatEvery": 5}, "Queue name contains invalid"),
         ({"name": "x", "queue": "q", "repeatEvery": 5}, "data is required"),
         ({"queue": "q", "data": 1, "repeatEvery": 5}, "name is required"),
@@ -61,6 +64,8 @@ def test_cron_validation_updates_and_delete(api: Any, queue: str) -> None:
     ):
         r = api.post("/crons", json=body)
         assert r.status_code == 400 and error in r.json()["error"], r.text
+    neither = api.post("/crons", json={"name": "x", "queue": "q", "data": 1}).json()
+    assert neither["error"] == "Cron job must have either schedule or repeatEvery"  # "(not both)" only for both
     assert api.get("/crons/x").status_code == 404
     spec = {"name": queue, "queue": "q", "data": 1, "schedule": "0 9 * * *", "timezone": "America/New_York"}
     first = ok(api.post("/crons", json=spec))["cron"]
@@ -132,6 +137,23 @@ def test_webhook_registration_refuses_internal_targets_on_their_face(api: Any, u
     r = api.post("/webhooks", json={"url": url, "events": ["completed"]})
     assert r.status_code == 400 and r.json()["ok"] is False, url
     assert all(h["url"] != url for h in ok(api.get("/webhooks"))["data"]["webhooks"])
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://127.0.0.2/x", "Webhook URL cannot point to localhost ("),
+        ("http://localhost/x", "Webhook URL cannot point to localhost"),
+        ("http://[::1]/", "Webhook URL cannot point to localhost ("),
+        ("http://10.1.2.3/", "Webhook URL cannot point to private IP ("),
+        ("http://192.168.0.9/", "Webhook URL cannot point to private IP ("),
+        ("http://169.254.169.254/", "Webhook URL cannot point to link-local IP ("),
+        ("not a url", "Invalid URL format"), ("ftp://example.com/", "Webhook URL must use http or https"),
+    ],
+)  # fmt: skip
+def test_a_refused_webhook_says_why_in_the_reference_s_words(api: Any, url: str, said: str) -> None:
+    r = api.post("/webhooks", json={"url": url, "events": ["completed"]})
+    assert r.status_code == 400 and r.json()["error"].startswith(said), r.json()
 
 
 def test_webhook_registration_looks_nothing_up_and_checks_events(api: Any) -> None:

@@ -163,7 +163,8 @@ def test_delivery_checks_every_address_the_name_resolves_to() -> None:
     with pytest.raises(BadRequest) as refusal:
         resolve("http://hooks.example.com/hook", resolving_to("93.184.216.34", "10.0.0.1"))
     assert refusal.value.message == (
-        "Webhook target resolves to a non-public address (10.0.0.1 is in 10.0.0.0/8, Private-Use)"
+        "Webhook URL cannot point to private IP"
+        " (hooks.example.com resolves to 10.0.0.1; 10.0.0.1 is in 10.0.0.0/8, Private-Use)"
     )
     with pytest.raises(BadRequest, match="192.0.0.192"):
         resolve("http://rebound.example.com/", resolving_to("192.0.0.192"))

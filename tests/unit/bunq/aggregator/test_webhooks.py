@@ -93,7 +93,10 @@ def test_a_name_resolving_to_an_internal_address_is_a_failed_attempt_and_nothing
     assert recorder.requests == []
     assert recorder.looked_up == ["hooks.example.com"] * 4  # resolved again on every attempt
     assert recorder.slept == [1.0, 2.0, 4.0]  # retried like any failure
-    error = "Webhook target resolves to a non-public address (10.0.0.1 is in 10.0.0.0/8, Private-Use)"
+    error = (
+        "Webhook URL cannot point to private IP"
+        " (hooks.example.com resolves to 10.0.0.1; 10.0.0.1 is in 10.0.0.0/8, Private-Use)"
+    )
     assert recorder.published[-1] == (
         "webhook:failed",
         {"id": recorder.published[0][1]["id"], "event": "job.completed", "error": error},
@@ -107,7 +110,7 @@ def test_a_name_rebound_to_an_internal_address_between_attempts_is_caught(store:
     deliver(store, recorder, "http://hooks.example.com/hook")
     assert [str(r.url) for r in recorder.requests] == ["http://93.184.216.34/hook"]
     topic, data = recorder.published[-1]
-    assert topic == "webhook:failed" and "(192.0.0.192 is in 192.0.0.0/24, IETF Protocol Assignments)" in data["error"]
+    assert topic == "webhook:failed" and "192.0.0.192 is in 192.0.0.0/24, IETF Protocol Assignments)" in data["error"]
 
 
 def test_delivery_connects_to_the_checked_address_with_the_name_in_host_and_sni(store: RegistryStore) -> None:
