@@ -6,6 +6,7 @@ serves the hottest of them without the router and middleware stack.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,8 @@ NOT_ACTIVE = "Job not found or not active"
 async def add_job(call: Call) -> Result:
     queue = v.queue_name(call.params["queue"])
     job = pushes.push_body(call.body, call.client.slot_for_queue(queue))
+    if job.depends_on:
+        await dependencies_exist(call, [job])
     ids = await call.client.call_queue(queue, p.AddJobs(queue, [job]), p.Ids)
     return b'{"ok":true,"id":' + v.encode_json(ids.ids[0]) + b"}"
 
@@ -33,8 +36,26 @@ async def add_jobs_bulk(call: Call) -> Result:
     jobs = pushes.bulk_body(call.body, call.client.slot_for_queue(queue))
     if not jobs:
         return b'{"ok":true,"ids":[]}'
+    if any(job.depends_on for job in jobs):
+        await dependencies_exist(call, jobs)
     ids = await call.client.call_queue(queue, p.AddJobs(queue, jobs), p.Ids)
     return b'{"ok":true,"ids":' + v.encode_json(ids.ids) + b"}"
+
+
+async def dependencies_exist(call: Call, jobs: list[p.NewJob]) -> None:
+    """Refuse a push whose `dependsOn` names a job no shard has (it would wait for it forever), as the
+    reference does; a job of the same request (by its `jobId`), or one completed and removed whose result
+    is still kept, counts as existing."""
+    own = {job.job_id for job in jobs if job.job_id} | {job.id for job in jobs if job.id}
+    wanted = list(dict.fromkeys(dep for job in jobs for dep in job.depends_on if dep not in own))
+    replies = await asyncio.gather(*(call.client.call_for_id(dep, p.GetJobResult(dep), _exists) for dep in wanted))
+    for dep, reply in zip(wanted, replies, strict=True):
+        if not _exists(reply):
+            raise BadRequest(f"Dependency job not found: {dep}")
+
+
+def _exists(reply: p.Reply) -> bool:
+    return isinstance(reply, p.JobResult) and reply.found
 
 
 def _query_number(call: Call, name: str, lo: int, hi: int, default: int | None) -> int | None:

@@ -169,6 +169,22 @@ def test_dependencies_and_children(cluster: Cluster, api: Any, queue: str) -> No
     assert body["data"] == {"values": body["values"]}  # the reference's shape, beside the spec's
 
 
+def test_a_dependency_no_job_has_is_refused_and_one_of_the_same_bulk_is_not(api: Any, queue: str) -> None:
+    missing = "019ce9d7-6983-7000-946f-48737be2b0f9"
+    for body in ({"data": 1, "dependsOn": [missing]}, {"data": 1, "dependsOn": ["custom-nobody-has"]}):
+        r = api.post(f"/queues/{queue}/jobs", json=body)
+        assert r.status_code == 400 and r.json()["error"] == f"Dependency job not found: {body['dependsOn'][0]}"
+    done = push(api, queue, removeOnComplete=True)
+    pull(api, queue)
+    ok(api.post(f"/jobs/{done}/ack", json={"result": 1}))  # gone, its result kept: still a dependency met
+    jobs = [{"data": 1, "jobId": f"{queue}-child"}, {"data": 2, "dependsOn": [f"{queue}-child", done]}]
+    bulk = api.post(f"/queues/{queue}/jobs/bulk", json={"jobs": jobs})
+    assert bulk.status_code == 200, bulk.text
+    refused = api.post(f"/queues/{queue}/jobs/bulk", json={"jobs": [{"data": 3, "dependsOn": [missing]}]})
+    assert refused.status_code == 400 and refused.json()["error"] == f"Dependency job not found: {missing}"
+    assert counts(api, queue)["waiting"] == 1 and counts(api, queue)["waiting-children"] == 1
+
+
 def test_unique_key_and_ttl_over_http(cluster: Cluster, api: Any, queue: str) -> None:
     first = push(api, queue, uniqueKey="order-1")
     assert push(api, queue, uniqueKey="order-1") == first
