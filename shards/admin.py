@@ -112,7 +112,7 @@ def obliterate(engine: QueueWide, q: QueueState) -> None:
     engine.emit_data("queue:removed", {"queue": q.name})
 
 
-CLEANABLE = (State.WAITING, State.DELAYED, State.COMPLETED, State.FAILED, State.EXPIRED)
+CLEANABLE = (State.WAITING, State.DELAYED, State.COMPLETED, State.FAILED)
 
 
 def clean(engine: QueueWide, q: QueueState, grace: int, state: State | None, limit: int) -> list[str]:
@@ -141,10 +141,10 @@ def _older(engine: QueueWide, q: QueueState, state: State, before: int, limit: i
         case State.FAILED:
             dead = itertools.takewhile(lambda j: (j.dlq_entered_at or 0) < before, q.dlq.values())
             return list(itertools.islice(dead, limit))
-        case State.COMPLETED | State.EXPIRED:
+        case State.COMPLETED:
             engine.flush()
-            return engine.index.finished_before(q.name, state, before, limit)
-        case State.ACTIVE | State.WAITING_CHILDREN | State.REMOVED:
+            return engine.index.completed_before(q.name, before, limit)
+        case State.ACTIVE | State.WAITING_CHILDREN | State.EXPIRED | State.REMOVED:
             return []
         case _:
             assert_never(state)

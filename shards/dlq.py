@@ -1,6 +1,5 @@
-"""The dead-letter queue: its entries, retry and purge, its limits (maxEntries, the maxAge sweep,
-auto-retry), and the age-out of expired jobs, which are kept as long as DLQ entries. Its timers call its
-own methods."""
+"""The dead-letter queue: its entries, retry and purge, and its limits (maxEntries, the maxAge sweep,
+auto-retry). Its timers call its own methods."""
 
 from __future__ import annotations
 
@@ -13,9 +12,8 @@ from bunq.protocol import DlqReason, State
 from shards.index import JobIndex
 from shards.job import Job
 from shards.journal import Journal
-from shards.queues import DlqConfig, QueueState
+from shards.queues import QueueState
 from shards.registry import QueueRegistry
-from shards.store import Store
 from shards.timers import Timers
 
 DLQ_SWEEP_MS = 60_000
@@ -30,8 +28,6 @@ class Transitions(Protocol):
 
     def forget_removed(self, count: int) -> None: ...
 
-    def flush(self) -> None: ...
-
     def emit(self, name: EventName, job: Job, **extra: Any) -> None: ...
 
     def emit_data(self, name: EventName, data: dict[str, Any]) -> None: ...
@@ -45,7 +41,6 @@ class DeadLetters:
         journal: Journal,
         registry: QueueRegistry,
         index: JobIndex,
-        store: Store,
         engine: Transitions,
     ) -> None:
         self.clock = clock
@@ -53,11 +48,7 @@ class DeadLetters:
         self.journal = journal
         self.registry = registry
         self.index = index
-        self.store = store
         self.engine = engine
-
-    def start(self) -> None:
-        self.timers.at(self.clock() + DLQ_SWEEP_MS, self._expired_sweep_due, None)
 
     # ---- commands -------------------------------------------------------------------------------
 
@@ -147,19 +138,3 @@ class DeadLetters:
             self.engine.remove(job, event=False)
         if q.dlq:
             self._arm_sweep(q)
-
-    def _expired_sweep_due(self, _: None) -> None:
-        """Expired jobs are kept, like DLQ entries, for their queue's DLQ `maxAge`, then dropped."""
-        now = self.clock()
-        max_age = {name: q.settings.dlq.max_age for name, q in self.registry.queues.items()}
-        default = DlqConfig().max_age
-        old = [
-            job.id
-            for job in self.index.finished.values()
-            if job.state is State.EXPIRED and job.created_at < now - max_age.get(job.queue, default)
-        ]
-        self.index.forget_finished(old)
-        self.engine.flush()
-        for name, age in max_age.items():
-            self.store.delete_expired_before(name, now - age)
-        self.timers.at(now + DLQ_SWEEP_MS, self._expired_sweep_due, None)

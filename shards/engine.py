@@ -80,7 +80,7 @@ class Engine:
         self.queues = self.registry.queues  # read-only: the registry writes it
         self.queue = self.registry.queue
         self.slot = self.registry.slot
-        self.dlq = DeadLetters(clock, self.timers, self.journal, self.registry, self.index, store, self)
+        self.dlq = DeadLetters(clock, self.timers, self.journal, self.registry, self.index, self)
         self.flows = Flows(shard, shards, slots, clock, self.timers, self.journal, self.index, self)
         self.leases = Leases(clock, self.timers, self.journal, self.index, self.queues, self.stall)
         self.job_waiters = JobWaiters(self.timers)
@@ -304,21 +304,18 @@ class Engine:
         self.dlq.add(q, job, reason)
 
     def expire(self, job: Job, q: QueueState, *, counted: bool = True) -> None:
-        """A job not started within its ttl: discarded, never handed out, its state reported as expired."""
+        """A job not started within its ttl is discarded, as the spec says: `job:expired`, then it is gone
+        (state `unknown`, 404), its logs too; a job depending on it is told it failed."""
         if counted:
             q.unschedule(job)
         now = self.clock()
         self.index.drop(job)
         job.state = EXPIRED
         job.failed_reason = "ttl expired"
-        if job.remove_on_fail:
-            self.journal.delete(job.id, job.queue)
-            self.logs.drop(job.id)
-        else:
-            self.index.finish(job)  # kept for lookups until cleaned or past the DLQ's maxAge
-            self.journal.put(job)
+        self.journal.delete(job.id, job.queue)
+        self.logs.drop(job.id)
         self.emit("job:expired", job, ttl=job.ttl, age=now - job.created_at)
-        self.wake_job_waiters(job.id, False, None, EXPIRED)
+        self.wake_job_waiters(job.id, False, None, "unknown")
         self.flows.job_failed_for_good(job)
 
     def requeue(self, q: QueueState, job: Job) -> None:

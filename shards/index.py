@@ -9,7 +9,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
 from bunq import errors
-from bunq.protocol import State
 from shards.job import Job, from_blob
 from shards.journal import Journal
 from shards.store import Store
@@ -118,8 +117,8 @@ class JobIndex:
     def completed_page(self, queue: str, limit: int, offset: int) -> list[Job]:
         return [from_blob(blob) for blob in self.store.completed_page(queue, limit, offset)]
 
-    def finished_before(self, queue: str, state: State, before: int, limit: int) -> list[Job]:
-        return [from_blob(blob) for blob in self.store.finished_before(queue, state, before, limit)]
+    def completed_before(self, queue: str, before: int, limit: int) -> list[Job]:
+        return [from_blob(blob) for blob in self.store.completed_before(queue, before, limit)]
 
     def completed_all(self, queue: str) -> list[Job]:
         """Every completed job of `queue`, the copy in memory where there is one."""

@@ -1,7 +1,7 @@
 """Start-up: rebuild a shard's memory from its storage. Jobs that were active when the shard stopped are
 charged an attempt and requeued (or dead-lettered when out of attempts); waiting jobs keep their order;
-jobs waiting for dependencies re-ask for them; undelivered dependency outcomes are sent again. Finished
-jobs (completed, expired) stay in storage and are never live again."""
+jobs waiting for dependencies re-ask for them; undelivered dependency outcomes are sent again. Completed
+jobs stay in storage and are never live again; the expired jobs earlier versions kept are dropped."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def recover(engine: Engine) -> None:
     engine.registry.load()
-    engine.dlq.start()
+    engine.store.delete_expired()
     for queue, count in engine.store.completed_counts().items():
         engine.queue(queue).completed = count
     live = [from_blob(blob) for blob in engine.store.live_blobs()]

@@ -12,7 +12,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     blob  BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_completed ON jobs (queue, ts) WHERE state = 'completed';
-CREATE INDEX IF NOT EXISTS jobs_expired ON jobs (queue, ts) WHERE state = 'expired';
+DROP INDEX IF EXISTS jobs_expired;
 DROP INDEX IF EXISTS jobs_slot;
 CREATE TABLE IF NOT EXISTS logs (
     job_id TEXT PRIMARY KEY,
@@ -44,8 +44,7 @@ SELECT_COMPLETED_PAGE = (
     "SELECT blob FROM jobs WHERE queue = ? AND state = 'completed' ORDER BY ts DESC LIMIT ? OFFSET ?"
 )
 SELECT_COMPLETED_BEFORE = "SELECT blob FROM jobs WHERE queue = ? AND state = 'completed' AND ts < ? ORDER BY ts LIMIT ?"
-SELECT_EXPIRED_BEFORE = "SELECT blob FROM jobs WHERE queue = ? AND state = 'expired' AND ts < ? ORDER BY ts LIMIT ?"
-DELETE_EXPIRED_BEFORE = "DELETE FROM jobs WHERE queue = ? AND state = 'expired' AND ts < ?"
+DELETE_EXPIRED = "DELETE FROM jobs WHERE state = 'expired'"  # kept by versions before expired jobs were discarded
 SELECT_COMPLETED_ALL = "SELECT blob FROM jobs WHERE queue = ? AND state = 'completed'"
 DELETE_QUEUE_LOGS = "DELETE FROM logs WHERE job_id IN (SELECT id FROM jobs WHERE queue = ?)"
 DELETE_QUEUE_JOBS = "DELETE FROM jobs WHERE queue = ?"

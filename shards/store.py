@@ -79,19 +79,15 @@ class Store:
         """Completed jobs of a queue, newest first (call after a flush: it reads committed rows)."""
         return [bytes(b) for (b,) in self.db.cursor().execute(sql.SELECT_COMPLETED_PAGE, (queue, limit, offset))]
 
-    def finished_before(self, queue: str, state: str, before: int, limit: int) -> list[bytes]:
-        """The oldest completed (or expired) jobs of a queue stamped before `before`, through the partial
-        (queue, ts) index of that state."""
-        statement = sql.SELECT_COMPLETED_BEFORE if state == "completed" else sql.SELECT_EXPIRED_BEFORE
-        return [bytes(b) for (b,) in self.db.cursor().execute(statement, (queue, before, limit))]
+    def completed_before(self, queue: str, before: int, limit: int) -> list[bytes]:
+        """The oldest completed jobs of a queue stamped before `before`, through the partial (queue, ts) index."""
+        return [bytes(b) for (b,) in self.db.cursor().execute(sql.SELECT_COMPLETED_BEFORE, (queue, before, limit))]
 
-    def delete_expired_before(self, queue: str, before: int) -> int:
-        """Drop the records of a queue's jobs that expired (by ttl) and were created before `before`."""
-        if self.writer is not None:
-            return int(self.writer.call(lambda store: store.delete_expired_before(queue, before)))
+    def delete_expired(self) -> None:
+        """Drop the records of expired jobs that versions before this one kept (a job whose ttl passes is
+        discarded now); at start-up, before the writer thread runs."""
         with self.db:
-            self.db.cursor().execute(sql.DELETE_EXPIRED_BEFORE, (queue, before))
-        return int(self.db.changes())
+            self.db.cursor().execute(sql.DELETE_EXPIRED)
 
     def completed_all(self, queue: str) -> list[bytes]:
         return [bytes(b) for (b,) in self.db.cursor().execute(sql.SELECT_COMPLETED_ALL, (queue,))]

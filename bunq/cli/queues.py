@@ -25,7 +25,7 @@ from bunq.cli.base import (
 )
 from bunq.sdk import Client, Counts
 
-CLEAN_STATES = ("waiting", "delayed", "completed", "failed", "expired")
+CLEAN_STATES = ("waiting", "delayed", "completed", "failed")
 LOOKUPS = 8  # queues looked up at once
 
 

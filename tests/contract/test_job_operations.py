@@ -191,7 +191,8 @@ def test_unique_key_and_ttl_over_http(cluster: Cluster, api: Any, queue: str) ->
     expiring = push(api, queue, ttl=1, priority=5)
     cluster.advance(50)
     assert pull(api, queue)["id"] == first  # type: ignore[index]
-    assert api.get(f"/jobs/{expiring}/state").json()["state"] == "expired"
+    assert api.get(f"/jobs/{expiring}/state").json()["state"] == "unknown"  # "discarded" (spec)
+    assert api.get(f"/jobs/{expiring}").status_code == 404
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""Jobs that leave: expired jobs across restarts and their removal, `clean` at grace 0, and the memory
-that drain, clean and obliterate must give back at once."""
+"""Jobs that leave: expired jobs (discarded, across restarts), `clean` at grace 0, and the memory that
+drain, clean and obliterate must give back at once."""
 
 from __future__ import annotations
 
@@ -22,24 +22,26 @@ def state(engine: object, job_id: str) -> str:
     return reply.state
 
 
-def test_an_expired_job_stays_expired_across_restarts(tmp_path: Path) -> None:
+def test_an_expired_job_is_discarded_and_stays_gone_across_restarts(tmp_path: Path) -> None:
     clock = FakeClock()
     events = Recorder()
     engine = make_engine(tmp_path / "s.db", clock, events=events)
     job_id = push(engine, ttl=1000, unique_key="once")
     parent = push(engine, depends_on=[job_id])
+    call(engine, p.AddLog(job_id, "queued"))
     clock.advance(1000)
     engine.tick()
     engine.flush()
-    assert state(engine, job_id) == "expired"
+    assert state(engine, job_id) == "unknown"  # the spec: "discarded if not processed within this window"
+    assert call(engine, p.GetJob(job_id)) == p.Error("not_found", "Job not found")
+    assert engine.store.get(job_id) is None and job_id not in engine.index.finished
     assert events.names().count("job:expired") == 1
 
-    for _ in range(3):  # every restart reads the same expired record and changes nothing
+    for _ in range(3):  # every restart finds nothing of it and changes nothing
         restarted = make_engine(tmp_path / "s.db", clock, events=events)
         clock.advance(5000)
         restarted.tick()
-        assert state(restarted, job_id) == "expired"
-        assert job_id not in restarted.jobs
+        assert state(restarted, job_id) == "unknown"
         assert counts(restarted)["waiting"] == 0
         assert pull(restarted, count=10) == []
         restarted.flush()
@@ -49,33 +51,19 @@ def test_an_expired_job_stays_expired_across_restarts(tmp_path: Path) -> None:
     assert push(restarted, unique_key="once") != job_id  # the key was freed with the expiry
 
 
-def test_expired_jobs_are_cleaned_and_expire_with_the_dlq_max_age(tmp_path: Path) -> None:
+def test_expired_records_an_earlier_version_kept_are_dropped_at_start(tmp_path: Path) -> None:
     clock = FakeClock()
     engine = make_engine(tmp_path / "s.db", clock)
-    call(engine, p.SetDlqConfig("q", max_age=DAY_MS))
-    first = push(engine, ttl=10)
-    clock.advance(1)
-    second = push(engine, ttl=10)
-    clock.advance(10)
-    engine.tick()
-    reply = call(engine, p.CleanQueue("q", grace=0, state=State.EXPIRED, limit=1))
-    assert isinstance(reply, p.Count) and reply.ids == [first]
-    assert state(engine, first) == "unknown" and state(engine, second) == "expired"
-
-    clock.advance(DAY_MS + 60_000)
-    engine.tick()
-    assert state(engine, second) == "unknown"
-    assert state(make_engine(tmp_path / "s.db", clock), second) == "unknown"
-
-
-def test_an_expired_job_with_remove_on_fail_is_not_kept(tmp_path: Path) -> None:
-    clock = FakeClock()
-    engine = make_engine(tmp_path / "s.db", clock)
-    job_id = push(engine, ttl=10, remove_on_fail=True)
-    clock.advance(10)
-    engine.tick()
+    job_id = push(engine)
     engine.flush()
-    assert state(engine, job_id) == "unknown"
+    job = engine.index.find(job_id)
+    assert job is not None
+    job.state = State.EXPIRED  # as versions that kept expired jobs wrote them
+    engine.journal.put(job)
+    engine.flush()
+    assert engine.store.get(job_id) is not None
+    restarted = make_engine(tmp_path / "s.db", clock)
+    assert restarted.store.get(job_id) is None and state(restarted, job_id) == "unknown"
 
 
 @pytest.mark.parametrize("target", [State.WAITING, State.DELAYED, None])

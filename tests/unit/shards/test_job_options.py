@@ -42,7 +42,7 @@ def test_ttl_expires_a_job_that_was_not_started(engine: Engine, clock: FakeClock
     kept = push(engine, ttl=5000)
     clock.advance(1000)
     engine.tick()
-    assert state(engine, job_id) == "expired"
+    assert state(engine, job_id) == "unknown"  # discarded
     assert [j["id"] for j in pull(engine, count=5)] == [kept]
 
 
@@ -50,7 +50,7 @@ def test_ttl_checked_at_pull_even_before_the_timer(engine: Engine, clock: FakeCl
     job_id = push(engine, ttl=10)
     clock.advance(10)
     assert pull(engine) == []
-    assert state(engine, job_id) == "expired"
+    assert state(engine, job_id) == "unknown"
     assert counts(engine)["waiting"] == 0
 
 
