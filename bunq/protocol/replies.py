@@ -68,9 +68,10 @@ class QueueCounts(msgspec.Struct, frozen=True, rename={"waiting_children": "wait
     waiting_children: int = 0
     paused: int = 0
 
-    def total(self) -> int:
-        """Every job the queue holds, in any state."""
-        return self.waiting + self.delayed + self.active + self.completed + self.failed + self.waiting_children
+    def live(self) -> int:
+        """The jobs still to finish (waiting, delayed, active, waiting for children): `GET /queues/:q/count`,
+        whose example in the spec (192) is its counts example's waiting + active + delayed."""
+        return self.waiting + self.delayed + self.active + self.waiting_children
 
 
 class Counts(Reply, frozen=True):

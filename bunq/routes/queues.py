@@ -103,7 +103,7 @@ async def get_counts(call: Call) -> Result:
 
 async def get_count(call: Call) -> Result:
     counts = await _on_queue(call, p.GetCounts(_queue(call)), p.Counts)
-    return encode({"ok": True, "count": counts.counts.total()})
+    return encode({"ok": True, "count": counts.counts.live()})
 
 
 async def get_priority_counts(call: Call) -> Result:

@@ -315,6 +315,7 @@ class AsyncClient:
         return _base.convert(reply["counts"], Counts)
 
     async def count(self, queue: str) -> int:
+        """The queue's jobs still to finish: waiting, delayed, active and waiting for children."""
         return int((await self.request("GET", f"/queues/{segment(queue)}/count", safe=True))["count"])
 
     async def priority_counts(self, queue: str) -> dict[int, int]:

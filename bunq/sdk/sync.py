@@ -309,6 +309,7 @@ class Client:
         return _base.convert(reply["counts"], Counts)
 
     def count(self, queue: str) -> int:
+        """The queue's jobs still to finish: waiting, delayed, active and waiting for children."""
         return int((self.request("GET", f"/queues/{segment(queue)}/count", safe=True))["count"])
 
     def priority_counts(self, queue: str) -> dict[int, int]:

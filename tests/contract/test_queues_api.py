@@ -49,6 +49,17 @@ def test_list_completed_and_failed(api: Any, queue: str) -> None:
 def test_count_and_priority_counts(api: Any, queue: str) -> None:
     bulk(api, queue, [{"data": 0}, {"data": 1, "priority": 5}, {"data": 2, "priority": 5}, {"data": 3, "delay": 9e5}])
     assert ok(api.get(f"/queues/{queue}/count")) == {"ok": True, "count": 4}
+    done, dead = bulk(api, queue + "-x", [{"data": 1}, {"data": 2, "maxAttempts": 1}])
+    pull(api, queue + "-x")
+    pull(api, queue + "-x")
+    ok(api.post(f"/jobs/{done}/ack", json={}))
+    ok(api.post(f"/jobs/{dead}/fail", json={}))
+    push(api, queue + "-x")
+    pull(api, queue + "-x")
+    push(api, queue + "-x")
+    # waiting + active + delayed, as the spec's example (192 of 150 waiting, 12 active, 30 delayed, 5000
+    # completed, 3 failed): finished jobs are not counted
+    assert ok(api.get(f"/queues/{queue}-x/count")) == {"ok": True, "count": 2}
     body = ok(api.get(f"/queues/{queue}/priority-counts"))
     # waiting and delayed jobs, lowest priority first (the reference's counts, the spec example's order)
     assert body == {"ok": True, "queue": queue, "counts": {"0": 2, "5": 2}}
