@@ -128,6 +128,15 @@ def test_heartbeats_and_lock_extension(api: Any, queue: str) -> None:
     assert ok(api.post("/jobs/heartbeat-batch", json={"ids": [a, b], "tokens": [tokens[a], tokens[b]]}))["count"] == 2
     body = {"ids": [a, b], "tokens": [tokens[a], tokens[b]], "durations": [30_000, 60_000]}
     assert ok(api.post("/jobs/extend-locks", json=body))["count"] == 2
+    partly = ok(api.post("/jobs/heartbeat-batch", json={"ids": [a, "nope"], "tokens": [tokens[a], None]}))
+    assert partly == {  # 200 with what was refused, as the reference: one lost lease is not all of them
+        "ok": True,
+        "count": 1,
+        "data": {"ok": True, "count": 1},
+        "failed": {"nope": "Job not found"},
+    }
+    stale_locks = ok(api.post("/jobs/extend-locks", json={"ids": [a], "tokens": ["stale"], "durations": [5000]}))
+    assert stale_locks["count"] == 0 and a in stale_locks["failed"]
     stale = api.post(f"/jobs/{a}/heartbeat", json={"token": "stale"})
     assert stale.status_code == 400
     tokenless = ok(api.post(f"/jobs/{a}/heartbeat", json={}))  # the spec: "Both fields are optional"

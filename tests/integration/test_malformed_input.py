@@ -178,7 +178,7 @@ def test_a_websocket_command_nested_too_deeply_is_refused(server: BunqServer) ->
         ws.send(b'{"cmd": "PUSH", "queue": "ws-deep", "reqId": "1", "data": ' + nested(10_000) + b"}")
         assert reply_to(ws, None) == {"ok": False, "error": f"JSON nested too deeply (max {MAX_DEPTH} levels)"}
         ws.send(b'{"cmd": "PUSH", "queue": "ws-deep", "reqId": "2", "data": {"s": "\xff"}}')
-        assert reply_to(ws, None) == {"ok": False, "error": "Invalid JSON body"}
+        assert reply_to(ws, None) == {"ok": False, "error": "Invalid JSON"}  # ws-commands.md
         ws.send(json.dumps({"cmd": "PUSH", "queue": "ws-deep", "data": {"n": 1}, "reqId": "3"}))
         assert reply_to(ws, "3")["ok"] is True
 
