@@ -153,6 +153,7 @@ class StallSettings(msgspec.Struct):
     stallInterval: _range(100, DAY_MS) | None = None  # type: ignore[valid-type]
     maxStalls: _range(1, 1000) | None = None  # type: ignore[valid-type]
     gracePeriod: _range(0, DAY_MS) | None = None  # type: ignore[valid-type]
+    enabled: bool | None = None  # false: active jobs without a lock are never marked stalled
 
 
 class DlqSettings(msgspec.Struct):

@@ -159,7 +159,7 @@ class Leases:
             return
         now = self.clock()
         config = q.settings.stall
-        for job in list(q.active.values()):
+        for job in list(q.active.values()) if config.enabled else ():  # disabled: checked again when enabled
             if job.token is not None:
                 continue  # a locked job is governed by its lock's expiry
             started = job.started_at or now

@@ -47,6 +47,7 @@ class StallConfig:
     stall_interval: int = 30_000
     max_stalls: int = 3
     grace_period: int = 5_000
+    enabled: bool = True
 
 
 @dataclass

@@ -173,6 +173,7 @@ class SetStallConfig(Command, frozen=True):
     stall_interval: int | None = None
     max_stalls: int | None = None
     grace_period: int | None = None
+    enabled: bool | None = None
 
 
 class SetDlqConfig(Command, frozen=True):

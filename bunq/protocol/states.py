@@ -50,6 +50,7 @@ class StallConfig(msgspec.Struct, frozen=True, rename="camel"):
     stall_interval: int
     max_stalls: int
     grace_period: int
+    enabled: bool = True
 
 
 class DlqConfig(msgspec.Struct, frozen=True, rename="camel"):

@@ -223,6 +223,7 @@ async def set_stall_config(call: Call) -> Result:
         stall_interval=v.number("stallInterval", c.get("stallInterval"), 100, v.DAY_MS, integer=True),
         max_stalls=v.number("maxStalls", c.get("maxStalls"), 1, 1000, integer=True),
         grace_period=v.number("gracePeriod", c.get("gracePeriod"), 0, v.DAY_MS, integer=True),
+        enabled=None if c.get("enabled") is None else v.flag("enabled", c["enabled"]),
     )
     reply = await _on_queue(call, command, p.QueueConfig)
     return encode({"ok": True, "config": reply.stall})

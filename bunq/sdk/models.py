@@ -110,6 +110,7 @@ class StallConfig(msgspec.Struct, rename="camel", kw_only=True):
     stall_interval: int = 30_000
     max_stalls: int = 3
     grace_period: int = 5_000
+    enabled: bool = True  # False: active jobs without a lock are never marked stalled
 
 
 class Cron(msgspec.Struct, rename="camel", kw_only=True):

@@ -114,7 +114,7 @@ def get_queue_config(engine: QueueCommands, cmd: p.GetQueueConfig, respond: Resp
         paused=s.paused,
         rate_limit=s.rate_limit,
         concurrency=s.concurrency,
-        stall=p.StallConfig(stall.stall_interval, stall.max_stalls, stall.grace_period),
+        stall=p.StallConfig(stall.stall_interval, stall.max_stalls, stall.grace_period, stall.enabled),
         dlq=p.DlqConfig(dlq.auto_retry, dlq.auto_retry_interval, dlq.max_auto_retries, dlq.max_age, dlq.max_entries),
     )
 
@@ -204,7 +204,12 @@ def set_concurrency(engine: QueueCommands, cmd: p.SetConcurrency, respond: Respo
 
 def set_stall_config(engine: QueueCommands, cmd: p.SetStallConfig, respond: Respond) -> p.Reply:
     q = engine.queue(cmd.queue)
-    changes = {"stall_interval": cmd.stall_interval, "max_stalls": cmd.max_stalls, "grace_period": cmd.grace_period}
+    changes = {
+        "stall_interval": cmd.stall_interval,
+        "max_stalls": cmd.max_stalls,
+        "grace_period": cmd.grace_period,
+        "enabled": cmd.enabled,
+    }
     q.settings.stall = dataclasses.replace(q.settings.stall, **{k: v for k, v in changes.items() if v is not None})
     config = _settings_changed(engine, q)
     engine.emit_data("config:stall-changed", {"queue": q.name, "config": msgspec.to_builtins(config.stall)})

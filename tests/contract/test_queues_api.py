@@ -175,10 +175,13 @@ def test_dlq_config_defaults_update_and_max_entries(api: Any, queue: str) -> Non
 def test_stall_config_defaults_and_update(api: Any, queue: str) -> None:
     push(api, queue)
     assert ok(api.get(f"/queues/{queue}/stall-config"))["config"] == {
-        "stallInterval": 30_000, "maxStalls": 3, "gracePeriod": 5_000}  # fmt: skip
+        "stallInterval": 30_000, "maxStalls": 3, "gracePeriod": 5_000, "enabled": True}  # fmt: skip
     ok(api.put(f"/queues/{queue}/stall-config", json={"config": {"maxStalls": 5, "stallInterval": 1000}}))
     config = ok(api.get(f"/queues/{queue}/stall-config"))["config"]
-    assert config == {"stallInterval": 1000, "maxStalls": 5, "gracePeriod": 5_000}
+    assert config == {"stallInterval": 1000, "maxStalls": 5, "gracePeriod": 5_000, "enabled": True}
+    off = ok(api.put(f"/queues/{queue}/stall-config", json={"config": {"enabled": False}}))["config"]
+    assert off["enabled"] is False and off["maxStalls"] == 5
+    assert api.put(f"/queues/{queue}/stall-config", json={"enabled": "no"}).status_code == 400
     assert api.put(f"/queues/{queue}/stall-config", json={"config": {"maxStalls": -1}}).status_code == 400
 
 
@@ -202,7 +205,7 @@ def test_rate_limit_holds_within_a_window(api: Any, queue: str) -> None:
     assert len(ok(api.post(f"/queues/{queue}/jobs/pull-batch", json={"count": 10}))["jobs"]) == 7
 
 
-DEFAULT_STALL = {"stallInterval": 30000, "maxStalls": 3, "gracePeriod": 5000}
+DEFAULT_STALL = {"stallInterval": 30000, "maxStalls": 3, "gracePeriod": 5000, "enabled": True}
 DEFAULT_DLQ = {"autoRetry": False, "autoRetryInterval": 3600000, "maxAutoRetries": 3, "maxAge": 604800000,
                "maxEntries": 10000}  # fmt: skip
 

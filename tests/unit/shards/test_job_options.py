@@ -120,6 +120,24 @@ def test_heartbeats_keep_a_job_from_stalling(engine: Engine, clock: FakeClock) -
     assert state(engine, job_id) == "active"
 
 
+def test_stall_detection_turned_off_leaves_a_silent_job_active_until_turned_on(
+    engine: Engine, clock: FakeClock
+) -> None:
+    job_id = push(engine)
+    pull(engine)
+    reply = call(engine, p.SetStallConfig("q", enabled=False))
+    assert isinstance(reply, p.QueueConfig) and reply.stall.enabled is False
+    for _ in range(4):
+        clock.advance(30_000)
+        engine.tick()
+    assert state(engine, job_id) == "active" and engine.jobs[job_id].stall_count == 0
+    call(engine, p.SetStallConfig("q", enabled=True))
+    for _ in range(2):
+        clock.advance(30_000)
+        engine.tick()
+    assert engine.jobs[job_id].stall_count == 1
+
+
 def test_group_jobs_are_handed_out_one_at_a_time(engine: Engine) -> None:
     a1 = push(engine, group_id="a")
     a2 = push(engine, group_id="a")

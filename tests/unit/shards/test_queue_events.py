@@ -37,8 +37,8 @@ def test_queue_operations_publish_their_events(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert [n for n in rec.names() if n != "job:removed"] == expected
     assert ("queue:drained", {"queue": "q", "count": 1}) in rec.events
-    assert ("config:stall-changed", {"queue": "q", "config": {"stallInterval": 30000, "maxStalls": 4,
-                                                               "gracePeriod": 5000}}) in rec.events  # fmt: skip
+    stall = {"stallInterval": 30000, "maxStalls": 4, "gracePeriod": 5000, "enabled": True}
+    assert ("config:stall-changed", {"queue": "q", "config": stall}) in rec.events
 
 
 def test_dlq_events(tmp_path: Path) -> None:
