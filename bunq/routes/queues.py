@@ -78,12 +78,13 @@ _created = msgspec.json.Decoder(_Created)
 
 
 async def list_jobs(call: Call) -> Result:
-    """One state (`state`), several (`states=a,b`, the reference's form: merged oldest first, a state it does
-    not know matching nothing) or all."""
+    """One state (`state`), several (`states=a,b` or `state=a,b`, the reference's forms: merged oldest first,
+    a state it does not know matching nothing) or all."""
     queue = _queue(call)
     limit = _query_int(call, "limit", 1000, 1, MAX_PAGE)
     offset = _query_int(call, "offset", 0, 0, 1_000_000_000)
-    many = call.query("states")
+    one = call.query("state")
+    many = call.query("states") or (one if one and "," in one else None)
     if not many:
         state = _choice("state", call.query("state"), JOB_STATES)
         jobs = await call.client.call_queue(queue, p.ListJobs(queue, state, limit, offset), p.Jobs)

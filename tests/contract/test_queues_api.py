@@ -34,6 +34,8 @@ def test_list_jobs_by_state_in_priority_order_with_paging(api: Any, queue: str) 
     assert len(ok(api.get(f"/queues/{queue}/jobs/list"))["jobs"]) == 10
     bad = api.get(f"/queues/{queue}/jobs/list", params={"state": "weird"})
     assert bad.status_code == 400 and "state must be one of" in bad.json()["error"]
+    both = ok(api.get(f"/queues/{queue}/jobs/list?state=delayed,active"))["jobs"]  # the reference's list form
+    assert {j["id"] for j in both} == {delayed, first["id"]}  # type: ignore[index]
 
 
 def test_list_completed_and_failed(api: Any, queue: str) -> None:
