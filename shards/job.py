@@ -126,7 +126,8 @@ class JobView(msgspec.Struct, omit_defaults=False):
 
 
 class DlqEntryView(msgspec.Struct):
-    """A DLQ entry: the spec's flat fields plus the reference's nested `job`."""
+    """A DLQ entry: the spec's flat fields plus the reference's nested `job` and retry fields (the front
+    also renders it in the reference's entry shape, `bunq.routes.queues.reference_entry`)."""
 
     id: str
     queue: str
@@ -138,6 +139,9 @@ class DlqEntryView(msgspec.Struct):
     enteredAt: int | None
     failedAt: int | None
     job: msgspec.Raw
+    retryCount: int
+    nextRetryAt: int | None
+    expiresAt: int | None
 
 
 _json = msgspec.json.Encoder()
@@ -186,7 +190,7 @@ def render(job: Job) -> bytes:
     return _json.encode(view(job))
 
 
-def render_dlq_entry(job: Job) -> bytes:
+def render_dlq_entry(job: Job, next_retry_at: int | None, expires_at: int | None) -> bytes:
     return _json.encode(
         DlqEntryView(
             id=job.id,
@@ -199,6 +203,9 @@ def render_dlq_entry(job: Job) -> bytes:
             enteredAt=job.dlq_entered_at,
             failedAt=job.dlq_entered_at,
             job=msgspec.Raw(render(job)),
+            retryCount=job.auto_retries,
+            nextRetryAt=next_retry_at,
+            expiresAt=expires_at,
         )
     )
 

@@ -168,8 +168,39 @@ async def get_dlq(call: Call) -> Result:
     count = _query_int(call, "limit", count, 1, MAX_PAGE)
     offset = _query_int(call, "offset", 0, 0, 1_000_000_000)
     dlq = await call.client.call_queue(queue, p.GetDlq(queue, count, offset), p.DlqEntries)
-    entries = b"[" + b",".join(dlq.entries) + b"]"
-    return b'{"ok":true,"jobs":' + entries + b',"entries":' + entries + b',"total":' + str(dlq.total).encode() + b"}"
+    jobs = b"[" + b",".join(dlq.entries) + b"]"
+    entries = v.encode_json([reference_entry(_entry.decode(entry)) for entry in dlq.entries])
+    return b'{"ok":true,"jobs":' + jobs + b',"entries":' + entries + b',"total":' + str(dlq.total).encode() + b"}"
+
+
+_entry = msgspec.json.Decoder(dict[str, Any])
+
+
+def reference_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """A DLQ entry in the reference's shape (its dashboards and clients read `entries`): the job nested,
+    `attempts` a list of the failures (bunq keeps the last one of each entry, so one record), and the retry
+    fields."""
+    job = entry.get("job") or {}
+    started, failed_at = job.get("startedAt"), entry.get("failedAt")
+    last = {
+        "attempt": entry.get("attempts", 0),
+        "startedAt": started,
+        "failedAt": failed_at,
+        "reason": entry.get("reason"),
+        "error": entry.get("error"),
+        "duration": failed_at - started if isinstance(failed_at, int) and isinstance(started, int) else 0,
+    }
+    return {
+        "job": job,
+        "enteredAt": entry.get("enteredAt"),
+        "reason": entry.get("reason"),
+        "error": entry.get("error"),
+        "attempts": [last],
+        "retryCount": entry.get("retryCount", 0),
+        "lastRetryAt": None,  # not kept
+        "nextRetryAt": entry.get("nextRetryAt"),
+        "expiresAt": entry.get("expiresAt"),
+    }
 
 
 async def retry_dlq(call: Call) -> Result:

@@ -78,50 +78,24 @@ def _job_view(job: Any) -> Any:
 
 
 def _dlq_entry(entry: Any) -> Any:
-    """A DLQ entry as bunqueue's `getDlq` reads it: its attempts a list (bunq keeps the last failure of each
-    entry, so one record), the retry fields, and the job in the TCP view."""
-    if not isinstance(entry, dict):
-        return entry
-    job = _job_view(entry.get("job"))
-    attempts = entry.get("attempts")
-    if not isinstance(attempts, list):
-        started = job.get("startedAt") if isinstance(job, dict) else None
-        failed_at = entry.get("failedAt")
-        record = {
-            "attempt": attempts or 0,
-            "startedAt": started,
-            "failedAt": failed_at,
-            "reason": entry.get("reason"),
-            "error": entry.get("error"),
-            "duration": failed_at - started if isinstance(failed_at, int) and isinstance(started, int) else 0,
-        }
-        attempts = [record]
-    return {
-        "job": job,
-        "enteredAt": entry.get("enteredAt"),
-        "reason": entry.get("reason"),
-        "error": entry.get("error"),
-        "attempts": attempts,
-        "retryCount": entry.get("retryCount", 0),
-        "lastRetryAt": entry.get("lastRetryAt"),
-        "nextRetryAt": entry.get("nextRetryAt"),
-        "expiresAt": entry.get("expiresAt"),
-    }
+    """A DLQ entry (already in the reference's shape, `bunq.routes.queues.reference_entry`) with its job in
+    the TCP view."""
+    if isinstance(entry, dict):
+        return {**entry, "job": _job_view(entry.get("job"))}
+    return entry
 
 
 def reply(name: str, message: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     """The TCP reply for an HTTP body.
 
-    A batch ack or heartbeat that some ids could not take (the job is gone, or its lease is another's) is,
-    for the HTTP API, a 400 naming them; bunqueue's worker would resend the whole batch forever. Over TCP
+    A batch ack that some ids could not take (the job is gone, or its lease is another's) is, for the HTTP
+    API, a 400 naming them; bunqueue's worker would resend the whole batch forever. Over TCP
     the batch is answered as done, with the ACKB's refused positions in `data.ignoredIndices` (the evidence
     the TypeScript worker reads to drop those acks, whose jobs are no longer this worker's to complete).
     """
     failed = body.get("failed")
-    if body.get("ok") is False and isinstance(failed, dict) and name in ("ACKB", "JobHeartbeatB"):
+    if body.get("ok") is False and isinstance(failed, dict) and name == "ACKB":
         ids = message.get("ids") or []
-        if name == "JobHeartbeatB":
-            return {"ok": True, "data": {"ok": True, "count": body.get("count", 0)}}
         indices = [i for i, job_id in enumerate(ids) if job_id in failed]
         return {"ok": True, "data": {"ignoredIndices": indices, "ignoredIds": [ids[i] for i in indices]}}
     if name == "GetLogs" and isinstance(body.get("logs"), list):

@@ -648,7 +648,7 @@ async function dlqPage() {
   );
   const refreshList = async () => {
     const dlq = await get(`${q(name)}/dlq?limit=${PAGE}&offset=${offset}`);
-    const rows = dlq.entries.map((e) => h("tr", { "data-job": e.id },
+    const rows = dlq.jobs.map((e) => h("tr", { "data-job": e.id },
       h("td", { class: "mono" }, h("a", { href: `#/queues/${encodeURIComponent(name)}?state=failed&job=${e.id}` }, e.id)),
       h("td", {}, h("span", { class: "badge bad" }, e.reason)),
       h("td", { class: "error-cell", title: e.error || "" }, e.error || "—"),

@@ -162,12 +162,16 @@ def retry_completed(engine: QueueCommands, cmd: p.RetryCompleted, respond: Respo
 
 def get_dlq(engine: QueueCommands, cmd: p.GetDlq, respond: Respond) -> p.Reply:
     q = _queue(engine, cmd.queue)
+    config = q.settings.dlq
     entries: list[bytes] = []
     for i, job in enumerate(q.dlq.values()):
         if i >= cmd.offset + cmd.count:
             break
         if i >= cmd.offset:
-            entries.append(render_dlq_entry(job))
+            entered = job.dlq_entered_at or 0
+            retries = config.auto_retry and job.auto_retries < config.max_auto_retries
+            next_retry = entered + config.auto_retry_interval if retries else None
+            entries.append(render_dlq_entry(job, next_retry, entered + config.max_age))
     return p.DlqEntries(entries, len(q.dlq))
 
 

@@ -148,8 +148,14 @@ def test_dlq_retry_and_purge(api: Any, queue: str) -> None:
         job = pull(api, queue)
         ok(api.post(f"/jobs/{job['id']}/fail", json={"error": "boom"}))  # type: ignore[index]
     dlq = ok(api.get(f"/queues/{queue}/dlq", params={"count": 2}))
-    assert dlq["total"] == 3 and len(dlq["jobs"]) == 2 and dlq["entries"] == dlq["jobs"]
+    assert dlq["total"] == 3 and len(dlq["jobs"]) == 2 and len(dlq["entries"]) == 2
     assert all(e["reason"] and e["error"] == "boom" and e["enteredAt"] for e in dlq["jobs"])
+    first, entry = dlq["jobs"][0], dlq["entries"][0]  # `entries` in the reference's shape
+    assert entry["job"]["id"] == first["id"] and entry["reason"] == first["reason"] and entry["error"] == "boom"
+    [attempt] = entry["attempts"]
+    assert attempt["attempt"] == 1 and attempt["error"] == "boom" and attempt["failedAt"] == first["failedAt"]
+    assert entry["retryCount"] == 0 and entry["nextRetryAt"] is None  # no auto-retry by default
+    assert entry["expiresAt"] == first["enteredAt"] + 7 * 24 * 3600 * 1000  # the default maxAge
     assert ok(api.post(f"/queues/{queue}/dlq/retry", json={"jobId": ids[0]}))["count"] == 1
     retried = pull(api, queue)
     assert retried is not None and retried["id"] == ids[0] and retried["attempts"] == 0

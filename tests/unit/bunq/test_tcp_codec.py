@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from bunq.events import Event
 from bunq.held import HeldJobs
+from bunq.routes.queues import reference_entry
 from bunq.tcp import codec, commands
 from bunq.tcp.server import event_frame
 
@@ -141,7 +142,8 @@ def test_dlq_entries_list_their_attempts() -> None:
         "failedAt": 9,
     }
     entry["job"] = {"id": "j", "startedAt": 4}
-    [out] = commands.reply("Dlq", {}, {"ok": True, "jobs": [], "entries": [entry]})["entries"]
+    shaped = reference_entry(entry)  # as the HTTP route answers it
+    [out] = commands.reply("Dlq", {}, {"ok": True, "jobs": [], "entries": [shaped]})["entries"]
     assert out["attempts"] == [
         {"attempt": 2, "startedAt": 4, "failedAt": 9, "reason": "max_attempts_exceeded", "error": "boom", "duration": 5}
     ]
