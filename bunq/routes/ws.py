@@ -147,7 +147,8 @@ class Connection:
         for pattern in patterns:
             catalogue.topic_of(pattern)  # refuses a name outside the catalogue
         if name == "Subscribe":
-            patterns = patterns or ["*"]
+            if not patterns:  # as the reference: a subscription names what it wants ("*" for everything)
+                return {"ok": False, "error": "events must be a non-empty array"}
             self.patterns = sorted(set(self.patterns) | set(patterns))
         else:
             self.patterns = [x for x in self.patterns if x not in patterns] if patterns else []

@@ -218,6 +218,8 @@ def test_websocket_commands_cover_the_http_operations(server: BunqServer) -> Non
         hello = ws.call("Hello", protocolVersion=3)
         assert hello["ok"] is True and hello["protocolVersion"] == 3 and hello["server"] == "bunq"
         assert ws.call("Subscribe", events=["nope:*"])["error"] == "Unknown event: nope:*"
+        for empty in ({}, {"events": []}):  # as the reference: a subscription names what it wants
+            assert ws.call("Subscribe", **empty)["error"] == "events must be a non-empty array"
     finally:
         ws.close()
 
