@@ -34,7 +34,9 @@ def check_expression(expression: str) -> None:
 
 
 def check_timezone(name: str) -> None:
+    """An IANA time zone name, or a 400. Besides the names it does not know, `ZoneInfo` raises OSError for
+    what is a directory of the database (`America`, `Etc`) or a name too long for a file name."""
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         raise BadRequest(f"Unknown timezone: {name}") from None

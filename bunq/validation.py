@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import re
-import zoneinfo
 from typing import Any
 
 import msgspec
 
 from bunq.errors import BadRequest, InvalidJson
+from bunq.schedules import check_timezone
 
 MAX_DATA_BYTES = 10 * 1024 * 1024
 MAX_QUEUE_NAME = 256
@@ -215,12 +215,8 @@ def repeat_spec(raw: msgspec.Raw) -> bytes | None:
 
 def timezone(name: str | None) -> str | None:
     """An IANA time zone name (None stays None)."""
-    if name is None:
-        return None
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise BadRequest(f"Unknown timezone: {name}") from None
+    if name is not None:
+        check_timezone(name)
     return name
 
 

@@ -194,6 +194,15 @@ def test_a_dependency_no_job_has_is_refused_and_one_of_the_same_bulk_is_not(api:
     assert counts(api, queue)["waiting"] == 1 and counts(api, queue)["waiting-children"] == 1
 
 
+@pytest.mark.parametrize("tz", ["Etc", "America", "A" * 300, "../../etc/passwd"])
+def test_a_repeat_in_a_time_zone_that_is_none_is_a_400(api: Any, queue: str, tz: str) -> None:
+    body = {"data": 1, "repeat": {"cron": "* * * * *", "tz": tz}}
+    for path, sent in ((f"/queues/{queue}/jobs", body), (f"/queues/{queue}/jobs/bulk", {"jobs": [body]})):
+        r = api.post(path, json=sent)
+        assert r.status_code == 400 and "Unknown timezone" in r.json()["error"], r.text
+    assert counts(api, queue)["delayed"] == 0
+
+
 def test_unique_key_and_ttl_over_http(cluster: Cluster, api: Any, queue: str) -> None:
     first = push(api, queue, uniqueKey="order-1")
     assert push(api, queue, uniqueKey="order-1") == first

@@ -60,6 +60,9 @@ def test_cron_validation_updates_and_delete(api: Any, queue: str) -> None:
         ({"name": "x", "queue": "q", "repeatEvery": 5}, "data is required"),
         ({"queue": "q", "data": 1, "repeatEvery": 5}, "name is required"),
         ({"name": "x", "queue": "q", "data": 1, "schedule": "*/5 * * * *", "timezone": "Mars/X"}, "timezone"),
+        # directories of the time zone database, and a name no file can have: 400s, not a 500 from zoneinfo
+        ({"name": "x", "queue": "q", "data": 1, "schedule": "* * * * *", "timezone": "America"}, "Unknown timezone"),
+        ({"name": "x", "queue": "q", "data": 1, "schedule": "* * * * *", "timezone": "A" * 300}, "Unknown timezone"),
         ({"name": "x", "queue": "q", "data": 1, "schedule": "every day"}, "Invalid cron expression"),
     ):
         r = api.post("/crons", json=body)
