@@ -12,14 +12,20 @@ client's arithmetic throws, so such integers go out as float64 (exact for every 
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import msgspec
 
 MAX_FRAME = 64 * 1024 * 1024
+MAX_UNAUTHENTICATED_FRAME = 64 * 1024  # before `Auth` (when tokens are set) only session commands are read
 HEADER = 4
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _UNDEFINED_EXT = b"\xd4\x00"  # fixext 1 of type 0: how msgpackr writes `undefined`
+# a float64 or float32 whose exponent bits are all ones (NaN, ±Infinity); a hit inside a string's bytes only
+# costs a walk that finds nothing
+_NON_FINITE = re.compile(rb"\xcb[\x7f\xff][\xf0-\xff]|\xca[\x7f\xff][\x80-\xff]")
 
 
 class _Undefined:
@@ -33,8 +39,8 @@ UNDEFINED = _Undefined()
 
 
 class FrameTooLarge(Exception):
-    def __init__(self, size: int) -> None:
-        super().__init__(f"Frame too large: {size} bytes exceeds maximum {MAX_FRAME}")
+    def __init__(self, size: int, limit: int = MAX_FRAME) -> None:
+        super().__init__(f"Frame too large: {size} bytes exceeds maximum {limit}")
         self.size = size
 
 
@@ -56,14 +62,40 @@ def _defined(value: Any) -> Any:
     return value
 
 
+class NotFinite(ValueError):
+    """A request carrying NaN or an infinity, which JSON (every route's body) cannot hold: refused by
+    name, as the reference refuses `delay: Infinity`, rather than turned into a default or a null."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} must be a finite number")
+
+
 def decode(frame: bytes | memoryview) -> dict[str, Any]:
-    """One request; `DecodeError` for anything but a map with string keys."""
-    message: Any = _decoder.decode(frame)
-    if not isinstance(message, dict) or not all(isinstance(k, str) for k in message):
-        raise msgspec.DecodeError("a frame must hold one map")
-    if _UNDEFINED_EXT in frame:  # a C-speed scan; a false hit only costs the walk
-        return {k: _defined(v) for k, v in message.items() if v is not UNDEFINED}
-    return message
+    """One request; `DecodeError` for anything but a map with string keys (or nested past the recursion
+    limit), `NotFinite` for NaN or an infinity anywhere in it."""
+    try:
+        message: Any = _decoder.decode(frame)
+        if not isinstance(message, dict) or not all(isinstance(k, str) for k in message):
+            raise msgspec.DecodeError("a frame must hold one map")
+        if _UNDEFINED_EXT in frame:  # a C-speed scan; a false hit only costs the walk
+            message = {k: _defined(v) for k, v in message.items() if v is not UNDEFINED}
+        if _NON_FINITE.search(frame):
+            _check_finite(message, "")
+    except RecursionError:
+        raise msgspec.DecodeError("nested too deeply") from None
+    request: dict[str, Any] = message
+    return request
+
+
+def _check_finite(value: Any, path: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise NotFinite(path or "value")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_finite(v, f"{path}[{i}]")
 
 
 _LEAVES = frozenset({str, bool, float, type(None)})  # kept as they are (a bool is not an int here)
@@ -98,12 +130,13 @@ def frame(payload: bytes) -> bytes:
 
 
 class FrameReader:
-    """Splits a byte stream into frames; refuses a length over `MAX_FRAME` before buffering its body."""
+    """Splits a byte stream into frames; refuses a length over `limit` before buffering its body."""
 
-    __slots__ = ("buffer",)
+    __slots__ = ("buffer", "limit")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_FRAME) -> None:
         self.buffer = bytearray()
+        self.limit = limit
 
     def feed(self, data: bytes) -> list[bytes]:
         buffer = self.buffer
@@ -113,9 +146,9 @@ class FrameReader:
         end = len(buffer)
         while end - offset >= HEADER:
             size = int.from_bytes(buffer[offset : offset + HEADER], "big")
-            if size > MAX_FRAME:
+            if size > self.limit:
                 buffer.clear()
-                raise FrameTooLarge(size)
+                raise FrameTooLarge(size, self.limit)
             if end - offset - HEADER < size:
                 break
             frames.append(bytes(buffer[offset + HEADER : offset + HEADER + size]))

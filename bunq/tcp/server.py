@@ -65,7 +65,9 @@ class TcpConnection(asyncio.Protocol):
         self.server = server
         self.client = server.client
         self.authed = not server.settings.auth_tokens
-        self.reader = codec.FrameReader()
+        # until it authenticates, a connection holds no more than an `Auth` needs (a stranger could
+        # otherwise make the front buffer 64 MiB per connection for the idle timeout)
+        self.reader = codec.FrameReader(codec.MAX_FRAME if self.authed else codec.MAX_UNAUTHENTICATED_FRAME)
         self.transport: asyncio.Transport | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.workers: set[str] = set()
@@ -172,6 +174,9 @@ class TcpConnection(asyncio.Protocol):
     def start(self, frame: bytes) -> None:
         try:
             message = codec.decode(frame)
+        except codec.NotFinite as exc:
+            self.write({"ok": False, "error": str(exc)})
+            return
         except (msgspec.DecodeError, ValueError):
             self.write({"ok": False, "error": "Invalid command format"})
             return
@@ -248,6 +253,7 @@ class TcpConnection(asyncio.Protocol):
         ):
             return {"ok": False, "error": "Invalid token"}
         self.authed = True
+        self.reader.limit = codec.MAX_FRAME
         return {"ok": True}
 
     def track(self, name: str, message: dict[str, Any], body: dict[str, Any]) -> None:

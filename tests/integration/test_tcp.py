@@ -3,6 +3,7 @@ the codec's traps, events, and what a dropped connection gives back."""
 
 from __future__ import annotations
 
+import math
 import socket
 import struct
 import time
@@ -35,6 +36,13 @@ def test_bad_frames_get_an_error_and_change_nothing(server: BunqServer) -> None:
             assert c.reply() == {"ok": False, "error": "Invalid command format"}
         assert c.call({"cmd": "PUSH", "queue": "q", "data": "x", "delay": -5})["ok"] is False
         assert c.call({"cmd": "PUSH", "queue": "bad queue!", "data": {}})["ok"] is False
+        deep = b"\x82\xa3cmd\xa4PUSH\xa4data" + b"\x91" * 100_000 + b"\x01"  # past the recursion limit
+        c.send_frame(deep)
+        assert c.reply() == {"ok": False, "error": "Invalid command format"}
+        for field, value in (("delay", math.inf), ("priority", math.nan), ("data", {"n": [1, -math.inf]})):
+            c.send_frame(msgspec.msgpack.encode({"cmd": "PUSH", "queue": "q", "data": 1, field: value}))
+            path = "data.n[1]" if field == "data" else field
+            assert c.reply() == {"ok": False, "error": f"{path} must be a finite number"}  # not a default, not null
         counts = c.call({"cmd": "GetJobCounts", "queue": "q"})["counts"]
         assert counts["waiting"] == 0 and counts["delayed"] == 0
         assert c.call({"cmd": "Ping"})["ok"] is True  # the connection is still good
@@ -79,6 +87,21 @@ def test_auth_is_required_first_when_tokens_are_set(server: BunqServer) -> None:
         assert c.call({"cmd": "PUSH", "queue": "q", "data": {}})["ok"] is True
     counts = httpx.get(f"{server.url}/queues/q/counts", headers={"Authorization": "Bearer t0k3n"}).json()["counts"]
     assert counts["waiting"] == 1  # only the authenticated push got in
+
+
+@pytest.mark.bunq(AUTH_TOKENS="t0k3n")
+def test_a_connection_that_has_not_authenticated_cannot_make_the_front_buffer_a_large_frame(
+    server: BunqServer,
+) -> None:
+    with RawTcp(server.tcp_port) as stranger:
+        stranger.sock.sendall(struct.pack(">I", 60 * 1024 * 1024))  # announces 60 MiB, sends none of it
+        assert stranger.reply() == {"ok": False, "error": "Frame too large: 62914560 bytes exceeds maximum 65536"}
+        with pytest.raises(ConnectionError):
+            stranger.reply()  # and is closed
+    with RawTcp(server.tcp_port) as client:
+        assert client.call({"cmd": "Auth", "token": "t0k3n"})["ok"] is True
+        big = {"cmd": "PUSH", "queue": "big", "data": "x" * 200_000}  # past the stranger's cap: fine now
+        assert client.call(big)["ok"] is True
 
 
 def test_requests_are_pipelined_and_answered_as_they_finish(server: BunqServer) -> None:
