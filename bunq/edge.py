@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import logging
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
@@ -139,17 +140,29 @@ class Edge:
 
 
 def client_ip(scope: Scope) -> str:
-    """X-Forwarded-For (first address), then X-Real-IP, then the socket's peer."""
+    """X-Forwarded-For (first address), then X-Real-IP, then the socket's peer. A header value that is not
+    an IP address is passed over: the rate limiter keys its counts by this, and arbitrary strings would let
+    a client grow its table with keys of any length."""
     forwarded = header(scope, b"x-forwarded-for")
     if forwarded:
-        first = forwarded.split(",")[0].strip()
+        first = _address(forwarded.split(",")[0])
         if first:
             return first
-    real = header(scope, b"x-real-ip")
-    if real and real.strip():
-        return real.strip()
+    real = _address(header(scope, b"x-real-ip") or "")
+    if real:
+        return real
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
+
+
+def _address(text: str) -> str | None:
+    text = text.strip()
+    if not text or len(text) > 45:  # the longest IPv6 text form
+        return None
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
 
 
 class PipelineFlow(FlowControl):

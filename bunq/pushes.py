@@ -36,13 +36,20 @@ from bunq.validation import (
 T = TypeVar("T")
 
 
+def _custom_id(job_id: str | None) -> str | None:
+    """A client's job id names the job in URL paths (`/jobs/:id`), where a `/` would split it."""
+    if job_id is not None and "/" in job_id:
+        raise BadRequest("jobId must not contain '/'")
+    return job_id
+
+
 Priority = Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000)]
 Delay = Annotated[int, msgspec.Meta(ge=0, le=YEAR_MS)]
 Attempts = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 DayMs = Annotated[int, msgspec.Meta(ge=0, le=DAY_MS)]
 YearMs = Annotated[int, msgspec.Meta(ge=0, le=YEAR_MS)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_STRING)]
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH, pattern="^[^/]*$")]
 Texts = Annotated[tuple[Annotated[str, msgspec.Meta(max_length=MAX_STRING)], ...], msgspec.Meta(max_length=MAX_LIST)]
 
 
@@ -60,7 +67,7 @@ RULES: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "ttl": (YearMs | None, lambda v: number("ttl", v, 0, YEAR_MS)),
     "timeout": (DayMs | None, lambda v: number("timeout", v, 0, DAY_MS)),
     "unique_key": (Text | None, lambda v: string("uniqueKey", v)),
-    "job_id": (Id | None, lambda v: string("jobId", v, max_length=MAX_ID_LENGTH)),
+    "job_id": (Id | None, lambda v: _custom_id(string("jobId", v, max_length=MAX_ID_LENGTH))),
     "tags": (Texts, lambda v: tuple(strings("tags", v))),
     "group_id": (Text | None, lambda v: string("groupId", v)),
     "lifo": (bool, lambda v: flag("lifo", v)),

@@ -203,6 +203,16 @@ def test_a_repeat_in_a_time_zone_that_is_none_is_a_400(api: Any, queue: str, tz:
     assert counts(api, queue)["delayed"] == 0
 
 
+def test_a_custom_id_with_a_slash_is_refused_since_no_path_could_name_it(api: Any, queue: str) -> None:
+    for path, body in (
+        (f"/queues/{queue}/jobs", {"data": 1, "jobId": "orders/7"}),
+        (f"/queues/{queue}/jobs/bulk", {"jobs": [{"data": 1}, {"data": 2, "jobId": "orders/7"}]}),
+    ):
+        r = api.post(path, json=body)
+        assert r.status_code == 400 and r.json()["error"].endswith("jobId must not contain '/'"), r.text
+    assert counts(api, queue)["waiting"] == 0
+
+
 def test_unique_key_and_ttl_over_http(cluster: Cluster, api: Any, queue: str) -> None:
     first = push(api, queue, uniqueKey="order-1")
     assert push(api, queue, uniqueKey="order-1") == first

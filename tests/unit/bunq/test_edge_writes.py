@@ -1,10 +1,13 @@
-"""`OneWrite`, what a response's cycle writes through: a head and the body after it leave in one write."""
+"""`OneWrite`, what a response's cycle writes through: a head and the body after it leave in one write; and
+the address the rate limit keys a client by."""
 
 from __future__ import annotations
 
 import asyncio
 
-from bunq.edge import OneWrite
+import pytest
+
+from bunq.edge import OneWrite, client_ip
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n"
 
@@ -82,3 +85,21 @@ def test_each_response_on_a_connection_is_one_write() -> None:
         assert t.writes == [HEAD + b'{"n":%d}' % n for n in range(3)]
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("headers", "peer", "expected"),
+    [
+        ([(b"x-forwarded-for", b"203.0.113.7, 10.0.0.1")], "10.9.9.9", "203.0.113.7"),
+        ([(b"x-forwarded-for", b" 2001:db8::1 ")], "10.9.9.9", "2001:db8::1"),
+        ([(b"x-real-ip", b"198.51.100.2")], "10.9.9.9", "198.51.100.2"),
+        # not addresses: passed over, so a client cannot key the limiter's table with strings of its choosing
+        ([(b"x-forwarded-for", b"x" * 60_000)], "10.9.9.9", "10.9.9.9"),
+        ([(b"x-forwarded-for", b"not-an-ip"), (b"x-real-ip", b"198.51.100.2")], "10.9.9.9", "198.51.100.2"),
+        ([(b"x-real-ip", b"evil")], "10.9.9.9", "10.9.9.9"),
+    ],
+)
+def test_the_rate_limit_keys_a_client_by_an_address_only(
+    headers: list[tuple[bytes, bytes]], peer: str, expected: str
+) -> None:
+    assert client_ip({"headers": headers, "client": (peer, 5000)}) == expected
