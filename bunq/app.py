@@ -86,6 +86,9 @@ def create_app(settings: Settings | None = None, client: Shards | None = None) -
         exception_handlers={BunqError: on_error, HTTPException: on_error, Exception: on_error},
         lifespan=lifespan,
     )
+    # `/stats/` is a 404 like any unknown path: Starlette would answer 307 to `/stats`, built from the
+    # request's Host header (a redirect to wherever the client says the server is)
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.client = shard_client
     app.state.connections = connections

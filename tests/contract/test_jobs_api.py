@@ -308,6 +308,8 @@ def test_body_past_the_limit_is_cut_off_while_reading(api: Any, queue: str) -> N
 def test_unknown_route_is_json_404(api: Any) -> None:
     r = api.get("/no/such/route")
     assert r.status_code == 404 and r.json()["ok"] is False
+    slashed = api.get("/stats/", headers={"host": "evil.example"}, follow_redirects=False)
+    assert slashed.status_code == 404 and slashed.json()["ok"] is False  # no redirect built from the Host header
 
 
 def test_long_poll_is_answered_after_other_traffic(cluster: Cluster, api: Any, queue: str) -> None:
