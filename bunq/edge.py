@@ -87,6 +87,9 @@ class Edge:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "websocket" and await self.refuses_upgrade(scope):
+                await send({"type": "websocket.close", "code": 1008})  # before the accept: a 403
+                return
             await self.app(scope, receive, send)
             return
         raw = scope.get("raw_path")
@@ -117,6 +120,16 @@ class Edge:
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
+
+    async def refuses_upgrade(self, scope: Scope) -> bool:
+        """A WebSocket upgrade from a browser page of an origin outside a restricted `CORS_ALLOW_ORIGIN`
+        (a WebSocket is not covered by CORS, so without this any page could drive every command of a
+        server without tokens), or from a client over the HTTP rate limit (the upgrade is a request)."""
+        if not self.any_origin:
+            origin = header(scope, b"origin")
+            if origin is not None and origin not in self.origins:
+                return True
+        return self.rate_limited and await self.over_limit(scope) is not None
 
     def cors(self, scope: Scope) -> list[tuple[bytes, bytes]]:
         if self.any_origin:

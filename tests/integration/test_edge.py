@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.routing import Route
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
+from websockets.typing import Origin
 
 from bunq.app import create_app
 from bunq.routes import docs
@@ -132,6 +133,14 @@ def test_cors_origin_list_echoes_the_matching_origin(tmp_path: Path) -> None:
         assert ok.headers["access-control-allow-origin"] == "https://b.example" and ok.headers["vary"] == "Origin"
         other = httpx.get(server.url + "/queues/x/counts", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+        ws_url = server.url.replace("http", "ws") + "/ws"
+        with pytest.raises(InvalidStatus) as refused:  # a page elsewhere cannot drive the WebSocket either
+            ws_connect(ws_url, origin=Origin("https://evil.example"), open_timeout=10).close()
+        assert refused.value.response.status_code == 403
+        for origin in (Origin("https://a.example"), None):  # an allowed page, and a client that is no page
+            with ws_connect(ws_url, origin=origin, open_timeout=10) as ws:
+                ws.send(json.dumps({"cmd": "Ping", "reqId": "p"}))
+                assert json.loads(ws.recv(timeout=10))["ok"] is True
     finally:
         server.stop()
 
@@ -152,6 +161,10 @@ def test_rate_limit_holds_across_fronts(tmp_path: Path) -> None:
         assert limited.json() == {"ok": False, "error": "Rate limit exceeded"}
         assert httpx.get(server.url + "/queues/x/counts", headers={"X-Real-IP": "198.51.100.1"}).status_code == 200
         assert httpx.get(server.url + "/health", headers={"X-Forwarded-For": "203.0.113.7"}).status_code == 200
+        ws_url = server.url.replace("http", "ws") + "/ws"
+        with pytest.raises(InvalidStatus) as refused:  # the upgrade is a request: over the limit, refused
+            ws_connect(ws_url, additional_headers={"X-Forwarded-For": "203.0.113.7"}, open_timeout=10).close()
+        assert refused.value.response.status_code == 403
     finally:
         server.stop()
 
