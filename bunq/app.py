@@ -19,6 +19,7 @@ from bunq.errors import BunqError
 from bunq.events import EventHub
 from bunq.fastpath import FastPath
 from bunq.http import on_error
+from bunq.procinfo import tie_front_worker
 from bunq.routes import table
 from bunq.settings import Settings
 from bunq.tcp.server import TcpServer
@@ -49,6 +50,8 @@ class Front(Starlette):
 def create_app(settings: Settings | None = None, client: Shards | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     serving = client is None  # a front process of its own (tests hand in their own link, in their process)
+    if serving:
+        tie_front_worker()
     shard_client = client or ShardClient(settings, with_aggregator=True)
     connections = {"ws": 0, "sse": 0}
     report = ConnectionReport(shard_client, connections)

@@ -1,12 +1,14 @@
-"""This process's resident memory, for the stats, the health reply and the memory thresholds.
+"""This process: its resident memory, for the stats, the health reply and the memory thresholds, and its
+tie to its parent.
 
-On Linux it is read from `/proc/self/statm` (one small read); psutil, which costs every process that imports
-it about 1 MB of resident memory, is loaded only where `/proc` is missing.
+On Linux the memory is read from `/proc/self/statm` (one small read); psutil, which costs every process that
+imports it about 1 MB of resident memory, is loaded only where `/proc` is missing.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 STATM = "/proc/self/statm"
@@ -20,3 +22,29 @@ def rss_bytes() -> int:
         import psutil
 
         return int(psutil.Process().memory_info().rss)
+
+
+def die_with_parent() -> None:
+    """SIGTERM to this process when its parent dies (Linux's PR_SET_PDEATHSIG; elsewhere nothing), so that
+    a parent killed with SIGKILL leaves no child running unsupervised."""
+    import ctypes  # here: most processes never tie themselves, and the module costs each resident memory
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+FRONT_MANAGER = "BUNQ_FRONT_MANAGER_PID"  # set by a front running several workers, for them to read
+
+
+def tie_front_worker() -> None:
+    """In a worker of a front that runs several (uvicorn's manager spawns them): die with the manager, and
+    leave at once if it is already gone. Without this, a manager killed with SIGKILL left its workers
+    serving the port outside the supervisor, routing by a shard count that a restart may have changed."""
+    manager = os.environ.get(FRONT_MANAGER)
+    if not manager or int(manager) == os.getpid():
+        return
+    die_with_parent()
+    if os.getppid() != int(manager):  # it died before the tie was made
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -10,7 +10,6 @@ then the aggregator.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import os
 import signal
@@ -20,6 +19,7 @@ import time
 from types import FrameType
 
 from bunq.errors import ConfigError
+from bunq.procinfo import FRONT_MANAGER, die_with_parent
 from bunq.settings import Settings
 
 log = logging.getLogger("bunq")
@@ -28,14 +28,6 @@ STOP_TIMEOUT_S = 15.0
 WATCH_INTERVAL_S = 0.05
 RESTART_DELAY_S = 0.5  # before restarting a process that died again soon after a restart (a crash loop)
 STEADY_AFTER_S = 5.0
-
-
-def _die_with_parent() -> None:
-    """Children get SIGTERM if the supervisor itself is killed (Linux), so nothing is left behind."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 class Supervisor:
@@ -50,7 +42,7 @@ class Supervisor:
     def spawn(self, name: str, argv: list[str]) -> None:
         self.commands[name] = argv
         self.started[name] = time.monotonic()
-        self.children[name] = subprocess.Popen(argv, preexec_fn=_die_with_parent)
+        self.children[name] = subprocess.Popen(argv, preexec_fn=die_with_parent)
 
     def start(self) -> None:
         py = sys.executable
@@ -126,6 +118,8 @@ def front(settings: Settings) -> None:
 
     from bunq.edge import http_protocol
 
+    if settings.fronts > 1:
+        os.environ[FRONT_MANAGER] = str(os.getpid())  # the workers tie themselves to this process
     uvicorn.run(
         "bunq.app:create_app",
         factory=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -63,6 +64,51 @@ def test_a_killed_shard_is_restarted_by_the_supervisor(server: BunqServer) -> No
     os.kill(before, signal.SIGKILL)
     wait_until(lambda: server.children().get("shard-1") not in (None, before))
     server.wait_ready()
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_front_killed_with_sigkill_takes_its_workers_with_it(tmp_path: Path) -> None:
+    """With several front workers, uvicorn's manager spawns them: killed with SIGKILL, it used to leave them
+    serving the port outside the supervisor (whose new front then could not bind it), routing by a shard
+    count a restart might have changed."""
+    server = BunqServer(tmp_path / "data", shards=1, fronts=2)
+    server.start()
+    workers: list[int] = []
+    try:
+        manager = server.children()["front"]
+        wait_until(lambda: len(_children_of(manager)) >= 2)
+        workers = _children_of(manager)
+        os.kill(manager, signal.SIGKILL)
+        wait_until(lambda: not any(_alive(w) for w in workers), timeout=20)
+        wait_until(lambda: server.children().get("front") not in (None, manager), timeout=30)
+        server.wait_ready()
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            assert c.post("/queues/q/jobs", json={"data": 1}).status_code == 200
+    finally:
+        server.stop()
+        for pid in workers:  # whatever happened, none is left behind by the test
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_clean_restart_keeps_every_state(server: BunqServer) -> None:
