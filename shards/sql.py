@@ -12,7 +12,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     blob  BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_completed ON jobs (queue, ts) WHERE state = 'completed';
-DROP INDEX IF EXISTS jobs_expired;
+-- holds only the expired rows earlier versions kept (none are written now), so that dropping them at
+-- start-up reads those rows, not the whole table
+CREATE INDEX IF NOT EXISTS jobs_expired ON jobs (queue, ts) WHERE state = 'expired';
 DROP INDEX IF EXISTS jobs_slot;
 CREATE TABLE IF NOT EXISTS logs (
     job_id TEXT PRIMARY KEY,
