@@ -166,7 +166,7 @@ class Shards(abc.ABC):
         reply = next((r for r in replies if found(r)), None)
         if reply is None:
             answers = replies if first is None else [first, *replies]
-            reply = next((r for r in answers if not _not_found(r)), answers[0])
+            reply = next((r for r in answers if not not_found(r)), answers[0])
         return reply if kind is None else expect(reply, kind)
 
 
@@ -288,7 +288,8 @@ class ShardClient(Shards):
             self.pending.pop(number, None)
 
 
-def _not_found(reply: Reply) -> bool:
+def not_found(reply: Reply) -> bool:
+    """Whether a shard answered that it has no such job."""
     return type(reply) is Error and reply.code == "not_found"
 
 

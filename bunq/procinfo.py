@@ -42,9 +42,9 @@ def tie_front_worker() -> None:
     """In a worker of a front that runs several (uvicorn's manager spawns them): die with the manager, and
     leave at once if it is already gone. Without this, a manager killed with SIGKILL left its workers
     serving the port outside the supervisor, routing by a shard count that a restart may have changed."""
-    manager = os.environ.get(FRONT_MANAGER)
-    if not manager or int(manager) == os.getpid():
+    manager = int(os.environ.get(FRONT_MANAGER) or 0)
+    if not manager or manager == os.getpid():
         return
     die_with_parent()
-    if os.getppid() != int(manager):  # it died before the tie was made
+    if os.getppid() != manager:  # it died before the tie was made
         os.kill(os.getpid(), signal.SIGTERM)

@@ -196,16 +196,13 @@ def refusal(ip: IPAddress) -> str | None:
 def kind(ip: IPAddress) -> str:
     """What a refused address is, in the words the reference's refusals use: localhost, a private or a
     link-local IP, else a non-public address (for an IPv6 address, what it carries decides too)."""
-    inner = carried_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else []
-    for address in (ip, *inner):
-        if address.is_loopback or (isinstance(address, ipaddress.IPv4Address) and address in _THIS_NETWORK):
-            return "localhost"
-    for address in (ip, *inner):
-        if address.is_link_local:
-            return "link-local IP"
-    for address in (ip, *inner):
-        if address.is_private:
-            return "private IP"
+    addresses = [ip, *(carried_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else [])]
+    if any(a.is_loopback or (a.version == 4 and a in _THIS_NETWORK) for a in addresses):
+        return "localhost"
+    if any(a.is_link_local for a in addresses):
+        return "link-local IP"
+    if any(a.is_private for a in addresses):
+        return "private IP"
     return "a non-public address"
 
 

@@ -15,7 +15,7 @@ from bunq import apidoc as d
 from bunq import protocol as p
 from bunq import pushes
 from bunq import validation as v
-from bunq.client import expect, raise_error
+from bunq.client import expect, not_found, raise_error
 from bunq.errors import BadRequest, NotFound
 from bunq.http import OK, Call, Doc, Operation, Result, batch_result, encode
 
@@ -167,7 +167,7 @@ async def fail_job(call: Call) -> Result:
         error = v.encode_json(error).decode()
     command = p.FailJob(job_id, error, _token(body), v.flag("unrecoverable", body.get("unrecoverable")))
     reply = await call.client.call_for_id(job_id, command, _done)
-    if type(reply) is p.Error and reply.code == "not_found":
+    if not_found(reply):
         raise BadRequest(NOT_ACTIVE)  # as an ack of no such job
     raise_error(reply)
     return OK

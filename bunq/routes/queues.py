@@ -86,7 +86,7 @@ async def list_jobs(call: Call) -> Result:
     one = call.query("state")
     many = call.query("states") or (one if one and "," in one else None)
     if not many:
-        state = _choice("state", call.query("state"), JOB_STATES)
+        state = _choice("state", one, JOB_STATES)
         jobs = await call.client.call_queue(queue, p.ListJobs(queue, state, limit, offset), p.Jobs)
         return b'{"ok":true,"jobs":[' + b",".join(jobs.jobs) + b"]}"
     states = dict.fromkeys(p.State(s) for s in many.split(",") if s in JOB_STATES)  # others: none (as the reference)

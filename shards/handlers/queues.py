@@ -208,14 +208,13 @@ def set_concurrency(engine: QueueCommands, cmd: p.SetConcurrency, respond: Respo
 
 def set_stall_config(engine: QueueCommands, cmd: p.SetStallConfig, respond: Respond) -> p.Reply:
     q = engine.queue(cmd.queue)
-    changes: dict[str, int | bool | None] = {
+    changes: dict[str, Any] = {
         "stall_interval": cmd.stall_interval,
         "max_stalls": cmd.max_stalls,
         "grace_period": cmd.grace_period,
         "enabled": cmd.enabled,
     }
-    given: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
-    q.settings.stall = dataclasses.replace(q.settings.stall, **given)
+    q.settings.stall = dataclasses.replace(q.settings.stall, **{k: v for k, v in changes.items() if v is not None})
     config = _settings_changed(engine, q)
     engine.emit_data("config:stall-changed", {"queue": q.name, "config": msgspec.to_builtins(config.stall)})
     return config
