@@ -3,13 +3,15 @@ it is the same whichever front process answers the scrape."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import platform
+from collections.abc import Iterator, Sequence
 
 import msgspec
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from bunq import __version__
 from bunq.protocol import LATENCY_BUCKETS_MS as BUCKETS_MS
 from bunq.protocol import AggregatorStats
 from bunq.stats import Merged
@@ -114,7 +116,7 @@ COMPAT_PER_QUEUE = (
 )
 
 
-def _family(name: str, kind: str, text: str, samples: list[tuple[str, int | float]]) -> list[str]:
+def _family(name: str, kind: str, text: str, samples: Sequence[tuple[str, float]]) -> list[str]:
     return [f"# HELP {name} {text}", f"# TYPE {name} {kind}", *(f"{name}{labels} {value}" for labels, value in samples)]
 
 
@@ -122,9 +124,41 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def compatible(merged: Merged, uptime_s: int, front_rss: int) -> bytes:
-    """The reference's metric names, from the same figures as bunq's own."""
+# The registries' figures, under the reference's names: name, type, help, `AggregatorStats` field.
+COMPAT_REGISTRIES = (
+    ("bunqueue_cron_jobs_registered", "gauge", "Number of registered cron jobs", "crons"),
+    ("bunqueue_workers_registered", "gauge", "Number of registered workers", "workers"),
+    ("bunqueue_workers_active", "gauge", "Number of active workers", "workers"),
+    ("bunqueue_worker_active_jobs", "gauge", "Number of jobs currently processed by workers", "worker_active_jobs"),
+    ("bunqueue_worker_concurrency_slots", "gauge", "Configured worker concurrency capacity", "worker_slots"),
+    ("bunqueue_workers_processed_total", "counter", "Total jobs processed by workers", "workers_processed"),
+    ("bunqueue_workers_failed_total", "counter", "Total jobs failed by workers", "workers_failed"),
+    ("bunqueue_webhooks_registered", "gauge", "Number of registered webhooks", "webhooks"),
+    ("bunqueue_webhooks_enabled", "gauge", "Number of enabled webhooks", "webhooks_enabled"),
+)
+
+
+def registries(aggregator: AggregatorStats) -> list[str]:
+    """Crons, workers, webhooks and connections: the aggregator's figures, absent while it does not answer
+    (a zero would read as "none registered")."""
     lines: list[str] = []
+    for name, kind, text, field in COMPAT_REGISTRIES:
+        lines += _family(name, kind, text, [("", getattr(aggregator, field))])
+    if aggregator.connections is not None:
+        c = aggregator.connections
+        samples = [('{transport="tcp"}', c.tcp), ('{transport="websocket"}', c.ws), ('{transport="sse"}', c.sse)]
+        lines += _family("bunqueue_connections", "gauge", "Current server connections by bounded transport", samples)
+    return lines
+
+
+def compatible(merged: Merged, uptime_s: int, front_rss: int, aggregator: AggregatorStats | None = None) -> bytes:
+    """The reference's metric names, from the same figures as bunq's own."""
+    lines = _family(
+        "bunqueue_build_info",
+        "gauge",
+        "Build and runtime identity",
+        [(f'{{python_version="{platform.python_version()}",version="{__version__}"}}', 1)],
+    )
     for name, key, text in COMPAT_TOTALS:
         lines += _family(name, "gauge", text, [("", sum(getattr(q, key) for q in merged.queues.values()))])
     for name, key, text in COMPAT_COUNTERS:
@@ -148,6 +182,8 @@ def compatible(merged: Merged, uptime_s: int, front_rss: int) -> bytes:
     lines += _family(
         "bunqueue_storage_disk_full", "gauge", "Whether persistent storage reported a full disk", [("", full)]
     )
+    if aggregator is not None:
+        lines += registries(aggregator)
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -155,4 +191,4 @@ def render(merged: Merged, uptime_s: int = 0, front_rss: int = 0, aggregator: Ag
     """bunq's own metrics, then the reference's names."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Snapshot(merged, aggregator))
-    return bytes(generate_latest(registry)) + compatible(merged, uptime_s, front_rss)
+    return bytes(generate_latest(registry)) + compatible(merged, uptime_s, front_rss, aggregator)

@@ -169,7 +169,20 @@ async def ping(reg: Registries, cmd: p.Ping) -> p.Reply:
 
 
 async def aggregator_stats(reg: Registries, cmd: p.GetAggregatorStats) -> p.Reply:
-    return p.AggregatorStats(reg.events_dropped())
+    hooks = reg.webhooks.hooks.values()
+    workers = reg.workers.workers.values()
+    return p.AggregatorStats(
+        reg.events_dropped(),
+        crons=len(reg.crons.crons),
+        webhooks=len(hooks),
+        webhooks_enabled=sum(1 for hook in hooks if hook.enabled),
+        workers=len(workers),
+        worker_active_jobs=sum(w.active_jobs for w in workers),
+        worker_slots=sum(w.concurrency for w in workers),
+        workers_processed=sum(w.processed_jobs for w in workers),
+        workers_failed=sum(w.failed_jobs for w in workers),
+        connections=reg.fronts.totals(),
+    )
 
 
 HANDLERS: dict[type[p.Command], Callable[[Registries, Any], Awaitable[p.Reply]]] = {

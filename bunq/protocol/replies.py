@@ -201,6 +201,15 @@ class ShardStats(Reply, frozen=True):
 
 class AggregatorStats(Reply, frozen=True):
     events_dropped: int  # events it published or forwarded that its socket refused, since it started
+    crons: int = 0
+    webhooks: int = 0
+    webhooks_enabled: int = 0
+    workers: int = 0
+    worker_active_jobs: int = 0  # as the workers' heartbeats last reported them
+    worker_slots: int = 0  # the registered workers' concurrency, summed
+    workers_processed: int = 0
+    workers_failed: int = 0
+    connections: ConnectionCounts | None = None  # every front's, as they last reported them
 
 
 class Memory(Reply, frozen=True):

@@ -67,6 +67,34 @@ def test_jobs_list_takes_several_states_oldest_first(api: httpx.Client, queue: s
     assert api.get(f"/queues/{queue}/jobs/list?state=bogus").status_code == 400
 
 
+def _scrape(api: httpx.Client) -> dict[str, float]:
+    text = api.get("/prometheus").text
+    return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in text.splitlines() if line and line[0] != "#")}
+
+
+def test_prometheus_counts_the_registries_under_the_reference_names(api: httpx.Client, queue: str) -> None:
+    before = _scrape(api)
+    worker = api.post("/workers", json={"name": "scraped", "queues": [queue], "concurrency": 3}).json()
+    worker_id = worker["data"]["workerId"]
+    cron = {"name": f"{queue}-cron", "queue": queue, "schedule": "0 0 1 1 *", "data": {}}
+    assert api.post("/crons", json=cron).json()["ok"]
+    try:
+        assert api.post(f"/workers/{worker_id}/heartbeat", json={"activeJobs": 2, "processed": 7}).json()["ok"]
+        after = _scrape(api)
+        assert after["bunqueue_workers_registered"] == before["bunqueue_workers_registered"] + 1
+        assert after["bunqueue_workers_active"] == after["bunqueue_workers_registered"]
+        assert after["bunqueue_worker_concurrency_slots"] == before["bunqueue_worker_concurrency_slots"] + 3
+        assert after["bunqueue_worker_active_jobs"] == before["bunqueue_worker_active_jobs"] + 2
+        assert after["bunqueue_workers_processed_total"] == before["bunqueue_workers_processed_total"] + 7
+        assert after["bunqueue_cron_jobs_registered"] == before["bunqueue_cron_jobs_registered"] + 1
+        assert "bunqueue_webhooks_registered" in after and "bunqueue_webhooks_enabled" in after
+        assert 'bunqueue_connections{transport="websocket"}' in after
+    finally:
+        api.delete(f"/workers/{worker_id}")
+        api.delete(f"/crons/{queue}-cron")
+    assert _scrape(api)["bunqueue_workers_registered"] == before["bunqueue_workers_registered"]
+
+
 def test_prometheus_serves_the_reference_names_beside_bunqs_own(api: httpx.Client, queue: str) -> None:
     _fill(api, queue)
     text = api.get("/prometheus").text
