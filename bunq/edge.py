@@ -37,6 +37,7 @@ CORS_HEADERS = b"Content-Type, Authorization"
 UNAUTHORIZED = b'{"ok":false,"error":"Unauthorized"}'
 RATE_LIMITED = b'{"ok":false,"error":"Rate limit exceeded"}'
 HEAD_TOO_LARGE = b'{"ok":false,"error":"Request header fields too large"}'
+UNPARSEABLE = b'{"ok":false,"error":"Invalid HTTP request"}'
 ANY_ORIGIN = [(b"access-control-allow-origin", b"*")]
 VARY_ORIGIN = (b"vary", b"Origin")
 PREFLIGHT = [
@@ -263,17 +264,24 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             self.flow.pause_reading()
             return
         self._linger = self.loop.call_later(LINGER_S, self._close)
-        self.transport.write(self._head_too_large())
+        self.transport.write(self._last_answer(b"431 Request Header Fields Too Large", HEAD_TOO_LARGE))
         if self.transport.can_write_eof():
             self.transport.write_eof()
 
-    def _head_too_large(self) -> bytes:
+    def send_400_response(self, msg: str) -> None:
+        """What uvicorn answers bytes its parser refuses (a bad `Content-Length`, a control character in a
+        header, a broken request line): the JSON error every other refusal is, instead of its plain text."""
+        self.transport.write(self._last_answer(b"400 Bad Request", UNPARSEABLE))
+        self.transport.close()
+
+    def _last_answer(self, status: bytes, body: bytes) -> bytes:
+        """An answer written past the ASGI app, the connection's last."""
         headers = [*self.server_state.default_headers, (b"content-type", b"application/json")]
         if self.cors_any:
             headers.append((b"access-control-allow-origin", b"*"))
-        headers += [(b"content-length", str(len(HEAD_TOO_LARGE)).encode()), (b"connection", b"close")]
+        headers += [(b"content-length", str(len(body)).encode()), (b"connection", b"close")]
         lines = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-        return b"HTTP/1.1 431 Request Header Fields Too Large\r\n" + lines + b"\r\n" + HEAD_TOO_LARGE
+        return b"HTTP/1.1 " + status + b"\r\n" + lines + b"\r\n" + body
 
     def _close(self) -> None:
         if not self.transport.is_closing():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -396,3 +397,28 @@ def test_an_encoded_slash_in_a_queue_name_is_an_invalid_character(http: httpx.Cl
 def test_an_encoded_slash_elsewhere_does_not_change_other_routes(http: httpx.Client) -> None:
     assert http.get("/jobs/no%2Fsuch").json() == {"ok": False, "error": "Job not found"}
     assert http.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST /queues/framing/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"POST /queues/framing/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 9\r\n\r\n{}",
+        b"GET /queues/framing/counts HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\n\r\n",
+        b"GARBAGE\r\n\r\n",
+    ],
+)
+def test_bytes_the_http_parser_refuses_get_the_json_error_and_store_nothing(
+    server: BunqServer, http: httpx.Client, head: bytes
+) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head)
+        answer = b""
+        while chunk := sock.recv(65536):  # the server closes the connection after its answer
+            answer += chunk
+    status, _, body = answer.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert b"content-type: application/json" in status.lower()
+    assert b"access-control-allow-origin: *" in status.lower()
+    assert json.loads(body) == {"ok": False, "error": "Invalid HTTP request"}
+    assert total(http, "framing") == 0
