@@ -516,7 +516,7 @@ class Worker(msgspec.Struct):
     processedJobs: int
     failedJobs: int
     currentJob: str | None
-    uptime: int
+    uptime: int  # milliseconds since it registered
 
 
 class WorkerReply(msgspec.Struct):

@@ -190,7 +190,7 @@ def _worker_view(worker: p.WorkerEntry, now: int) -> dict[str, Any]:
         "processedJobs": worker.processed_jobs,
         "failedJobs": worker.failed_jobs,
         "currentJob": worker.current_job,
-        "uptime": (now - worker.registered_at) // 1000,
+        "uptime": now - worker.registered_at,  # ms, as the reference counts it
     }
 
 

@@ -156,7 +156,7 @@ class WorkerInfo(msgspec.Struct, rename="camel", kw_only=True):
     processed_jobs: int = 0
     failed_jobs: int = 0
     current_job: str | None = None
-    uptime: int = 0
+    uptime: int = 0  # milliseconds since it registered
 
 
 class Event(msgspec.Struct, kw_only=True):

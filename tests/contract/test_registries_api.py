@@ -188,6 +188,7 @@ def test_workers_count_their_jobs_and_expire_without_heartbeats(cluster: Cluster
     assert ok(api.post(f"/workers/{worker_id}/heartbeat"))
     cluster.advance(800)
     assert mine(), "a heartbeat keeps a worker registered"
+    assert mine()[0]["uptime"] >= 1600, "milliseconds since it registered, as the reference counts"
     assert api.post("/workers/nope/heartbeat").status_code == 404
     reported = {"activeJobs": 2, "processed": 5, "failed": 1}  # a worker's own counts replace the tallied ones
     ok(api.post(f"/workers/{worker_id}/heartbeat", json=reported))
