@@ -25,6 +25,7 @@ class Merged:
     disk_full: bool = False
     histograms: dict[str, list[int]] = field(default_factory=dict)
     per_shard: list[p.ShardStats] = field(default_factory=list)
+    paused: set[str] = field(default_factory=set)
 
     def counts(self) -> dict[str, int]:
         keys = ("waiting", "active", "delayed", "completed", "failed")
@@ -50,6 +51,7 @@ async def gather(client: Shards) -> Merged:
         for key, value in reply.totals.items():
             merged.totals[key] = merged.totals.get(key, 0) + value
         merged.queues.update(reply.queues)
+        merged.paused.update(reply.paused)
         for key, value in reply.collections.items():
             merged.collections[key] = merged.collections.get(key, 0) + value
         merged.rss_bytes += reply.rss_bytes

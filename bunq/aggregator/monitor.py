@@ -102,9 +102,12 @@ class Monitor:
                 "totalCompleted": merged.totals.get("completed", 0),
                 "totalFailed": merged.totals.get("failed", 0),
                 **rates,
-                "uptime": self.uptime(),
-                "queues": [{"name": name, **msgspec.to_builtins(c)} for name, c in sorted(merged.queues.items())],
-                "workers": len(self.workers.workers),
+                "uptime": int((time.time() - self.started) * 1000),  # ms, as the reference has it here
+                "queues": {
+                    name: {**msgspec.to_builtins(c), "dlq": c.failed, "paused": name in merged.paused}
+                    for name, c in sorted(merged.queues.items())
+                },
+                "workers": {"total": len(self.workers.workers), "active": len(self.workers.workers)},
                 "cronJobs": len(self.crons.crons),
             },
         )

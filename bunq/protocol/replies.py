@@ -197,6 +197,7 @@ class ShardStats(Reply, frozen=True):
     disk_full: bool = False
     histograms: dict[str, list[int]] = {}  # name → bucket counts (last: +Inf), then count and sum (ms)
     events_dropped: int = 0  # events its socket refused (no subscriber keeping up), since it started
+    paused: list[str] = []  # its paused queues
 
 
 class AggregatorStats(Reply, frozen=True):

@@ -245,7 +245,7 @@ function onEvent(msg) {
   switch (msg.event) {
     case "stats:snapshot":
       addSnapshot(data, msg.ts || Date.now());
-      for (const queue of data.queues || []) state.queueCounts.set(queue.name, queue);
+      for (const [name, counts] of Object.entries(data.queues || {})) state.queueCounts.set(name, counts);
       break;
     case "health:status":
       state.health = { ...(state.health || {}), ...data, status: data.ok ? "healthy" : "degraded" };
@@ -269,7 +269,8 @@ function limitsOf(queue) {
 
 function addSnapshot(totals, ts) {
   const now = { t: ts / 1000, pushed: totals.totalPushed, completed: totals.totalCompleted, failed: totals.totalFailed };
-  state.stats = { ...(state.stats || {}), ...totals };
+  const { queues, workers, uptime, ...figures } = totals; // the snapshot's uptime is in ms, /stats' in s
+  state.stats = { ...(state.stats || {}), ...figures };
   if (state.last && now.t > state.last.t) {
     const dt = now.t - state.last.t;
     const rate = (key) => Math.max(0, (now[key] - state.last[key]) / dt);

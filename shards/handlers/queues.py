@@ -263,6 +263,7 @@ def get_stats(engine: QueueCommands, cmd: p.GetStats, respond: Respond) -> p.Rep
         engine.disk_full,
         histograms,
         engine.events.dropped,
+        [name for name in queues if engine.queues[name].settings.paused],
     )
 
 

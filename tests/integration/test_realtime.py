@@ -117,6 +117,8 @@ def test_dashboard_subscriptions_see_the_job_path_and_registries(server: BunqSer
             c.post("/queues/dash/resume")
             c.post("/crons", json={"name": "dash-cron", "queue": "dash", "data": 1, "repeatEvery": 200, "maxLimit": 1})
             c.post("/workers", json={"name": "dash-worker", "queues": ["dash"]})
+            c.post("/queues/dash-held/jobs", json={"data": 3})
+            c.post("/queues/dash-held/pause")
         wanted = ["job:pushed", "job:active", "job:completed", "job:failed", "dlq:added", "queue:paused",
                   "queue:resumed", "queue:counts", "cron:created", "cron:fired", "worker:connected",
                   "stats:snapshot"]  # fmt: skip
@@ -129,10 +131,25 @@ def test_dashboard_subscriptions_see_the_job_path_and_registries(server: BunqSer
         assert dlq["jobId"] == bad and dlq["reason"]
         counts = dash.events("queue:counts")[-1]["data"]
         assert counts["queue"] == "dash" and {"waiting", "active", "completed", "failed", "delayed"} <= set(counts)
-        snapshot = dash.events("stats:snapshot")[-1]["data"]
-        assert {"waiting", "active", "completed", "dlq", "totalPushed", "pushPerSec", "uptime", "queues"} <= set(
+
+        def held_snapshot() -> dict[str, Any] | None:
+            held = [e["data"] for e in dash.events("stats:snapshot") if "dash-held" in e["data"]["queues"]]
+            return held[-1] if held else None
+
+        dash.wait_for(lambda: held_snapshot() is not None, timeout=12)  # every 5 s
+        snapshot = held_snapshot()
+        assert snapshot is not None
+        assert {"waiting", "active", "completed", "dlq", "totalPushed", "pushPerSec", "uptime", "cronJobs"} <= set(
             snapshot
         )
+        # the reference's shapes: queues keyed by name with a paused flag, workers as totals, uptime in ms
+        assert (
+            snapshot["queues"]["dash-held"] | {"waiting": 1, "dlq": 0, "paused": True}
+            == snapshot["queues"]["dash-held"]
+        )
+        assert snapshot["queues"]["dash"]["paused"] is False and snapshot["queues"]["dash"]["dlq"] == 1
+        assert snapshot["workers"]["total"] >= 1 and snapshot["workers"]["active"] == snapshot["workers"]["total"]
+        assert snapshot["uptime"] >= 1000
         assert all(set(f) == {"event", "ts", "data"} for f in dash.events())
         assert not dash.events("webhook:added")  # not subscribed
     finally:
