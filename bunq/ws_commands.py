@@ -122,14 +122,30 @@ COMMANDS: dict[str, Spec] = {
 }
 
 
+def _param(message: dict[str, Any], field: str) -> str:
+    value = message.get(field)
+    if field == "queue":
+        if type(value) is int:
+            return str(value)  # as the reference takes it
+        if not value:
+            raise BadRequest("Queue name is required")  # the HTTP route's words for an empty name
+        if not isinstance(value, str):
+            raise BadRequest("Queue name must be a string")
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"{field} is required")
+    return value
+
+
+def _query_value(value: Any) -> Any:
+    """A list (`GetJobs` `state: ["waiting", "delayed"]`) in the query string's form for it, `a,b`."""
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return ",".join(value)
+    return value
+
+
 def build_call(client: Shards, spec: Spec, message: dict[str, Any]) -> Call:
-    params: dict[str, str] = {}
-    for param, field in spec.params:
-        value = message.get(field)
-        if not isinstance(value, str) or not value:
-            raise BadRequest(f"{field} is required")
-        params[param] = value
-    query = {k: message[k] for k in spec.query if message.get(k) is not None}
+    params = {param: _param(message, field) for param, field in spec.params}
+    query = {k: _query_value(message[k]) for k in spec.query if message.get(k) is not None}
     used = {field for _, field in spec.params} | set(spec.query) | set(RESERVED)
     # a command with a body always sends one (`{}` at least): the handler then names what is missing
     # ("data is required") instead of finding no JSON at all

@@ -196,6 +196,13 @@ def test_a_websocket_command_missing_its_fields_is_told_which(server: BunqServer
         assert reply_to(ws, "2")["error"] == "name is required"
         ws.send(json.dumps({"cmd": "Count", "queue": "ws-missing", "reqId": "3"}))
         assert reply_to(ws, "3") == {"ok": True, "count": 0, "reqId": "3"}
+        for n, queue in enumerate((None, "", [], {"a": 1})):
+            message = {"cmd": "PUSH", "data": {}, "reqId": f"q{n}"} | ({} if queue is None else {"queue": queue})
+            ws.send(json.dumps(message))
+            said = "Queue name must be a string" if queue else "Queue name is required"  # the spec's words
+            assert reply_to(ws, f"q{n}") == {"ok": False, "error": said, "reqId": f"q{n}"}
+        ws.send(json.dumps({"cmd": "Count", "queue": "ws-missing", "reqId": "4"}))
+        assert reply_to(ws, "4")["count"] == 0
 
 
 def reply_to(ws: Any, req_id: str | None) -> dict[str, Any]:

@@ -156,6 +156,26 @@ def test_dashboard_subscriptions_see_the_job_path_and_registries(server: BunqSer
         dash.close()
 
 
+def test_get_jobs_takes_a_list_of_states_as_the_reference_does(server: BunqServer) -> None:
+    ws = Client(ws_url(server))
+    try:
+        first = ws.call("PUSH", queue="ws-list", data={"n": 1})["id"]
+        later = ws.call("PUSH", queue="ws-list", data={"n": 2}, delay=600_000)["id"]
+        assert ws.call("PUSH", queue=7, data={"n": 3})["ok"]  # a number names the queue "7", as on the reference
+
+        def ids(**fields: Any) -> list[str]:
+            reply = ws.call("GetJobs", queue="ws-list", **fields)
+            assert reply["ok"] is True, reply
+            return [job["id"] for job in reply["jobs"]]
+
+        assert ids(state=["waiting", "delayed"]) == [first, later]
+        assert ids(state=["delayed"]) == [later]
+        assert ids(state="waiting") == [first]
+        assert ws.call("Count", queue="7")["count"] == 1
+    finally:
+        ws.close()
+
+
 def test_legacy_clients_get_job_events_and_queue_filters_apply(server: BunqServer) -> None:
     legacy = Client(ws_url(server))
     filtered = Client(ws_url(server, "/ws/queues/only-a"))
