@@ -40,6 +40,7 @@ class AckBody(msgspec.Struct):
 
     result: msgspec.Raw = msgspec.Raw()
     token: Any = None
+    removeOnComplete: Any = None
 
 
 class DataBody(msgspec.Struct):
@@ -235,13 +236,14 @@ def data_body(body: bytes) -> bytes:
     return job_data(parsed.data)
 
 
-def ack_body(body: bytes) -> tuple[bytes | None, str | None]:
-    """The raw result (None when absent) and the lock token of an ack."""
+def ack_body(body: bytes) -> tuple[bytes | None, str | None, bool]:
+    """The raw result (None when absent), the lock token of an ack, and whether to drop the job once done."""
     if not body.strip():
-        return None, None
+        return None, None, False
     parsed: AckBody = decode_checked(_ack_decoder, body)
     token = string("token", parsed.token, max_length=MAX_ID_LENGTH)
-    return (bytes(parsed.result) if parsed.result else None), token
+    remove = flag("removeOnComplete", parsed.removeOnComplete)
+    return (bytes(parsed.result) if parsed.result else None), token, remove
 
 
 def _valid_cron(expression: str) -> bool:

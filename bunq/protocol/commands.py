@@ -56,6 +56,7 @@ class AckJobs(Command, frozen=True):
     ids: list[str]
     results: list[bytes | None] = []
     tokens: list[str | None] = []
+    remove: list[bool] = []  # per id: drop the job once completed (removeOnComplete for this ack)
 
 
 class FailJob(Command, frozen=True):
@@ -63,6 +64,7 @@ class FailJob(Command, frozen=True):
     error: str | None = None
     token: str | None = None
     unrecoverable: bool = False  # straight to the DLQ, whatever attempts are left (bunqueue's UnrecoverableError)
+    remove_on_fail: bool = False  # drop the job instead of dead-lettering it when this failure is its last
 
 
 class GetJob(Command, frozen=True):

@@ -133,8 +133,8 @@ def single_outcome(reply: p.Reply, job_id: str) -> None:
 
 async def ack_job(call: Call) -> Result:
     job_id = call.params["id"]
-    result, token = v.ack_body(call.body)
-    command = p.AckJobs([job_id], [result], [token])
+    result, token, remove = v.ack_body(call.body)
+    command = p.AckJobs([job_id], [result], [token], [remove] if remove else [])
     single_outcome(await call.client.call_for_id(job_id, command, holds(job_id)), job_id)
     return OK
 
@@ -146,11 +146,17 @@ async def ack_jobs_batch(call: Call) -> Result:
     ids = v.strings("ids", body.get("ids"))
     results = body.get("results") or []
     tokens = body.get("tokens") or []
-    if not isinstance(results, list) or not isinstance(tokens, list):
-        raise BadRequest("results and tokens must be arrays")
+    removes = body.get("removeOnCompletes") or []
+    if not isinstance(results, list) or not isinstance(tokens, list) or not isinstance(removes, list):
+        raise BadRequest("results, tokens and removeOnCompletes must be arrays")
     encoded = [v.encode_json(results[i]) if i < len(results) else None for i in range(len(ids))]
     toks = [v.string("tokens[]", tokens[i]) if i < len(tokens) else None for i in range(len(ids))]
-    acked, failed = await call.client.per_id(ids, lambda idx: p.AckJobs(*pick(idx, ids, encoded, toks)))
+    columns: list[list[Any]] = [ids, encoded, toks]
+    if removes:
+        columns.append(
+            [v.flag("removeOnCompletes[]", removes[i]) if i < len(removes) else False for i in range(len(ids))]
+        )
+    acked, failed = await call.client.per_id(ids, lambda idx: p.AckJobs(*pick(idx, *columns)))
     return batch_result(acked, failed)
 
 
@@ -165,7 +171,13 @@ async def fail_job(call: Call) -> Result:
     error = body.get("error")
     if error is not None and not isinstance(error, str):
         error = v.encode_json(error).decode()
-    command = p.FailJob(job_id, error, _token(body), v.flag("unrecoverable", body.get("unrecoverable")))
+    command = p.FailJob(
+        job_id,
+        error,
+        _token(body),
+        v.flag("unrecoverable", body.get("unrecoverable")),
+        v.flag("removeOnFail", body.get("removeOnFail")),
+    )
     reply = await call.client.call_for_id(job_id, command, _done)
     if not_found(reply):
         raise BadRequest(NOT_ACTIVE)  # as an ack of no such job

@@ -166,6 +166,8 @@ def ack_jobs(engine: JobPath, cmd: p.AckJobs, respond: Respond) -> p.Reply:
             if isinstance(exc, NotFound):
                 missing.append(job_id)
             continue
+        if i < len(cmd.remove) and cmd.remove[i]:
+            job.remove_on_complete = True
         engine.complete(job, cmd.results[i] if i < len(cmd.results) else None)
         acked += 1
     return p.AckOutcome(acked, failed, missing)
@@ -175,6 +177,8 @@ def fail_job(engine: JobPath, cmd: p.FailJob, respond: Respond) -> p.Reply:
     if cmd.id in engine.index.tombstones:
         return p.Done()
     job = engine.leases.leased(cmd.id, cmd.token)
+    if cmd.remove_on_fail:
+        job.remove_on_fail = True
     if cmd.unrecoverable:
         engine.fail(job, cmd.error, p.DlqReason.UNRECOVERABLE, final=True)
     else:

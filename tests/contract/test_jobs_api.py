@@ -10,7 +10,7 @@ import pytest
 
 from bunq.routing import slot_of_id
 from tests.support.cluster import Cluster
-from tests.support.http import counts, pull, push
+from tests.support.http import counts, pull, push, state
 
 SPEC_JOB_FIELDS = {
     "id", "queue", "data", "priority", "createdAt", "runAt", "startedAt", "completedAt", "attempts",
@@ -170,11 +170,11 @@ def test_cancel_refuses_completed_and_dead_lettered_jobs(api: Any, queue: str) -
     dead = push(api, queue, maxAttempts=1)
     pull(api, queue)
     api.post(f"/jobs/{dead}/fail", json={"error": "boom"})
-    for job_id, state in ((done, "completed"), (dead, "failed")):
+    for job_id, was in ((done, "completed"), (dead, "failed")):
         refused = api.delete(f"/jobs/{job_id}")
         assert refused.status_code == 400
         assert refused.json() == {"ok": False, "error": "Job not found or cannot be cancelled"}
-        assert api.get(f"/jobs/{job_id}/state").json()["state"] == state
+        assert state(api, job_id) == was
     assert api.get(f"/jobs/{done}/result").json()["result"] == 1
     assert len(api.get(f"/queues/{queue}/dlq").json()["jobs"]) == 1
 
@@ -186,6 +186,36 @@ def test_remove_on_complete_keeps_the_result_reachable(api: Any, queue: str) -> 
     assert counts(api, queue)["completed"] == 0
     assert api.get(f"/jobs/{job_id}").status_code == 404
     assert api.get(f"/jobs/{job_id}/result").json()["result"] == "done"
+
+
+def test_an_ack_or_a_last_fail_can_drop_the_job_as_it_finishes(api: Any, queue: str) -> None:
+    """ws-commands.md's `ACK removeOnComplete`, `ACKB removeOnCompletes` and `FAIL removeOnFail`: the
+    reference's per-call forms of the push options (over HTTP too)."""
+    kept, dropped = push(api, queue), push(api, queue)
+    pull(api, queue), pull(api, queue)
+    assert api.post(f"/jobs/{dropped}/ack", json={"result": 1, "removeOnComplete": True}).json() == {"ok": True}
+    assert api.post(f"/jobs/{kept}/ack", json={"result": 2, "removeOnComplete": False}).json() == {"ok": True}
+    assert state(api, dropped) == "unknown" and state(api, kept) == "completed"
+    assert api.get(f"/jobs/{dropped}/result").json()["result"] == 1  # as with the push option
+
+    ids = [push(api, queue) for _ in range(3)]
+    api.post(f"/queues/{queue}/jobs/pull-batch", json={"count": 3})
+    r = api.post("/jobs/ack-batch", json={"ids": ids, "removeOnCompletes": [True, False]})
+    assert r.json() == {"ok": True, "count": 3}
+    assert [state(api, i) for i in ids] == ["unknown", "completed", "completed"]
+
+    retried, last = push(api, queue, maxAttempts=2), push(api, queue, maxAttempts=1)
+    pull(api, queue), pull(api, queue)
+    assert api.post(f"/jobs/{retried}/fail", json={"error": "x", "removeOnFail": True}).json() == {"ok": True}
+    assert api.post(f"/jobs/{last}/fail", json={"error": "x", "removeOnFail": True}).json() == {"ok": True}
+    assert state(api, last) == "unknown"  # not dead-lettered
+    assert state(api, retried) in ("waiting", "delayed")  # attempts left: it is retried, and dropped only at its end
+    assert api.get(f"/queues/{queue}/dlq").json()["jobs"] == []
+    for bad in ({"removeOnComplete": "yes"},):
+        refused = api.post(f"/jobs/{kept}/ack", json=bad)
+        assert refused.status_code == 400 and refused.json()["error"] == "removeOnComplete must be a boolean"
+    refused = api.post("/jobs/ack-batch", json={"ids": ids, "removeOnCompletes": [1]})
+    assert refused.status_code == 400 and "removeOnCompletes" in refused.json()["error"]
 
 
 def test_long_poll_returns_as_soon_as_a_job_is_pushed(cluster: Cluster, api: Any, queue: str) -> None:
