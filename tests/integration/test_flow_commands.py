@@ -141,7 +141,7 @@ def test_a_child_s_failure_policy_decides_what_its_parent_does(send: Send) -> No
             assert send({"cmd": "GetIgnoredChildrenFailures", "id": parent}) == {"ok": True, "values": {}}
             run(send, CQ)  # the other child, still there
             continue
-        wait_until(lambda parent=parent: send({"cmd": "GetIgnoredChildrenFailures", "id": parent})["values"] == key)
+        wait_until(lambda p=parent, k=key: send({"cmd": "GetIgnoredChildrenFailures", "id": p})["values"] == k)
         assert state(send, parent) == "waiting-children"  # ignore: it still waits for the other child
         assert run(send, CQ, "ok") == other
         wait_until(lambda parent=parent: state(send, parent) == "waiting")
