@@ -15,7 +15,7 @@ import msgspec
 from bunq.client import Shards
 from bunq.errors import BadRequest
 from bunq.http import Call, Handler, Result
-from bunq.routes import jobs, monitoring, operations, queues, registries
+from bunq.routes import flows, jobs, monitoring, operations, queues, registries
 
 _json = msgspec.json.Encoder()
 RESERVED = ("cmd", "reqId")
@@ -74,6 +74,14 @@ COMMANDS: dict[str, Spec] = {
     "JobHeartbeatB": Spec(operations.heartbeat_batch),
     "PromoteJobs": _queue(queues.promote_jobs),
     "AddLog": _job(operations.add_log),
+    # flows (WebSocket and TCP only, as the reference serves them)
+    "PUSHF": Spec(flows.push_flow),
+    "UpdateParent": Spec(flows.update_parent),
+    "GetFailedChildrenValues": _job(flows.get_failed_children_values, body=False),
+    "GetIgnoredChildrenFailures": _job(flows.get_ignored_children_failures, body=False),
+    "RemoveChildDependency": _job(flows.remove_child_dependency, body=False),
+    "RemoveUnprocessedChildren": _job(flows.remove_unprocessed_children, body=False),
+    "MoveToWaitingChildren": _job(flows.move_to_waiting_children),
     "GetLogs": _job(operations.get_logs, body=False),
     "ClearLogs": _job(operations.clear_logs, body=False),
     # queue control

@@ -7,6 +7,12 @@ shard tells the dependent's shard (`ResolveDependency`) through a persisted outb
 until acknowledged, and the waiting side re-sends its watches periodically and on start, so the path
 survives a restart of either side. Resolution is idempotent. `Flows` owns that outbox; its timers call
 its own methods.
+
+A flow child (bunqueue's FlowProducer, `parent_id`) is such a dependency of its parent, and its failure
+carries its `FlowPolicy` on the same path: the parent goes to the DLQ (the default), stops waiting for it
+(`remove`, `ignore`, and a child removed before it ran), or runs at once (`continue`). Links made later
+(UpdateParent, RemoveChildDependency) change the parent on its shard and the child on its own; a link left
+behind on one side is harmless, since resolving a dependency the parent no longer waits for does nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import msgspec
 
 from bunq import protocol as p
 from bunq.catalogue import EventName
-from bunq.protocol import State
+from bunq.protocol import FlowPolicy, State
 from bunq.routing import new_job_id, shard_of_slot, shards_for_id
 from shards.index import JobIndex
 from shards.job import Job
@@ -129,7 +135,9 @@ class Flows:
         def watched(reply: p.Reply) -> None:
             if isinstance(reply, p.Watched) and reply.state in (State.COMPLETED, State.FAILED):
                 completed = reply.state == State.COMPLETED
-                outcome = p.ResolveDependency(parent_id, dep_id, completed, reply.result, reply.error)
+                outcome = p.ResolveDependency(
+                    parent_id, dep_id, completed, reply.result, reply.error, reply.policy, reply.queue
+                )
                 self.resolve(outcome)
 
         for shard in shards_for_id(dep_id, self.slots, self.shards):
@@ -144,27 +152,79 @@ class Flows:
         job = self.jobs.get(cmd.parent_id)
         if job is None or job.state != State.WAITING_CHILDREN or cmd.dep_id not in job.pending_deps:
             return
+        job.pending_deps = tuple(d for d in job.pending_deps if d != cmd.dep_id)
+        if cmd.completed:
+            job.children = {**(job.children or {}), cmd.dep_id: cmd.result}
+            self._go_on_when_done(job)
+            return
+        key = f"{cmd.dep_queue}:{cmd.dep_id}"
+        error = cmd.error or "unknown error"
+        match cmd.policy:
+            case None | FlowPolicy.FAIL:
+                self._fail_parent(job, cmd)
+            case FlowPolicy.REMOVE:
+                self._go_on_when_done(job)
+            case FlowPolicy.IGNORE:
+                job.ignored_failures = {**(job.ignored_failures or {}), key: error}
+                self._go_on_when_done(job)
+            case FlowPolicy.CONTINUE:
+                job.failed_children = {**(job.failed_children or {}), key: error}
+                job.pending_deps = ()
+                self._go_on_when_done(job)
+            case _:
+                assert_never(cmd.policy)
+
+    def _fail_parent(self, job: Job, cmd: p.ResolveDependency) -> None:
         engine = self.engine
         q = engine.queue(job.queue)
-        job.pending_deps = tuple(d for d in job.pending_deps if d != cmd.dep_id)
-        if not cmd.completed:
-            q.unschedule(job)
-            job.failed_reason = f"Dependency {cmd.dep_id} failed: {cmd.error or 'failed'}"
-            engine.emit_data(
-                "flow:failed",
-                {"parentJobId": job.id, "failedChildId": cmd.dep_id, "queue": job.queue, "error": job.failed_reason},
-            )
-            engine.dead_letter(job, q, p.DlqReason.DEPENDENCY_FAILED)
-            return
-        job.children = {**(job.children or {}), cmd.dep_id: cmd.result}
+        q.unschedule(job)
+        job.failed_reason = f"Dependency {cmd.dep_id} failed: {cmd.error or 'failed'}"
+        engine.emit_data(
+            "flow:failed",
+            {"parentJobId": job.id, "failedChildId": cmd.dep_id, "queue": job.queue, "error": job.failed_reason},
+        )
+        engine.dead_letter(job, q, p.DlqReason.DEPENDENCY_FAILED)
+
+    def _go_on_when_done(self, job: Job) -> None:
+        """The job waits for children: it becomes waiting (or delayed) once none is left to wait for."""
         if job.pending_deps:
             self.journal.put(job)
             return
+        q = self.engine.queue(job.queue)
         q.waiting_children -= 1
-        engine.emit_data(
+        self.engine.emit_data(
             "flow:completed", {"parentJobId": job.id, "queue": job.queue, "childrenCount": len(job.children or ())}
         )
-        engine.enqueue(job, q)
+        self.engine.enqueue(job, q)
+
+    def wait_for_children(self, job: Job) -> None:
+        """A job that has left its queue (or its lease) waits for children: those pending, or any linked later."""
+        job.state = State.WAITING_CHILDREN
+        self.engine.queue(job.queue).waiting_children += 1
+        self.journal.put(job)
+        self.watch_dependencies(job)
+
+    def link_child(self, job: Job, child_id: str) -> None:
+        """`child_id` becomes a child `job` waits for (if it has finished, the watch answers so at once)."""
+        if child_id not in job.children_ids:
+            job.children_ids = (*job.children_ids, child_id)
+        if child_id not in job.pending_deps:
+            job.pending_deps = (*job.pending_deps, child_id)
+        if job.state != State.WAITING_CHILDREN:
+            self.engine.queue(job.queue).unschedule(job)
+            self.wait_for_children(job)
+            return
+        self.journal.put(job)
+        self._watch(job, child_id)
+
+    def detach_child(self, job: Job, child_id: str) -> bool:
+        """`job` stops waiting for `child_id`, which is no longer its child; False when it was not waiting for it."""
+        if job.state != State.WAITING_CHILDREN or child_id not in job.pending_deps:
+            return False
+        job.children_ids = tuple(c for c in job.children_ids if c != child_id)
+        job.pending_deps = tuple(d for d in job.pending_deps if d != child_id)
+        self._go_on_when_done(job)
+        return True
 
     # ---- the dependency's side ------------------------------------------------------------------
 
@@ -178,7 +238,8 @@ class Flows:
             case p.State.COMPLETED:
                 return p.Watched(State.COMPLETED, job.result)
             case p.State.FAILED | p.State.EXPIRED:
-                return p.Watched(State.FAILED, error=job.failed_reason)
+                policy = job.flow_policy if job.parent_id == cmd.parent_id else None
+                return p.Watched(State.FAILED, error=job.failed_reason, policy=policy, queue=job.queue)
             case p.State.WAITING | p.State.DELAYED | p.State.ACTIVE | p.State.WAITING_CHILDREN | p.State.REMOVED:
                 if (cmd.parent_id, cmd.parent_slot) not in job.dependents:  # not finished yet: watch it
                     job.dependents = (*job.dependents, (cmd.parent_id, cmd.parent_slot))
@@ -193,7 +254,18 @@ class Flows:
 
     def job_failed_for_good(self, job: Job) -> None:
         for parent_id, slot in job.dependents:
-            self._notify(slot, p.ResolveDependency(parent_id, job.id, False, error=job.failed_reason))
+            policy = job.flow_policy if parent_id == job.parent_id else None
+            self._notify(
+                slot, p.ResolveDependency(parent_id, job.id, False, None, job.failed_reason, policy, job.queue)
+            )
+
+    def job_removed_unprocessed(self, job: Job) -> None:
+        """A flow child removed before it ran (RemoveUnprocessedChildren): its parent stops waiting for it."""
+        for parent_id, slot in job.dependents:
+            if parent_id == job.parent_id:
+                self._notify(
+                    slot, p.ResolveDependency(parent_id, job.id, False, None, None, FlowPolicy.REMOVE, job.queue)
+                )
 
     def _notify(self, slot: int, cmd: p.ResolveDependency) -> None:
         if shard_of_slot(slot, self.shards) == self.shard:
@@ -262,6 +334,11 @@ class Flows:
             dependents=(),
             pending_deps=(),
             children=None,
+            parent_id=None,
+            children_ids=(),
+            flow_policy=None,
+            failed_children=None,
+            ignored_failures=None,
             repeat_count=runs,
             seq=0,  # placed anew by `enqueue`
         )

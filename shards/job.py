@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from bunq.protocol import DlqReason, State
+from bunq.protocol import DlqReason, FlowPolicy, State
 
 # Module-level aliases for the per-job paths only (engine transitions, leases, the bulk sweep): on
 # CPython 3.11 `State.WAITING` goes through the enum class's attribute lookup and costs ~55 ns more
@@ -72,6 +72,11 @@ class Job(msgspec.Struct, array_like=True, gc=False):
     dependents: tuple[tuple[str, int], ...] = ()
     repeat_count: int = 0
     auto_retries: int = 0
+    parent_id: str | None = None  # its flow parent (PUSHF, UpdateParent)
+    children_ids: tuple[str, ...] = ()  # a flow parent's children, as declared
+    flow_policy: FlowPolicy | None = None  # what its failure for good does to its parent
+    failed_children: dict[str, str] | None = None  # "queue:id" → error of children it went on without
+    ignored_failures: dict[str, str] | None = None  # "queue:id" → error of children whose failure it ignored
 
 
 def reset_runs(job: Job) -> None:
@@ -123,6 +128,8 @@ class JobView(msgspec.Struct, omit_defaults=False):
     state: str
     childrenPending: tuple[str, ...]
     repeatCount: int
+    parentId: str | None
+    childrenIds: tuple[str, ...]
 
 
 class DlqEntryView(msgspec.Struct):
@@ -182,6 +189,8 @@ def view(job: Job) -> JobView:
         job.state,
         job.pending_deps,
         job.repeat_count,
+        job.parent_id,
+        job.children_ids,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Union
 
 import msgspec
 
-from bunq.protocol.states import LogLevel, State
+from bunq.protocol.states import FlowPolicy, LogLevel, State
 
 
 class NewJob(msgspec.Struct, frozen=True, array_like=True):
@@ -292,13 +292,95 @@ class WatchJob(Command, frozen=True):
 
 
 class ResolveDependency(Command, frozen=True):
-    """Shard → shard: dependency `dep_id` of `parent_id` completed (with its result) or failed for good."""
+    """Shard → shard: dependency `dep_id` of `parent_id` completed (with its result) or failed for good; a
+    flow child's failure carries its policy (and queue, which names it in the parent's failure lists)."""
 
     parent_id: str
     dep_id: str
     completed: bool
     result: bytes | None = None
     error: str | None = None
+    policy: FlowPolicy | None = None
+    dep_queue: str = ""
+
+
+# ---- flows (bunqueue's FlowProducer: parents and children) -------------------------------------
+
+
+class FlowJob(msgspec.Struct, frozen=True, array_like=True):
+    """One job of an atomic flow: the push, its links, and the parents to tell when it finishes (known
+    before any of them exists, so no watch has to find it first)."""
+
+    queue: str
+    job: NewJob
+    parent_id: str | None = None
+    children_ids: tuple[str, ...] = ()
+    policy: FlowPolicy | None = None
+    dependents: tuple[tuple[str, int], ...] = ()
+
+
+class AddFlow(Command, frozen=True):
+    """This shard's jobs of a flow, dependencies before their dependents: all are created or none."""
+
+    jobs: list[FlowJob]
+
+
+class FindJobs(Command, frozen=True):
+    """Which of `ids` this shard holds (live, finished, or a kept result)."""
+
+    ids: list[str]
+
+
+class LinkChild(Command, frozen=True):
+    """On the parent's shard: `child_id` becomes a child the parent waits for (UpdateParent)."""
+
+    parent_id: str
+    child_id: str
+
+
+class SetParent(Command, frozen=True):
+    """On the child's shard: record its parent (UpdateParent), which its completion is then told to."""
+
+    child_id: str
+    parent_id: str
+    parent_slot: int
+
+
+class DetachChild(Command, frozen=True):
+    """On the parent's shard: stop waiting for `child_id` (RemoveChildDependency); answered `Count(1)` when
+    the parent was waiting for it, `Count(0)` otherwise."""
+
+    parent_id: str
+    child_id: str
+
+
+class ClearParent(Command, frozen=True):
+    """On the child's shard: the child no longer has the parent (after `DetachChild`)."""
+
+    child_id: str
+    parent_id: str
+
+
+class RemoveUnprocessed(Command, frozen=True):
+    """On the child's shard: remove the child of `parent_id` if it has not started (waiting, delayed or
+    waiting for its own children); the parent stops waiting for it."""
+
+    id: str
+    parent_id: str
+
+
+class GetFlowFailures(Command, frozen=True):
+    """A parent's failed children that let it go on (`ignored`: those whose failure was ignored)."""
+
+    id: str
+    ignored: bool = False
+
+
+class MoveToWaitingChildren(Command, frozen=True):
+    """An active job (its lease token) waits for children again; it runs once those it has finish."""
+
+    id: str
+    token: str | None = None
 
 
 # ---- aggregator commands (cluster-wide registries) ---------------------------------------------
@@ -411,6 +493,8 @@ AnyCommand = Union[  # noqa: UP007 - msgspec needs a real Union object here
     AddJobs, PullJobs, AckJobs, FailJob, GetJob, GetJobState, GetJobResult, CancelJob, GetCounts, GetDlq, Ping,
     UpdateProgress, GetProgress, UpdateData, ChangePriority, PromoteJob, MoveToDelayed, ChangeDelay, DiscardJob,
     WaitJob, GetChildren, Heartbeat, AddLog, GetLogs, ClearLogs, WatchJob, ResolveDependency,
+    AddFlow, FindJobs, LinkChild, SetParent, DetachChild, ClearParent, RemoveUnprocessed, GetFlowFailures,
+    MoveToWaitingChildren,
     ListQueues, ListJobs, GetPriorityCounts, GetQueueConfig, PauseQueue, ResumeQueue, DrainQueue, ObliterateQueue,
     CleanQueue, PromoteJobs, RetryCompleted, RetryDlq, PurgeDlq, SetRateLimit, SetConcurrency, SetStallConfig,
     SetDlqConfig, GetStats, ReleaseJobs, Collect, GetHeapStats,

@@ -7,7 +7,7 @@ from typing import Union
 import msgspec
 
 from bunq.protocol.commands import CronSpec
-from bunq.protocol.states import DlqConfig, StallConfig
+from bunq.protocol.states import DlqConfig, FlowPolicy, StallConfig
 
 
 class Reply(msgspec.Struct, frozen=True, tag=True):
@@ -102,6 +102,12 @@ class ChildrenValues(Reply, frozen=True):
     values: dict[str, bytes]
 
 
+class Failures(Reply, frozen=True):
+    """A flow parent's kept child failures: "queue:id" → error."""
+
+    values: dict[str, str]
+
+
 class Logs(Reply, frozen=True):
     """Log entries rendered as JSON objects."""
 
@@ -114,6 +120,8 @@ class Watched(Reply, frozen=True):
     state: str
     result: bytes | None = None
     error: str | None = None
+    policy: FlowPolicy | None = None  # a failed flow child's, when the watcher is its parent
+    queue: str = ""
 
 
 class Count(Reply, frozen=True):
@@ -245,6 +253,7 @@ class ConnectionCounts(Reply, frozen=True):
 
 AnyReply = Union[  # noqa: UP007
     Done, Error, Ids, Jobs, JobDoc, JobState, JobResult, AckOutcome, Counts, PriorityCounts, DlqEntries, Pong,
-    Progress, WaitOutcome, ChildrenValues, Logs, Watched, Count, QueueNames, QueueConfig, Crons, Webhooks, Workers,
+    Progress, WaitOutcome, ChildrenValues, Failures, Logs, Watched, Count, QueueNames, QueueConfig, Crons, Webhooks,
+    Workers,
     ShardStats, RateVerdict, Memory, HeapStats, ConnectionCounts, AggregatorStats,
 ]  # fmt: skip

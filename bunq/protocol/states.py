@@ -34,6 +34,16 @@ class DlqReason(enum.StrEnum):
     UNRECOVERABLE = "unrecoverable"  # the worker said no retry can succeed
 
 
+class FlowPolicy(enum.StrEnum):
+    """What a flow child that fails for good does to its parent (bunqueue's `failParentOnFailure`, ...).
+    Without one, the parent goes to the DLQ, as with `fail`."""
+
+    FAIL = "fail"  # the parent goes to the DLQ
+    REMOVE = "remove"  # the parent stops waiting for this child
+    IGNORE = "ignore"  # as remove, and the failure is kept (GetIgnoredChildrenFailures)
+    CONTINUE = "continue"  # the parent runs now, waiting for no child; the failure is kept (GetFailedChildrenValues)
+
+
 class LogLevel(enum.StrEnum):
     INFO = "info"
     WARN = "warn"

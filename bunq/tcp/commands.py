@@ -100,6 +100,8 @@ def reply(name: str, message: dict[str, Any], body: dict[str, Any]) -> dict[str,
         return {"ok": True, "data": {"ignoredIndices": indices, "ignoredIds": [ids[i] for i in indices]}}
     if name == "GetLogs" and isinstance(body.get("logs"), list):
         return {"ok": True, "data": {"logs": body["logs"], "count": len(body["logs"])}}
+    if name == "PUSHF" and isinstance(body.get("data"), dict) and isinstance(body["data"].get("jobs"), list):
+        body["data"]["jobs"] = [_job_view(job) for job in body["data"]["jobs"]]
     if name == "Dlq" and isinstance(body.get("entries"), list):
         body["entries"] = [_dlq_entry(entry) for entry in body["entries"]]
     key = JOB_READS.get(name)

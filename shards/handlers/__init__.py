@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bunq import protocol as p
-from shards.handlers import jobs, operations, queues
+from shards.handlers import flows, jobs, operations, queues
 
 if TYPE_CHECKING:
     from shards.engine import Handler
@@ -38,6 +38,15 @@ HANDLERS: dict[type[p.Command], Handler] = {
     p.ClearLogs: operations.clear_logs,
     p.WatchJob: operations.watch_job,
     p.ResolveDependency: operations.resolve_dependency,
+    p.AddFlow: flows.add_flow,
+    p.FindJobs: flows.find_jobs,
+    p.LinkChild: flows.link_child,
+    p.SetParent: flows.set_parent,
+    p.DetachChild: flows.detach_child,
+    p.ClearParent: flows.clear_parent,
+    p.RemoveUnprocessed: flows.remove_unprocessed,
+    p.GetFlowFailures: flows.get_flow_failures,
+    p.MoveToWaitingChildren: flows.move_to_waiting_children,
     p.ListQueues: queues.list_queues,
     p.ListJobs: queues.list_jobs,
     p.GetPriorityCounts: queues.get_priority_counts,

@@ -80,7 +80,7 @@ def add_jobs(engine: JobPath, cmd: p.AddJobs, respond: Respond) -> p.Reply | Non
         if existing is not None:
             ids.append(existing)
             continue
-        job = _new_job(engine, cmd.queue, slot, spec, now)
+        job = new_job(cmd.queue, slot, spec, now)
         engine.admit(job, q)
         ids.append(job.id)
     reply = p.Ids(ids)
@@ -90,7 +90,7 @@ def add_jobs(engine: JobPath, cmd: p.AddJobs, respond: Respond) -> p.Reply | Non
     return reply
 
 
-def _new_job(engine: JobPath, queue: str, slot: int, spec: p.NewJob, now: int) -> Job:
+def new_job(queue: str, slot: int, spec: p.NewJob, now: int) -> Job:
     custom_id = spec.job_id
     # Job's fields in their order, positionally (a keyword call costs 4x as much, per job of every push);
     # test_job_options checks every field lands where it belongs.

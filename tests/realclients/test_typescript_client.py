@@ -40,6 +40,17 @@ def test_retries_end_in_the_dlq_and_an_unrecoverable_error_at_once(scenarios: Pa
     assert {e["reason"] for e in dlq["entries"]} == {"max_attempts_exceeded", "unrecoverable"}
 
 
+def test_a_flow_producer_s_parent_runs_after_its_children(scenarios: Path, served: BunqServer) -> None:
+    out = Bun(scenarios, served).run("flow", "ts-flow")
+    assert len(out["childIds"]) == 2
+    order = out["order"]
+    assert order.index("parent:parent") > max(order.index("child:1"), order.index("child:2"))
+    assert order.index("parent:soft") > order.index("child:-1")  # its child failed; continueParentOnFailure
+    assert out["childrenValues"] == [{"doubled": 2}, {"doubled": 4}]
+    parent = httpx.get(f"{served.url}/jobs/{out['parentId']}").json()["job"]
+    assert parent["state"] == "completed" and parent["childrenIds"] == out["childIds"]
+
+
 def test_a_killed_worker_gives_its_jobs_back(scenarios: Path, served: BunqServer) -> None:
     bun = Bun(scenarios, served)
     ids = httpx.post(f"{served.url}/queues/ts-kill/jobs/bulk", json={"jobs": [{"data": {"i": i}} for i in range(6)]})

@@ -1,6 +1,6 @@
 // bunqueue's own TypeScript client against a server, one scenario per run: `bun scenarios.mjs NAME`.
 // HOST, PORT, TOKEN and QUEUE come from the environment; the last line printed is the scenario's JSON result.
-import { Queue, Worker, QueueEvents, UnrecoverableError } from 'bunqueue/client';
+import { Queue, Worker, QueueEvents, UnrecoverableError, FlowProducer } from 'bunqueue/client';
 
 const connection = { host: process.env.HOST ?? '127.0.0.1', port: Number(process.env.PORT), token: process.env.TOKEN || undefined };
 const queueName = process.env.QUEUE ?? 'rc';
@@ -72,6 +72,45 @@ const scenarios = {
     await queue.close();
     return { calls, dlq: dlq.map((e) => e.job.id).sort(), ids: [retried.id, fatal.id].sort(),
       reasons: Object.fromEntries(dlq.map((e) => [e.job.id === fatal.id ? 'fatal' : 'retry', e.error])) };
+  },
+
+  // FlowProducer.add: a parent (its own queue) with two children, atomically; the parent runs after both,
+  // with their results; a child failing with continueParentOnFailure lets its parent run at once
+  async flow() {
+    const parentQueue = `${queueName}-parent`;
+    const flows = new FlowProducer({ connection });
+    const tree = await flows.add({
+      name: 'report', queueName: parentQueue, data: { kind: 'parent' },
+      children: [
+        { name: 'part', queueName, data: { n: 1 } },
+        { name: 'part', queueName, data: { n: 2 } },
+      ],
+    });
+    const soft = await flows.add({
+      name: 'soft', queueName: parentQueue, data: { kind: 'soft' },
+      children: [{ name: 'flaky', queueName, data: { n: -1 }, opts: { attempts: 1, continueParentOnFailure: true } }],
+    });
+    const order = [];
+    let parentChildren = null;
+    const children = new Worker(queueName, async (job) => {
+      order.push(`child:${job.data.n}`);
+      if (job.data.n < 0) throw new Error('flaky failed');
+      return { doubled: job.data.n * 2 };
+    }, { connection, concurrency: 1 });
+    const parents = new Worker(parentQueue, async (job) => {
+      order.push(`parent:${job.data.kind}`);
+      if (job.data.kind === 'parent') parentChildren = await job.getChildrenValues();
+      return 'done';
+    }, { connection, concurrency: 1 });
+    const queue = new Queue(parentQueue, { connection });
+    await until(async () => (await queue.getJobState(tree.job.id)) === 'completed'
+      && (await queue.getJobState(soft.job.id)) === 'completed');
+    await children.close();
+    await parents.close();
+    await queue.close();
+    await flows.close();
+    return { parentId: tree.job.id, childIds: tree.children.map((c) => c.job.id), order,
+      childrenValues: parentChildren ? Object.values(parentChildren).sort((a, b) => a.doubled - b.doubled) : null };
   },
 
   // pushes N jobs and exits (another client consumes them)

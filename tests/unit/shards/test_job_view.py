@@ -21,6 +21,7 @@ SHOWN = {
     "uniqueKey": "unique_key", "customId": "custom_id", "groupId": "group_id", "dependsOn": "depends_on",
     "stallCount": "stall_count", "lastHeartbeat": "last_heartbeat", "failedReason": "failed_reason",
     "state": "state", "childrenPending": "pending_deps", "repeatCount": "repeat_count",
+    "parentId": "parent_id", "childrenIds": "children_ids",
 }  # fmt: skip
 
 
@@ -34,7 +35,8 @@ def test_every_rendered_field_shows_its_own_value(tmp_path: Path, bit: int) -> N
         max_attempts=9, backoff=1234, ttl=5000, timeout=6000, progress=42, progress_message="half",
         tags=("t1", "t2"), lifo=lifo, remove_on_complete=on_complete, remove_on_fail=on_fail, durable=durable,
         unique_key="u", custom_id="c", group_id="g", depends_on=("d1",), stall_count=3, last_heartbeat=105,
-        failed_reason="boom", pending_deps=("p1", "p2"), repeat_count=11, data=b'{"k":1}', repeat=b'{"every":5}',
+        failed_reason="boom", pending_deps=("p1", "p2"), repeat_count=11, parent_id="pa", children_ids=("c1",),
+        data=b'{"k":1}', repeat=b'{"every":5}',
     )  # fmt: skip
     shown = msgspec.json.decode(render(distinct))
     assert set(shown) == set(JobView.__struct_fields__)

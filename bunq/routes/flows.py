@@ -1,0 +1,180 @@
+"""Flow commands (bunqueue's FlowProducer and its job methods), served over WebSocket and TCP only, as the
+reference serves them: `PUSHF` (an atomic flow), `UpdateParent`, `RemoveChildDependency`,
+`RemoveUnprocessedChildren`, `GetFailedChildrenValues`, `GetIgnoredChildrenFailures`, `MoveToWaitingChildren`.
+
+A flow whose jobs all hash to one shard is one command there: all of it is created, in one journal window
+(one commit, answered after it when a job is durable), or none. A flow across shards cannot be made so
+without a distributed commit, which bunq does not have. It is made as close as one honestly can: the whole
+graph is checked, and every id looked up on every shard, before anything is written; then each shard
+writes its part in one command, the jobs that wait for others first (nothing can run them yet) and the
+leaves last; when a shard refuses or fails, the parts already written are removed and the push answers the
+error. What may remain is a flow half written by a front that died between those writes, or a leaf that a
+worker pulled in the moment before its removal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import msgspec
+
+from bunq import flowgraph
+from bunq import protocol as p
+from bunq import validation as v
+from bunq.client import Shards
+from bunq.errors import BadRequest, BunqError, NotFound
+from bunq.http import OK, Call, Result, encode
+
+_json = msgspec.json.Decoder()
+
+
+async def push_flow(call: Call) -> Result:
+    body = v.decode_object(call.body)
+    client = call.client
+    jobs = flowgraph.parse(body.get("jobs"), client.slots)
+    if not jobs:
+        return b'{"ok":true,"data":{"jobs":[]}}'
+    await _ids_free(client, [item.job.job_id or "" for item in jobs])
+    by_shard: dict[int, list[p.FlowJob]] = {}
+    for item in jobs:
+        by_shard.setdefault(client.shard_for_queue(item.queue), []).append(item)
+    if len(by_shard) == 1:
+        ((shard, part),) = by_shard.items()
+        rendered = dict(zip(_ids(part), (await client.call(shard, p.AddFlow(part), p.Jobs)).jobs, strict=True))
+    else:
+        rendered = await _across_shards(client, by_shard)
+    order = [rendered[entry["id"]] for entry in body["jobs"]]
+    return b'{"ok":true,"data":{"jobs":[' + b",".join(order) + b"]}}"
+
+
+def _ids(jobs: list[p.FlowJob]) -> list[str]:
+    return [item.job.job_id or "" for item in jobs]
+
+
+async def _ids_free(client: Shards, ids: list[str]) -> None:
+    for reply in await client.call_all(p.FindJobs(ids)):
+        if isinstance(reply, p.Ids) and reply.ids:
+            raise BadRequest(f"Flow job {reply.ids[0]} already exists")
+
+
+async def _across_shards(client: Shards, by_shard: dict[int, list[p.FlowJob]]) -> dict[str, bytes]:
+    waiting = {s: [j for j in part if j.job.depends_on] for s, part in by_shard.items()}
+    leaves = {s: [j for j in part if not j.job.depends_on] for s, part in by_shard.items()}
+    rendered: dict[str, bytes] = {}
+    written: list[tuple[int, str]] = []
+    try:
+        for phase in (waiting, leaves):
+            for shard, part in phase.items():
+                if not part:
+                    continue
+                ids = _ids(part)
+                written.extend((shard, job_id) for job_id in ids)  # before the call: its outcome may be unknown
+                reply = await client.call(shard, p.AddFlow(part), p.Jobs)
+                rendered.update(zip(ids, reply.jobs, strict=True))
+    except BunqError:
+        await asyncio.gather(*(_undo(client, shard, job_id) for shard, job_id in written))
+        raise
+    return rendered
+
+
+async def _undo(client: Shards, shard: int, job_id: str) -> None:
+    with contextlib.suppress(BunqError):
+        await client.call_raw(shard, p.CancelJob(job_id))
+
+
+async def _job(client: Shards, job_id: str, missing: str) -> dict[str, Any]:
+    """The job's JSON view (from whichever shard holds it); `missing` is the refusal when none does."""
+    reply = await client.call_for_id(job_id, p.GetJob(job_id), lambda r: isinstance(r, p.JobDoc))
+    if not isinstance(reply, p.JobDoc):
+        raise BadRequest(missing)
+    job: dict[str, Any] = _json.decode(reply.job)
+    return job
+
+
+async def update_parent(call: Call) -> Result:
+    body = v.decode_object(call.body)
+    child_id = v.string("childId", body.get("childId"), max_length=v.MAX_ID_LENGTH)
+    parent_id = v.string("parentId", body.get("parentId"), max_length=v.MAX_ID_LENGTH)
+    if child_id == parent_id:
+        raise BadRequest("A flow job cannot be its own parent")
+    if child_id is None or parent_id is None:
+        raise BadRequest("childId and parentId are required")
+    client = call.client
+    child = await _job(client, child_id, f"Child job not found: {child_id}")
+    parent = await _job(client, parent_id, f"Parent job not found: {parent_id}")
+    owner = child.get("parentId")
+    if owner is not None and owner != parent_id:
+        raise BadRequest(f"Child job {child_id} already belongs to parent {owner}")
+    parent_shard = client.shard_for_queue(parent["queue"])
+    await client.call(parent_shard, p.LinkChild(parent_id, child_id))
+    slot = client.slot_for_queue(parent["queue"])
+    await client.call(client.shard_for_queue(child["queue"]), p.SetParent(child_id, parent_id, slot))
+    return OK
+
+
+async def remove_child_dependency(call: Call) -> Result:
+    child_id = call.params["id"]
+    client = call.client
+    child = await _job(client, child_id, f"Job not found: {child_id}")
+    parent_id = child.get("parentId")
+    if parent_id is None:
+        raise BadRequest(f"Job {child_id} has no parent")
+    removed = await client.call_for_id(parent_id, p.DetachChild(parent_id, child_id), _detached)
+    if _detached(removed):
+        await client.call(client.shard_for_queue(child["queue"]), p.ClearParent(child_id, parent_id))
+        return b'{"ok":true,"removed":true}'
+    return b'{"ok":true,"removed":false}'
+
+
+def _detached(reply: p.Reply) -> bool:
+    return isinstance(reply, p.Count) and reply.count > 0
+
+
+async def remove_unprocessed_children(call: Call) -> Result:
+    """Waiting and delayed children go, and the parent stops waiting for them; active and finished ones
+    stay. No such parent is no error, as the reference answers."""
+    parent_id = call.params["id"]
+    client = call.client
+    try:
+        parent = await _job(client, parent_id, "")
+    except BadRequest:
+        return OK
+    children = [c for c in parent.get("childrenIds") or () if isinstance(c, str)]
+    await asyncio.gather(*(client.call_for_id(c, p.RemoveUnprocessed(c, parent_id), _detached) for c in children))
+    return OK
+
+
+async def _failures(call: Call, ignored: bool) -> Result:
+    job_id = call.params["id"]
+    reply = await call.client.call_for_id(
+        job_id, p.GetFlowFailures(job_id, ignored), lambda r: isinstance(r, p.Failures)
+    )
+    values = reply.values if isinstance(reply, p.Failures) else {}  # no such job: none, as the reference answers
+    return encode({"ok": True, "values": values})
+
+
+async def get_failed_children_values(call: Call) -> Result:
+    return await _failures(call, False)
+
+
+async def get_ignored_children_failures(call: Call) -> Result:
+    return await _failures(call, True)
+
+
+async def move_to_waiting_children(call: Call) -> Result:
+    body = v.decode_object(call.body)
+    token = v.string("token", body.get("token"), max_length=v.MAX_ID_LENGTH)
+    job_id = call.params["id"]
+    command = p.MoveToWaitingChildren(job_id, token)
+    reply = await call.client.call_for_id(job_id, command, lambda r: not isinstance(r, p.Error))
+    if isinstance(reply, p.Error):
+        raise BadRequest(reply.message if reply.code != NotFound.code else "Job is not active")
+    return b'{"ok":true,"data":{"moved":true}}'
+
+
+WS_ONLY = (
+    push_flow, update_parent, remove_child_dependency, remove_unprocessed_children, get_failed_children_values,
+    get_ignored_children_failures, move_to_waiting_children,
+)  # fmt: skip
