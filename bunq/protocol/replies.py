@@ -133,6 +133,29 @@ class QueueConfig(Reply, frozen=True):
     dlq: DlqConfig
 
 
+class QueueLimits(Reply, frozen=True):
+    """A queue's limits now: `rate_limit_ttl` is -2 with no rate limit, 0 while its window has room, else the
+    ms until a pull fits in it again; `maxed` is whether its active jobs fill the concurrency limit."""
+
+    rate_limit: int | None
+    rate_limit_ttl: int
+    concurrency: int | None
+    maxed: bool
+    rate_window: int = 1000  # ms: the rate limit is jobs per this window
+
+
+class DlqStats(Reply, frozen=True):
+    """A queue's DLQ by reason (bunq's `DlqReason` values), with its auto-retries that are due and not run
+    yet, its entries past maxAge that the sweep has not removed yet, and when the oldest and newest entered."""
+
+    total: int
+    by_reason: dict[str, int]
+    pending_retry: int
+    expired: int
+    oldest: int | None
+    newest: int | None
+
+
 class CronEntry(CronSpec):
     """A registered cron as the aggregator keeps it and answers with it: its spec and its run state."""
 
@@ -201,6 +224,7 @@ class ShardStats(Reply, frozen=True):
 
 class AggregatorStats(Reply, frozen=True):
     events_dropped: int  # events it published or forwarded that its socket refused, since it started
+    rates: dict[str, float] = {}  # pushPerSec, pullPerSec, completePerSec, failPerSec over its last snapshot
 
 
 class Memory(Reply, frozen=True):
@@ -236,5 +260,5 @@ class ConnectionCounts(Reply, frozen=True):
 AnyReply = Union[  # noqa: UP007
     Done, Error, Ids, Jobs, JobDoc, JobState, JobResult, AckOutcome, Counts, PriorityCounts, DlqEntries, Pong,
     Progress, WaitOutcome, ChildrenValues, Logs, Watched, Count, QueueNames, QueueConfig, Crons, Webhooks, Workers,
-    ShardStats, RateVerdict, Memory, HeapStats, ConnectionCounts, AggregatorStats,
+    ShardStats, RateVerdict, Memory, HeapStats, ConnectionCounts, AggregatorStats, QueueLimits, DlqStats,
 ]  # fmt: skip
