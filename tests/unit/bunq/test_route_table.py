@@ -62,5 +62,9 @@ def test_starlette_serves_every_entry_of_the_table_in_its_order() -> None:
 
 
 def test_every_websocket_command_runs_a_handler_of_the_table() -> None:
-    handlers = {op.handler for op in OPERATIONS} | {monitoring.prometheus_json}  # Prometheus text as JSON: WS only
-    assert {spec.handler for spec in ws_commands.COMMANDS.values()} <= handlers
+    """...or one declared protocol-only (the Prometheus text as JSON, bunqueue's inspection and dashboard
+    commands), which no route serves."""
+    routed = {op.handler for op in OPERATIONS}
+    assert {spec.handler for spec in ws_commands.COMMANDS.values()} <= routed | ws_commands.PROTOCOL_ONLY
+    assert monitoring.prometheus_json in ws_commands.PROTOCOL_ONLY
+    assert not routed & ws_commands.PROTOCOL_ONLY

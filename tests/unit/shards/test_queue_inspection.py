@@ -115,4 +115,3 @@ def test_a_freed_unique_key_stays_free_after_a_restart(tmp_path: Path, clock: Fa
     assert fresh != held and push(again, unique_key="k") == fresh
     assert push(again, unique_key="other") != other
     assert {held, other} <= set(again.jobs)  # the jobs themselves stay
-
