@@ -203,6 +203,12 @@ def test_dashboard_overview(ws: Ws) -> None:
     assert data["storage"] == {"diskFull": False, "error": None, "since": None}
     assert abs(data["timestamp"] - time.time() * 1000) < 60_000
 
+    deadline = time.monotonic() + 15  # the aggregator's rates move once two 5 s snapshots saw pushes between them
+    while ok(ws("DashboardOverview"))["throughput"]["pushPerSec"] == 0:
+        assert time.monotonic() < deadline, "pushPerSec stayed 0"
+        ws("PUSH", queue="dash", data={})
+        time.sleep(0.2)
+
 
 def test_dashboard_queues(ws: Ws) -> None:
     ws("PUSH", queue="dq-b", data={}, priority=2)
