@@ -15,7 +15,7 @@ import msgspec
 from bunq.client import Shards
 from bunq.errors import BadRequest
 from bunq.http import Call, Handler, Result
-from bunq.routes import flows, jobs, monitoring, operations, queues, registries
+from bunq.routes import dashboard, flows, jobs, monitoring, operations, queue_ops, queues, registries
 
 _json = msgspec.json.Encoder()
 RESERVED = ("cmd", "reqId")
@@ -99,6 +99,8 @@ COMMANDS: dict[str, Spec] = {
     "RetryCompleted": _queue(queues.retry_completed),
     "SetDlqConfig": _queue(queues.set_dlq_config),
     "GetDlqConfig": _queue(queues.get_dlq_config, body=False),
+    "GetDlqStats": _queue(queue_ops.get_dlq_stats, body=False),
+    "RemoveDlqJob": _queue(queue_ops.remove_dlq_job),
     # limits and configuration
     "RateLimit": _queue(queues.set_rate_limit),
     "RateLimitClear": _queue(queues.clear_rate_limit, body=False),
@@ -106,6 +108,10 @@ COMMANDS: dict[str, Spec] = {
     "ClearConcurrency": _queue(queues.clear_concurrency, body=False),
     "SetStallConfig": _queue(queues.set_stall_config),
     "GetStallConfig": _queue(queues.get_stall_config, body=False),
+    "GetQueueLimits": _queue(queue_ops.get_queue_limits),
+    "GetDeduplicationJobId": _queue(queue_ops.get_deduplication_job_id),
+    "RemoveDeduplicationKey": _queue(queue_ops.remove_deduplication_key),
+    "RemoveJobDeduplicationKey": _job(queue_ops.remove_job_deduplication_key, body=False),
     # crons
     "Cron": Spec(registries.add_cron),
     "CronGet": Spec(registries.get_cron, (("name", "name"),), (), False),
@@ -127,6 +133,11 @@ COMMANDS: dict[str, Spec] = {
     "Prometheus": Spec(monitoring.prometheus_json, body=False),
     "StorageStatus": Spec(monitoring.storage, body=False),
     "CompactMemory": Spec(monitoring.collect, body=False),
+    "TrimEvents": _queue(queue_ops.trim_events),
+    # dashboard
+    "DashboardOverview": Spec(dashboard.dashboard_overview, body=False),
+    "DashboardQueues": Spec(dashboard.dashboard_queues, body=False),
+    "DashboardQueue": _queue(dashboard.dashboard_queue),
 }
 
 
@@ -149,6 +160,26 @@ def _query_value(value: Any) -> Any:
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return ",".join(value)
     return value
+
+
+# Handlers that serve only commands: bunqueue's protocol has these, the spec gives them no HTTP route, and they
+# answer in the reference's `{ok, data}` shapes (every other command runs its HTTP route's handler).
+PROTOCOL_ONLY: frozenset[Handler] = frozenset(
+    {
+        monitoring.prometheus_json,
+        queue_ops.get_queue_limits,
+        queue_ops.get_dlq_stats,
+        queue_ops.remove_dlq_job,
+        queue_ops.trim_events,
+        queue_ops.get_deduplication_job_id,
+        queue_ops.remove_deduplication_key,
+        queue_ops.remove_job_deduplication_key,
+        dashboard.dashboard_overview,
+        dashboard.dashboard_queues,
+        dashboard.dashboard_queue,
+        *flows.WS_ONLY,
+    }
+)
 
 
 def build_call(client: Shards, spec: Spec, message: dict[str, Any]) -> Call:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from bunq.catalogue import EventName
-from bunq.protocol import DlqReason, State
+from bunq.protocol import DlqReason, DlqStats, State
 from shards.index import JobIndex
 from shards.job import Job
 from shards.journal import Journal
@@ -75,6 +75,38 @@ class DeadLetters:
         self.engine.forget_removed(len(jobs))
         self.engine.emit_data("dlq:purged", {"queue": q.name, "count": len(jobs)})
         return len(jobs)
+
+    def remove(self, q: QueueState, job_id: str) -> bool:
+        """One entry removed for good (`job:removed`); False when `q`'s DLQ has no `job_id`."""
+        job = q.dlq.get(job_id)
+        if job is None:
+            return False
+        self.engine.remove(job)
+        return True
+
+    def stats(self, q: QueueState) -> DlqStats:
+        """The entries by reason, the auto-retries due and not run yet, the entries past maxAge that the sweep
+        has not taken yet, and when the oldest and newest entered (the DLQ is in the order they entered)."""
+        now = self.clock()
+        max_age = q.settings.dlq.max_age
+        by_reason: dict[str, int] = {}
+        pending = expired = 0
+        for job in q.dlq.values():
+            reason = job.dlq_reason or "unknown"
+            by_reason[reason] = by_reason.get(reason, 0) + 1
+            retry_at = self.next_retry_at(q, job)
+            pending += retry_at is not None and retry_at <= now
+            expired += (job.dlq_entered_at or 0) + max_age <= now
+        oldest = next(iter(q.dlq.values())).dlq_entered_at if q.dlq else None
+        newest = next(reversed(q.dlq.values())).dlq_entered_at if q.dlq else None
+        return DlqStats(len(q.dlq), by_reason, pending, expired, oldest, newest)
+
+    def next_retry_at(self, q: QueueState, job: Job) -> int | None:
+        """When the entry's auto-retry is due; None when auto-retry is off or it has had them all."""
+        config = q.settings.dlq
+        if not config.auto_retry or job.auto_retries >= config.max_auto_retries:
+            return None
+        return (job.dlq_entered_at or 0) + config.auto_retry_interval
 
     def trim(self, q: QueueState) -> None:
         """Enforce maxEntries: the oldest entries go."""

@@ -89,6 +89,17 @@ class JobIndex:
         if job.unique_key is not None and self._unique.get((job.queue, job.unique_key)) == job.id:
             del self._unique[(job.queue, job.unique_key)]
 
+    def free_unique(self, job: Job) -> bool:
+        """The live `job` lets go of the unique key it holds for good: a push may take the key now, and the job
+        no longer names it (stored so), so a restart does not give it back. False if it held none."""
+        key = job.unique_key
+        if key is None or self._unique.get((job.queue, key)) != job.id:
+            return False
+        del self._unique[(job.queue, key)]
+        job.unique_key = None
+        self.journal.put(job)
+        return True
+
     # ---- finished jobs and results ----------------------------------------------------------------
 
     def finish(self, job: Job) -> None:

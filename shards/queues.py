@@ -27,6 +27,7 @@ from bunq.protocol import QueueCounts, Reply, State
 from shards.job import Job
 
 Entry = tuple[int, int, Job]
+RATE_WINDOW_MS = 1000  # the rate limit is pulls per this sliding window
 
 
 @dataclass(eq=False)
@@ -183,10 +184,27 @@ class QueueState:
         rate = self.settings.rate_limit
         if rate is not None:
             pulls = self.pulls
-            while pulls and pulls[0] <= now - 1000:
+            while pulls and pulls[0] <= now - RATE_WINDOW_MS:
                 pulls.popleft()
             room = min(room, max(0, rate - len(pulls)))
         return room
+
+    def rate_limit_ttl(self, now: int, max_jobs: int | None = None) -> int:
+        """-2 with no rate limit; 0 while its window holds fewer pulls than the limit (or `max_jobs`); else the
+        ms until enough of them leave the window for one more (bunqueue's `getRateLimitTtl`)."""
+        rate = self.settings.rate_limit
+        if rate is None:
+            return -2
+        full = max(1, rate if max_jobs is None else max_jobs)
+        recent = [t for t in self.pulls if t > now - RATE_WINDOW_MS]  # at most the limit's worth, read rarely
+        if len(recent) < full:
+            return 0
+        return recent[len(recent) - full] + RATE_WINDOW_MS - now
+
+    def maxed(self) -> bool:
+        """Whether the active jobs fill the concurrency limit (a pull gets nothing until one finishes)."""
+        limit = self.settings.concurrency
+        return limit is not None and len(self.active) >= limit
 
     def record_pull(self, now: int) -> None:
         if self.settings.rate_limit is not None:

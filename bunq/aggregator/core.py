@@ -46,6 +46,7 @@ class Registries:
         monotonic: Clock = monotonic_ms,
         sleep: Sleep = asyncio.sleep,
         events_dropped: Callable[[], int] = lambda: 0,
+        rates: Callable[[], dict[str, float]] = dict,
     ) -> None:
         self.settings = settings
         self.shards = shards
@@ -59,6 +60,7 @@ class Registries:
         )
         self.fronts = FrontConnections(monotonic)
         self.events_dropped = events_dropped  # what the aggregator's socket refused (its server counts)
+        self.rates = rates  # throughput over the monitor's last snapshot (its server runs the monitor)
 
     def topics(self) -> set[str]:
         """The job event topics the webhooks and the worker counts need from the shards."""
@@ -173,6 +175,7 @@ async def aggregator_stats(reg: Registries, cmd: p.GetAggregatorStats) -> p.Repl
     workers = reg.workers.workers.values()
     return p.AggregatorStats(
         reg.events_dropped(),
+        rates=reg.rates(),
         crons=len(reg.crons.crons),
         webhooks=len(hooks),
         webhooks_enabled=sum(1 for hook in hooks if hook.enabled),

@@ -28,6 +28,7 @@ HEALTH_EVERY = 2  # snapshots
 STORAGE_EVERY = 6
 WORKER_ERROR_MARKS = (5, 10, 25, 50, 100)
 MB = 1024 * 1024
+RATES = {"pushed": "pushPerSec", "pulled": "pullPerSec", "completed": "completePerSec", "failed": "failPerSec"}
 
 Publish = Callable[[str, dict[str, Any]], None]
 
@@ -50,6 +51,7 @@ class Monitor:
         self.thresholds = thresholds
         self.started = time.time()
         self.previous: tuple[float, dict[str, int]] | None = None
+        self.rates: dict[str, float] = dict.fromkeys(RATES.values(), 0.0)  # per second, over the last snapshot
         self.idle_since: dict[str, float] = {}
         self.idle_reported: set[str] = set()
         self.over_size: set[str] = set()
@@ -84,13 +86,13 @@ class Monitor:
 
     def snapshot(self, merged: Merged) -> None:
         now = time.monotonic()
-        rates = {"pushPerSec": 0.0, "pullPerSec": 0.0}
         if self.previous is not None:
             elapsed = max(0.001, now - self.previous[0])
-            for key, total in (("pushPerSec", "pushed"), ("pullPerSec", "pulled")):
+            for total, key in RATES.items():
                 delta = merged.totals.get(total, 0) - self.previous[1].get(total, 0)
-                rates[key] = round(max(0, delta) / elapsed, 2)
+                self.rates[key] = round(max(0, delta) / elapsed, 2)
         self.previous = (now, dict(merged.totals))
+        rates = {key: self.rates[key] for key in ("pushPerSec", "pullPerSec")}
         counts = merged.counts()
         self.publish(
             "stats:snapshot",

@@ -51,7 +51,12 @@ class Aggregator:
         self.store = RegistryStore(os.path.join(settings.data_dir, "aggregator.db"))
         self.shards = ShardClient(settings)
         self.registries = Registries(
-            settings, self.store, self.shards, self.publish, events_dropped=lambda: self.events_dropped
+            settings,
+            self.store,
+            self.shards,
+            self.publish,
+            events_dropped=lambda: self.events_dropped,
+            rates=lambda: self.monitor.rates,
         )
         reg = self.registries
         self.monitor = Monitor(self.shards, reg.workers, reg.crons, self.publish, settings.thresholds, reg.fronts)

@@ -187,6 +187,45 @@ class SetDlqConfig(Command, frozen=True):
     max_auto_retries: int | None = None
 
 
+class GetQueueLimits(Command, frozen=True):
+    """A queue's limits and where it stands against them; `max_jobs` replaces the rate limit as the count
+    that makes its window full (bunqueue's `getRateLimitTtl(maxJobs)`)."""
+
+    queue: str
+    max_jobs: int | None = None
+
+
+class GetDlqStats(Command, frozen=True):
+    queue: str
+
+
+class RemoveDlqJob(Command, frozen=True):
+    """One dead-lettered job of `queue` removed for good (not retried)."""
+
+    queue: str
+    id: str
+
+
+class GetDeduplicationJobId(Command, frozen=True):
+    """The live job of `queue` holding unique key `key`."""
+
+    queue: str
+    key: str
+
+
+class RemoveDeduplicationKey(Command, frozen=True):
+    """Free unique key `key` of `queue`: a new push with it is accepted; the job that held it stays."""
+
+    queue: str
+    key: str
+
+
+class RemoveJobDeduplicationKey(Command, frozen=True):
+    """Free the unique key job `id` holds."""
+
+    id: str
+
+
 class GetStats(Command, frozen=True):
     """Totals, per-queue counts, collection sizes, memory and storage of one shard."""
 
@@ -497,5 +536,6 @@ AnyCommand = Union[  # noqa: UP007 - msgspec needs a real Union object here
     MoveToWaitingChildren,
     ListQueues, ListJobs, GetPriorityCounts, GetQueueConfig, PauseQueue, ResumeQueue, DrainQueue, ObliterateQueue,
     CleanQueue, PromoteJobs, RetryCompleted, RetryDlq, PurgeDlq, SetRateLimit, SetConcurrency, SetStallConfig,
-    SetDlqConfig, GetStats, ReleaseJobs, Collect, GetHeapStats,
+    SetDlqConfig, GetStats, ReleaseJobs, Collect, GetHeapStats, GetQueueLimits, GetDlqStats, RemoveDlqJob,
+    GetDeduplicationJobId, RemoveDeduplicationKey, RemoveJobDeduplicationKey,
 ]  # fmt: skip

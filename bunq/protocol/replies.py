@@ -141,6 +141,29 @@ class QueueConfig(Reply, frozen=True):
     dlq: DlqConfig
 
 
+class QueueLimits(Reply, frozen=True):
+    """A queue's limits now: `rate_limit_ttl` is -2 with no rate limit, 0 while its window has room, else the
+    ms until a pull fits in it again; `maxed` is whether its active jobs fill the concurrency limit."""
+
+    rate_limit: int | None
+    rate_limit_ttl: int
+    concurrency: int | None
+    maxed: bool
+    rate_window: int = 1000  # ms: the rate limit is jobs per this window
+
+
+class DlqStats(Reply, frozen=True):
+    """A queue's DLQ by reason (bunq's `DlqReason` values), with its auto-retries that are due and not run
+    yet, its entries past maxAge that the sweep has not removed yet, and when the oldest and newest entered."""
+
+    total: int
+    by_reason: dict[str, int]
+    pending_retry: int
+    expired: int
+    oldest: int | None
+    newest: int | None
+
+
 class CronEntry(CronSpec):
     """A registered cron as the aggregator keeps it and answers with it: its spec and its run state."""
 
@@ -219,6 +242,7 @@ class AggregatorStats(Reply, frozen=True):
     workers_processed: int = 0
     workers_failed: int = 0
     connections: ConnectionCounts | None = None  # every front's, as they last reported them
+    rates: dict[str, float] = {}  # pushPerSec, pullPerSec, completePerSec, failPerSec over its last snapshot
 
 
 class Memory(Reply, frozen=True):
@@ -255,5 +279,5 @@ AnyReply = Union[  # noqa: UP007
     Done, Error, Ids, Jobs, JobDoc, JobState, JobResult, AckOutcome, Counts, PriorityCounts, DlqEntries, Pong,
     Progress, WaitOutcome, ChildrenValues, Failures, Logs, Watched, Count, QueueNames, QueueConfig, Crons, Webhooks,
     Workers,
-    ShardStats, RateVerdict, Memory, HeapStats, ConnectionCounts, AggregatorStats,
+    ShardStats, RateVerdict, Memory, HeapStats, ConnectionCounts, AggregatorStats, QueueLimits, DlqStats,
 ]  # fmt: skip

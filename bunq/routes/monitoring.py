@@ -39,7 +39,7 @@ def _client(request: Request) -> Shards:
     return client
 
 
-def _memory(merged: Merged) -> dict[str, int]:
+def memory_mb(merged: Merged) -> dict[str, int]:
     rss = (merged.rss_bytes + rss_bytes()) // MB
     return {"heapUsed": rss, "heapTotal": rss, "rss": rss, "external": 0, "arrayBuffers": 0}
 
@@ -60,7 +60,7 @@ async def health(request: Request) -> Response:
         "version": __version__,
         "queues": {**{k: counts[k] for k in ("waiting", "active", "delayed", "completed")}, "dlq": counts["failed"]},
         "connections": connections,
-        "memory": {k: v for k, v in _memory(merged).items() if k in ("heapUsed", "heapTotal", "rss")},
+        "memory": {k: v for k, v in memory_mb(merged).items() if k in ("heapUsed", "heapTotal", "rss")},
     }
     return Response(encode(body), media_type="application/json")
 
@@ -101,7 +101,7 @@ async def stats(call: Call) -> Result:
         "uptime": _uptime(),
         "shards": merged.shards_up,
     }
-    return encode({"ok": True, "stats": figures, "memory": _memory(merged), "collections": merged.collections})
+    return encode({"ok": True, "stats": figures, "memory": memory_mb(merged), "collections": merged.collections})
 
 
 async def metrics_json(call: Call) -> Result:
@@ -111,11 +111,11 @@ async def metrics_json(call: Call) -> Result:
 
 
 async def _prometheus_text(client: Shards) -> bytes:
-    merged, aggregator = await asyncio.gather(gather(client), _aggregator_stats(client))
+    merged, aggregator = await asyncio.gather(gather(client), aggregator_stats(client))
     return metrics.render(merged, _uptime(), rss_bytes(), aggregator)
 
 
-async def _aggregator_stats(client: Shards) -> p.AggregatorStats | None:
+async def aggregator_stats(client: Shards) -> p.AggregatorStats | None:
     """The aggregator's own figures, or None when it does not answer within `AGGREGATOR_WAIT_S`: a scrape
     goes on without them (`bunq_aggregator_up 0`) rather than wait out a request timeout."""
     try:

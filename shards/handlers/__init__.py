@@ -68,4 +68,10 @@ HANDLERS: dict[type[p.Command], Handler] = {
     p.ReleaseJobs: jobs.release_jobs,
     p.Collect: queues.collect,
     p.GetHeapStats: queues.get_heap_stats,
+    p.GetQueueLimits: queues.get_queue_limits,
+    p.GetDlqStats: queues.get_dlq_stats,
+    p.RemoveDlqJob: queues.remove_dlq_job,
+    p.GetDeduplicationJobId: queues.get_deduplication_job_id,
+    p.RemoveDeduplicationKey: queues.remove_deduplication_key,
+    p.RemoveJobDeduplicationKey: queues.remove_job_deduplication_key,
 }

@@ -16,7 +16,7 @@ from bunq import protocol as p
 from bunq.procinfo import rss_bytes
 from shards import admin
 from shards.job import render, render_dlq_entry
-from shards.queues import QueueState
+from shards.queues import RATE_WINDOW_MS, QueueState
 
 if TYPE_CHECKING:
     from shards.dlq import DeadLetters
@@ -162,17 +162,23 @@ def retry_completed(engine: QueueCommands, cmd: p.RetryCompleted, respond: Respo
 
 def get_dlq(engine: QueueCommands, cmd: p.GetDlq, respond: Respond) -> p.Reply:
     q = _queue(engine, cmd.queue)
-    config = q.settings.dlq
+    max_age = q.settings.dlq.max_age
     entries: list[bytes] = []
     for i, job in enumerate(q.dlq.values()):
         if i >= cmd.offset + cmd.count:
             break
         if i >= cmd.offset:
-            entered = job.dlq_entered_at or 0
-            retries = config.auto_retry and job.auto_retries < config.max_auto_retries
-            next_retry = entered + config.auto_retry_interval if retries else None
-            entries.append(render_dlq_entry(job, next_retry, entered + config.max_age))
+            next_retry = engine.dlq.next_retry_at(q, job)
+            entries.append(render_dlq_entry(job, next_retry, (job.dlq_entered_at or 0) + max_age))
     return p.DlqEntries(entries, len(q.dlq))
+
+
+def get_dlq_stats(engine: QueueCommands, cmd: p.GetDlqStats, respond: Respond) -> p.Reply:
+    return engine.dlq.stats(_queue(engine, cmd.queue))
+
+
+def remove_dlq_job(engine: QueueCommands, cmd: p.RemoveDlqJob, respond: Respond) -> p.Reply:
+    return p.Count(int(engine.dlq.remove(_queue(engine, cmd.queue), cmd.id)))
 
 
 def retry_dlq(engine: QueueCommands, cmd: p.RetryDlq, respond: Respond) -> p.Reply:
@@ -181,6 +187,13 @@ def retry_dlq(engine: QueueCommands, cmd: p.RetryDlq, respond: Respond) -> p.Rep
 
 def purge_dlq(engine: QueueCommands, cmd: p.PurgeDlq, respond: Respond) -> p.Reply:
     return p.Count(engine.dlq.purge(_queue(engine, cmd.queue)))
+
+
+def get_queue_limits(engine: QueueCommands, cmd: p.GetQueueLimits, respond: Respond) -> p.Reply:
+    q = _queue(engine, cmd.queue)
+    s = q.settings
+    ttl = q.rate_limit_ttl(engine.clock(), cmd.max_jobs)
+    return p.QueueLimits(s.rate_limit, ttl, s.concurrency, q.maxed(), RATE_WINDOW_MS)
 
 
 def set_rate_limit(engine: QueueCommands, cmd: p.SetRateLimit, respond: Respond) -> p.Reply:
@@ -234,6 +247,25 @@ def set_dlq_config(engine: QueueCommands, cmd: p.SetDlqConfig, respond: Respond)
     engine.emit_data("config:dlq-changed", {"queue": q.name, "config": msgspec.to_builtins(config.dlq)})
     engine.dlq.trim(q)
     return config
+
+
+# ---- unique keys ------------------------------------------------------------------------------------
+
+
+def get_deduplication_job_id(engine: QueueCommands, cmd: p.GetDeduplicationJobId, respond: Respond) -> p.Reply:
+    holder = engine.index.holder(cmd.queue, cmd.key)
+    return p.Ids([] if holder is None else [holder])
+
+
+def remove_deduplication_key(engine: QueueCommands, cmd: p.RemoveDeduplicationKey, respond: Respond) -> p.Reply:
+    holder = engine.index.holder(cmd.queue, cmd.key)
+    job = None if holder is None else engine.jobs.get(holder)
+    return p.Count(int(job is not None and engine.index.free_unique(job)))
+
+
+def remove_job_deduplication_key(engine: QueueCommands, cmd: p.RemoveJobDeduplicationKey, respond: Respond) -> p.Reply:
+    job = engine.jobs.get(cmd.id)
+    return p.Count(int(job is not None and engine.index.free_unique(job)))
 
 
 def get_stats(engine: QueueCommands, cmd: p.GetStats, respond: Respond) -> p.Reply:

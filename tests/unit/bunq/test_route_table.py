@@ -7,7 +7,7 @@ from starlette.routing import Route
 
 from bunq import ws_commands
 from bunq.fastpath import Matcher
-from bunq.routes import flows, monitoring
+from bunq.routes import monitoring
 from bunq.routes.table import HOT, OPERATIONS, routes
 
 
@@ -62,6 +62,9 @@ def test_starlette_serves_every_entry_of_the_table_in_its_order() -> None:
 
 
 def test_every_websocket_command_runs_a_handler_of_the_table() -> None:
-    ws_only = {monitoring.prometheus_json, *flows.WS_ONLY}  # Prometheus text as JSON, and the flow commands
-    handlers = {op.handler for op in OPERATIONS} | ws_only
-    assert {spec.handler for spec in ws_commands.COMMANDS.values()} <= handlers
+    """...or one declared protocol-only (the Prometheus text as JSON, bunqueue's inspection, dashboard and flow
+    commands), which no route serves."""
+    routed = {op.handler for op in OPERATIONS}
+    assert {spec.handler for spec in ws_commands.COMMANDS.values()} <= routed | ws_commands.PROTOCOL_ONLY
+    assert monitoring.prometheus_json in ws_commands.PROTOCOL_ONLY
+    assert not routed & ws_commands.PROTOCOL_ONLY
