@@ -15,7 +15,7 @@ import msgspec
 from bunq.client import Shards
 from bunq.errors import BadRequest
 from bunq.http import Call, Handler, Result
-from bunq.routes import jobs, monitoring, operations, queues, registries
+from bunq.routes import groups, jobs, monitoring, operations, queues, registries
 
 _json = msgspec.json.Encoder()
 RESERVED = ("cmd", "reqId")
@@ -98,6 +98,21 @@ COMMANDS: dict[str, Spec] = {
     "ClearConcurrency": _queue(queues.clear_concurrency, body=False),
     "SetStallConfig": _queue(queues.set_stall_config),
     "GetStallConfig": _queue(queues.get_stall_config, body=False),
+    # groups
+    "GetGroupJobsCount": _queue(groups.get_group_jobs_count),
+    "GetGroupsJobsCount": _queue(groups.get_groups_jobs_count, body=False),
+    "GetGroupActiveCount": _queue(groups.get_group_active_count),
+    "SetGroupRateLimit": _queue(groups.set_group_rate_limit),
+    "GetGroupRateLimit": _queue(groups.get_group_rate_limit),
+    "RemoveGroupRateLimit": _queue(groups.remove_group_rate_limit),
+    "GetGroupRateLimitTtl": _queue(groups.get_group_rate_limit_ttl),
+    "SetGroupConcurrency": _queue(groups.set_group_concurrency),
+    "GetGroupConcurrency": _queue(groups.get_group_concurrency),
+    "RemoveGroupConcurrency": _queue(groups.remove_group_concurrency),
+    "PauseGroup": _queue(groups.pause_group),
+    "ResumeGroup": _queue(groups.resume_group),
+    "IsGroupPaused": _queue(groups.is_group_paused),
+    "RateLimitGroup": _queue(groups.rate_limit_group),
     # crons
     "Cron": Spec(registries.add_cron),
     "CronGet": Spec(registries.get_cron, (("name", "name"),), (), False),

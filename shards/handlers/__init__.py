@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bunq import protocol as p
-from shards.handlers import jobs, operations, queues
+from shards.handlers import groups, jobs, operations, queues
 
 if TYPE_CHECKING:
     from shards.engine import Handler
@@ -59,4 +59,11 @@ HANDLERS: dict[type[p.Command], Handler] = {
     p.ReleaseJobs: jobs.release_jobs,
     p.Collect: queues.collect,
     p.GetHeapStats: queues.get_heap_stats,
+    p.GetGroup: groups.get_group,
+    p.CountGroupedJobs: groups.count_grouped_jobs,
+    p.PauseGroup: groups.pause_group,
+    p.ResumeGroup: groups.resume_group,
+    p.SetGroupConcurrency: groups.set_group_concurrency,
+    p.SetGroupRateLimit: groups.set_group_rate_limit,
+    p.RateLimitGroup: groups.rate_limit_group,
 }
