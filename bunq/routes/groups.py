@@ -20,8 +20,9 @@ def _target(call: Call) -> tuple[str, str, dict[str, Any]]:
 
 async def _group(call: Call) -> p.GroupInfo:
     queue, group, body = _target(call)
-    limit = body.get("maxJobs")
-    wanted = None if limit is None else v.number("maxJobs", limit, 0, v.MAX_SAFE_INTEGER, integer=True)
+    limit: Any = body.get("maxJobs")  # anything but a whole number is ignored, as bunqueue ignores it
+    whole = isinstance(limit, int | float) and not isinstance(limit, bool) and float(limit).is_integer()
+    wanted = int(limit) if whole and abs(limit) <= v.MAX_SAFE_INTEGER else None
     return await call.client.call_queue(queue, p.GetGroup(queue, group, wanted), p.GroupInfo)
 
 
