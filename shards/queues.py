@@ -8,8 +8,8 @@ delayed jobs by creation time for `clean`.
 
 Jobs of a blocked group (paused, at its concurrency, one job at a time by default, or held by a rate
 limit) are set aside in `parked` when they reach the front and go back (with their keys, so in order)
-when the group frees up: a pull never looks at a blocked group's jobs twice, and a queue without groups
-pays nothing for them.
+when the group frees up: while it stays blocked no pull looks at them again, and jobs without a group
+pay nothing for any of it.
 """
 
 from __future__ import annotations
@@ -329,7 +329,7 @@ class QueueState:
 
     def is_idle_ghost(self) -> bool:
         """A queue nobody pushed to, left behind by pulls that timed out: safe to forget."""
-        return not self.known and not self.total() and not self.waiters
+        return not self.known and not self.total() and not self.waiters and not self.group_holds
 
     def describe(self) -> dict[str, Any]:
         return {"queue": self.name, **msgspec.to_builtins(self.counts())}
