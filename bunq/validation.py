@@ -172,6 +172,33 @@ def string(name: str, value: Any, *, max_length: int = MAX_STRING, allow_empty: 
     return value
 
 
+MAX_GROUP_ID = 256
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def group_id(value: Any) -> str:
+    """A group named by a group command, checked as bunqueue checks it (a push's `groupId` is any string)."""
+    if value is None:
+        raise BadRequest("groupId is required")
+    if not isinstance(value, str):
+        raise BadRequest("groupId must be a string")
+    if not value:
+        raise BadRequest("groupId must be a non-empty string")
+    if len(value) > MAX_GROUP_ID:
+        raise BadRequest(f"groupId must be at most {MAX_GROUP_ID} characters")
+    if "\0" in value:
+        raise BadRequest("groupId must not contain NUL characters")
+    return value
+
+
+def positive_integer(name: str, value: Any) -> int:
+    """A whole number from 1 to 2^53 - 1 (JavaScript's safe integers), as bunqueue's group limits take."""
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or not 0 < value <= MAX_SAFE_INTEGER:
+        raise BadRequest(f"{name} must be a positive safe integer")
+    return int(value)
+
+
 def strings(name: str, value: Any) -> list[str]:
     if value is None:
         return []

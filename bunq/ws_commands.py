@@ -15,7 +15,7 @@ import msgspec
 from bunq.client import Shards
 from bunq.errors import BadRequest
 from bunq.http import Call, Handler, Result
-from bunq.routes import dashboard, flows, jobs, monitoring, operations, queue_ops, queues, registries
+from bunq.routes import dashboard, flows, groups, jobs, monitoring, operations, queue_ops, queues, registries
 
 _json = msgspec.json.Encoder()
 RESERVED = ("cmd", "reqId")
@@ -112,6 +112,21 @@ COMMANDS: dict[str, Spec] = {
     "GetDeduplicationJobId": _queue(queue_ops.get_deduplication_job_id),
     "RemoveDeduplicationKey": _queue(queue_ops.remove_deduplication_key),
     "RemoveJobDeduplicationKey": _job(queue_ops.remove_job_deduplication_key, body=False),
+    # groups
+    "GetGroupJobsCount": _queue(groups.get_group_jobs_count),
+    "GetGroupsJobsCount": _queue(groups.get_groups_jobs_count, body=False),
+    "GetGroupActiveCount": _queue(groups.get_group_active_count),
+    "SetGroupRateLimit": _queue(groups.set_group_rate_limit),
+    "GetGroupRateLimit": _queue(groups.get_group_rate_limit),
+    "RemoveGroupRateLimit": _queue(groups.remove_group_rate_limit),
+    "GetGroupRateLimitTtl": _queue(groups.get_group_rate_limit_ttl),
+    "SetGroupConcurrency": _queue(groups.set_group_concurrency),
+    "GetGroupConcurrency": _queue(groups.get_group_concurrency),
+    "RemoveGroupConcurrency": _queue(groups.remove_group_concurrency),
+    "PauseGroup": _queue(groups.pause_group),
+    "ResumeGroup": _queue(groups.resume_group),
+    "IsGroupPaused": _queue(groups.is_group_paused),
+    "RateLimitGroup": _queue(groups.rate_limit_group),
     # crons
     "Cron": Spec(registries.add_cron),
     "CronGet": Spec(registries.get_cron, (("name", "name"),), (), False),
@@ -178,6 +193,7 @@ PROTOCOL_ONLY: frozenset[Handler] = frozenset(
         dashboard.dashboard_queues,
         dashboard.dashboard_queue,
         *flows.WS_ONLY,
+        *groups.WS_ONLY,
     }
 )
 

@@ -24,6 +24,7 @@ from shards.commits import Commits
 from shards.dlq import DeadLetters
 from shards.emitter import Emitter, EventSink, NoEvents
 from shards.flows import Flows
+from shards.groups import Groups
 from shards.handlers import HANDLERS
 from shards.histograms import Histogram
 from shards.index import JobIndex
@@ -92,6 +93,7 @@ class Engine:
         self.outgoing: list[tuple[int, Command, Callable[[Reply], None]]] = []
         self.pulls = Pulls(self.timers, self.registry, self.take)
         self.to_serve = self.pulls.to_serve  # read-only: the pulls write it
+        self.groups = Groups(clock, self.timers, self.registry, self.pulls)
         self.wait_histogram = Histogram()
         self.processing_histogram = Histogram()
         self.disk_full = False
@@ -185,6 +187,8 @@ class Engine:
         q.active[job.id] = job
         if job.group_id is not None:
             q.groups_active[job.group_id] = q.groups_active.get(job.group_id, 0) + 1
+            if q.settings.groups:
+                self.groups.started(q, job.group_id, now)
         self.leases.grant(job, q, owner, lock_ttl)
         self.totals["pulled"] += 1
         self.journal.put(job)
@@ -203,9 +207,9 @@ class Engine:
             left = q.groups_active.get(job.group_id, 1) - 1
             if left <= 0:
                 q.groups_active.pop(job.group_id, None)
-                q.unpark(job.group_id)
             else:
                 q.groups_active[job.group_id] = left
+            self.groups.free(q, job.group_id)
         if q.waiters:
             self.pulls.serve_soon(q)  # a slot opened up; serve parked pulls once this command is done
         return q
@@ -219,7 +223,7 @@ class Engine:
             self.emit("ratelimit:hit", q.waiting[0][2])
         taken: list[Job] = []
         while len(taken) < room:
-            job = q.pop()
+            job = q.pop(now)
             if job is None:
                 break
             if job.ttl is not None and now >= job.created_at + job.ttl:

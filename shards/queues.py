@@ -6,8 +6,10 @@ their priority). Being sorted (rather than a heap) lets `jobs/list` page through
 a cancelled job leave at once, both in O(log n). Delayed jobs are indexed by run time, and waiting and
 delayed jobs by creation time for `clean`.
 
-Jobs of a group whose previous job is still active are set aside in `parked` when they reach the front
-and go back (with their keys, so in order) when the group frees up.
+Jobs of a blocked group (paused, at its concurrency, one job at a time by default, or held by a rate
+limit) are set aside in `parked` when they reach the front and go back (with their keys, so in order)
+when the group frees up: while it stays blocked no pull looks at them again, and jobs without a group
+pay nothing for any of it.
 """
 
 from __future__ import annotations
@@ -61,6 +63,21 @@ class DlqConfig:
 
 
 @dataclass
+class GroupSettings:
+    """One group's own limits (PauseGroup, SetGroupConcurrency, SetGroupRateLimit), kept with its queue's."""
+
+    paused: bool = False
+    concurrency: int | None = None  # None: one job at a time
+    rate_limit: tuple[int, int] | None = None  # at most max starts per window of duration ms
+
+    def is_default(self) -> bool:
+        return not self.paused and self.concurrency is None and self.rate_limit is None
+
+
+WHEN_FREED = -1  # `group_wait`: blocked until something frees the group (a resume, an active job that ends)
+
+
+@dataclass
 class QueueSettings:
     """What a queue keeps beyond its jobs; persisted, and moved with its slot on resharding."""
 
@@ -69,6 +86,7 @@ class QueueSettings:
     concurrency: int | None = None
     stall: StallConfig = field(default_factory=StallConfig)
     dlq: DlqConfig = field(default_factory=DlqConfig)
+    groups: dict[str, GroupSettings] = field(default_factory=dict)  # only groups with a setting
 
 
 @dataclass(eq=False)
@@ -86,6 +104,9 @@ class QueueState:
     groups_active: dict[str, int] = field(default_factory=dict)
     parked: dict[str, list[Job]] = field(default_factory=dict)
     parked_count: int = 0
+    group_sizes: dict[str, int] = field(default_factory=dict)  # waiting and delayed jobs per group
+    group_windows: dict[str, list[int]] = field(default_factory=dict)  # rate-limited group: [start, starts]
+    group_holds: dict[str, int] = field(default_factory=dict)  # RateLimitGroup: no starts until then
     settings: QueueSettings = field(default_factory=QueueSettings)
     known: bool = False
     stall_check_due: int | None = None
@@ -97,6 +118,8 @@ class QueueState:
     def push(self, job: Job) -> None:
         self.waiting.add((-job.priority, job.seq, job))
         self.priorities[job.priority] += 1
+        if job.group_id is not None:
+            self._grow_group(job.group_id)
 
     def unlink_waiting(self, job: Job) -> None:
         """Take a waiting job out of every index (it is leaving the waiting state)."""
@@ -107,23 +130,32 @@ class QueueState:
         else:
             self.waiting.discard((-job.priority, job.seq, job))
         _uncount(self.priorities, job.priority)
+        if job.group_id is not None:
+            self._shrink_group(job.group_id)
 
-    def pop(self) -> Job | None:
-        """The next job to hand out; jobs of a busy group are set aside on the way."""
+    def pop(self, now: int) -> Job | None:
+        """The next job to hand out; jobs of a blocked group are set aside on the way."""
         waiting = self.waiting
         while waiting:
             entry: Entry = waiting.pop(0)
             job = entry[2]
-            if job.group_id is not None and self.groups_active.get(job.group_id):
-                self.parked.setdefault(job.group_id, []).append(job)
-                self.parked_count += 1
-                continue
+            group = job.group_id
+            if group is not None:
+                if self.group_wait(group, now):
+                    self.parked.setdefault(group, []).append(job)
+                    self.parked_count += 1
+                    continue
+                if group in self.parked:  # freed by time, before its timer ran: the set-aside jobs come first
+                    waiting.add(entry)
+                    self.unpark(group)
+                    continue
+                self._shrink_group(group)
             _uncount(self.priorities, job.priority)
             return job
         return None
 
     def unpark(self, group: str) -> None:
-        """The group's active job finished: its set-aside jobs compete again."""
+        """The group is free again: its set-aside jobs compete again."""
         for job in self.parked.pop(group, ()):
             self.parked_count -= 1
             self.waiting.add((-job.priority, job.seq, job))
@@ -147,6 +179,8 @@ class QueueState:
     def add_delayed(self, job: Job) -> None:
         self.delayed.add((job.run_at, job.seq, job))
         self.delayed_priorities[job.priority] += 1
+        if job.group_id is not None:
+            self._grow_group(job.group_id)
 
     def unlink_delayed(self, job: Job) -> None:
         entry = (job.run_at, job.seq, job)
@@ -154,6 +188,78 @@ class QueueState:
             return
         self.delayed.remove(entry)
         _uncount(self.delayed_priorities, job.priority)
+        if job.group_id is not None:
+            self._shrink_group(job.group_id)
+
+    # ---- groups ---------------------------------------------------------------------------------
+
+    def _grow_group(self, group: str) -> None:
+        self.group_sizes[group] = self.group_sizes.get(group, 0) + 1
+
+    def _shrink_group(self, group: str) -> None:
+        left = self.group_sizes.get(group, 1) - 1
+        if left > 0:
+            self.group_sizes[group] = left
+        else:
+            self.group_sizes.pop(group, None)
+
+    def group_wait(self, group: str, now: int) -> int:
+        """0 when a job of `group` may start now; else `WHEN_FREED`, or the ms until a rate limit lets it."""
+        rules = self.settings.groups.get(group)
+        active = self.groups_active.get(group, 0)
+        if rules is None:
+            if active:
+                return WHEN_FREED
+            return self._held(group, now) if self.group_holds else 0
+        if rules.paused or active >= (rules.concurrency or 1):
+            return WHEN_FREED
+        wait = self._held(group, now) if self.group_holds else 0
+        if rules.rate_limit is not None:
+            window = self.group_windows.get(group)
+            if window is not None:
+                most, duration = rules.rate_limit
+                end = window[0] + duration
+                if now >= end:
+                    del self.group_windows[group]
+                elif window[1] >= most:
+                    wait = max(wait, end - now)
+        return wait
+
+    def _held(self, group: str, now: int) -> int:
+        until = self.group_holds.get(group)
+        if until is None:
+            return 0
+        if until <= now:
+            del self.group_holds[group]
+            return 0
+        return until - now
+
+    def group_started(self, group: str, now: int) -> int | None:
+        """A job of a group with settings became active: count it in its rate window. Returns when the window
+        ends if this start filled it (the group is held until then)."""
+        rules = self.settings.groups.get(group)
+        if rules is None or rules.rate_limit is None:
+            return None
+        most, duration = rules.rate_limit
+        window = self.group_windows.get(group)
+        if window is None or now >= window[0] + duration:
+            window = self.group_windows[group] = [now, 0]
+        window[1] += 1
+        return window[0] + duration if window[1] >= most else None
+
+    def group_ttl(self, group: str, now: int, max_jobs: int | None) -> int:
+        """ms until the group may start jobs again by its rate limit or hold (-2: neither is in force; 0: its
+        window has started fewer than `max_jobs`), as bunqueue's `GetGroupRateLimitTtl` answers."""
+        held = self._held(group, now)
+        if held:
+            return held
+        window = self.group_windows.get(group)
+        rules = self.settings.groups.get(group)
+        if window is None or rules is None or rules.rate_limit is None or now >= window[0] + rules.rate_limit[1]:
+            return -2
+        if max_jobs is not None and window[1] < max_jobs:
+            return 0
+        return window[0] + rules.rate_limit[1] - now
 
     # ---- leaving --------------------------------------------------------------------------------
 
@@ -241,7 +347,7 @@ class QueueState:
 
     def is_idle_ghost(self) -> bool:
         """A queue nobody pushed to, left behind by pulls that timed out: safe to forget."""
-        return not self.known and not self.total() and not self.waiters
+        return not self.known and not self.total() and not self.waiters and not self.group_holds
 
     def describe(self) -> dict[str, Any]:
         return {"queue": self.name, **msgspec.to_builtins(self.counts())}

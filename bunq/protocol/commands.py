@@ -170,6 +170,55 @@ class SetConcurrency(Command, frozen=True):
     limit: int | None
 
 
+class GetGroup(Command, frozen=True):
+    """A group's queued and active jobs, its own limits and its rate window (`GroupInfo`)."""
+
+    queue: str
+    group: str
+    max_jobs: int | None = None  # `rate_limit_ttl` is 0 while the window has started fewer than this
+
+
+class CountGroupedJobs(Command, frozen=True):
+    """Waiting and delayed jobs of a queue that belong to a group, any group (`Count`)."""
+
+    queue: str
+
+
+class PauseGroup(Command, frozen=True):
+    queue: str
+    group: str
+
+
+class ResumeGroup(Command, frozen=True):
+    queue: str
+    group: str
+
+
+class SetGroupConcurrency(Command, frozen=True):
+    """`concurrency` None removes it (the group runs one job at a time again)."""
+
+    queue: str
+    group: str
+    concurrency: int | None
+
+
+class SetGroupRateLimit(Command, frozen=True):
+    """At most `max` of the group's jobs start per window of `duration` ms; `max` None removes it."""
+
+    queue: str
+    group: str
+    max: int | None
+    duration: int = 0
+
+
+class RateLimitGroup(Command, frozen=True):
+    """None of the group's jobs start for the next `duration` ms."""
+
+    queue: str
+    group: str
+    duration: int
+
+
 class SetStallConfig(Command, frozen=True):
     queue: str
     stall_interval: int | None = None
@@ -538,4 +587,6 @@ AnyCommand = Union[  # noqa: UP007 - msgspec needs a real Union object here
     CleanQueue, PromoteJobs, RetryCompleted, RetryDlq, PurgeDlq, SetRateLimit, SetConcurrency, SetStallConfig,
     SetDlqConfig, GetStats, ReleaseJobs, Collect, GetHeapStats, GetQueueLimits, GetDlqStats, RemoveDlqJob,
     GetDeduplicationJobId, RemoveDeduplicationKey, RemoveJobDeduplicationKey,
+    SetDlqConfig, GetStats, ReleaseJobs, Collect, GetHeapStats, GetGroup, CountGroupedJobs, PauseGroup, ResumeGroup,
+    SetGroupConcurrency, SetGroupRateLimit, RateLimitGroup,
 ]  # fmt: skip

@@ -129,6 +129,21 @@ class Count(Reply, frozen=True):
     ids: list[str] = []
 
 
+class Changed(Reply, frozen=True):
+    """Whether a command changed anything (a group paused that was not, a limit removed that was set)."""
+
+    changed: bool
+
+
+class GroupInfo(Reply, frozen=True):
+    queued: int  # waiting and delayed
+    active: int
+    paused: bool
+    concurrency: int | None
+    rate_limit: tuple[int, int] | None  # (max, duration ms)
+    rate_limit_ttl: int  # ms until the group may start jobs again; -2 without a window or hold in force
+
+
 class QueueNames(Reply, frozen=True):
     names: list[str]
 
@@ -279,5 +294,6 @@ AnyReply = Union[  # noqa: UP007
     Done, Error, Ids, Jobs, JobDoc, JobState, JobResult, AckOutcome, Counts, PriorityCounts, DlqEntries, Pong,
     Progress, WaitOutcome, ChildrenValues, Failures, Logs, Watched, Count, QueueNames, QueueConfig, Crons, Webhooks,
     Workers,
-    ShardStats, RateVerdict, Memory, HeapStats, ConnectionCounts, AggregatorStats, QueueLimits, DlqStats,
+    ShardStats, RateVerdict, Memory, HeapStats, ConnectionCounts, AggregatorStats, QueueLimits, DlqStats, Changed,
+    GroupInfo,
 ]  # fmt: skip

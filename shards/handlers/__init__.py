@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bunq import protocol as p
-from shards.handlers import flows, jobs, operations, queues
+from shards.handlers import flows, groups, jobs, operations, queues
 
 if TYPE_CHECKING:
     from shards.engine import Handler
@@ -74,4 +74,11 @@ HANDLERS: dict[type[p.Command], Handler] = {
     p.GetDeduplicationJobId: queues.get_deduplication_job_id,
     p.RemoveDeduplicationKey: queues.remove_deduplication_key,
     p.RemoveJobDeduplicationKey: queues.remove_job_deduplication_key,
+    p.GetGroup: groups.get_group,
+    p.CountGroupedJobs: groups.count_grouped_jobs,
+    p.PauseGroup: groups.pause_group,
+    p.ResumeGroup: groups.resume_group,
+    p.SetGroupConcurrency: groups.set_group_concurrency,
+    p.SetGroupRateLimit: groups.set_group_rate_limit,
+    p.RateLimitGroup: groups.rate_limit_group,
 }

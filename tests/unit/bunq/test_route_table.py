@@ -62,7 +62,7 @@ def test_starlette_serves_every_entry_of_the_table_in_its_order() -> None:
 
 
 def test_every_websocket_command_runs_a_handler_of_the_table() -> None:
-    """...or one declared protocol-only (the Prometheus text as JSON, bunqueue's inspection, dashboard and flow
+    """...or one declared protocol-only (the Prometheus text as JSON, bunqueue's inspection, dashboard, flow and group
     commands), which no route serves."""
     routed = {op.handler for op in OPERATIONS}
     assert {spec.handler for spec in ws_commands.COMMANDS.values()} <= routed | ws_commands.PROTOCOL_ONLY
