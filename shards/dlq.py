@@ -52,9 +52,9 @@ class DeadLetters:
 
     # ---- commands -------------------------------------------------------------------------------
 
-    def retry(self, q: QueueState, job_id: str | None) -> int:
-        """Dead-lettered jobs (one, or all of the queue) run again from scratch."""
-        ids = [job_id] if job_id is not None else list(q.dlq)
+    def retry(self, q: QueueState, job_id: str | None, limit: int | None = None) -> int:
+        """Dead-lettered jobs (one, or all of the queue, or its `limit` oldest) run again from scratch."""
+        ids = [job_id] if job_id is not None else list(itertools.islice(q.dlq, limit))
         count = 0
         for i in ids:
             job = q.dlq.pop(i, None)

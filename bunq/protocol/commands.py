@@ -152,6 +152,7 @@ class RetryCompleted(Command, frozen=True):
 class RetryDlq(Command, frozen=True):
     queue: str
     id: str | None = None
+    count: int | None = None  # without an id: at most this many, oldest first (None: all)
 
 
 class PurgeDlq(Command, frozen=True):

@@ -206,7 +206,8 @@ def reference_entry(entry: dict[str, Any]) -> dict[str, Any]:
 async def retry_dlq(call: Call) -> Result:
     body = v.decode_object(call.body)
     job_id = v.string("jobId", body.get("jobId"), max_length=v.MAX_ID_LENGTH)
-    return await _count(call, p.RetryDlq(_queue(call), job_id))
+    count = v.number("count", body.get("count"), 1, 1_000_000_000, integer=True)
+    return await _count(call, p.RetryDlq(_queue(call), job_id, count))
 
 
 async def purge_dlq(call: Call) -> Result:

@@ -182,7 +182,7 @@ def remove_dlq_job(engine: QueueCommands, cmd: p.RemoveDlqJob, respond: Respond)
 
 
 def retry_dlq(engine: QueueCommands, cmd: p.RetryDlq, respond: Respond) -> p.Reply:
-    return p.Count(engine.dlq.retry(_queue(engine, cmd.queue), cmd.id))
+    return p.Count(engine.dlq.retry(_queue(engine, cmd.queue), cmd.id, cmd.count))
 
 
 def purge_dlq(engine: QueueCommands, cmd: p.PurgeDlq, respond: Respond) -> p.Reply:

@@ -163,6 +163,20 @@ def test_dlq_retry_and_purge(api: Any, queue: str) -> None:
     assert ok(api.get(f"/queues/{queue}/dlq"))["total"] == 0
 
 
+def test_dlq_retry_of_a_count_takes_the_oldest(api: Any, queue: str) -> None:
+    """ws-commands.md's `RetryDlq(jobId, count)`: at most `count` entries, in the order they were dead-lettered."""
+    ids = bulk(api, queue, [{"data": i, "maxAttempts": 1} for i in range(3)])
+    for _ in ids:
+        job = pull(api, queue)
+        ok(api.post(f"/jobs/{job['id']}/fail", json={"error": "boom"}))  # type: ignore[index]
+    for bad in (0, -1, 1.5, "2"):
+        assert api.post(f"/queues/{queue}/dlq/retry", json={"count": bad}).status_code == 400
+    assert ok(api.get(f"/queues/{queue}/dlq"))["total"] == 3
+    assert ok(api.post(f"/queues/{queue}/dlq/retry", json={"count": 2}))["count"] == 2
+    assert [pull(api, queue)["id"] for _ in range(2)] == ids[:2]  # type: ignore[index]
+    assert [j["id"] for j in ok(api.get(f"/queues/{queue}/dlq"))["jobs"]] == ids[2:]
+
+
 def test_dlq_config_defaults_update_and_max_entries(api: Any, queue: str) -> None:
     push(api, queue)
     config = ok(api.get(f"/queues/{queue}/dlq-config"))["config"]
