@@ -1,5 +1,5 @@
 """The jobs that connections (WebSocket or bunqueue TCP) pulled and have not finished, given back when the
-connection that pulled them goes away.
+connection that pulled them goes away; and the workers they registered, unregistered then.
 
 A WebSocket connection keeps its own; a front process keeps one for all its TCP connections, since
 bunqueue's Worker pulls on one connection of its pool and acks or reports progress on another.
@@ -17,6 +17,7 @@ import msgspec
 
 from bunq import protocol as p
 from bunq.client import Shards
+from bunq.errors import BunqError
 
 log = logging.getLogger("bunq.front")
 
@@ -115,3 +116,25 @@ class HeldJobs:
         for outcome in await asyncio.gather(*calls, return_exceptions=True):
             if isinstance(outcome, Exception):
                 log.warning("%s close: releasing pulled jobs failed: %s", what, outcome)
+
+
+class RegisteredWorkers:
+    """The workers a connection registered, unregistered when it closes (as the reference does): a worker
+    process that goes away without its `UnregisterWorker` does not stay listed until its heartbeat times out."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+
+    def track(self, name: str, message: dict[str, Any], reply: dict[str, Any]) -> None:
+        if name == "RegisterWorker" and reply.get("ok") is True and isinstance(reply.get("data"), dict):
+            self.ids.add(str(reply["data"].get("id")))
+        elif name == "UnregisterWorker":
+            self.ids.discard(str(message.get("workerId")))
+
+    async def release(self, client: Shards, what: str) -> None:
+        for worker_id in self.ids:
+            try:
+                await client.call_aggregator(p.DeleteWorker(worker_id), p.Done)
+            except BunqError as exc:
+                log.info("%s close: unregistering worker %s: %s", what, worker_id, exc.message)
+        self.ids.clear()

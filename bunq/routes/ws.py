@@ -25,7 +25,7 @@ from bunq.auth import bearer, token_ok
 from bunq.client import Shards
 from bunq.errors import BunqError, InvalidJson
 from bunq.events import EventHub, Listener
-from bunq.held import HeldJobs
+from bunq.held import HeldJobs, RegisteredWorkers
 from bunq.http import failure
 from bunq.routes import monitoring
 from bunq.tcp.commands import hello
@@ -34,6 +34,7 @@ log = logging.getLogger("bunq.ws")
 
 LEGACY_TOPICS = ("job:",)
 MAX_IN_FLIGHT = 256
+WORKER_COMMANDS = ("RegisterWorker", "UnregisterWorker")  # a connection unregisters the workers it registered
 
 _json = msgspec.json.Encoder()
 
@@ -48,6 +49,7 @@ class Connection:
         self.listener = Listener(LEGACY_TOPICS, queue)
         self.patterns: list[str] = []
         self.held = HeldJobs()
+        self.workers = RegisteredWorkers()
         self.send_lock = asyncio.Lock()
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -140,6 +142,8 @@ class Connection:
         result = await ws_commands.run(self.client, name, message)
         body = result[1] if isinstance(result, tuple) else result
         self.held.track_encoded(name, message, body)
+        if name in WORKER_COMMANDS:
+            self.workers.track(name, message, msgspec.json.decode(body))
         return body
 
     async def subscription(self, name: str, events: Any) -> dict[str, Any]:
@@ -164,6 +168,7 @@ class Connection:
         for task in list(self.tasks):
             task.cancel()
         await self.held.release(self.client, "WebSocket")
+        await self.workers.release(self.client, "WebSocket")
 
 
 def with_member(body: bytes, key: bytes, value: Any) -> bytes:

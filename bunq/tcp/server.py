@@ -24,14 +24,13 @@ from typing import Any, cast
 
 import msgspec
 
-from bunq import protocol as p
 from bunq import validation as v
 from bunq import ws_commands
 from bunq.auth import token_ok
 from bunq.client import Shards
-from bunq.errors import BadRequest, BunqError
+from bunq.errors import BadRequest
 from bunq.events import Event, EventHub, Listener
-from bunq.held import HeldJobs
+from bunq.held import HeldJobs, RegisteredWorkers
 from bunq.http import failure
 from bunq.routes import monitoring
 from bunq.settings import Settings
@@ -70,7 +69,7 @@ class TcpConnection(asyncio.Protocol):
         self.reader = codec.FrameReader(codec.MAX_FRAME if self.authed else codec.MAX_UNAUTHENTICATED_FRAME)
         self.transport: asyncio.Transport | None = None
         self.tasks: set[asyncio.Task[None]] = set()
-        self.workers: set[str] = set()
+        self.workers = RegisteredWorkers()
         self.listener: Listener | None = None
         self.pump: asyncio.Task[None] | None = None
         self.stall: asyncio.TimerHandle | None = None
@@ -259,10 +258,7 @@ class TcpConnection(asyncio.Protocol):
     def track(self, name: str, message: dict[str, Any], body: dict[str, Any]) -> None:
         if not (name == "PULL" and message.get("detach") is True):  # bunqueue's CLI acks on another connection
             self.server.held.track(name, message, body, self)
-        if name == "RegisterWorker" and isinstance(body.get("data"), dict):
-            self.workers.add(str(body["data"].get("id")))
-        elif name == "UnregisterWorker":
-            self.workers.discard(str(message.get("workerId")))
+        self.workers.track(name, message, body)
 
     # --- events
 
@@ -308,11 +304,7 @@ class TcpConnection(asyncio.Protocol):
 
     async def release(self) -> None:
         await self.server.held.release(self.client, "TCP", self)
-        for worker_id in self.workers:
-            try:
-                await self.client.call_aggregator(p.DeleteWorker(worker_id), p.Done)
-            except BunqError as exc:
-                log.info("TCP close: unregistering worker %s: %s", worker_id, exc.message)
+        await self.workers.release(self.client, "TCP")
 
 
 class TcpServer:

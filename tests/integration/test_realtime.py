@@ -156,6 +156,28 @@ def test_dashboard_subscriptions_see_the_job_path_and_registries(server: BunqSer
         dash.close()
 
 
+def test_a_worker_registered_over_a_websocket_is_unregistered_when_it_closes(server: BunqServer) -> None:
+    """As the reference does, and as bunq's TCP connections do: a worker process that dies without its
+    UnregisterWorker does not stay listed until its heartbeat times out."""
+    ws = Client(ws_url(server))
+    left = ws.call("RegisterWorker", name="ws-left", queues=["q"])["data"]["id"]
+    ws.call("RegisterWorker", name="ws-dropped", queues=["q"])
+    assert ws.call("UnregisterWorker", workerId=left)["ok"]
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        assert c.post("/workers", json={"name": "http-worker", "queues": ["q"]}).json()["ok"]
+
+        def names() -> set[str]:
+            return {w["name"] for w in c.get("/workers").json()["data"]["workers"]}
+
+        assert {"ws-dropped", "http-worker"} <= names() and "ws-left" not in names()
+        ws.close()
+        deadline = time.monotonic() + 10
+        while "ws-dropped" in names() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "ws-dropped" not in names()
+        assert "http-worker" in names()  # registered over HTTP: no connection owns it
+
+
 def test_get_jobs_takes_a_list_of_states_as_the_reference_does(server: BunqServer) -> None:
     ws = Client(ws_url(server))
     try:
