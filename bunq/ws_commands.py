@@ -146,7 +146,7 @@ COMMANDS: dict[str, Spec] = {
     "Stats": Spec(monitoring.stats, body=False),
     "Metrics": Spec(monitoring.metrics_json, body=False),
     "Prometheus": Spec(monitoring.prometheus_json, body=False),
-    "StorageStatus": Spec(monitoring.storage, body=False),
+    "StorageStatus": Spec(monitoring.storage_status, body=False),
     "CompactMemory": Spec(monitoring.collect, body=False),
     "TrimEvents": _queue(queue_ops.trim_events),
     # dashboard
@@ -182,6 +182,7 @@ def _query_value(value: Any) -> Any:
 PROTOCOL_ONLY: frozenset[Handler] = frozenset(
     {
         monitoring.prometheus_json,
+        monitoring.storage_status,
         queue_ops.get_queue_limits,
         queue_ops.get_dlq_stats,
         queue_ops.remove_dlq_job,

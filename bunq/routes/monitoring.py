@@ -135,16 +135,25 @@ async def prometheus_json(call: Call) -> Result:
     return encode({"ok": True, "data": {"metrics": (await _prometheus_text(call.client)).decode()}})
 
 
+def _storage(merged: Merged) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "diskFull": disk_full(merged),
+        "storageBytes": merged.storage_bytes,
+        "freeDiskBytes": max(0, merged.free_disk_bytes),
+    }
+
+
 async def storage(call: Call) -> Result:
-    merged = await gather(call.client)
-    return encode(
-        {
-            "ok": True,
-            "diskFull": disk_full(merged),
-            "storageBytes": merged.storage_bytes,
-            "freeDiskBytes": max(0, merged.free_disk_bytes),
-        }
-    )
+    return encode(_storage(await gather(call.client)))
+
+
+async def storage_status(call: Call) -> Result:
+    """The `StorageStatus` command: `/storage`'s body, and the same in the reference's `data` (bunq keeps no
+    time of the first failed write: `since` is null)."""
+    body = _storage(await gather(call.client))
+    error = "Disk full: durable writes are refused" if body["diskFull"] else None
+    return encode({**body, "data": {"diskFull": body["diskFull"], "error": error, "since": None}})
 
 
 async def collect(call: Call) -> Result:

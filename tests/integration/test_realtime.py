@@ -261,7 +261,9 @@ def test_websocket_commands_cover_the_http_operations(server: BunqServer) -> Non
         assert ws.call("RegisterWorker", name="w")["data"]["name"] == "w"
         assert ws.call("Stats")["stats"]["totalPushed"] >= 3
         assert "bunq_queue_jobs" in ws.call("Prometheus")["data"]["metrics"]
-        assert ws.call("StorageStatus")["diskFull"] is False
+        status = ws.call("StorageStatus")
+        assert status["diskFull"] is False  # /storage's body, and the reference's `data` beside it
+        assert status["data"] == {"diskFull": False, "error": None, "since": None}
         pong = ws.call("Ping")["data"]
         assert pong["pong"] is True and pong["time"] > 0  # as over HTTP, and as the reference answers
         assert ws.call("GetJob", id="missing") == {
