@@ -29,6 +29,13 @@ SYNC_TIMEOUT_S = 2.0  # a dead shard delays a subscriber this long, then it is a
 _SYNC = SYNC.encode()
 _INTERNAL = tuple(topic.encode() for topic in INTERNAL)
 
+LEGACY_NAMES = {
+    "job:active": "pulled",
+    "queue:paused": "paused",
+    "queue:resumed": "resumed",
+    "queue:drained": "drained",
+}
+
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 
@@ -45,12 +52,21 @@ class Event:
         self.raw = raw
         self._legacy: bytes | None = None
 
+    def legacy_fields(self) -> dict[str, Any]:
+        """`{eventType, queue, jobId, ..., timestamp}`, as the reference broadcasts it to legacy WebSocket
+        and SSE clients and to bunqueue's `QueueEvents` over TCP: a pull is `pulled`, a completion's result
+        is also its `data`."""
+        data = self.envelope.get("data")
+        fields: dict[str, Any] = dict(data) if isinstance(data, dict) else {}
+        name = self.name
+        kind = LEGACY_NAMES.get(name) or name.split(":", 1)[-1]
+        if name == "job:completed" and "data" not in fields:
+            fields["data"] = fields.get("result")
+        return {"eventType": kind, **fields, "timestamp": self.envelope.get("ts")}
+
     def legacy(self) -> bytes:
         if self._legacy is None:
-            kind = self.name.split(":", 1)[1] if self.name.startswith("job:") else self.name
-            data = self.envelope.get("data")
-            fields = data if isinstance(data, dict) else {}
-            self._legacy = _encode({"eventType": kind, **fields, "timestamp": self.envelope.get("ts")})
+            self._legacy = _encode(self.legacy_fields())
         return self._legacy
 
 

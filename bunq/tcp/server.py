@@ -41,22 +41,14 @@ log = logging.getLogger("bunq.tcp")
 MAX_IN_FLIGHT = 256
 MAX_WRITE_BUFFER = 64 * 1024 * 1024
 EVENT_TOPICS = ("job:", "queue:paused", "queue:resumed", "queue:drained")
-EVENT_TYPES = {"job:active": "pulled", "queue:paused": "paused", "queue:resumed": "resumed", "queue:drained": "drained"}
 
 _decode_json = msgspec.json.Decoder().decode
 
 
 def event_frame(event: Event) -> bytes:
     """`{type: "event", event: {eventType, queue, jobId, timestamp, ...}}`, as bunqueue's `QueueEvents` reads
-    it: a completion's result in `data`, the names of the TypeScript client."""
-    data = event.envelope.get("data")
-    fields: dict[str, Any] = dict(data) if isinstance(data, dict) else {}
-    name = event.name
-    kind = EVENT_TYPES.get(name) or name.split(":", 1)[1]
-    if name == "job:completed" and "data" not in fields:
-        fields["data"] = fields.get("result")
-    fields.update(eventType=kind, timestamp=event.envelope.get("ts"))
-    return codec.encode({"type": "event", "event": fields})
+    it: the legacy form, with a completion's result in `data` and the names of the TypeScript client."""
+    return codec.encode({"type": "event", "event": event.legacy_fields()})
 
 
 class TcpConnection(asyncio.Protocol):

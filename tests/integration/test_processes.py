@@ -210,7 +210,7 @@ def test_sse_streams_job_events_in_the_legacy_format(server: BunqServer) -> None
         c.post(f"/jobs/{job_id}/ack", json={})
     for t in threads:
         t.join(20)
-    assert [e["eventType"] for e in filtered] == ["pushed", "active", "completed"]
+    assert [e["eventType"] for e in filtered] == ["pushed", "pulled", "completed"]
     assert all(e["jobId"] == job_id and e["queue"] == "sse-a" for e in filtered)
     assert {e["queue"] for e in received} == {"sse-a", "sse-b"}
 

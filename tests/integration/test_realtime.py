@@ -224,12 +224,17 @@ def test_legacy_clients_get_job_events_and_queue_filters_apply(server: BunqServe
             c.get("/queues/only-a/jobs")
         legacy.wait_for(lambda: len([f for f in legacy.frames if "eventType" in f]) >= 3)
         kinds = [(f["eventType"], f["queue"]) for f in legacy.frames if "eventType" in f]
-        assert ("pushed", "only-b") in kinds and ("pushed", "only-a") in kinds and ("active", "only-a") in kinds
+        assert ("pushed", "only-b") in kinds and ("pushed", "only-a") in kinds and ("pulled", "only-a") in kinds
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            assert c.post(f"/jobs/{a}/ack", json={"result": {"r": 1}}).json()["ok"]
+        legacy.wait_for(lambda: any(f.get("eventType") == "completed" for f in legacy.frames))
+        [done] = [f for f in legacy.frames if f.get("eventType") == "completed"]
+        assert done["jobId"] == a and done["data"] == done["result"] == {"r": 1}  # the reference's `data`
         filtered.wait_for(lambda: len(filtered.events("job:active")) >= 1)
         named = [f["data"]["queue"] for f in filtered.events() if "queue" in f["data"]]
         assert named and set(named) == {"only-a"}
         thread.join(20)
-        assert [(e["eventType"], e["jobId"]) for e in sse] == [("pushed", a), ("active", a)]
+        assert [(e["eventType"], e["jobId"]) for e in sse] == [("pushed", a), ("pulled", a)]
     finally:
         legacy.close()
         filtered.close()
