@@ -62,17 +62,21 @@ class PullBatch(msgspec.Struct):
 class Ack(msgspec.Struct):
     result: Any = None
     token: Id | None = None
+    removeOnComplete: bool = False  # drop the job once completed (its result stays readable)
 
 
 class AckBatch(msgspec.Struct):
     ids: Ids
     results: list[Any] = []
     tokens: list[Id | None] = []
+    removeOnCompletes: list[bool] = []
 
 
 class Fail(msgspec.Struct):
     error: Any = None
     token: Id | None = None
+    unrecoverable: bool = False  # straight to the DLQ, whatever attempts are left
+    removeOnFail: bool = False  # drop the job instead of dead-lettering it when this failure is its last
 
 
 class Token(msgspec.Struct):
@@ -143,6 +147,7 @@ class RetryCompleted(msgspec.Struct):
 
 class RetryDlq(msgspec.Struct):
     jobId: Id | None = None
+    count: _range(1, 1_000_000_000) | None = None  # type: ignore[valid-type]  # without jobId: the oldest this many
 
 
 class Limit(msgspec.Struct):
