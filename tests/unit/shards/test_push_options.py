@@ -109,7 +109,8 @@ def test_replace_of_a_job_others_wait_for_is_refused_and_the_bulk_makes_nothing(
 def test_keys_taken_earlier_in_the_same_bulk_count(engine: Engine) -> None:
     made = ids(add(engine, job(unique_key="k"), job(unique_key="k", dedup_ttl=10, dedup_extend=True)))
     assert made[0] == made[1]
-    refused = add(engine, job(unique_key="j", depends_on=("nope",)), job(unique_key="j", dedup_ttl=9, dedup_extend=True))
+    waits = job(unique_key="j", depends_on=("nope",))  # waits for children: an extend of it is refused
+    refused = add(engine, waits, job(unique_key="j", dedup_ttl=9, dedup_extend=True))
     assert refused == p.Error("bad_request", "Duplicate unique_key (extended TTL)")
     assert holder(engine, "j") is None
 
