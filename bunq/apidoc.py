@@ -39,13 +39,34 @@ CleanStateName = Literal["waiting", "delayed", "completed", "failed"]
 # ---- request bodies ---------------------------------------------------------------------------------
 
 _DEFAULTS = dict(zip(p.NewJob.__struct_fields__[1:], p.NewJob.__struct_defaults__, strict=True))
+Window = _range(1, YEAR_MS)
+
+
+class Dedup(msgspec.Struct):
+    ttl: Window | None = None  # type: ignore[valid-type]
+    extend: bool = False
+    replace: bool = False
+
+
+_OPTIONS: dict[str, Any] = {
+    "parent_id": (Id | None, None),
+    "dedup": (Dedup | None, None),
+    "debounce_id": (Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_STRING)] | None, None),
+    "debounce_ttl": (Window | None, None),
+}
 NewJob = msgspec.defstruct(
     "NewJob",
-    [("data", Any), *((f, pushes.RULES[f][0] if f != "repeat" else Any, _DEFAULTS[f]) for f in pushes.FIELDS[1:])],
+    [
+        ("data", Any),
+        *((f, pushes.RULES[f][0] if f != "repeat" else Any, _DEFAULTS[f]) for f in pushes.FIELDS[1:]),
+        *((f, *_OPTIONS.get(f, (bool, False))) for f in pushes.OPTIONS),
+    ],
     rename="camel",
 )
 """A push: `data` (any JSON, up to 10 MB) and the job's options; the fields are `bunq.pushes`' own. `repeat` is
-`{every | cron (or pattern), limit?, tz?}`."""
+`{every | cron (or pattern), limit?, tz?}`. Beyond the spec, ws-commands.md's `PUSH` options: `parentId` (the
+job becomes that waiting or delayed job's child) with at most one failure policy, `dedup` (needs `uniqueKey`)
+and `debounceId` with `debounceTtl`."""
 
 
 class Bulk(msgspec.Struct):

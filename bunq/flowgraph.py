@@ -18,15 +18,10 @@ from bunq import pushes
 from bunq import validation as v
 from bunq.errors import BadRequest
 from bunq.protocol import FlowPolicy
+from bunq.pushes import POLICIES
 from bunq.routing import slot_of
 
 MAX_FLOW_JOBS = 10_000
-POLICIES = {
-    "failParentOnFailure": FlowPolicy.FAIL,
-    "removeDependencyOnFailure": FlowPolicy.REMOVE,
-    "ignoreDependencyOnFailure": FlowPolicy.IGNORE,
-    "continueParentOnFailure": FlowPolicy.CONTINUE,
-}
 PUSH_FIELDS = (
     "name", "data", "priority", "delay", "maxAttempts", "ttl", "timeout", "tags", "groupId", "lifo",
     "removeOnComplete", "removeOnFail", "durable",

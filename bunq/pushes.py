@@ -1,5 +1,8 @@
 """A push's body, one job or a bulk of them, checked into the `NewJob`s the shards receive.
 
+Beyond the spec's fields, a push takes ws-commands.md's `PUSH` options (`parentId` and a child's failure
+policy, `dedup`, `debounceId`/`debounceTtl`), read into one `PushOptions` that a plain push goes without.
+
 Two paths give one answer. The common body, every field of its exact type and in range, is decoded and
 checked by msgspec in C (`StrictPush`). Any other body (a float where an integer goes, a null, a value
 out of range, a wrong type) is decoded loosely and checked field by field (`PushBody`, `new_job`), which
@@ -9,12 +12,12 @@ accepts what the spec accepts and words its errors.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
 from bunq.errors import BadRequest
-from bunq.protocol import NewJob
+from bunq.protocol import FlowPolicy, NewJob, PushOptions
 from bunq.routing import new_job_id
 from bunq.validation import (
     DAY_MS,
@@ -53,10 +56,63 @@ Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH, pattern
 Texts = Annotated[tuple[Annotated[str, msgspec.Meta(max_length=MAX_STRING)], ...], msgspec.Meta(max_length=MAX_LIST)]
 
 
+POLICIES = {
+    "failParentOnFailure": FlowPolicy.FAIL,
+    "removeDependencyOnFailure": FlowPolicy.REMOVE,
+    "ignoreDependencyOnFailure": FlowPolicy.IGNORE,
+    "continueParentOnFailure": FlowPolicy.CONTINUE,
+}
+
+# The options' body fields, after the spec's. A push that sets none of them (each absent, null or false) is
+# the strict path's; one that sets any fails it and is read by hand (`push_options`), so the common push
+# pays for them only the decoding of absent fields.
+OPTIONS = (
+    "parent_id", "fail_parent_on_failure", "remove_dependency_on_failure", "ignore_dependency_on_failure",
+    "continue_parent_on_failure", "dedup", "debounce_id", "debounce_ttl",
+)  # fmt: skip
+_UNSET: dict[str, Any] = {f: (Literal[False], False) if f.endswith("_on_failure") else (None, None) for f in OPTIONS}
+
+
+def push_options(values: tuple[Any, ...], unique_key: str | None) -> PushOptions | None:
+    """The options of a push (`values`: OPTIONS' fields as sent), checked; None when they ask for nothing (a
+    policy without a parent has no parent to act on, as on the reference)."""
+    parent_id, fail, remove, ignore, go_on, dedup, debounce_id, debounce_ttl = values
+    parent = string("parentId", parent_id, max_length=MAX_ID_LENGTH)
+    chosen = [
+        policy
+        for (name, policy), on in zip(POLICIES.items(), (fail, remove, ignore, go_on), strict=True)
+        if flag(name, on)
+    ]
+    if len(chosen) > 1:
+        raise BadRequest("flow failure policies are mutually exclusive")
+    ttl, extend, replace = _dedup(dedup, unique_key)
+    debounce = string("debounceId", debounce_id)
+    debounce_window = number("debounceTtl", debounce_ttl, 1, YEAR_MS)
+    if (debounce is None) != (debounce_window is None):
+        raise BadRequest("debounceId and debounceTtl go together")
+    if parent is None and ttl is None and not extend and not replace and debounce is None:
+        return None
+    policy = chosen[0] if chosen and parent is not None else None
+    return PushOptions(parent, 0, policy, ttl, extend, replace, debounce, debounce_window)
+
+
+def _dedup(value: Any, unique_key: str | None) -> tuple[int | None, bool, bool]:
+    if value is None:
+        return None, False, False
+    if not isinstance(value, dict):
+        raise BadRequest("dedup must be an object")
+    ttl = number("dedup.ttl", value.get("ttl"), 1, YEAR_MS)
+    extend = flag("dedup.extend", value.get("extend"))
+    replace = flag("dedup.replace", value.get("replace"))
+    if unique_key is None and (ttl is not None or extend or replace):
+        raise BadRequest("dedup needs uniqueKey (its deduplication id)")
+    return ttl, extend, replace
+
+
 # A push's fields are `NewJob`'s (bunq.protocol), declared once there. Each has a rule here: the exact
 # type it has in a body that needs no checks by hand (checked by msgspec in C), and the check by hand for
 # every other body, which accepts what the spec accepts and words its errors.
-FIELDS = tuple(f for f in NewJob.__struct_fields__ if f != "id")  # `id` is made here, never sent
+FIELDS = tuple(f for f in NewJob.__struct_fields__ if f not in ("id", "options"))  # `id` is made here, never sent
 RAW = ("data", "repeat")  # kept as the client's JSON
 RULES: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "data": (msgspec.Raw, job_data),
@@ -81,12 +137,17 @@ RULES: dict[str, tuple[Any, Callable[[Any], Any]]] = {
 _DEFAULTS = dict(zip(NewJob.__struct_fields__[1:], NewJob.__struct_defaults__, strict=True))  # all but `data`
 _REPEAT = FIELDS.index("repeat")
 _JOB_ID = FIELDS.index("job_id")
+_UNIQUE_KEY = FIELDS.index("unique_key")
+_CORE = len(FIELDS)
 _CHECKS = tuple(RULES[f][1] for f in FIELDS)
 assert FIELDS[0] == "data" and set(RULES) == set(FIELDS), "every push field needs its rule"
 
 StrictPush = msgspec.defstruct(
     "StrictPush",
-    [(f, RULES[f][0], msgspec.Raw() if f in RAW else _DEFAULTS[f]) for f in FIELDS],
+    [
+        *((f, RULES[f][0], msgspec.Raw() if f in RAW else _DEFAULTS[f]) for f in FIELDS),
+        *((f, *_UNSET[f]) for f in OPTIONS),
+    ],
     rename="camel",
 )
 """A push whose every field has its exact type and is in range: what `new_job` would accept unchanged.
@@ -95,7 +156,10 @@ checks by hand, which accept what they accept and word the error the spec's way.
 
 PushBody = msgspec.defstruct(
     "PushBody",
-    [(f, msgspec.Raw if f in RAW else Any, msgspec.Raw() if f in RAW else None) for f in FIELDS],
+    [
+        *((f, msgspec.Raw if f in RAW else Any, msgspec.Raw() if f in RAW else None) for f in FIELDS),
+        *((f, Any, None) for f in OPTIONS),
+    ],
     rename="camel",
 )
 """A push as sent: `data` and `repeat` stay raw JSON; everything else is checked by hand for clear messages."""
@@ -116,7 +180,8 @@ _bulk_decoder = msgspec.json.Decoder(BulkBody)
 
 
 def _strict_job(body: msgspec.Struct, slot: int) -> NewJob:
-    values = list(msgspec.structs.astuple(body))  # in FIELDS order
+    values = list(msgspec.structs.astuple(body))  # FIELDS, then OPTIONS (all unset here)
+    del values[_CORE:]
     data = values[0]
     if not data or len(data) > MAX_DATA_BYTES:
         raise BadRequest("data is required" if not data else "Job data too large (max 10MB)")
@@ -139,8 +204,10 @@ def push_body(body: bytes, slot: int) -> NewJob:
 
 def new_job(body: msgspec.Struct, slot: int) -> NewJob:
     """A loosely read push checked field by field, in `NewJob`'s order (the first refusal is the error)."""
-    values = [check(value) for check, value in zip(_CHECKS, msgspec.structs.astuple(body), strict=True)]
-    return NewJob(*values, None if values[_JOB_ID] else new_job_id(slot))  # type: ignore[call-arg]
+    fields = msgspec.structs.astuple(body)  # FIELDS, then OPTIONS
+    values = [check(value) for check, value in zip(_CHECKS, fields[:_CORE], strict=True)]
+    options = push_options(fields[_CORE:], values[_UNIQUE_KEY])
+    return NewJob(*values, None if values[_JOB_ID] else new_job_id(slot), options)  # type: ignore[call-arg]
 
 
 def bulk_body(body: bytes, slot: int) -> list[NewJob]:

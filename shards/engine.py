@@ -21,6 +21,7 @@ from bunq import errors
 from bunq.protocol import Command, DlqReason, Error, Reply, State
 from shards import recovery
 from shards.commits import Commits
+from shards.dedup import Dedup
 from shards.dlq import DeadLetters
 from shards.emitter import Emitter, EventSink, NoEvents
 from shards.flows import Flows
@@ -83,6 +84,7 @@ class Engine:
         self.slot = self.registry.slot
         self.dlq = DeadLetters(clock, self.timers, self.journal, self.registry, self.index, self)
         self.flows = Flows(shard, shards, slots, clock, self.timers, self.journal, self.index, self)
+        self.dedup = Dedup(clock, self.timers, self.journal, self.index)
         self.leases = Leases(clock, self.timers, self.journal, self.index, self.queues, self.stall)
         self.job_waiters = JobWaiters(self.timers)
         self.sweeper = Sweeper(self.timers, self.index, self.queues)

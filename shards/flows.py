@@ -80,6 +80,13 @@ def first_run_at(job: Job, now: int) -> int:
 Key = tuple[str, str]  # (parent id, dependency id)
 
 
+def adopt(job: Job, parent_id: str, parent_slot: int) -> None:
+    """`job` becomes a child of `parent_id` (UpdateParent, or a push with `parentId`): its outcome goes there."""
+    job.parent_id = parent_id
+    if (parent_id, parent_slot) not in job.dependents:
+        job.dependents = (*job.dependents, (parent_id, parent_slot))
+
+
 class Transitions(Protocol):
     """What flows ask of the engine: the job transitions, events and the link to other shards."""
 
@@ -339,6 +346,7 @@ class Flows:
             flow_policy=None,
             failed_children=None,
             ignored_failures=None,
+            hold=None,
             repeat_count=runs,
             seq=0,  # placed anew by `enqueue`
         )

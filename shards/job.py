@@ -20,6 +20,15 @@ EXPIRED = State.EXPIRED
 REMOVED = State.REMOVED
 
 
+class Hold(msgspec.Struct, array_like=True, gc=False):
+    """How long a job's keys hold (the `dedup` and debounce push options): its `unique_key` until
+    `dedup_until` (None: while the job is live), its debounce key until `debounce_until`."""
+
+    dedup_until: int | None = None
+    debounce_id: str | None = None
+    debounce_until: int | None = None
+
+
 class Job(msgspec.Struct, array_like=True, gc=False):
     """A job's whole state. Mutable: handlers change it in place and hand it to the journal.
 
@@ -77,6 +86,7 @@ class Job(msgspec.Struct, array_like=True, gc=False):
     flow_policy: FlowPolicy | None = None  # what its failure for good does to its parent
     failed_children: dict[str, str] | None = None  # "queue:id" → error of children it went on without
     ignored_failures: dict[str, str] | None = None  # "queue:id" → error of children whose failure it ignored
+    hold: Hold | None = None  # a window on its keys (pushed with `dedup.ttl` or a debounce key)
 
 
 def reset_runs(job: Job) -> None:

@@ -44,6 +44,8 @@ def restore(engine: Engine, job: Job) -> None:
             engine.index.add(job)
             if job.ttl is not None:
                 engine.timers.at(job.created_at + job.ttl, engine.ttl_due, job)
+            if job.hold is not None:
+                engine.dedup.restore(job)
         case _:
             assert_never(job.state)
     match job.state:

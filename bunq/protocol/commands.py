@@ -10,6 +10,22 @@ import msgspec
 from bunq.protocol.states import FlowPolicy, LogLevel, State
 
 
+class PushOptions(msgspec.Struct, frozen=True, array_like=True):
+    """A push's options beyond the spec (ws-commands.md's `PUSH` fields): the flow parent it becomes a child
+    of and what its failure for good does to that parent; the window during which its `unique_key` holds
+    (`dedup.ttl`) and what a duplicate does (`extend` the holder's window, `replace` the holder); and its
+    debounce key. A plain push has none (`NewJob.options` is None), so nothing on its path looks at them."""
+
+    parent_id: str | None = None
+    parent_slot: int = 0  # the parent's queue's slot: where the child's outcome is sent
+    policy: FlowPolicy | None = None
+    dedup_ttl: int | None = None
+    dedup_extend: bool = False
+    dedup_replace: bool = False
+    debounce_id: str | None = None
+    debounce_ttl: int | None = None
+
+
 class NewJob(msgspec.Struct, frozen=True, array_like=True):
     """A validated push: the one list of a push's fields (`bunq.pushes` reads bodies by it). The stored
     `Job` is declared apart: its positional layout is what the database holds."""
@@ -33,6 +49,7 @@ class NewJob(msgspec.Struct, frozen=True, array_like=True):
     repeat: bytes | None = None
     name: str = "default"
     id: str | None = None  # made by the front for its slot when `job_id` is None (else the shard makes one)
+    options: PushOptions | None = None
 
 
 class Command(msgspec.Struct, frozen=True, tag=True):
@@ -42,6 +59,7 @@ class Command(msgspec.Struct, frozen=True, tag=True):
 class AddJobs(Command, frozen=True):
     queue: str
     jobs: list[NewJob]
+    options: bool = False  # some job carries `PushOptions`: only then does the shard read them
 
 
 class PullJobs(Command, frozen=True):

@@ -93,6 +93,83 @@ async def _job(client: Shards, job_id: str, missing: str) -> dict[str, Any]:
     return job
 
 
+async def _link(client: Shards, parent: dict[str, Any], child_id: str) -> None:
+    """The parent (its JSON view) waits for `child_id` from now on: UpdateParent's link, and a push's with
+    `parentId`. Refused when the parent has started or finished since it was read."""
+    await client.call(client.shard_for_queue(parent["queue"]), p.LinkChild(parent["id"], child_id))
+
+
+LINKABLE = ("waiting", "delayed", "waiting-children")
+
+
+async def adopting(client: Shards, jobs: list[p.NewJob]) -> tuple[list[p.NewJob], dict[str, dict[str, Any]]]:
+    """The jobs of a push, those with a `parentId` checked against their parents as the reference checks a
+    push's parent (it exists and has not started; it is in the queue that the data's `__parentQueue` names)
+    and told its slot, before anything is pushed; and the parents read. A job whose `jobId` already names a
+    job resolves to it and is linked to nothing, as on the reference."""
+    wanted = list(dict.fromkeys(j.options.parent_id for j in jobs if j.options is not None and j.options.parent_id))
+    found = await asyncio.gather(
+        *(_job(client, i, f"Parent job not found: {i}") for i in wanted), return_exceptions=True
+    )
+    parents = dict(zip(wanted, found, strict=True))
+    taken = await _existing_ids(client, [j.job_id for j in jobs if j.job_id and j.options and j.options.parent_id])
+    out = []
+    for job in jobs:
+        opts = job.options
+        if opts is None or opts.parent_id is None:
+            out.append(job)
+            continue
+        if opts.parent_id == (job.job_id or job.id):
+            raise BadRequest("A job cannot be its own parent")
+        parent = parents[opts.parent_id]
+        if isinstance(parent, BaseException):
+            raise parent
+        if job.job_id in taken:
+            out.append(msgspec.structs.replace(job, options=msgspec.structs.replace(opts, parent_id=None, policy=None)))
+            continue
+        _check_parent(parent, job)
+        slot = client.slot_for_queue(parent["queue"])
+        out.append(msgspec.structs.replace(job, options=msgspec.structs.replace(opts, parent_slot=slot)))
+    return out, {k: v for k, v in parents.items() if not isinstance(v, BaseException)}
+
+
+def _check_parent(parent: dict[str, Any], job: p.NewJob) -> None:
+    if parent.get("state") not in LINKABLE:
+        raise BadRequest(f"Parent job {parent['id']} is not linkable")
+    if b'"__parentQueue"' not in job.data:
+        return
+    data = _json.decode(job.data)
+    expected = data.get("__parentQueue") if isinstance(data, dict) else None
+    if isinstance(expected, str) and expected and expected != parent["queue"]:
+        raise BadRequest(f"Parent job {parent['id']} belongs to queue {parent['queue']}, not {expected}")
+
+
+async def _existing_ids(client: Shards, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    return {i for reply in await client.call_all(p.FindJobs(ids)) if isinstance(reply, p.Ids) for i in reply.ids}
+
+
+async def link_children(
+    client: Shards, jobs: list[p.NewJob], ids: list[str], parents: dict[str, dict[str, Any]], queue: str
+) -> None:
+    """After the push: each job it made with a parent (not one it resolved to, a unique key's holder say)
+    becomes a child its parent waits for. If a parent started in the meantime, the push's children are
+    removed again and the refusal is the answer."""
+    children = [
+        (job.options.parent_id, job_id)
+        for job, job_id in zip(jobs, ids, strict=True)
+        if job.options is not None and job.options.parent_id is not None and job_id == (job.job_id or job.id)
+    ]
+    try:
+        for parent_id, child_id in children:
+            await _link(client, parents[parent_id], child_id)
+    except BunqError:
+        shard = client.shard_for_queue(queue)
+        await asyncio.gather(*(_undo(client, shard, child_id) for _, child_id in children))
+        raise
+
+
 async def update_parent(call: Call) -> Result:
     body = v.decode_object(call.body)
     child_id = v.string("childId", body.get("childId"), max_length=v.MAX_ID_LENGTH)
@@ -107,8 +184,7 @@ async def update_parent(call: Call) -> Result:
     owner = child.get("parentId")
     if owner is not None and owner != parent_id:
         raise BadRequest(f"Child job {child_id} already belongs to parent {owner}")
-    parent_shard = client.shard_for_queue(parent["queue"])
-    await client.call(parent_shard, p.LinkChild(parent_id, child_id))
+    await _link(client, parent, child_id)
     slot = client.slot_for_queue(parent["queue"])
     await client.call(client.shard_for_queue(child["queue"]), p.SetParent(child_id, parent_id, slot))
     return OK

@@ -18,6 +18,7 @@ from bunq import validation as v
 from bunq.client import expect, not_found, raise_error
 from bunq.errors import BadRequest, NotFound
 from bunq.http import OK, Call, Doc, Operation, Result, batch_result, encode
+from bunq.routes import flows
 
 NOT_ACTIVE = "Job not found or not active"
 
@@ -27,6 +28,9 @@ async def add_job(call: Call) -> Result:
     job = pushes.push_body(call.body, call.client.slot_for_queue(queue))
     if job.depends_on:
         await dependencies_exist(call, [job])
+    if job.options is not None:
+        made = await _push_with_options(call, queue, [job])
+        return b'{"ok":true,"id":' + v.encode_json(made[0]) + b"}"
     ids = await call.client.call_queue(queue, p.AddJobs(queue, [job]), p.Ids)
     return b'{"ok":true,"id":' + v.encode_json(ids.ids[0]) + b"}"
 
@@ -36,10 +40,23 @@ async def add_jobs_bulk(call: Call) -> Result:
     jobs = pushes.bulk_body(call.body, call.client.slot_for_queue(queue))
     if not jobs:
         return b'{"ok":true,"ids":[]}'
-    if any(job.depends_on for job in jobs):
-        await dependencies_exist(call, jobs)
+    if any(job.depends_on or job.options for job in jobs):
+        if any(job.depends_on for job in jobs):
+            await dependencies_exist(call, jobs)
+        if any(job.options is not None for job in jobs):
+            return b'{"ok":true,"ids":' + v.encode_json(await _push_with_options(call, queue, jobs)) + b"}"
     ids = await call.client.call_queue(queue, p.AddJobs(queue, jobs), p.Ids)
     return b'{"ok":true,"ids":' + v.encode_json(ids.ids) + b"}"
+
+
+async def _push_with_options(call: Call, queue: str, jobs: list[p.NewJob]) -> list[str]:
+    """A push some of whose jobs carry `PushOptions`: parents checked first, the shard told to read the
+    options, and the children linked to their parents once made (`bunq.routes.flows`)."""
+    jobs, parents = await flows.adopting(call.client, jobs)
+    ids = (await call.client.call_queue(queue, p.AddJobs(queue, jobs, options=True), p.Ids)).ids
+    if parents:
+        await flows.link_children(call.client, jobs, ids, parents, queue)
+    return ids
 
 
 async def dependencies_exist(call: Call, jobs: list[p.NewJob]) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 from bunq import protocol as p
 from bunq.errors import BadRequest, NotFound, Unavailable
 from bunq.protocol import State
+from shards.flows import adopt
 from shards.handlers.jobs import new_job
 from shards.job import Job, render
 
@@ -108,9 +109,7 @@ def set_parent(engine: FlowOperations, cmd: p.SetParent, respond: Respond) -> p.
     job = engine.index.find(cmd.child_id)
     if job is None:
         raise NotFound(f"Child job not found: {cmd.child_id}")
-    job.parent_id = cmd.parent_id
-    if (cmd.parent_id, cmd.parent_slot) not in job.dependents:
-        job.dependents = (*job.dependents, (cmd.parent_id, cmd.parent_slot))
+    adopt(job, cmd.parent_id, cmd.parent_slot)
     engine.journal.put(job)
     return p.Done()
 

@@ -9,10 +9,12 @@ from bunq import protocol as p
 from bunq.errors import BadRequest, NotFound, Unavailable
 from bunq.routing import new_job_id
 from shards import flows
+from shards.handlers import push_options
 from shards.job import Job, render
 from shards.queues import Waiter
 
 if TYPE_CHECKING:
+    from shards.dedup import Dedup
     from shards.index import JobIndex
     from shards.leases import Leases
     from shards.pulls import Pulls
@@ -37,6 +39,9 @@ class JobPath(Protocol):
 
     @property
     def pulls(self) -> Pulls: ...
+
+    @property
+    def dedup(self) -> Dedup: ...
 
     @property
     def disk_full(self) -> bool: ...
@@ -67,6 +72,8 @@ class JobPath(Protocol):
 
 
 def add_jobs(engine: JobPath, cmd: p.AddJobs, respond: Respond) -> p.Reply | None:
+    if cmd.options:
+        return push_options.add_jobs(engine, cmd, respond)
     q = engine.queue(cmd.queue)
     now = engine.clock()
     slot = engine.slot(cmd.queue)
@@ -76,9 +83,9 @@ def add_jobs(engine: JobPath, cmd: p.AddJobs, respond: Respond) -> p.Reply | Non
         raise Unavailable("Disk full: durable writes are refused until space is freed")
     for spec in cmd.jobs:
         durable = durable or spec.durable
-        existing = _existing(engine, cmd.queue, spec)
-        if existing is not None:
-            ids.append(existing)
+        existing_id = existing(engine.index, cmd.queue, spec)
+        if existing_id is not None:
+            ids.append(existing_id)
             continue
         job = new_job(cmd.queue, slot, spec, now)
         engine.admit(job, q)
@@ -126,14 +133,14 @@ def new_job(queue: str, slot: int, spec: p.NewJob, now: int) -> Job:
     return job
 
 
-def _existing(engine: JobPath, queue: str, spec: p.NewJob) -> str | None:
+def existing(index: JobIndex, queue: str, spec: p.NewJob) -> str | None:
     """The id a push resolves to without creating anything: same `jobId`, or a live holder of `uniqueKey`."""
     if spec.job_id is not None:
-        job = engine.index.find(spec.job_id)
+        job = index.find(spec.job_id)
         if job is not None:
             return job.id
     if spec.unique_key is not None:
-        return engine.index.holder(queue, spec.unique_key)
+        return index.holder(queue, spec.unique_key)
     return None
 
 
