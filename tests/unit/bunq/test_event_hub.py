@@ -153,7 +153,7 @@ def test_a_buffered_event_is_sent_as_the_client_wants_it_now() -> None:
     completed = hub_mod.Event("job:completed", completed_envelope, msgspec.json.encode(completed_envelope))
     listener = Listener(("job:",))
     assert msgspec.json.decode(listener.frame(active) or b"") == {
-        "eventType": "active",
+        "eventType": "pulled",  # the reference's legacy name of `job:active`
         "queue": "q",
         "jobId": "j",
         "timestamp": 1,
