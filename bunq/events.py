@@ -22,7 +22,7 @@ from bunq.catalogue import INTERNAL, SYNC, SYNC_AGGREGATOR
 
 log = logging.getLogger("bunq.front")
 
-CLIENT_BUFFER = 1000  # events a client may fall behind by before it is dropped
+CLIENT_BUFFER = 10_000  # events a client may fall behind by before it is dropped (a bulk push's burst fits)
 READ_BATCH = 1000  # events read before other tasks get a turn
 SYNC_TIMEOUT_S = 2.0  # a dead shard delays a subscriber this long, then it is answered anyway
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -28,6 +29,19 @@ from bunq.errors import BadRequest, BunqError, NotFound
 from bunq.http import OK, Call, Result, encode
 
 _json = msgspec.json.Decoder()
+_UNFINISHED: set[asyncio.Future[Any]] = set()  # writes that outlive the command that began them
+
+T = TypeVar("T")
+
+
+async def to_the_end(write: Coroutine[Any, Any, T]) -> T:
+    """Run a write of several steps to its end (done, or undone on a refusal) even when its caller is
+    cancelled, as a command is when its connection closes: a flow or a push with a parent is never left
+    half made, waiting for jobs that will not come."""
+    task = asyncio.ensure_future(write)
+    _UNFINISHED.add(task)
+    task.add_done_callback(_UNFINISHED.discard)
+    return await asyncio.shield(task)
 
 
 async def push_flow(call: Call) -> Result:
@@ -44,7 +58,7 @@ async def push_flow(call: Call) -> Result:
         ((shard, part),) = by_shard.items()
         rendered = dict(zip(_ids(part), (await client.call(shard, p.AddFlow(part), p.Jobs)).jobs, strict=True))
     else:
-        rendered = await _across_shards(client, by_shard)
+        rendered = await to_the_end(_across_shards(client, by_shard))
     order = [rendered[entry["id"]] for entry in body["jobs"]]
     return b'{"ok":true,"data":{"jobs":[' + b",".join(order) + b"]}}"
 
@@ -174,20 +188,44 @@ async def update_parent(call: Call) -> Result:
     body = v.decode_object(call.body)
     child_id = v.string("childId", body.get("childId"), max_length=v.MAX_ID_LENGTH)
     parent_id = v.string("parentId", body.get("parentId"), max_length=v.MAX_ID_LENGTH)
-    if child_id == parent_id:
-        raise BadRequest("A flow job cannot be its own parent")
     if child_id is None or parent_id is None:
         raise BadRequest("childId and parentId are required")
+    if child_id == parent_id:
+        raise BadRequest("A flow job cannot be its own parent")
     client = call.client
     child = await _job(client, child_id, f"Child job not found: {child_id}")
     parent = await _job(client, parent_id, f"Parent job not found: {parent_id}")
     owner = child.get("parentId")
     if owner is not None and owner != parent_id:
         raise BadRequest(f"Child job {child_id} already belongs to parent {owner}")
-    await _link(client, parent, child_id)
-    slot = client.slot_for_queue(parent["queue"])
-    await client.call(client.shard_for_queue(child["queue"]), p.SetParent(child_id, parent_id, slot))
+    await _refuse_cycle(client, parent, child_id)
+    await to_the_end(_adopt(client, parent, child))
     return OK
+
+
+async def _adopt(client: Shards, parent: dict[str, Any], child: dict[str, Any]) -> None:
+    await _link(client, parent, child["id"])
+    slot = client.slot_for_queue(parent["queue"])
+    await client.call(client.shard_for_queue(child["queue"]), p.SetParent(child["id"], parent["id"], slot))
+
+
+MAX_ANCESTRY = 64  # parents followed up from a new parent, looking for the child-to-be
+
+
+async def _refuse_cycle(client: Shards, parent: dict[str, Any], child_id: str) -> None:
+    """The child must not be among the new parent's ancestors: each would wait for the other forever."""
+    job: dict[str, Any] | None = parent
+    for _ in range(MAX_ANCESTRY):
+        above = job.get("parentId") if job is not None else None
+        if not isinstance(above, str):
+            return
+        if above == child_id:
+            raise BadRequest("flow contains a dependency cycle")
+        try:
+            job = await _job(client, above, "")
+        except BadRequest:
+            return
+    raise BadRequest(f"flow nests deeper than {MAX_ANCESTRY} parents")
 
 
 async def remove_child_dependency(call: Call) -> Result:

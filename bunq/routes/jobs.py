@@ -53,6 +53,10 @@ async def _push_with_options(call: Call, queue: str, jobs: list[p.NewJob]) -> li
     """A push some of whose jobs carry `PushOptions`: parents checked first, the shard told to read the
     options, and the children linked to their parents once made (`bunq.routes.flows`)."""
     jobs, parents = await flows.adopting(call.client, jobs)
+    return await flows.to_the_end(_push_and_link(call, queue, jobs, parents))
+
+
+async def _push_and_link(call: Call, queue: str, jobs: list[p.NewJob], parents: dict[str, dict[str, Any]]) -> list[str]:
     ids = (await call.client.call_queue(queue, p.AddJobs(queue, jobs, options=True), p.Ids)).ids
     if parents:
         await flows.link_children(call.client, jobs, ids, parents, queue)

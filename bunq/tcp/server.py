@@ -284,7 +284,7 @@ class TcpConnection(asyncio.Protocol):
             while not inbox.empty():
                 batch.append(inbox.get_nowait())
             for event in batch:
-                if event is None:  # the hub dropped a subscriber that fell 1,000 events behind
+                if event is None:  # the hub dropped a subscriber that fell CLIENT_BUFFER events behind
                     log.warning("closing a TCP connection: its event subscription fell behind")
                     self.abort()
                     return

@@ -4,6 +4,7 @@ TCP through `bunq serve`, parents and children on different shards, and their st
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -173,6 +174,46 @@ def test_update_parent_links_a_child_and_remove_child_dependency_undoes_it(send:
     assert send({"cmd": "GetJob", "id": parent})["job"]["childrenIds"] == []
     assert send({"cmd": "RemoveChildDependency", "id": child}) == {"ok": False, "error": f"Job {child} has no parent"}
     assert send({"cmd": "RemoveChildDependency", "id": "nope"}) == {"ok": False, "error": "Job not found: nope"}
+
+
+def test_update_parent_refuses_a_cycle_and_names_what_is_missing(send: Send) -> None:
+    top, middle, bottom = ids(3)
+    for queue, job_id in ((PQ, top), (CQ, middle), (PQ, bottom)):
+        assert send({"cmd": "PUSH", "queue": queue, "data": {}, "jobId": job_id})["ok"] is True
+    assert send({"cmd": "UpdateParent", "childId": middle, "parentId": top}) == {"ok": True}
+    assert send({"cmd": "UpdateParent", "childId": bottom, "parentId": middle}) == {"ok": True}
+    cycle = send({"cmd": "UpdateParent", "childId": top, "parentId": bottom})  # top would wait for its own grandchild
+    assert cycle == {"ok": False, "error": "flow contains a dependency cycle"}
+    assert send({"cmd": "GetJob", "id": top})["job"]["parentId"] is None
+    assert state(send, bottom) == "waiting"  # nothing linked
+    assert send({"cmd": "UpdateParent"}) == {"ok": False, "error": "childId and parentId are required"}
+
+
+def test_a_flow_across_shards_is_finished_when_its_connection_closes_mid_push(server: BunqServer) -> None:
+    """Closing the connection cancels its commands; a flow written in several steps must still be written
+    whole (or undone), never left waiting for a leaf that is not there. The connection is closed once the
+    first shard's part is written (its jobs can be read) and while the second shard's is being written."""
+    chain = ids(8000)
+    jobs = [
+        {
+            "id": job_id,
+            "queue": (CQ if i % 2 else PQ),
+            "input": {"data": {}, "dependsOn": chain[i - 1 : i] if i else []},
+        }
+        for i, job_id in enumerate(chain)
+    ]
+    with RawTcp(server.tcp_port) as tcp:
+
+        def state_of(job_id: str) -> str:
+            return str(tcp.call({"cmd": "GetState", "id": job_id})["state"])
+
+        with connect(f"ws://127.0.0.1:{server.port}/ws/queues/elsewhere") as ws:
+            ws.send(json.dumps({"cmd": "PUSHF", "jobs": jobs, "reqId": "f"}))
+            deadline = time.monotonic() + 30
+            while state_of(chain[2]) == "unknown" and time.monotonic() < deadline:  # shard 0's part, first
+                pass
+        wait_until(lambda: state_of(chain[0]) != "unknown" or state_of(chain[2]) == "unknown", timeout=30)
+        assert (state_of(chain[0]), state_of(chain[-1])) in (("waiting", "waiting-children"), ("unknown", "unknown"))
 
 
 def test_remove_unprocessed_children_leaves_the_running_one(send: Send) -> None:

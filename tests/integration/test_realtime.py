@@ -178,6 +178,19 @@ def test_a_worker_registered_over_a_websocket_is_unregistered_when_it_closes(ser
         assert "http-worker" in names()  # registered over HTTP: no connection owns it
 
 
+def test_a_client_that_reads_is_not_cut_off_by_a_bulk_push_s_burst(server: BunqServer) -> None:
+    """A bulk push of 5,000 jobs publishes 5,000 events at once: a legacy client reading them as they come
+    is not a subscriber that fell behind (the buffer used to hold 1,000, and the client was cut off)."""
+    ws = Client(ws_url(server, "/ws/queues/burst"))
+    try:
+        reply = ws.call("PUSHB", queue="burst", jobs=[{"data": i} for i in range(5000)])
+        assert reply["ok"] is True and len(reply["ids"]) == 5000
+        ws.wait_for(lambda: sum(f.get("eventType") == "pushed" for f in ws.frames) == 5000, timeout=30)
+        assert ws.call("Count", queue="burst")["count"] == 5000  # still connected
+    finally:
+        ws.close()
+
+
 def test_get_jobs_takes_a_list_of_states_as_the_reference_does(server: BunqServer) -> None:
     ws = Client(ws_url(server))
     try:
