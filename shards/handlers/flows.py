@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from shards.waiters import Respond
 
 NOT_ACTIVE = "Job is not active"
+# as many as a job's `dependsOn` may name: a parent's record (its children, their results) is written again
+# as each child finishes, so its size bounds what every completion of its children costs
+MAX_CHILDREN = 1000
 
 
 class FlowOperations(Protocol):
@@ -101,6 +104,8 @@ def link_child(engine: FlowOperations, cmd: p.LinkChild, respond: Respond) -> p.
         if job is None and not _held(engine, cmd.parent_id):
             raise NotFound(f"Parent job not found: {cmd.parent_id}")
         raise BadRequest(f"Parent job {cmd.parent_id} is not linkable")
+    if len(job.children_ids) >= MAX_CHILDREN and cmd.child_id not in job.children_ids:
+        raise BadRequest(f"Parent job {cmd.parent_id} has too many children (max {MAX_CHILDREN})")
     engine.flows.link_child(job, cmd.child_id)
     return p.Done()
 

@@ -10,6 +10,7 @@ import pytest
 from bunq import protocol as p
 from bunq.protocol import FlowPolicy
 from shards.engine import Engine
+from shards.handlers.flows import MAX_CHILDREN
 from tests.support.clock import FakeClock
 from tests.support.engines import call, make_engine, pull, push
 
@@ -73,6 +74,18 @@ def test_an_active_parent_cannot_be_linked(engine: Engine) -> None:
     refused = call(engine, p.LinkChild(parent, "C"))
     assert refused == p.Error("bad_request", "Parent job P is not linkable")
     assert call(engine, p.LinkChild("nope", "C")) == p.Error("not_found", "Parent job not found: nope")
+
+
+def test_a_parent_takes_at_most_a_thousand_children(engine: Engine) -> None:
+    """Each child's completion writes its parent's record again, with every child and result in it: an
+    unbounded number of children made those writes grow with its square (a gigabyte of WAL for 6,000)."""
+    parent = push(engine, "pq", job_id="P")
+    for i in range(MAX_CHILDREN):
+        assert call(engine, p.LinkChild(parent, f"c{i}")) == p.Done()
+    assert call(engine, p.LinkChild(parent, "c0")) == p.Done()  # one it has: no change
+    refused = call(engine, p.LinkChild(parent, "one-more"))
+    assert refused == p.Error("bad_request", f"Parent job P has too many children (max {MAX_CHILDREN})")
+    assert len(engine.jobs[parent].children_ids) == MAX_CHILDREN
 
 
 def test_a_removed_unprocessed_child_is_no_longer_waited_for(engine: Engine) -> None:
