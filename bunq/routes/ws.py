@@ -12,6 +12,7 @@ the connection closes, every job it pulled and did not finish goes back to waiti
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -90,11 +91,12 @@ class Connection:
     async def on_text(self, text: str | bytes) -> None:
         try:
             message = v.decode_object(text.encode() if isinstance(text, str) else text)
-        except InvalidJson:
-            await self.send({"ok": False, "error": "Invalid JSON"})  # ws-commands.md's answer to unparseable text
-            return
         except BunqError as exc:
-            await self.send({"ok": False, "error": exc.message})
+            # ws-commands.md's "Invalid JSON" for unparseable text, else the refusal (not an object, too deep);
+            # with the reqId when the standard parser can read one (a lone surrogate bunq refuses, say)
+            error = "Invalid JSON" if isinstance(exc, InvalidJson) else exc.message
+            req_id = _req_id_of(text)
+            await self.send({"ok": False, "error": error} | ({} if req_id is None else {"reqId": req_id}))
             return
         if len(self.tasks) > MAX_IN_FLIGHT:
             await self.send({"ok": False, "error": "Too many commands in flight", "reqId": message.get("reqId")})
@@ -169,6 +171,16 @@ class Connection:
             task.cancel()
         await self.held.release(self.client, "WebSocket")
         await self.workers.release(self.client, "WebSocket")
+
+
+def _req_id_of(text: str | bytes) -> Any:
+    """The `reqId` of a message refused before it was read, by the lenient standard parser (the refusal's
+    path only), so that a client matching replies by it gets this one."""
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return message.get("reqId") if isinstance(message, dict) else None
 
 
 def with_member(body: bytes, key: bytes, value: Any) -> bytes:

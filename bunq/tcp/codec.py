@@ -66,8 +66,10 @@ class NotFinite(ValueError):
     """A request carrying NaN or an infinity, which JSON (every route's body) cannot hold: refused by
     name, as the reference refuses `delay: Infinity`, rather than turned into a default or a null."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, req_id: Any = None) -> None:
         super().__init__(f"{path} must be a finite number")
+        self.path = path
+        self.req_id = req_id  # the request's, so that its refusal reaches the caller waiting for it
 
 
 def decode(frame: bytes | memoryview) -> dict[str, Any]:
@@ -80,7 +82,10 @@ def decode(frame: bytes | memoryview) -> dict[str, Any]:
         if _UNDEFINED_EXT in frame:  # a C-speed scan; a false hit only costs the walk
             message = {k: _defined(v) for k, v in message.items() if v is not UNDEFINED}
         if _NON_FINITE.search(frame):
-            _check_finite(message, "")
+            try:
+                _check_finite(message, "")
+            except NotFinite as exc:
+                raise NotFinite(exc.path, message.get("reqId")) from None
     except RecursionError:
         raise msgspec.DecodeError("nested too deeply") from None
     request: dict[str, Any] = message

@@ -166,7 +166,8 @@ class TcpConnection(asyncio.Protocol):
         try:
             message = codec.decode(frame)
         except codec.NotFinite as exc:
-            self.write({"ok": False, "error": str(exc)})
+            refusal = {"ok": False, "error": str(exc)}
+            self.write(refusal if exc.req_id is None else {**refusal, "reqId": exc.req_id})
             return
         except (msgspec.DecodeError, ValueError):
             self.write({"ok": False, "error": "Invalid command format"})

@@ -205,6 +205,19 @@ def test_a_websocket_command_missing_its_fields_is_told_which(server: BunqServer
         assert reply_to(ws, "4")["count"] == 0
 
 
+def test_a_websocket_command_refused_before_it_is_read_still_carries_its_req_id(server: BunqServer) -> None:
+    """Text that is JSON to the standard parser but that bunq refuses (a lone surrogate): a client that
+    matches replies by reqId gets its answer."""
+    from websockets.sync.client import connect
+
+    with connect(server.url.replace("http", "ws") + "/ws") as ws:
+        ws.send('{"cmd": "GetJob", "id": "\\ud800", "reqId": "lone"}')
+        refused = reply_to(ws, "lone")
+        assert refused["ok"] is False and refused["error"]
+        ws.send("[1, 2]")  # no reqId to give back
+        assert reply_to(ws, None) == {"ok": False, "error": "Request body must be a JSON object"}
+
+
 def reply_to(ws: Any, req_id: str | None) -> dict[str, Any]:
     """The reply with this reqId (None: to a message too broken to carry one), skipping the job events a
     client that never subscribed receives in between."""

@@ -43,6 +43,9 @@ def test_bad_frames_get_an_error_and_change_nothing(server: BunqServer) -> None:
             c.send_frame(msgspec.msgpack.encode({"cmd": "PUSH", "queue": "q", "data": 1, field: value}))
             path = "data.n[1]" if field == "data" else field
             assert c.reply() == {"ok": False, "error": f"{path} must be a finite number"}  # not a default, not null
+        # with a reqId, the refusal carries it: a pipelining client matches replies by it
+        c.send_frame(msgspec.msgpack.encode({"cmd": "PUSH", "queue": "q", "data": 1, "delay": math.nan, "reqId": "r9"}))
+        assert c.reply() == {"ok": False, "error": "delay must be a finite number", "reqId": "r9"}
         counts = c.call({"cmd": "GetJobCounts", "queue": "q"})["counts"]
         assert counts["waiting"] == 0 and counts["delayed"] == 0
         assert c.call({"cmd": "Ping"})["ok"] is True  # the connection is still good
