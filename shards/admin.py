@@ -84,8 +84,7 @@ def _page(engine: QueueWide, q: QueueState, state: State, limit: int, offset: in
 
 def drain(engine: QueueWide, q: QueueState) -> int:
     """Remove every waiting and delayed job; active jobs are untouched."""
-    jobs = [entry[2] for entry in itertools.chain(q.waiting, q.delayed)]
-    jobs += [job for parked in q.parked.values() for job in parked]
+    jobs = [*q.every_waiting(), *(entry[2] for entry in q.delayed)]
     for job in jobs:
         engine.remove(job, event=False)
     engine.forget_removed(len(jobs))

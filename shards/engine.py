@@ -220,6 +220,8 @@ class Engine:
         if q.settings.paused:
             return []
         now = self.clock()
+        if q.timed:
+            q.wake_timed(now)
         room = q.room(now, count)
         if room < count and q.waiting and q.settings.rate_limit is not None and self.events.wants("ratelimit:hit"):
             self.emit("ratelimit:hit", q.waiting[0][2])
@@ -231,6 +233,8 @@ class Engine:
             if job.ttl is not None and now >= job.created_at + job.ttl:
                 job.state = REMOVED  # already out of the waiting list; expire() must not count it twice
                 self.expire(job, q, counted=False)
+                if job.group_id is not None:
+                    q.free_group(job.group_id, now)  # its turn was kept for a start that did not happen
                 continue
             self.activate(job, q, owner, lock_ttl, now)
             q.record_pull(now)

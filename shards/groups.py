@@ -3,8 +3,8 @@ group commands, kept in the queue's settings), and what frees a blocked group's 
 
 A group's jobs wait set aside (`QueueState.parked`) while it is blocked. Whatever may free it calls
 `free`: a resume, a change of its limits, one of its active jobs ending, and a timer at the end of a rate
-window it filled or of a hold (`RateLimitGroup`), set when that block begins. Freed, its jobs go back
-with their keys, in order, and the queue's parked pulls are served.
+window it filled or of a hold (`RateLimitGroup`), set when that block begins. Freed, its best job goes
+back to compete (each start brings the next), and the queue's parked pulls are served.
 """
 
 from __future__ import annotations
@@ -35,11 +35,9 @@ class Groups:
             self.timers.at(until, self._due, (q, group))
 
     def free(self, q: QueueState, group: str) -> None:
-        """Put the group's set-aside jobs back if it may start one now."""
-        if group in q.parked and q.group_wait(group, self.clock()) == 0:
-            q.unpark(group)
-            if q.waiters:
-                self.pulls.serve_soon(q)
+        """Put the group's best set-aside job back if it may start one now."""
+        if q.free_group(group, self.clock()) and q.waiters:
+            self.pulls.serve_soon(q)
 
     def _due(self, arg: tuple[QueueState, str]) -> None:
         q, group = arg

@@ -6,10 +6,14 @@ their priority). Being sorted (rather than a heap) lets `jobs/list` page through
 a cancelled job leave at once, both in O(log n). Delayed jobs are indexed by run time, and waiting and
 delayed jobs by creation time for `clean`.
 
-Jobs of a blocked group (paused, at its concurrency, one job at a time by default, or held by a rate
-limit) are set aside in `parked` when they reach the front and go back (with their keys, so in order)
-when the group frees up: while it stays blocked no pull looks at them again, and jobs without a group
-pay nothing for any of it.
+Jobs with a group wait in two places: the group's best job (its front) in `waiting`, where it competes
+with every other job, and the rest in the group's own sorted list, `parked[group]`, by the same key. The
+front that a pull takes makes way for the group's next job, unless that start fills the group. A pull
+that finds a front's group blocked (paused, at its concurrency, one job at a time by default, or held by
+a rate limit) sets it aside too, and the group then has no front until something frees it (`free_group`):
+while it stays blocked no pull looks at its jobs, and freed, only its best job goes back (each start
+brings the next), so a large group is never set aside job by job. Jobs without a group pay nothing for
+any of it.
 """
 
 from __future__ import annotations
@@ -102,8 +106,10 @@ class QueueState:
     dlq: dict[str, Job] = field(default_factory=dict)
     waiters: deque[Waiter] = field(default_factory=deque)
     groups_active: dict[str, int] = field(default_factory=dict)
-    parked: dict[str, list[Job]] = field(default_factory=dict)
+    fronts: dict[str, Entry] = field(default_factory=dict)  # a group's one job in `waiting`: its best
+    parked: dict[str, SortedList] = field(default_factory=dict)  # a group's other waiting jobs, in key order
     parked_count: int = 0
+    timed: list[tuple[int, str]] = field(default_factory=list)  # heap: (when, group) set aside until a time
     group_sizes: dict[str, int] = field(default_factory=dict)  # waiting and delayed jobs per group
     group_windows: dict[str, list[int]] = field(default_factory=dict)  # rate-limited group: [start, starts]
     group_holds: dict[str, int] = field(default_factory=dict)  # RateLimitGroup: no starts until then
@@ -116,63 +122,84 @@ class QueueState:
     # ---- waiting --------------------------------------------------------------------------------
 
     def push(self, job: Job) -> None:
-        self.waiting.add((-job.priority, job.seq, job))
+        entry = (-job.priority, job.seq, job)
         self.priorities[job.priority] += 1
-        if job.group_id is not None:
-            self._grow_group(job.group_id)
+        group = job.group_id
+        if group is None:
+            self.waiting.add(entry)
+            return
+        self._grow_group(group)
+        front = self.fronts.get(group)
+        if front is not None:
+            if entry < front:  # it goes first in its group: the front makes way
+                self.waiting.remove(front)
+                self.waiting.add(entry)
+                self.fronts[group] = entry
+                entry = front
+            self._park(group, entry)
+        elif group in self.parked:  # set aside: the new job waits with the others, in its place
+            self._park(group, entry)
+        else:
+            self.waiting.add(entry)
+            self.fronts[group] = entry
 
     def unlink_waiting(self, job: Job) -> None:
         """Take a waiting job out of every index (it is leaving the waiting state)."""
-        parked = self.parked.get(job.group_id or "")
-        if parked is not None and job in parked:
-            parked.remove(job)
-            self.parked_count -= 1
-        else:
-            self.waiting.discard((-job.priority, job.seq, job))
+        entry = (-job.priority, job.seq, job)
         _uncount(self.priorities, job.priority)
-        if job.group_id is not None:
-            self._shrink_group(job.group_id)
+        group = job.group_id
+        if group is None:
+            self.waiting.discard(entry)
+            return
+        self._shrink_group(group)
+        front = self.fronts.get(group)
+        if front is not None and front[2] is job:
+            self.waiting.remove(front)
+            del self.fronts[group]
+            self._promote(group)
+            return
+        parked = self.parked.get(group)
+        if parked is not None:
+            i = parked.bisect_left(entry)
+            if i < len(parked) and parked[i][2] is job:
+                del parked[i]
+                self.parked_count -= 1
+                if not parked:
+                    del self.parked[group]
 
     def pop(self, now: int) -> Job | None:
-        """The next job to hand out; jobs of a blocked group are set aside on the way."""
+        """The next job to hand out; a front whose group is blocked is set aside on the way."""
         waiting = self.waiting
         while waiting:
             entry: Entry = waiting.pop(0)
             job = entry[2]
             group = job.group_id
             if group is not None:
-                if self.group_wait(group, now):
-                    self.parked.setdefault(group, []).append(job)
-                    self.parked_count += 1
-                    continue
-                if group in self.parked:  # freed by time, before its timer ran: the set-aside jobs come first
-                    waiting.add(entry)
-                    self.unpark(group)
+                del self.fronts[group]
+                wait = self.group_wait(group, now)
+                if wait:
+                    self._park(group, entry)
+                    self._note_wait(group, now, wait)
                     continue
                 self._shrink_group(group)
+                if not self._full_after_start(group):
+                    self._promote(group)
             _uncount(self.priorities, job.priority)
             return job
         return None
 
-    def unpark(self, group: str) -> None:
-        """The group is free again: its set-aside jobs compete again."""
-        for job in self.parked.pop(group, ()):
-            self.parked_count -= 1
-            self.waiting.add((-job.priority, job.seq, job))
-
     def every_waiting(self) -> Iterator[Job]:
         """Every waiting job, set-aside ones too, in no particular order."""
         yield from (entry[2] for entry in self.waiting)
-        for jobs in self.parked.values():
-            yield from jobs
+        for entries in self.parked.values():
+            yield from (entry[2] for entry in entries)
 
     def waiting_in_order(self, start: int, stop: int) -> Iterator[Job]:
         """Waiting jobs start..stop in the order they will be handed out (set-aside ones merged in)."""
         if not self.parked_count:
             return (entry[2] for entry in self.waiting.islice(start, stop))
-        parked = sorted((-j.priority, j.seq, j) for jobs in self.parked.values() for j in jobs)
-        merged = heapq.merge(self.waiting.islice(0, stop), parked)
-        return (entry[2] for entry in itertools.islice(merged, start, stop))
+        lists = [self.waiting.islice(0, stop), *(entries.islice(0, stop) for entries in self.parked.values())]
+        return (entry[2] for entry in itertools.islice(heapq.merge(*lists), start, stop))
 
     # ---- delayed --------------------------------------------------------------------------------
 
@@ -202,6 +229,52 @@ class QueueState:
             self.group_sizes[group] = left
         else:
             self.group_sizes.pop(group, None)
+
+    def _park(self, group: str, entry: Entry) -> None:
+        parked = self.parked.get(group)
+        if parked is None:
+            parked = self.parked[group] = SortedList()
+        parked.add(entry)
+        self.parked_count += 1
+
+    def _promote(self, group: str) -> None:
+        """The group's best set-aside job becomes its front."""
+        parked = self.parked.get(group)
+        if parked is None:
+            return
+        entry: Entry = parked.pop(0)
+        self.parked_count -= 1
+        if not parked:
+            del self.parked[group]
+        self.waiting.add(entry)
+        self.fronts[group] = entry
+
+    def _note_wait(self, group: str, now: int, wait: int) -> None:
+        if wait > 0:  # blocked until a time: a pull then frees it even before the timer set for it runs
+            heapq.heappush(self.timed, (now + wait, group))
+
+    def _full_after_start(self, group: str) -> bool:
+        """Whether the start of one more of its jobs fills the group's concurrency (checked before it starts)."""
+        rules = self.settings.groups.get(group)
+        limit = 1 if rules is None else (rules.concurrency or 1)
+        return self.groups_active.get(group, 0) + 1 >= limit
+
+    def free_group(self, group: str, now: int) -> bool:
+        """A set-aside group may start a job now: its best job goes back (whether it did)."""
+        if group not in self.parked or group in self.fronts:
+            return False
+        wait = self.group_wait(group, now)
+        if wait:
+            self._note_wait(group, now, wait)
+            return False
+        self._promote(group)
+        return True
+
+    def wake_timed(self, now: int) -> None:
+        """Free the groups set aside until a time that has come (their timers may not have run yet)."""
+        timed = self.timed
+        while timed and timed[0][0] <= now:
+            self.free_group(heapq.heappop(timed)[1], now)
 
     def group_wait(self, group: str, now: int) -> int:
         """0 when a job of `group` may start now; else `WHEN_FREED`, or the ms until a rate limit lets it."""
