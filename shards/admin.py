@@ -8,11 +8,12 @@ import itertools
 from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 from bunq.protocol import Jobs, State
-from shards.job import Job
+from shards.job import REMOVED_UNFINISHED, Job
 from shards.queues import QueueState
 
 if TYPE_CHECKING:
     from bunq.catalogue import EventName
+    from shards.flows import Flows
     from shards.index import JobIndex
     from shards.logs import JobLogs
     from shards.registry import QueueRegistry
@@ -30,13 +31,16 @@ class QueueWide(Protocol):
     @property
     def logs(self) -> JobLogs: ...
 
+    @property
+    def flows(self) -> Flows: ...
+
     def clock(self) -> int: ...
 
     def flush(self) -> None: ...
 
     def emit_data(self, name: EventName, data: dict[str, Any]) -> None: ...
 
-    def remove(self, job: Job, *, event: bool = True) -> None: ...
+    def remove(self, job: Job, *, event: bool = True, tell_dependents: bool = True) -> None: ...
 
     def requeue(self, q: QueueState, job: Job) -> None: ...
 
@@ -100,6 +104,9 @@ def obliterate(engine: QueueWide, q: QueueState) -> None:
     for job in live:
         engine.logs.drop(job.id)
         job.state = State.REMOVED
+        if job.dependents:  # waited for by jobs of other queues, which would wait forever
+            job.failed_reason = REMOVED_UNFINISHED
+            engine.flows.job_failed_for_good(job)
     for waiter in q.waiters:  # parked long polls end now, empty, instead of outliving the queue unanswered
         if not waiter.done:
             waiter.done = True

@@ -29,7 +29,19 @@ from shards.groups import Groups
 from shards.handlers import HANDLERS
 from shards.histograms import Histogram
 from shards.index import JobIndex
-from shards.job import ACTIVE, COMPLETED, DELAYED, EXPIRED, FAILED, REMOVED, WAITING, WAITING_CHILDREN, Job, reset_runs
+from shards.job import (
+    ACTIVE,
+    COMPLETED,
+    DELAYED,
+    EXPIRED,
+    FAILED,
+    REMOVED,
+    REMOVED_UNFINISHED,
+    WAITING,
+    WAITING_CHILDREN,
+    Job,
+    reset_runs,
+)
 from shards.journal import Journal
 from shards.leases import Leases
 from shards.logs import JobLogs
@@ -335,9 +347,12 @@ class Engine:
         self.index.readd(job)
         self.enqueue(job, q)
 
-    def remove(self, job: Job, *, event: bool = True) -> None:
-        """Take a job out of whatever state it is in (cancel); a later ack of it finds nothing."""
+    def remove(self, job: Job, *, event: bool = True, tell_dependents: bool = True) -> None:
+        """Take a job out of whatever state it is in (cancel); a later ack of it finds nothing. A job that had
+        not finished will never complete: the jobs waiting for it are told it failed for good, and follow
+        their policy (by default the DLQ), instead of waiting forever."""
         q = self.queue(job.queue)
+        unfinished = job.state in (State.WAITING, State.DELAYED, State.ACTIVE, State.WAITING_CHILDREN)
         match job.state:
             case State.ACTIVE:
                 self.end_lease(job)
@@ -359,6 +374,9 @@ class Engine:
         if event:
             self.emit("job:removed", job)
         self.wake_job_waiters(job.id, False, None, "unknown")
+        if unfinished and tell_dependents and job.dependents:
+            job.failed_reason = REMOVED_UNFINISHED
+            self.flows.job_failed_for_good(job)
 
     # ---- the server loop's turn: timers and periodic counts -------------------------------------
 

@@ -18,6 +18,7 @@ FAILED = State.FAILED
 WAITING_CHILDREN = State.WAITING_CHILDREN
 EXPIRED = State.EXPIRED
 REMOVED = State.REMOVED
+REMOVED_UNFINISHED = "Removed before it completed"  # what the jobs waiting for a cancelled one are told
 
 
 class Hold(msgspec.Struct, array_like=True, gc=False):

@@ -56,7 +56,7 @@ class FlowOperations(Protocol):
 
     def admit(self, job: Job, q: QueueState) -> None: ...
 
-    def remove(self, job: Job, *, event: bool = True) -> None: ...
+    def remove(self, job: Job, *, event: bool = True, tell_dependents: bool = True) -> None: ...
 
     def end_lease(self, job: Job) -> QueueState: ...
 
@@ -142,7 +142,7 @@ def remove_unprocessed(engine: FlowOperations, cmd: p.RemoveUnprocessed, respond
         return p.Count(0)
     if job.state not in (State.WAITING, State.DELAYED, State.WAITING_CHILDREN):
         return p.Count(0)
-    engine.remove(job)
+    engine.remove(job, tell_dependents=False)  # as removed unprocessed: its parent stops waiting for it
     engine.flows.job_removed_unprocessed(job)
     return p.Count(1)
 

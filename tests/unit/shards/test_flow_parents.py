@@ -57,6 +57,37 @@ def test_a_child_s_policy_decides_its_parent_s_fate(
     assert call(engine, p.GetFlowFailures("P", ignored=True)) == p.Failures(ignored)
 
 
+@pytest.mark.parametrize(
+    "removal",
+    [p.CancelJob("c1"), p.DrainQueue("q"), p.ObliterateQueue("q"), p.CleanQueue("q", state=p.State.WAITING)],
+    ids=["cancel", "drain", "obliterate", "clean"],
+)
+def test_a_child_removed_before_it_ran_counts_as_failed_for_its_parent(engine: Engine, removal: p.Command) -> None:
+    """It will never complete: its parent follows the child's policy (by default the DLQ) instead of
+    waiting for it forever."""
+    add_flow(engine, "P", ["c1"])
+    call(engine, removal)
+    parent = engine.index.find("P")
+    assert parent is not None and parent.state == p.State.FAILED
+
+
+def test_a_cancelled_dependency_follows_the_child_s_policy(engine: Engine) -> None:
+    add_flow(engine, "P", ["c1", "c2"], FlowPolicy.REMOVE)
+    assert call(engine, p.CancelJob("c1")) == p.Done()
+    parent = engine.index.find("P")
+    assert parent is not None and parent.state == p.State.WAITING_CHILDREN and parent.pending_deps == ("c2",)
+    assert call(engine, p.CancelJob("c2")) == p.Done()
+    assert engine.index.find("P").state == p.State.WAITING  # type: ignore[union-attr]  # nothing left to wait for
+
+
+def test_a_job_depending_on_a_cancelled_one_is_dead_lettered(engine: Engine) -> None:
+    first = push(engine, "q", job_id="A")
+    then = push(engine, "q", job_id="B", depends_on=(first,))
+    assert engine.index.find(then).state == p.State.WAITING_CHILDREN  # type: ignore[union-attr]
+    assert call(engine, p.CancelJob(first)) == p.Done()
+    assert engine.index.find(then).state == p.State.FAILED  # type: ignore[union-attr]
+
+
 def test_link_then_detach_a_child(engine: Engine) -> None:
     parent, child = push(engine, "pq", job_id="P"), push(engine, "q", job_id="C")
     assert call(engine, p.LinkChild(parent, child)) == p.Done()
