@@ -52,7 +52,7 @@ COMMANDS: dict[str, Spec] = {
     "GetResult": _job(jobs.get_job_result, body=False),
     "GetProgress": _job(operations.get_progress, body=False),
     "GetChildrenValues": _job(operations.get_children, body=False),
-    "GetJobs": _queue(queues.list_jobs, query=("state", "limit", "offset"), body=False),
+    "GetJobs": _queue(queues.list_jobs, query=("state", "limit", "offset", "asc"), body=False),
     "GetJobCounts": _queue(queues.get_counts, body=False),
     "GetCountsPerPriority": _queue(queues.get_priority_counts, body=False),
     "Count": _queue(queues.get_count, body=False),

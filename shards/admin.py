@@ -55,12 +55,51 @@ LISTED = (State.WAITING, State.DELAYED, State.ACTIVE, State.FAILED, State.COMPLE
 # ---- reading ----------------------------------------------------------------------------------
 
 
-def list_jobs(engine: QueueWide, q: QueueState, state: State | None, limit: int, offset: int) -> list[Job]:
-    """One page of a queue's jobs in a state (or across states): O(log n + offset + limit) in memory."""
-    if state is None:
-        pages = (_page(engine, q, s, offset + limit, 0) for s in LISTED)
+def list_jobs(
+    engine: QueueWide, q: QueueState, state: State | None, limit: int, offset: int, asc: bool | None = None
+) -> list[Job]:
+    """One page of a queue's jobs in a state (or across states): O(log n + offset + limit) in memory.
+
+    Each state lists in its own order (waiting as it will be handed out, delayed by due time, active and
+    failed as they came, completed newest first); `asc` asks for oldest first (True) or newest first
+    (False), bunqueue's `GetJobs asc`: a page read from the other end where the state's order is the other."""
+    states = LISTED if state is None else (state,)
+    if asc is None:
+        pages = (_page(engine, q, s, offset + limit, 0) for s in states)
         return list(itertools.islice(itertools.chain.from_iterable(pages), offset, offset + limit))
-    return _page(engine, q, state, limit, offset)
+    found: list[Job] = []
+    for s in states if asc else reversed(states):
+        if len(found) >= limit:
+            break
+        size = _size(engine, q, s)
+        if offset >= size:
+            offset -= size
+            continue
+        take = min(limit - len(found), size - offset)
+        if (s is State.COMPLETED) != asc:  # the state's own order is the one asked for
+            found += _page(engine, q, s, take, offset)
+        else:  # read from the other end, reversed
+            found += reversed(_page(engine, q, s, take, size - offset - take))
+        offset = 0
+    return found
+
+
+def _size(engine: QueueWide, q: QueueState, state: State) -> int:
+    match state:
+        case State.WAITING:
+            return q.waiting_count
+        case State.DELAYED:
+            return len(q.delayed)
+        case State.ACTIVE:
+            return len(q.active)
+        case State.FAILED:
+            return len(q.dlq)
+        case State.COMPLETED:
+            return q.completed
+        case State.WAITING_CHILDREN | State.EXPIRED | State.REMOVED:
+            return 0
+        case _:
+            assert_never(state)
 
 
 def _page(engine: QueueWide, q: QueueState, state: State, limit: int, offset: int) -> list[Job]:

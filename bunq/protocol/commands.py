@@ -124,6 +124,7 @@ class ListJobs(Command, frozen=True):
     state: State | None = None
     limit: int = 1000
     offset: int = 0
+    asc: bool | None = None  # True: oldest first, False: newest first, None: each state's own order
 
 
 class GetPriorityCounts(Command, frozen=True):

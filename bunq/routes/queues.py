@@ -79,22 +79,38 @@ _created = msgspec.json.Decoder(_Created)
 
 async def list_jobs(call: Call) -> Result:
     """One state (`state`), several (`states=a,b` or `state=a,b`, the reference's forms: merged oldest first,
-    a state it does not know matching nothing) or all."""
+    or newest first with `asc=false`; a state it does not know matching nothing) or all."""
     queue = _queue(call)
     limit = _query_int(call, "limit", 1000, 1, MAX_PAGE)
     offset = _query_int(call, "offset", 0, 0, 1_000_000_000)
     one = call.query("state")
+    asc = _asc(call.query("asc"))
     many = call.query("states") or (one if one and "," in one else None)
     if not many:
         state = _choice("state", one, JOB_STATES)
-        jobs = await call.client.call_queue(queue, p.ListJobs(queue, state, limit, offset), p.Jobs)
+        jobs = await call.client.call_queue(queue, p.ListJobs(queue, state, limit, offset, asc), p.Jobs)
         return b'{"ok":true,"jobs":[' + b",".join(jobs.jobs) + b"]}"
     states = dict.fromkeys(p.State(s) for s in many.split(",") if s in JOB_STATES)  # others: none (as the reference)
     pages = await asyncio.gather(
-        *(call.client.call_queue(queue, p.ListJobs(queue, s, limit + offset, 0), p.Jobs) for s in states)
+        *(call.client.call_queue(queue, p.ListJobs(queue, s, limit + offset, 0, asc), p.Jobs) for s in states)
     )
-    found = sorted((job for page in pages for job in page.jobs), key=lambda job: _created.decode(job).createdAt)
+    found = sorted(
+        (job for page in pages for job in page.jobs),
+        key=lambda job: _created.decode(job).createdAt,
+        reverse=asc is False,
+    )
     return b'{"ok":true,"jobs":[' + b",".join(found[offset : offset + limit]) + b"]}"
+
+
+def _asc(raw: str | None) -> bool | None:
+    """`asc=true|false` (bunqueue's `GetJobs asc`): oldest or newest first; absent, each state's own order."""
+    if raw is None:
+        return None
+    if raw.lower() in ("true", "1"):
+        return True
+    if raw.lower() in ("false", "0"):
+        return False
+    raise BadRequest("asc must be a boolean")
 
 
 async def get_counts(call: Call) -> Result:

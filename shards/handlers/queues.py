@@ -103,7 +103,7 @@ def get_priority_counts(engine: QueueCommands, cmd: p.GetPriorityCounts, respond
 
 def list_jobs(engine: QueueCommands, cmd: p.ListJobs, respond: Respond) -> p.Reply:
     q = _queue(engine, cmd.queue)
-    return p.Jobs([render(job) for job in admin.list_jobs(engine, q, cmd.state, cmd.limit, cmd.offset)])
+    return p.Jobs([render(job) for job in admin.list_jobs(engine, q, cmd.state, cmd.limit, cmd.offset, cmd.asc)])
 
 
 def get_queue_config(engine: QueueCommands, cmd: p.GetQueueConfig, respond: Respond) -> p.QueueConfig:

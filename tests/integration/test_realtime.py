@@ -204,6 +204,10 @@ def test_get_jobs_takes_a_list_of_states_as_the_reference_does(server: BunqServe
             return [job["id"] for job in reply["jobs"]]
 
         assert ids(state=["waiting", "delayed"]) == [first, later]
+        assert ids(state=["waiting", "delayed"], asc=False) == [later, first]  # newest first
+        assert ids(asc=False) == [later, first] and ids(asc=True) == [first, later]
+        refused = ws.call("GetJobs", queue="ws-list", asc="sideways")
+        assert refused == {"ok": False, "error": "asc must be a boolean", "reqId": refused["reqId"]}
         assert ids(state=["delayed"]) == [later]
         assert ids(state="waiting") == [first]
         assert ws.call("Count", queue="7")["count"] == 1
