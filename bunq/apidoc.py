@@ -240,12 +240,14 @@ class PullQuery(msgspec.Struct):
 
 
 class ListJobsQuery(msgspec.Struct):
-    """`states` (comma-separated) lists several states at once; `state` one."""
+    """`states` (comma-separated) lists several states at once; `state` one; `asc` oldest (true) or newest
+    (false) first, else each state's own order."""
 
     state: JobStateName | None = None
     states: Annotated[str, msgspec.Meta(pattern=r"^[a-z,-]*$", max_length=200)] | None = None
     limit: _range(1, MAX_PAGE) = 1000  # type: ignore[valid-type]
     offset: _range(0, 1_000_000_000) = 0  # type: ignore[valid-type]
+    asc: bool | None = None
 
 
 class DlqQuery(msgspec.Struct):
