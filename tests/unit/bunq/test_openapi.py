@@ -38,7 +38,8 @@ def test_the_document_validates_and_operation_ids_are_unique(doc: Any) -> None:
 
 def test_query_parameters_come_from_their_struct_without_null(doc: Any) -> None:
     params = {p["name"]: p for p in doc["paths"]["/queues/{queue}/jobs/list"]["get"]["parameters"]}
-    assert set(params) == {"queue", "state", "states", "limit", "offset"}
+    assert set(params) == {"queue", "state", "states", "limit", "offset", "asc"}
+    assert params["asc"]["schema"] == {"type": "boolean"}
     assert params["state"]["schema"] == {"enum": ["active", "completed", "delayed", "failed", "waiting"]}
     assert params["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 1000}
     assert "ListJobsQuery" not in doc["components"]["schemas"]
