@@ -341,11 +341,7 @@ class Flows:
             dependents=(),
             pending_deps=(),
             children=None,
-            parent_id=None,
-            children_ids=(),
-            flow_policy=None,
-            failed_children=None,
-            ignored_failures=None,
+            flow=None,
             hold=None,
             repeat_count=runs,
             seq=0,  # placed anew by `enqueue`

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from bunq.protocol import DlqReason, FlowPolicy, State
@@ -28,6 +30,34 @@ class Hold(msgspec.Struct, array_like=True, gc=False):
     dedup_until: int | None = None
     debounce_id: str | None = None
     debounce_until: int | None = None
+
+
+class FlowLinks(msgspec.Struct, array_like=True, gc=False):
+    """A job's place in a flow (PUSHF, UpdateParent, a push with `parentId`): one slot on the job, None for
+    the jobs (nearly all) that are in none, read and written through `Job`'s properties of the same names."""
+
+    parent_id: str | None = None  # its flow parent
+    children_ids: tuple[str, ...] = ()  # a flow parent's children, as declared
+    flow_policy: FlowPolicy | None = None  # what its failure for good does to its parent
+    failed_children: dict[str, str] | None = None  # "queue:id" → error of children it went on without
+    ignored_failures: dict[str, str] | None = None  # "queue:id" → error of children whose failure it ignored
+
+
+_NO_FLOW = FlowLinks()
+
+
+def _flow_field(name: str) -> property:
+    def get(job: Job) -> Any:
+        return getattr(job.flow or _NO_FLOW, name)
+
+    def put(job: Job, value: Any) -> None:
+        if job.flow is None:
+            if value == getattr(_NO_FLOW, name):
+                return
+            job.flow = FlowLinks()
+        setattr(job.flow, name, value)
+
+    return property(get, put)
 
 
 class Job(msgspec.Struct, array_like=True, gc=False):
@@ -82,12 +112,14 @@ class Job(msgspec.Struct, array_like=True, gc=False):
     dependents: tuple[tuple[str, int], ...] = ()
     repeat_count: int = 0
     auto_retries: int = 0
-    parent_id: str | None = None  # its flow parent (PUSHF, UpdateParent)
-    children_ids: tuple[str, ...] = ()  # a flow parent's children, as declared
-    flow_policy: FlowPolicy | None = None  # what its failure for good does to its parent
-    failed_children: dict[str, str] | None = None  # "queue:id" → error of children it went on without
-    ignored_failures: dict[str, str] | None = None  # "queue:id" → error of children whose failure it ignored
+    flow: FlowLinks | None = None  # its flow links; one slot, not five, on every job
     hold: Hold | None = None  # a window on its keys (pushed with `dedup.ttl` or a debounce key)
+
+    parent_id = _flow_field("parent_id")
+    children_ids = _flow_field("children_ids")
+    flow_policy = _flow_field("flow_policy")
+    failed_children = _flow_field("failed_children")
+    ignored_failures = _flow_field("ignored_failures")
 
 
 def reset_runs(job: Job) -> None:
@@ -166,7 +198,9 @@ _json = msgspec.json.Encoder()
 
 
 def view(job: Job) -> JobView:
-    # positional, in JobView's field order: a third of the keyword call's cost, on every job pulled or listed
+    # positional, in JobView's field order: a third of the keyword call's cost, on every job pulled or listed;
+    # the flow links read from their slot, not through the properties (a call each)
+    flow = job.flow or _NO_FLOW
     return JobView(
         job.id,
         job.queue,
@@ -200,8 +234,8 @@ def view(job: Job) -> JobView:
         job.state,
         job.pending_deps,
         job.repeat_count,
-        job.parent_id,
-        job.children_ids,
+        flow.parent_id,
+        flow.children_ids,
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from shards.job import JobView, render
+from shards.job import FlowLinks, JobView, render
 from tests.support.clock import FakeClock
 from tests.support.engines import make_engine, push
 
@@ -35,8 +35,8 @@ def test_every_rendered_field_shows_its_own_value(tmp_path: Path, bit: int) -> N
         max_attempts=9, backoff=1234, ttl=5000, timeout=6000, progress=42, progress_message="half",
         tags=("t1", "t2"), lifo=lifo, remove_on_complete=on_complete, remove_on_fail=on_fail, durable=durable,
         unique_key="u", custom_id="c", group_id="g", depends_on=("d1",), stall_count=3, last_heartbeat=105,
-        failed_reason="boom", pending_deps=("p1", "p2"), repeat_count=11, parent_id="pa", children_ids=("c1",),
-        data=b'{"k":1}', repeat=b'{"every":5}',
+        failed_reason="boom", pending_deps=("p1", "p2"), repeat_count=11,
+        flow=FlowLinks(parent_id="pa", children_ids=("c1",)), data=b'{"k":1}', repeat=b'{"every":5}',
     )  # fmt: skip
     shown = msgspec.json.decode(render(distinct))
     assert set(shown) == set(JobView.__struct_fields__)
