@@ -4,24 +4,21 @@ failure policy (parents and children on different shards), `dedup {ttl, extend, 
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from websockets.sync.client import connect
 
 from bunq.routing import shard_of_slot, slot_of
+from tests.support.commands import PROTOCOLS, Send, sender
 from tests.support.processes import BunqServer, wait_until
 from tests.support.tcp import RawTcp
 
 pytestmark = pytest.mark.integration
-
-Send = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def queue_on(shard: int, prefix: str) -> str:
@@ -40,21 +37,9 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BunqServer]:
         server.stop()
 
 
-@pytest.fixture(params=["ws", "tcp"])
+@pytest.fixture(params=PROTOCOLS)
 def send(request: pytest.FixtureRequest, shared: BunqServer) -> Iterator[Send]:
-    if request.param == "tcp":
-        with RawTcp(shared.tcp_port) as tcp:
-            yield lambda message: {k: v for k, v in tcp.call(message).items() if k != "reqId"}
-        return
-    with connect(f"ws://127.0.0.1:{shared.port}/ws") as ws:
-
-        def call(message: dict[str, Any]) -> dict[str, Any]:
-            ws.send(json.dumps({**message, "reqId": "x"}))
-            while True:
-                frame = json.loads(ws.recv(timeout=10))
-                if frame.get("reqId") == "x":
-                    return {k: v for k, v in frame.items() if k != "reqId"}
-
+    with sender(request.param, shared) as call:
         yield call
 
 
