@@ -5,22 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
-import pytest
 
 from bunq import protocol as p
 from shards.engine import Engine
 from tests.support.clock import FakeClock
 from tests.support.engines import JOB, ack, call, counts, make_engine, pull, push
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def engine(tmp_path: Path, clock: FakeClock) -> Engine:
-    return make_engine(tmp_path / "s.db", clock)
 
 
 def test_higher_priority_first_then_fifo_and_lifo_jumps_ahead(engine: Engine) -> None:

@@ -18,16 +18,6 @@ from tests.support.clock import FakeClock
 from tests.support.engines import ack, call, counts, make_engine, pull, push
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def engine(tmp_path: Path, clock: FakeClock) -> Engine:
-    return make_engine(tmp_path / "s.db", clock)
-
-
 def ids(jobs: list[dict[str, object]]) -> list[object]:
     return [j["id"] for j in jobs]
 

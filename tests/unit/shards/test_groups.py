@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
-import pytest
 
 from bunq import protocol as p
 from bunq.routing import slot_of
@@ -14,16 +13,6 @@ from shards.engine import Engine
 from shards.store import Batch, Store
 from tests.support.clock import FakeClock
 from tests.support.engines import ack, call, make_engine, pull, push
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def engine(tmp_path: Path, clock: FakeClock) -> Engine:
-    return make_engine(tmp_path / "s.db", clock)
 
 
 def ids(jobs: list[dict[str, object]]) -> list[object]:

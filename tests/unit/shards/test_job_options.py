@@ -6,23 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
-import pytest
 
 from bunq import protocol as p
 from bunq.routing import new_job_id, shard_of_slot, slot_of
 from shards.engine import Engine
 from tests.support.clock import FakeClock
 from tests.support.engines import ack, call, counts, make_engine, pull, push
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def engine(tmp_path: Path, clock: FakeClock) -> Engine:
-    return make_engine(tmp_path / "s.db", clock)
 
 
 def state(engine: Engine, job_id: str) -> str:

@@ -7,23 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
-import pytest
 
 from bunq import protocol as p
 from bunq.protocol import FlowPolicy, State
 from shards.engine import Engine
 from tests.support.clock import FakeClock
 from tests.support.engines import call, counts, make_engine, pull, push
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def engine(tmp_path: Path, clock: FakeClock) -> Engine:
-    return make_engine(tmp_path / "s.db", clock)
 
 
 def job(data: bytes = b"{}", **options: object) -> p.NewJob:

@@ -5,22 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from bunq import protocol as p
 from shards.engine import Engine
 from tests.support.clock import FakeClock
 from tests.support.engines import call, make_engine, pull, push
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def engine(tmp_path: Path, clock: FakeClock) -> Engine:
-    return make_engine(tmp_path / "s.db", clock)
 
 
 def limits(engine: Engine, max_jobs: int | None = None) -> p.QueueLimits:
