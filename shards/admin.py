@@ -7,7 +7,7 @@ import heapq
 import itertools
 from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
-from bunq.protocol import Jobs, State
+from bunq.protocol import FlowPolicy, Jobs, State
 from shards.job import REMOVED_UNFINISHED, Job
 from shards.queues import QueueState
 
@@ -40,7 +40,7 @@ class QueueWide(Protocol):
 
     def emit_data(self, name: EventName, data: dict[str, Any]) -> None: ...
 
-    def remove(self, job: Job, *, event: bool = True, tell_dependents: bool = True) -> None: ...
+    def remove(self, job: Job, *, event: bool = True, parent_policy: FlowPolicy | None = None) -> None: ...
 
     def requeue(self, q: QueueState, job: Job) -> None: ...
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from bunq.catalogue import EventName
-from bunq.protocol import DlqReason, DlqStats, State
+from bunq.protocol import DlqReason, DlqStats, FlowPolicy, State
 from shards.index import JobIndex
 from shards.job import Job
 from shards.journal import Journal
@@ -22,7 +22,7 @@ DLQ_SWEEP_MS = 60_000
 class Transitions(Protocol):
     """What the DLQ asks of the engine: the job transitions and events it does not own."""
 
-    def remove(self, job: Job, *, event: bool = True, tell_dependents: bool = True) -> None: ...
+    def remove(self, job: Job, *, event: bool = True, parent_policy: FlowPolicy | None = None) -> None: ...
 
     def requeue(self, q: QueueState, job: Job) -> None: ...
 

@@ -18,7 +18,7 @@ from typing import Any, assert_never
 import msgspec
 
 from bunq import errors
-from bunq.protocol import Command, DlqReason, Error, Reply, State
+from bunq.protocol import Command, DlqReason, Error, FlowPolicy, Reply, State
 from shards import recovery
 from shards.commits import Commits
 from shards.dedup import Dedup
@@ -347,10 +347,11 @@ class Engine:
         self.index.readd(job)
         self.enqueue(job, q)
 
-    def remove(self, job: Job, *, event: bool = True, tell_dependents: bool = True) -> None:
+    def remove(self, job: Job, *, event: bool = True, parent_policy: FlowPolicy | None = None) -> None:
         """Take a job out of whatever state it is in (cancel); a later ack of it finds nothing. A job that had
         not finished will never complete: the jobs waiting for it are told it failed for good, and follow
-        their policy (by default the DLQ), instead of waiting forever."""
+        their policy (by default the DLQ; its flow parent `parent_policy` when given), instead of waiting
+        forever."""
         q = self.queue(job.queue)
         unfinished = job.state in (State.WAITING, State.DELAYED, State.ACTIVE, State.WAITING_CHILDREN)
         match job.state:
@@ -374,9 +375,9 @@ class Engine:
         if event:
             self.emit("job:removed", job)
         self.wake_job_waiters(job.id, False, None, "unknown")
-        if unfinished and tell_dependents and job.dependents:
+        if unfinished and job.dependents:
             job.failed_reason = REMOVED_UNFINISHED
-            self.flows.job_failed_for_good(job)
+            self.flows.job_failed_for_good(job, parent_policy)
 
     # ---- the server loop's turn: timers and periodic counts -------------------------------------
 

@@ -259,20 +259,14 @@ class Flows:
         for parent_id, slot in job.dependents:
             self._notify(slot, p.ResolveDependency(parent_id, job.id, True, result))
 
-    def job_failed_for_good(self, job: Job) -> None:
+    def job_failed_for_good(self, job: Job, parent_policy: FlowPolicy | None = None) -> None:
+        """Every job waiting for `job` is told it will not complete; its flow parent acts on `parent_policy`
+        when given (a child removed unprocessed: REMOVE), else on the child's own policy."""
         for parent_id, slot in job.dependents:
-            policy = job.flow_policy if parent_id == job.parent_id else None
+            policy = (parent_policy or job.flow_policy) if parent_id == job.parent_id else None
             self._notify(
                 slot, p.ResolveDependency(parent_id, job.id, False, None, job.failed_reason, policy, job.queue)
             )
-
-    def job_removed_unprocessed(self, job: Job) -> None:
-        """A flow child removed before it ran (RemoveUnprocessedChildren): its parent stops waiting for it."""
-        for parent_id, slot in job.dependents:
-            if parent_id == job.parent_id:
-                self._notify(
-                    slot, p.ResolveDependency(parent_id, job.id, False, None, None, FlowPolicy.REMOVE, job.queue)
-                )
 
     def _notify(self, slot: int, cmd: p.ResolveDependency) -> None:
         if shard_of_slot(slot, self.shards) == self.shard:

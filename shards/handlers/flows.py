@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from bunq import protocol as p
 from bunq.errors import BadRequest, NotFound, Unavailable
-from bunq.protocol import State
+from bunq.protocol import FlowPolicy, State
 from shards.flows import adopt
 from shards.handlers.jobs import new_job
 from shards.job import Job, render
@@ -56,7 +56,7 @@ class FlowOperations(Protocol):
 
     def admit(self, job: Job, q: QueueState) -> None: ...
 
-    def remove(self, job: Job, *, event: bool = True, tell_dependents: bool = True) -> None: ...
+    def remove(self, job: Job, *, event: bool = True, parent_policy: FlowPolicy | None = None) -> None: ...
 
     def end_lease(self, job: Job) -> QueueState: ...
 
@@ -142,8 +142,7 @@ def remove_unprocessed(engine: FlowOperations, cmd: p.RemoveUnprocessed, respond
         return p.Count(0)
     if job.state not in (State.WAITING, State.DELAYED, State.WAITING_CHILDREN):
         return p.Count(0)
-    engine.remove(job, tell_dependents=False)  # as removed unprocessed: its parent stops waiting for it
-    engine.flows.job_removed_unprocessed(job)
+    engine.remove(job, parent_policy=FlowPolicy.REMOVE)  # removed unprocessed: its parent stops waiting for it
     return p.Count(1)
 
 

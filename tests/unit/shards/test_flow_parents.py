@@ -128,6 +128,15 @@ def test_a_removed_unprocessed_child_is_no_longer_waited_for(engine: Engine) -> 
     assert engine.jobs["P"].state == p.State.WAITING
 
 
+def test_a_child_removed_unprocessed_fails_the_other_jobs_waiting_for_it(engine: Engine) -> None:
+    """Its parent stops waiting for it; a job that named it in `dependsOn` is told it will not complete."""
+    add_flow(engine, "P", ["c1", "c2"])
+    other = push(engine, "oq", job_id="O", depends_on=("c1",))
+    assert call(engine, p.RemoveUnprocessed("c1", "P")) == p.Count(1)
+    assert engine.jobs["P"].pending_deps == ("c2",)
+    assert engine.index.find(other).state == p.State.FAILED  # type: ignore[union-attr]
+
+
 def test_move_to_waiting_children_then_a_linked_child_releases_it(engine: Engine) -> None:
     job = push(engine, "pq", job_id="P")
     token = pull(engine, "pq", owner="w")[0]
