@@ -105,6 +105,11 @@ def encode(payload: dict[str, Any]) -> bytes:
     return _json.encode(payload)
 
 
+def encode_data(data: dict[str, Any]) -> bytes:
+    """`{ok: true, data}`: the reference's shape for the commands that answer in it."""
+    return _json.encode({"ok": True, "data": data})
+
+
 def batch_result(done: set[str], failed: dict[str, str]) -> Result:
     """`{ok, count}`, or a 400 naming the first refusal with every refused id and why."""
     if failed:

@@ -176,6 +176,13 @@ MAX_GROUP_ID = 256
 MAX_SAFE_INTEGER = 2**53 - 1
 
 
+def required_string(name: str, value: Any, *, max_length: int = MAX_STRING) -> str:
+    found = string(name, value, max_length=max_length)
+    if found is None:
+        raise BadRequest(f"{name} is required")
+    return found
+
+
 def group_id(value: Any) -> str:
     """A group named by a group command, checked as bunqueue checks it (a push's `groupId` is any string)."""
     if value is None:

@@ -17,7 +17,7 @@ import msgspec
 from bunq import protocol as p
 from bunq import validation as v
 from bunq.clock import wall_ms
-from bunq.http import Call, Result, encode
+from bunq.http import Call, Result, encode_data
 from bunq.routes.monitoring import STARTED, aggregator_stats, memory_mb
 from bunq.stats import Merged, disk_full, gather
 
@@ -26,10 +26,6 @@ UNMEASURED_LATENCY = {"p50": 0, "p95": 0, "p99": 0}
 DISK_FULL = "Disk full: durable writes are refused until space is freed"
 DLQ_PREVIEW = 10
 JOBS_LIMIT, MAX_JOBS_LIMIT = 10, 50
-
-
-def _data(payload: dict[str, Any]) -> bytes:
-    return encode({"ok": True, "data": payload})
 
 
 # ---- overview ---------------------------------------------------------------------------------------
@@ -93,7 +89,7 @@ async def dashboard_overview(call: Call) -> Result:
     rates = aggregator.rates if aggregator is not None else {}
     full = disk_full(merged)
     memory = memory_mb(merged)
-    return _data(
+    return encode_data(
         {
             "stats": _stats(merged),
             "throughput": {key: rates.get(key, 0.0) for key in RATES},
@@ -135,7 +131,7 @@ async def dashboard_queues(call: Call) -> Result:
     names = sorted(merged.queues)
     configs = await _configs(call, names)
     queues = [_queue_row(name, merged.queues[name], config) for name, config in zip(names, configs, strict=True)]
-    return _data({"queues": queues, "timestamp": wall_ms()})
+    return encode_data({"queues": queues, "timestamp": wall_ms()})
 
 
 # ---- one queue --------------------------------------------------------------------------------------
@@ -218,4 +214,4 @@ async def dashboard_queue(call: Call) -> Result:
     }
     if include:
         view["jobs"] = await _job_lists(call, queue, config.paused, min(limit, MAX_JOBS_LIMIT))
-    return _data(view)
+    return encode_data(view)

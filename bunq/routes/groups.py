@@ -8,7 +8,7 @@ from typing import Any
 
 from bunq import protocol as p
 from bunq import validation as v
-from bunq.http import OK, Call, Result, encode
+from bunq.http import OK, Call, Result, encode_data
 
 
 def _target(call: Call) -> tuple[str, str, dict[str, Any]]:
@@ -26,23 +26,19 @@ async def _group(call: Call) -> p.GroupInfo:
     return await call.client.call_queue(queue, p.GetGroup(queue, group, wanted), p.GroupInfo)
 
 
-def _data(**data: Any) -> bytes:
-    return encode({"ok": True, "data": data})
-
-
 async def get_group_jobs_count(call: Call) -> Result:
-    return _data(count=(await _group(call)).queued)
+    return encode_data({"count": (await _group(call)).queued})
 
 
 async def get_groups_jobs_count(call: Call) -> Result:
     """Every group's waiting and delayed jobs together (bunqueue takes `maxCount` and ignores it, as here)."""
     queue = v.queue_name(call.params["queue"])
     reply = await call.client.call_queue(queue, p.CountGroupedJobs(queue), p.Count)
-    return _data(count=reply.count)
+    return encode_data({"count": reply.count})
 
 
 async def get_group_active_count(call: Call) -> Result:
-    return _data(count=(await _group(call)).active)
+    return encode_data({"count": (await _group(call)).active})
 
 
 async def set_group_rate_limit(call: Call) -> Result:
@@ -55,17 +51,17 @@ async def set_group_rate_limit(call: Call) -> Result:
 
 async def get_group_rate_limit(call: Call) -> Result:
     limit = (await _group(call)).rate_limit
-    return _data(limit=None if limit is None else {"max": limit[0], "duration": limit[1]})
+    return encode_data({"limit": None if limit is None else {"max": limit[0], "duration": limit[1]}})
 
 
 async def remove_group_rate_limit(call: Call) -> Result:
     queue, group, _ = _target(call)
     reply = await call.client.call_queue(queue, p.SetGroupRateLimit(queue, group, None), p.Changed)
-    return _data(removed=int(reply.changed))
+    return encode_data({"removed": int(reply.changed)})
 
 
 async def get_group_rate_limit_ttl(call: Call) -> Result:
-    return _data(ttl=(await _group(call)).rate_limit_ttl)
+    return encode_data({"ttl": (await _group(call)).rate_limit_ttl})
 
 
 async def set_group_concurrency(call: Call) -> Result:
@@ -76,29 +72,29 @@ async def set_group_concurrency(call: Call) -> Result:
 
 
 async def get_group_concurrency(call: Call) -> Result:
-    return _data(concurrency=(await _group(call)).concurrency)
+    return encode_data({"concurrency": (await _group(call)).concurrency})
 
 
 async def remove_group_concurrency(call: Call) -> Result:
     queue, group, _ = _target(call)
     reply = await call.client.call_queue(queue, p.SetGroupConcurrency(queue, group, None), p.Changed)
-    return _data(removed=int(reply.changed))
+    return encode_data({"removed": int(reply.changed)})
 
 
 async def pause_group(call: Call) -> Result:
     queue, group, _ = _target(call)
     reply = await call.client.call_queue(queue, p.PauseGroup(queue, group), p.Changed)
-    return _data(changed=reply.changed)
+    return encode_data({"changed": reply.changed})
 
 
 async def resume_group(call: Call) -> Result:
     queue, group, _ = _target(call)
     reply = await call.client.call_queue(queue, p.ResumeGroup(queue, group), p.Changed)
-    return _data(changed=reply.changed)
+    return encode_data({"changed": reply.changed})
 
 
 async def is_group_paused(call: Call) -> Result:
-    return _data(paused=(await _group(call)).paused)
+    return encode_data({"paused": (await _group(call)).paused})
 
 
 async def rate_limit_group(call: Call) -> Result:

@@ -25,7 +25,7 @@ from bunq.client import Shards
 from bunq.clock import wall_ms
 from bunq.connections import ConnectionReport
 from bunq.errors import BunqError
-from bunq.http import Call, Doc, Operation, Result, encode
+from bunq.http import Call, Doc, Operation, Result, encode, encode_data
 from bunq.procinfo import rss_bytes
 from bunq.stats import Merged, disk_full, gather
 
@@ -132,7 +132,7 @@ async def prometheus(request: Request) -> Response:
 
 async def prometheus_json(call: Call) -> Result:
     """The Prometheus text wrapped as the WebSocket `Prometheus` command answers it."""
-    return encode({"ok": True, "data": {"metrics": (await _prometheus_text(call.client)).decode()}})
+    return encode_data({"metrics": (await _prometheus_text(call.client)).decode()})
 
 
 def _storage(merged: Merged) -> dict[str, Any]:

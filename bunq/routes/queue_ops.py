@@ -5,13 +5,11 @@ event trimming. The spec gives them no HTTP route; `bunq.ws_commands` runs them 
 
 from __future__ import annotations
 
-from typing import Any
-
 from bunq import protocol as p
 from bunq import validation as v
 from bunq.client import expect
 from bunq.errors import BadRequest
-from bunq.http import Call, Result, encode
+from bunq.http import Call, Result, encode_data
 
 R = p.DlqReason
 # bunqueue's DLQ reasons, in its order; each of bunq's lands on the one that names the same cause
@@ -39,17 +37,6 @@ def _queue(call: Call) -> str:
     return v.queue_name(call.params["queue"])
 
 
-def _data(payload: dict[str, Any]) -> bytes:
-    return encode({"ok": True, "data": payload})
-
-
-def _required(body: dict[str, Any], name: str, max_length: int = v.MAX_STRING) -> str:
-    value = v.string(name, body.get(name), max_length=max_length)
-    if value is None:
-        raise BadRequest(f"{name} is required")
-    return value
-
-
 async def get_queue_limits(call: Call) -> Result:
     queue = _queue(call)
     max_jobs = v.number("maxJobs", v.decode_object(call.body).get("maxJobs"), 1, 1_000_000_000, integer=True)
@@ -61,7 +48,7 @@ async def get_queue_limits(call: Call) -> Result:
         "concurrencyLimit": limits.concurrency,
         "maxed": limits.maxed,
     }
-    return _data({"limits": view})
+    return encode_data({"limits": view})
 
 
 async def get_dlq_stats(call: Call) -> Result:
@@ -79,14 +66,14 @@ async def get_dlq_stats(call: Call) -> Result:
         "oldestEntry": stats.oldest,
         "newestEntry": stats.newest,
     }
-    return _data({"stats": view})
+    return encode_data({"stats": view})
 
 
 async def remove_dlq_job(call: Call) -> Result:
     queue = _queue(call)
-    job_id = _required(v.decode_object(call.body), "jobId", v.MAX_ID_LENGTH)
+    job_id = v.required_string("jobId", v.decode_object(call.body).get("jobId"), max_length=v.MAX_ID_LENGTH)
     removed = await call.client.call_queue(queue, p.RemoveDlqJob(queue, job_id), p.Count)
-    return _data({"removed": removed.count > 0})
+    return encode_data({"removed": removed.count > 0})
 
 
 async def trim_events(call: Call) -> Result:
@@ -97,21 +84,21 @@ async def trim_events(call: Call) -> Result:
     if body.get("maxLength") is None:
         raise BadRequest("maxLength is required")
     v.number("maxLength", body["maxLength"], 0, 2**53 - 1, integer=True)
-    return _data({"removed": 0})
+    return encode_data({"removed": 0})
 
 
 async def get_deduplication_job_id(call: Call) -> Result:
     queue = _queue(call)
-    key = _required(v.decode_object(call.body), "deduplicationId")
+    key = v.required_string("deduplicationId", v.decode_object(call.body).get("deduplicationId"))
     holder = await call.client.call_queue(queue, p.GetDeduplicationJobId(queue, key), p.Ids)
-    return _data({"jobId": holder.ids[0] if holder.ids else None})
+    return encode_data({"jobId": holder.ids[0] if holder.ids else None})
 
 
 async def remove_deduplication_key(call: Call) -> Result:
     queue = _queue(call)
-    key = _required(v.decode_object(call.body), "deduplicationId")
+    key = v.required_string("deduplicationId", v.decode_object(call.body).get("deduplicationId"))
     freed = await call.client.call_queue(queue, p.RemoveDeduplicationKey(queue, key), p.Count)
-    return _data({"count": freed.count})
+    return encode_data({"count": freed.count})
 
 
 def _freed(reply: p.Reply) -> bool:
@@ -121,4 +108,4 @@ def _freed(reply: p.Reply) -> bool:
 async def remove_job_deduplication_key(call: Call) -> Result:
     job_id = call.params["id"]
     reply = await call.client.call_for_id(job_id, p.RemoveJobDeduplicationKey(job_id), _freed)
-    return _data({"removed": expect(reply, p.Count).count > 0})
+    return encode_data({"removed": expect(reply, p.Count).count > 0})

@@ -13,26 +13,19 @@ from bunq import apidoc as d
 from bunq import protocol as p
 from bunq import validation as v
 from bunq.errors import BadRequest
-from bunq.http import OK, Call, Doc, Operation, Result, encode
+from bunq.http import OK, Call, Doc, Operation, Result, encode, encode_data
 from bunq.schedules import check_expression, check_timezone
 
 MAX_NAME = 256
 REMOVED = b'{"ok":true,"data":{"removed":true}}'
 
 
-def _required_string(body: dict[str, Any], name: str, max_length: int = MAX_NAME) -> str:
-    value = v.string(name, body.get(name), max_length=max_length)
-    if value is None:
-        raise BadRequest(f"{name} is required")
-    return value
-
-
 # ---- crons ------------------------------------------------------------------------------------
 
 
 def _cron(body: dict[str, Any]) -> p.AddCron:
-    name = _required_string(body, "name")
-    queue = v.queue_name(_required_string(body, "queue", v.MAX_QUEUE_NAME))
+    name = v.required_string("name", body.get("name"), max_length=MAX_NAME)
+    queue = v.queue_name(v.required_string("queue", body.get("queue"), max_length=v.MAX_QUEUE_NAME))
     if "data" not in body:
         raise BadRequest("data is required")
     data = v.encode_json(body["data"])
@@ -107,7 +100,7 @@ async def delete_cron(call: Call) -> Result:
 
 async def add_webhook(call: Call) -> Result:
     body = v.decode_object(call.body)
-    url = _required_string(body, "url", 2048)
+    url = v.required_string("url", body.get("url"), max_length=2048)
     if body.get("events") is None:
         raise BadRequest("events is required")
     events = v.strings("events", body["events"])
@@ -117,7 +110,7 @@ async def add_webhook(call: Call) -> Result:
     secret = v.string("secret", body.get("secret"))
     hook = (await call.client.call_aggregator(p.AddWebhook(url, events, queue, secret), p.Webhooks)).webhooks[0]
     data = {"webhookId": hook.id, "url": hook.url, "events": hook.events, "queue": hook.queue}
-    return encode({"ok": True, "data": {**data, "createdAt": hook.created_at}})
+    return encode_data({**data, "createdAt": hook.created_at})
 
 
 def _webhook_view(hook: p.WebhookEntry) -> dict[str, Any]:
@@ -137,7 +130,7 @@ def _webhook_view(hook: p.WebhookEntry) -> dict[str, Any]:
 async def list_webhooks(call: Call) -> Result:
     hooks = (await call.client.call_aggregator(p.ListWebhooks(), p.Webhooks)).webhooks
     stats = {"total": len(hooks), "enabled": sum(1 for h in hooks if h.enabled)}
-    return encode({"ok": True, "data": {"webhooks": [_webhook_view(h) for h in hooks], "stats": stats}})
+    return encode_data({"webhooks": [_webhook_view(h) for h in hooks], "stats": stats})
 
 
 async def delete_webhook(call: Call) -> Result:
@@ -151,7 +144,7 @@ async def set_webhook_enabled(call: Call) -> Result:
         raise BadRequest("enabled is required")
     command = p.SetWebhookEnabled(call.params["id"], v.flag("enabled", body["enabled"]))
     hook = (await call.client.call_aggregator(command, p.Webhooks)).webhooks[0]
-    return encode({"ok": True, "data": {"id": hook.id, "enabled": hook.enabled}})
+    return encode_data({"id": hook.id, "enabled": hook.enabled})
 
 
 # ---- workers ----------------------------------------------------------------------------------
@@ -171,7 +164,7 @@ async def register_worker(call: Call) -> Result:
         id=v.string("workerId", body.get("workerId"), max_length=v.MAX_ID_LENGTH),
     )
     reply = await call.client.call_aggregator(command, p.Workers)
-    return encode({"ok": True, "data": _worker_view(reply.workers[0], reply.now)})
+    return encode_data(_worker_view(reply.workers[0], reply.now))
 
 
 def _worker_view(worker: p.WorkerEntry, now: int) -> dict[str, Any]:
@@ -206,7 +199,7 @@ async def list_workers(call: Call) -> Result:
         "concurrencySlots": sum(w.concurrency for w in workers),
     }
     views = [_worker_view(w, reply.now) for w in workers]
-    return encode({"ok": True, "data": {"workers": views, "stats": stats}})
+    return encode_data({"workers": views, "stats": stats})
 
 
 async def delete_worker(call: Call) -> Result:
@@ -219,7 +212,7 @@ async def worker_heartbeat(call: Call) -> Result:
     counts = (v.number(name, body.get(name), 0, 2**53, integer=True) for name in ("activeJobs", "processed", "failed"))
     command = p.WorkerHeartbeat(call.params["id"], *counts)
     worker = (await call.client.call_aggregator(command, p.Workers)).workers[0]
-    return encode({"ok": True, "data": {"ok": True, "lastSeen": worker.last_seen}})
+    return encode_data({"ok": True, "lastSeen": worker.last_seen})
 
 
 Op = Operation
