@@ -81,6 +81,11 @@ class GroupSettings:
 WHEN_FREED = -1  # `group_wait`: blocked until something frees the group (a resume, an active job that ends)
 
 
+def _concurrency(rules: GroupSettings | None) -> int:
+    """How many of a group's jobs may be active at once: one, unless its settings say more."""
+    return 1 if rules is None or rules.concurrency is None else rules.concurrency
+
+
 @dataclass
 class QueueSettings:
     """What a queue keeps beyond its jobs; persisted, and moved with its slot on resharding."""
@@ -255,9 +260,7 @@ class QueueState:
 
     def _full_after_start(self, group: str) -> bool:
         """Whether the start of one more of its jobs fills the group's concurrency (checked before it starts)."""
-        rules = self.settings.groups.get(group)
-        limit = 1 if rules is None else (rules.concurrency or 1)
-        return self.groups_active.get(group, 0) + 1 >= limit
+        return self.groups_active.get(group, 0) + 1 >= _concurrency(self.settings.groups.get(group))
 
     def free_group(self, group: str, now: int) -> bool:
         """A set-aside group may start a job now: its best job goes back (whether it did)."""
@@ -279,23 +282,17 @@ class QueueState:
     def group_wait(self, group: str, now: int) -> int:
         """0 when a job of `group` may start now; else `WHEN_FREED`, or the ms until a rate limit lets it."""
         rules = self.settings.groups.get(group)
-        active = self.groups_active.get(group, 0)
-        if rules is None:
-            if active:
-                return WHEN_FREED
-            return self._held(group, now) if self.group_holds else 0
-        if rules.paused or active >= (rules.concurrency or 1):
+        if (rules is not None and rules.paused) or self.groups_active.get(group, 0) >= _concurrency(rules):
             return WHEN_FREED
         wait = self._held(group, now) if self.group_holds else 0
-        if rules.rate_limit is not None:
-            window = self.group_windows.get(group)
-            if window is not None:
-                most, duration = rules.rate_limit
-                end = window[0] + duration
-                if now >= end:
-                    del self.group_windows[group]
-                elif window[1] >= most:
-                    wait = max(wait, end - now)
+        window = self.group_windows.get(group)
+        if window is not None and rules is not None and rules.rate_limit is not None:
+            most, duration = rules.rate_limit
+            end = window[0] + duration
+            if now >= end:
+                del self.group_windows[group]
+            elif window[1] >= most:
+                wait = max(wait, end - now)
         return wait
 
     def _held(self, group: str, now: int) -> int:
