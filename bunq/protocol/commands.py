@@ -99,6 +99,7 @@ class GetJobResult(Command, frozen=True):
 
 class CancelJob(Command, frozen=True):
     id: str
+    parent_policy: FlowPolicy | None = None  # what its flow parent does (a write undone: REMOVE, it never was)
 
 
 class GetCounts(Command, frozen=True):

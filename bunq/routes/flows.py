@@ -94,8 +94,10 @@ async def _across_shards(client: Shards, by_shard: dict[int, list[p.FlowJob]]) -
 
 
 async def _undo(client: Shards, shard: int, job_id: str) -> None:
+    """A job this write made, removed again: a parent it was linked to stops waiting for it (it never was),
+    rather than being told it failed."""
     with contextlib.suppress(BunqError):
-        await client.call_raw(shard, p.CancelJob(job_id))
+        await client.call_raw(shard, p.CancelJob(job_id, p.FlowPolicy.REMOVE))  # its parent stops waiting for it
 
 
 async def _job(client: Shards, job_id: str, missing: str) -> dict[str, Any]:

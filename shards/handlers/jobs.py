@@ -237,7 +237,7 @@ def cancel_job(engine: JobPath, cmd: p.CancelJob, respond: Respond) -> p.Reply:
         raise NotFound("Job not found")
     match job.state:
         case p.State.WAITING | p.State.DELAYED | p.State.ACTIVE | p.State.WAITING_CHILDREN:
-            engine.remove(job)
+            engine.remove(job, parent_policy=cmd.parent_policy)
         case p.State.COMPLETED | p.State.FAILED | p.State.EXPIRED | p.State.REMOVED:
             raise BadRequest("Job not found or cannot be cancelled")
         case _:

@@ -80,6 +80,15 @@ def test_a_cancelled_dependency_follows_the_child_s_policy(engine: Engine) -> No
     assert engine.index.find("P").state == p.State.WAITING  # type: ignore[union-attr]  # nothing left to wait for
 
 
+def test_an_undone_child_is_no_longer_waited_for_by_its_parent(engine: Engine) -> None:
+    """A write undone (a flow or a push with a parent refused half way) removes its jobs as never made:
+    the parent it linked them to stops waiting for them instead of going to the DLQ."""
+    add_flow(engine, "P", ["c1", "c2"])
+    assert call(engine, p.CancelJob("c1", FlowPolicy.REMOVE)) == p.Done()
+    parent = engine.index.find("P")
+    assert parent is not None and parent.state == p.State.WAITING_CHILDREN and parent.pending_deps == ("c2",)
+
+
 def test_a_job_depending_on_a_cancelled_one_is_dead_lettered(engine: Engine) -> None:
     first = push(engine, "q", job_id="A")
     then = push(engine, "q", job_id="B", depends_on=(first,))
