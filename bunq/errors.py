@@ -57,6 +57,9 @@ class ConfigError(BunqError):
     code = "config"
 
 
+DISK_FULL = "Disk full: durable writes are refused until space is freed"  # a shard's refusal, and its status
+
+
 BY_CODE: dict[str, type[BunqError]] = {
     cls.code: cls
     for cls in (BunqError, BadRequest, InvalidJson, PayloadTooLarge, RequestTimeout, NotFound, Unavailable, ConfigError)

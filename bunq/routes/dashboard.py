@@ -18,12 +18,11 @@ from bunq import protocol as p
 from bunq import validation as v
 from bunq.clock import wall_ms
 from bunq.http import Call, Result, encode_data
-from bunq.routes.monitoring import STARTED, aggregator_stats, memory_mb
-from bunq.stats import Merged, disk_full, gather
+from bunq.routes.monitoring import STARTED, aggregator_stats, memory_mb, storage_state
+from bunq.stats import Merged, gather
 
 RATES = ("pushPerSec", "pullPerSec", "completePerSec", "failPerSec")
 UNMEASURED_LATENCY = {"p50": 0, "p95": 0, "p99": 0}
-DISK_FULL = "Disk full: durable writes are refused until space is freed"
 DLQ_PREVIEW = 10
 JOBS_LIMIT, MAX_JOBS_LIMIT = 10, 50
 
@@ -87,7 +86,6 @@ async def dashboard_overview(call: Call) -> Result:
         aggregator_stats(client),
     )
     rates = aggregator.rates if aggregator is not None else {}
-    full = disk_full(merged)
     memory = memory_mb(merged)
     return encode_data(
         {
@@ -101,7 +99,7 @@ async def dashboard_overview(call: Call) -> Result:
             "collections": merged.collections,
             "workers": _workers(workers),
             "crons": _crons(crons),
-            "storage": {"diskFull": full, "error": DISK_FULL if full else None, "since": None},
+            "storage": storage_state(merged),
             "timestamp": wall_ms(),
         }
     )

@@ -24,7 +24,7 @@ from bunq import protocol as p
 from bunq.client import Shards
 from bunq.clock import wall_ms
 from bunq.connections import ConnectionReport
-from bunq.errors import BunqError
+from bunq.errors import DISK_FULL, BunqError
 from bunq.http import Call, Doc, Operation, Result, encode, encode_data
 from bunq.procinfo import rss_bytes
 from bunq.stats import Merged, disk_full, gather
@@ -148,12 +148,17 @@ async def storage(call: Call) -> Result:
     return encode(_storage(await gather(call.client)))
 
 
+def storage_state(merged: Merged) -> dict[str, Any]:
+    """Storage as the reference reports it (`StorageStatus`, the dashboard): bunq keeps no time of the first
+    failed write, so `since` is null."""
+    full = disk_full(merged)
+    return {"diskFull": full, "error": DISK_FULL if full else None, "since": None}
+
+
 async def storage_status(call: Call) -> Result:
-    """The `StorageStatus` command: `/storage`'s body, and the same in the reference's `data` (bunq keeps no
-    time of the first failed write: `since` is null)."""
-    body = _storage(await gather(call.client))
-    error = "Disk full: durable writes are refused" if body["diskFull"] else None
-    return encode({**body, "data": {"diskFull": body["diskFull"], "error": error, "since": None}})
+    """The `StorageStatus` command: `/storage`'s body, and the reference's `data` beside it."""
+    merged = await gather(call.client)
+    return encode({**_storage(merged), "data": storage_state(merged)})
 
 
 async def collect(call: Call) -> Result:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from bunq import protocol as p
-from bunq.errors import BadRequest, NotFound, Unavailable
+from bunq.errors import DISK_FULL, BadRequest, NotFound, Unavailable
 from bunq.protocol import FlowPolicy, State
 from shards.flows import adopt
 from shards.handlers.jobs import new_job
@@ -76,7 +76,7 @@ def add_flow(engine: FlowOperations, cmd: p.AddFlow, respond: Respond) -> p.Repl
             raise BadRequest(f"Flow job {job_id} already exists")
     durable = any(item.job.durable for item in cmd.jobs)
     if durable and engine.disk_full:
-        raise Unavailable("Disk full: durable writes are refused until space is freed")
+        raise Unavailable(DISK_FULL)
     now = engine.clock()
     created = []
     for item in cmd.jobs:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol, assert_never
 
 from bunq import protocol as p
-from bunq.errors import BadRequest, NotFound, Unavailable
+from bunq.errors import DISK_FULL, BadRequest, NotFound, Unavailable
 from bunq.routing import new_job_id
 from shards import flows
 from shards.handlers import push_options
@@ -80,7 +80,7 @@ def add_jobs(engine: JobPath, cmd: p.AddJobs, respond: Respond) -> p.Reply | Non
     ids: list[str] = []
     durable = False
     if engine.disk_full and any(spec.durable for spec in cmd.jobs):
-        raise Unavailable("Disk full: durable writes are refused until space is freed")
+        raise Unavailable(DISK_FULL)
     for spec in cmd.jobs:
         durable = durable or spec.durable
         existing_id = existing(engine.index, cmd.queue, spec)

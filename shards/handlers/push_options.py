@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from bunq import protocol as p
-from bunq.errors import BadRequest, Unavailable
+from bunq.errors import DISK_FULL, BadRequest, Unavailable
 from shards.flows import adopt
 from shards.handlers import jobs
 from shards.job import ACTIVE, DELAYED, WAITING, WAITING_CHILDREN, Hold, Job
@@ -59,7 +59,7 @@ class OptionsPath(Protocol):
 
 def add_jobs(engine: OptionsPath, cmd: p.AddJobs, respond: Respond) -> p.Reply | None:
     if engine.disk_full and any(spec.durable for spec in cmd.jobs):
-        raise Unavailable("Disk full: durable writes are refused until space is freed")
+        raise Unavailable(DISK_FULL)
     _refusals(engine, cmd)
     q = engine.queue(cmd.queue)
     now = engine.clock()
