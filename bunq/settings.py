@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -57,6 +56,13 @@ def _rate_limit(env: Mapping[str, str]) -> int:
     if raw.lower() in ("", "0", "infinity", "inf"):
         return 0
     return _int(env, "RATE_LIMIT_MAX_REQUESTS", 0, 0, UNBOUNDED)
+
+
+def temp_dir(env: Mapping[str, str]) -> str:
+    """`$TMPDIR` (or `$TEMP`, `$TMP`), else /tmp: where the default `ipc://` sockets go. The rule of
+    `tempfile.gettempdir` without its writability probe; importing tempfile (and with it shutil, random, bz2
+    and lzma) cost the supervisor, which needs nothing else of it, about 1 MB."""
+    return next((env[name] for name in ("TMPDIR", "TEMP", "TMP") if env.get(name)), "/tmp")
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,7 @@ class Settings:
         cpus = os.cpu_count() or 1
         port = _int(env, "HTTP_PORT", DEFAULT_PORT, 0, 65535)
         shards = _int(env, "BUNQ_SHARDS", cpus, 1, 256)
-        run_dir = env.get("BUNQ_RUN_DIR") or os.path.join(tempfile.gettempdir(), f"bunq-{port}")
+        run_dir = env.get("BUNQ_RUN_DIR") or os.path.join(temp_dir(env), f"bunq-{port}")
         shard_eps = _list(env, "BUNQ_SHARD_ENDPOINTS") or tuple(f"ipc://{run_dir}/shard-{i}.req" for i in range(shards))
         event_eps = _list(env, "BUNQ_SHARD_EVENT_ENDPOINTS") or tuple(
             f"ipc://{run_dir}/shard-{i}.pub" for i in range(shards)
