@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.flow_control import FlowControl
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from bunq import protocol as p
 from bunq.auth import bearer, token_ok
@@ -423,3 +423,53 @@ def encoded_slashes_kept(raw_path: bytes) -> str:
     `/queues/a/b/jobs` (404)."""
     segments = raw_path.decode("latin-1").split("/")
     return "/".join(unquote(segment).replace("/", "%2F") for segment in segments)
+
+
+class DefaultHead:
+    """The server's default headers (uvicorn's `date`, a new list each second) rendered once per list."""
+
+    __slots__ = ("headers", "rendered")
+
+    def __init__(self) -> None:
+        self.headers: list[tuple[bytes, bytes]] | None = None
+        self.rendered = b""
+
+    def of(self, headers: list[tuple[bytes, bytes]]) -> bytes:
+        if headers is not self.headers:
+            self.rendered = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+            self.headers = headers
+        return self.rendered
+
+
+DEFAULT_HEAD = DefaultHead()
+
+
+def write_whole(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> bool:
+    """Write a complete response (`headers` besides uvicorn's defaults; `content-length` is added) straight
+    to the connection, in one write, when `send` is the send of uvicorn's httptools cycle with nothing in
+    the way: the response not begun, writing not paused, the client still there. False, and nothing done,
+    otherwise: the caller then sends it the ASGI way.
+
+    What the cycle's two ASGI sends would have done, less what they check of headers that are the hot
+    routes' own constants: write the same bytes (the defaults, then `headers`, `connection: close` where the
+    connection is not kept alive), mark the response complete and tell the protocol (its next pipelined
+    request, its idle deadline). The two sends were about 7% of a front's CPU under single pushes."""
+    cycle = getattr(send, "__self__", None)
+    if type(cycle) is not RequestResponseCycle or cycle.response_started or cycle.disconnected:
+        return False
+    writes: object = cycle.transport
+    if type(writes) is not OneWrite or writes.head is not None or cycle.flow.write_paused:
+        return False
+    keep_alive = cycle.keep_alive
+    head = [STATUS_LINE[status], DEFAULT_HEAD.of(cycle.default_headers)]
+    for name, value in headers:
+        head += (name, b": ", value, b"\r\n")
+    head += (b"content-length: %d\r\n" % len(body), b"\r\n" if keep_alive else b"connection: close\r\n\r\n", body)
+    cycle.response_started = cycle.response_complete = True
+    cycle.waiting_for_100_continue = False
+    writes.transport.write(b"".join(head))
+    cycle.message_event.set()
+    if not keep_alive:
+        writes.transport.close()
+    cycle.on_response()
+    return True

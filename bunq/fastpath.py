@@ -1,7 +1,7 @@
 """The route table's hot entries (push, bulk, pull, pull-batch, ack, ack-batch) served straight from ASGI.
 
-Installed as the innermost middleware, so auth, rate limiting and CORS still apply; it only skips the
-router and the request/response objects. The routes, handlers, body reader and error renderer are the
+Served by the edge once auth, the rate limit and CORS passed; it skips the router and the request/response
+objects, and writes each response as one piece (`bunq.edge.write_whole`) where it can. The routes, handlers, body reader and error renderer are the
 table's and `bunq.http`'s, so behaviour cannot drift between the two paths.
 """
 
@@ -13,11 +13,13 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from bunq.client import Shards
+from bunq.edge import write_whole
 from bunq.http import Call, Operation, failure, read_body
 from bunq.routes.table import HOT
 
 Segments = tuple[tuple[int, str], ...]  # (position in the split path, literal text or parameter name)
 Candidate = tuple[Segments, Segments, Operation]  # literals, parameters, entry
+JSON_TYPE = (b"content-type", b"application/json")
 
 
 class Matcher:
@@ -80,8 +82,9 @@ class FastPath:
             return
         except Exception as exc:  # the one renderer, as Starlette's handler uses it
             status, payload = failure(exc, f"{scope['method']} {scope['path']}")
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-        if extra_headers:
-            headers += extra_headers
+        headers = [JSON_TYPE, *extra_headers] if extra_headers else [JSON_TYPE]
+        if write_whole(send, status, payload, headers):
+            return
+        headers.append((b"content-length", str(len(payload)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})

@@ -507,3 +507,100 @@ def test_a_client_that_pipelines_without_reading_is_read_no_further(server: Bunq
         assert more.startswith(b"HTTP/1.1 200 OK")
     finally:
         sock.close()
+
+
+def _read_responses(sock: socket.socket, count: int) -> list[tuple[bytes, bytes]]:
+    """`count` responses read off `sock` by their content-length: (head, body) each."""
+    buffer, responses = b"", []
+    while len(responses) < count:
+        while b"\r\n\r\n" not in buffer:
+            chunk = sock.recv(1 << 16)
+            assert chunk, "the connection closed before every response came"
+            buffer += chunk
+        head, _, buffer = buffer.partition(b"\r\n\r\n")
+        length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE).group(1))  # type: ignore[union-attr]
+        while len(buffer) < length:
+            chunk = sock.recv(1 << 16)
+            assert chunk, "the connection closed inside a body"
+            buffer += chunk
+        responses.append((head, buffer[:length]))
+        buffer = buffer[length:]
+    assert buffer == b""
+    return responses
+
+
+def test_the_hot_routes_answer_pipelined_requests_in_order_with_whole_heads(server: BunqServer) -> None:
+    """Push, bulk push, a refused push and a pull, pipelined on one connection: each response has the status
+    line, the date, its type, CORS and its length, in the order the requests came, and the connection stays
+    open; the jobs are stored as the replies say."""
+    queue = "edge-hot-pipeline"
+    bodies = [b'{"data": {"n": 1}}', b'{"data": ', b'{"data": {"n": 2}}']
+    requests = b"".join(
+        b"POST /queues/%s/jobs HTTP/1.1\r\nHost: bunq\r\nContent-Length: %d\r\n\r\n%s" % (queue.encode(), len(b), b)
+        for b in bodies
+    )
+    requests += b"GET /queues/%s/jobs HTTP/1.1\r\nHost: bunq\r\n\r\n" % queue.encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(requests)
+        responses = _read_responses(sock, 4)
+        for head, _ in responses:
+            lines = head.split(b"\r\n")
+            names = {line.split(b":")[0].lower() for line in lines[1:]}
+            assert {b"date", b"content-type", b"content-length", b"access-control-allow-origin"} <= names
+            assert b"connection" not in names
+        assert [head.split(b"\r\n")[0] for head, _ in responses] == [
+            b"HTTP/1.1 200 OK", b"HTTP/1.1 400 Bad Request", b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK",
+        ]  # fmt: skip
+        first, refused, second, pulled = (json.loads(body) for _, body in responses)
+        assert first["ok"] and second["ok"] and refused == {"ok": False, "error": "Invalid JSON body"}
+        assert pulled["job"]["id"] == first["id"] and pulled["job"]["data"] == {"n": 1}
+        sock.sendall(b"GET /queues/%s/counts HTTP/1.1\r\nHost: bunq\r\n\r\n" % queue.encode())
+        ((_, counts),) = _read_responses(sock, 1)
+        assert json.loads(counts)["counts"]["waiting"] == 1 and json.loads(counts)["counts"]["active"] == 1
+
+
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        b"POST /queues/edge-hot-close/jobs HTTP/1.0\r\n",
+        b"POST /queues/edge-hot-close/jobs HTTP/1.1\r\nConnection: close\r\n",
+    ],
+    ids=["http-1.0", "connection-close"],
+)
+def test_a_hot_route_closes_a_connection_the_client_does_not_keep(server: BunqServer, request_head: bytes) -> None:
+    """An HTTP/1.0 request, or one that says `Connection: close`, gets `connection: close` and then the end of
+    the connection, after the whole response."""
+    body = b'{"data": 1}'
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(request_head + b"Host: bunq\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        ((head, reply),) = _read_responses(sock, 1)
+        assert head.startswith(b"HTTP/1.1 200 OK") and b"\r\nconnection: close" in head
+        assert json.loads(reply)["ok"] is True
+        assert sock.recv(4096) == b""
+
+
+def test_a_client_that_pipelines_pushes_without_reading_gets_every_reply(server: BunqServer) -> None:
+    """Bulk pushes pipelined by a client that reads nothing until it has sent them all: their replies (4 MB
+    of ids) back up past the socket's buffers and the front's writes pause (the hot routes then answer
+    through uvicorn's own send, which waits for the client), and every push is answered and stored."""
+    queue = "edge-hot-unread"
+    body = json.dumps({"jobs": [{"data": i} for i in range(1000)]}).encode()
+    request = b"POST /queues/%s/jobs/bulk HTTP/1.1\r\nHost: bunq\r\nContent-Length: %d\r\n\r\n%s" % (
+        queue.encode(), len(body), body,
+    )  # fmt: skip
+    count = 100
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: the window stays small
+        sock.settimeout(60)
+        sock.connect(("127.0.0.1", server.port))
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        sending = pool.submit(sock.sendall, request * count)
+        time.sleep(2.0)  # the replies pile up unread meanwhile
+        responses = _read_responses(sock, count)
+        sending.result(timeout=60)
+        pool.shutdown()
+    assert all(head.startswith(b"HTTP/1.1 200 OK") for head, _ in responses)
+    ids = [job_id for _, reply in responses for job_id in json.loads(reply)["ids"]]
+    assert len(set(ids)) == count * 1000
+    counts = httpx.get(f"{server.url}/queues/{queue}/counts", timeout=10).json()["counts"]
+    assert counts["waiting"] == count * 1000
