@@ -202,9 +202,9 @@ def set_rate_limit(engine: QueueCommands, cmd: p.SetRateLimit, respond: Respond)
     q.pulls.clear()
     if cmd.limit is None:
         engine.emit_data("ratelimit:cleared", {"queue": q.name})
-        engine.pulls.serve_soon(q)
     else:
         engine.emit_data("ratelimit:set", {"queue": q.name, "max": cmd.limit})
+    engine.pulls.serve_soon(q)  # a new window: parked pulls may take jobs now
     return _settings_changed(engine, q)
 
 
