@@ -245,7 +245,7 @@ def set_dlq_config(engine: QueueCommands, cmd: p.SetDlqConfig, respond: Respond)
     q.settings.dlq = dataclasses.replace(q.settings.dlq, **{k: v for k, v in changes.items() if v is not None})
     config = _settings_changed(engine, q)
     engine.emit_data("config:dlq-changed", {"queue": q.name, "config": msgspec.to_builtins(config.dlq)})
-    engine.dlq.trim(q)
+    engine.dlq.config_changed(q)
     return config
 
 
