@@ -13,7 +13,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from bunq.client import Shards
-from bunq.http import Call, Operation, failure, read_body
+from bunq.http import Call, Operation, failure, path_params, read_body
 from bunq.routes.table import HOT
 
 Segments = tuple[tuple[int, str], ...]  # (position in the split path, literal text or parameter name)
@@ -74,7 +74,8 @@ class FastPath:
     ) -> None:
         try:
             body = await read_body(scope, receive, self.max_body_bytes) if op.body else b""
-            result = await op.handler(Call(self.client, params, scope.get("query_string", b""), body))
+            call = Call(self.client, path_params(scope, params), scope.get("query_string", b""), body)
+            result = await op.handler(call)
             status, payload = (200, result) if isinstance(result, bytes) else result
         except ClientDisconnect:
             return
