@@ -79,6 +79,16 @@ def test_cron_validation_updates_and_delete(api: Any, queue: str) -> None:
         ({"name": "x", "queue": "q", "data": 1, "schedule": "* * * * *", "timezone": "America"}, "Unknown timezone"),
         ({"name": "x", "queue": "q", "data": 1, "schedule": "* * * * *", "timezone": "A" * 300}, "Unknown timezone"),
         ({"name": "x", "queue": "q", "data": 1, "schedule": "every day"}, "Invalid cron expression"),
+        # the reference's words for a wrong number of fields; an alias bunq does not know is named
+        (
+            {"name": "x", "queue": "q", "data": 1, "schedule": "* * * * * * *"},
+            "Invalid cron expression: Cron expression must have 5 fields, or 6 fields with leading seconds",
+        ),
+        (
+            {"name": "x", "queue": "q", "data": 1, "schedule": "@reboot"},
+            "Invalid cron expression: unknown alias @reboot (known: @yearly, @annually, @monthly, @weekly, @daily,"
+            " @midnight, @hourly)",
+        ),
     ):
         r = api.post("/crons", json=body)
         assert r.status_code == 400 and error in r.json()["error"], r.text
