@@ -22,6 +22,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from bunq import protocol as p
 from bunq.auth import bearer, token_ok
 from bunq.errors import BunqError
+from bunq.http import ESCAPED_PATH
 from bunq.routes import docs
 from bunq.routes.ui import is_ui_path
 from bunq.settings import Settings
@@ -95,7 +96,7 @@ class Edge:
             return
         raw = scope.get("raw_path")
         if raw and (b"%2F" in raw or b"%2f" in raw):
-            scope = {**scope, "path": encoded_slashes_kept(raw)}
+            scope = {**scope, "path": encoded_slashes_kept(raw), ESCAPED_PATH: True}
         cors = self.cors(scope)
         if scope["method"] == "OPTIONS":
             await send({"type": "http.response.start", "status": 204, "headers": [*cors, *PREFLIGHT]})
@@ -418,11 +419,12 @@ def http_protocol(settings: Settings) -> type[asyncio.Protocol]:
 
 
 def encoded_slashes_kept(raw_path: bytes) -> str:
-    """The request path decoded segment by segment, with a `%2F` left as it is: `/queues/a%2Fb/jobs` names the
-    queue `a%2Fb` (refused for its characters, 400, as the reference does) instead of routing as
-    `/queues/a/b/jobs` (404)."""
+    """The request path decoded segment by segment, with a `/` and a `%` inside a segment written `%2F` and
+    `%25`, so that `/crons/a%2Fb` routes as one segment instead of as `/crons/a/b` (404); the routes' handlers
+    get their parameters unquoted again (`ESCAPED_PATH`): the cron `a/b`, the queue `a/b` (refused for its
+    characters, 400, as the reference does)."""
     segments = raw_path.decode("latin-1").split("/")
-    return "/".join(unquote(segment).replace("/", "%2F") for segment in segments)
+    return "/".join(unquote(segment).replace("%", "%25").replace("/", "%2F") for segment in segments)
 
 
 class DefaultHead:

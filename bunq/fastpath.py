@@ -1,8 +1,9 @@
 """The route table's hot entries (push, bulk, pull, pull-batch, ack, ack-batch) served straight from ASGI.
 
 Served by the edge once auth, the rate limit and CORS passed; it skips the router and the request/response
-objects, and writes each response as one piece (`bunq.edge.write_whole`) where it can. The routes, handlers, body reader and error renderer are the
-table's and `bunq.http`'s, so behaviour cannot drift between the two paths.
+objects, and writes each response as one piece (`bunq.edge.write_whole`) where it can. The routes, handlers,
+body reader and error renderer are the table's and `bunq.http`'s, so behaviour cannot drift between the two
+paths.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from bunq.client import Shards
 from bunq.edge import write_whole
-from bunq.http import Call, Operation, failure, read_body
+from bunq.http import Call, Operation, failure, path_params, read_body
 from bunq.routes.table import HOT
 
 Segments = tuple[tuple[int, str], ...]  # (position in the split path, literal text or parameter name)
@@ -76,7 +77,8 @@ class FastPath:
     ) -> None:
         try:
             body = await read_body(scope, receive, self.max_body_bytes) if op.body else b""
-            result = await op.handler(Call(self.client, params, scope.get("query_string", b""), body))
+            call = Call(self.client, path_params(scope, params), scope.get("query_string", b""), body)
+            result = await op.handler(call)
             status, payload = (200, result) if isinstance(result, bytes) else result
         except ClientDisconnect:
             return

@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 import msgspec
 from starlette.convertors import Convertor, register_url_convertor
@@ -33,6 +33,16 @@ _json = msgspec.json.Encoder()
 JSON = "application/json"
 OK = b'{"ok":true}'
 INTERNAL_ERROR = b'{"ok":false,"error":"Internal server error"}'
+
+ESCAPED_PATH = "bunq.escaped_path"  # set in a scope whose path `bunq.edge` re-escaped (an encoded slash in it)
+
+
+def path_params(scope: Scope, params: dict[str, str]) -> dict[str, str]:
+    """The route's parameters as the client meant them: unquoted again where the edge kept a `%2F` (and
+    escaped `%`) inside a segment so that it routed as one."""
+    if scope.get(ESCAPED_PATH):
+        return {name: unquote(value) for name, value in params.items()}
+    return params
 
 
 @dataclass(slots=True)
@@ -201,7 +211,8 @@ def endpoint(handler: Handler, *, with_body: bool = True) -> Callable[[Request],
         if with_body:
             async with body_deadline(request.scope):
                 body = await read_body(request.scope, request.receive, request.app.state.settings.max_body_bytes)
-        call = Call(request.app.state.client, request.path_params, request.scope.get("query_string", b""), body)
+        params = path_params(request.scope, request.path_params)
+        call = Call(request.app.state.client, params, request.scope.get("query_string", b""), body)
         result = await handler(call)
         if isinstance(result, tuple):
             return raw_reply(result[1], result[0])

@@ -23,10 +23,19 @@ def schedule_iterator(expression: str, start: datetime.datetime) -> croniter:
     return croniter(expression, start, second_at_beginning=len(fields) == 6)
 
 
+FIELDS = "Cron expression must have 5 fields, or 6 fields with leading seconds"  # the reference's words
+ALIASES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")  # croniter's
+
+
 def check_expression(expression: str) -> None:
+    """A 400 in the reference's words for a wrong number of fields, naming an alias bunq does not know, else
+    croniter's reason."""
     fields = expression.split()
-    if not (expression.startswith("@") or len(fields) in (5, 6)):
-        raise BadRequest("Invalid cron expression: expected 5 fields, or 6 with leading seconds")
+    if fields and fields[0].startswith("@"):
+        if len(fields) != 1 or fields[0].lower() not in ALIASES:
+            raise BadRequest(f"Invalid cron expression: unknown alias {fields[0]} (known: {', '.join(ALIASES)})")
+    elif len(fields) not in (5, 6):
+        raise BadRequest(f"Invalid cron expression: {FIELDS}")
     try:
         schedule_iterator(expression, datetime.datetime.now(datetime.UTC)).get_next(datetime.datetime)
     except (ValueError, KeyError) as exc:

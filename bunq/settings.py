@@ -156,7 +156,8 @@ class Settings:
             webhook_timeout_ms=_int(env, "BUNQ_WEBHOOK_TIMEOUT_MS", 10_000, 100, 600_000),
             worker_timeout_ms=_int(env, "BUNQ_WORKER_TIMEOUT_MS", 60_000, 1000, 86_400_000),
             auth_tokens=_list(env, "AUTH_TOKENS"),
-            require_auth_for_metrics=_bool(env, "BUNQ_REQUIRE_AUTH_FOR_METRICS"),
+            # METRICS_AUTH is bunqueue's name for it: either one closes /prometheus
+            require_auth_for_metrics=_bool(env, "BUNQ_REQUIRE_AUTH_FOR_METRICS") | _bool(env, "METRICS_AUTH"),
             cors_origins=_list(env, "CORS_ALLOW_ORIGIN") or ("*",),
             rate_limit_window_ms=_int(env, "RATE_LIMIT_WINDOW_MS", 60_000, 1, 86_400_000),
             rate_limit_max=_rate_limit(env),

@@ -32,13 +32,16 @@ class Merged:
         return {k: sum(getattr(q, k) for q in self.queues.values()) for k in keys}
 
 
-async def gather(client: Shards) -> Merged:
+async def gather(client: Shards, wait_s: float | None = None) -> Merged:
     """Every answering shard's figures merged; a shard that is down or silent is left out (and not
-    counted in `shards_up`) rather than failing the whole call."""
+    counted in `shards_up`) rather than failing the whole call. With `wait_s`, a shard silent that long
+    counts as silent (the probes and scrapes, whose callers give up long before a request timeout)."""
     merged = Merged(free_disk_bytes=-1)
     calls = (client.call_raw(shard, p.GetStats()) for shard in range(client.shards))
+    if wait_s is not None:
+        calls = (asyncio.wait_for(call, wait_s) for call in calls)
     for reply in await asyncio.gather(*calls, return_exceptions=True):
-        if isinstance(reply, BaseException) and not isinstance(reply, BunqError):
+        if isinstance(reply, BaseException) and not isinstance(reply, BunqError | TimeoutError):
             raise reply
         if not isinstance(reply, p.ShardStats):
             continue

@@ -155,18 +155,30 @@ class DeadLetters:
         job.auto_retries += 1
         self.retry(q, job.id)
 
+    def config_changed(self, q: QueueState) -> None:
+        """A new maxEntries or maxAge applies to the entries already there."""
+        self.trim(q)
+        self._arm_sweep(q)
+
     def _arm_sweep(self, q: QueueState) -> None:
-        if q.dlq_sweep_armed:
+        """The sweep is due when the oldest entry passes maxAge (entries are kept in the order they entered);
+        one armed for later gives way to an earlier one (a shorter maxAge)."""
+        if not q.dlq:
             return
-        q.dlq_sweep_armed = True
-        self.timers.at(self.clock() + min(DLQ_SWEEP_MS, q.settings.dlq.max_age), self._sweep_due, q)
+        oldest = next(iter(q.dlq.values()))
+        due = min(self.clock() + DLQ_SWEEP_MS, (oldest.dlq_entered_at or 0) + q.settings.dlq.max_age + 1)
+        if q.dlq_sweep_due is not None and q.dlq_sweep_due <= due:
+            return
+        q.dlq_sweep_due = due
+        self.timers.at(due, self._sweep_due, q)
 
     def _sweep_due(self, q: QueueState) -> None:
-        q.dlq_sweep_armed = False
+        if q.dlq_sweep_due is None or q.dlq_sweep_due > self.clock():
+            return  # superseded by an earlier sweep, which armed the next one
+        q.dlq_sweep_due = None
         if not self.registry.current(q):
             return
         before = self.clock() - q.settings.dlq.max_age
         for job in list(itertools.takewhile(lambda j: (j.dlq_entered_at or 0) < before, q.dlq.values())):
             self.engine.remove(job, event=False)
-        if q.dlq:
-            self._arm_sweep(q)
+        self._arm_sweep(q)

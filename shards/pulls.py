@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 from bunq.protocol import Jobs
 from shards.job import Job, render
-from shards.queues import QueueState, Waiter
+from shards.queues import RATE_WINDOW_MS, QueueState, Waiter
 from shards.registry import QueueRegistry
 from shards.timers import Timers
 
@@ -26,6 +26,11 @@ class Pulls:
     def park(self, q: QueueState, waiter: Waiter) -> None:
         q.waiters.append(waiter)
         self.timers.at(waiter.deadline, self._waiter_due, waiter)
+        if q.waiting and q.settings.rate_limit is not None and q.pulls:
+            self._serve_when_window_opens(q)  # jobs wait behind a full window: nothing else would wake it
+
+    def _serve_when_window_opens(self, q: QueueState) -> None:
+        self.timers.at(q.pulls[0] + RATE_WINDOW_MS, self._rate_window_due, q)
 
     def serve_soon(self, q: QueueState) -> None:
         self._to_serve[q.name] = q
@@ -45,7 +50,7 @@ class Pulls:
             if not taken:
                 q.waiters.appendleft(waiter)
                 if q.settings.rate_limit is not None and q.pulls:
-                    self.timers.at(q.pulls[0] + 1000, self._rate_window_due, q)
+                    self._serve_when_window_opens(q)
                 return
             waiter.done = True
             waiter.respond(Jobs([render(j) for j in taken], [j.token for j in taken]))

@@ -121,7 +121,7 @@ class QueueState:
     settings: QueueSettings = field(default_factory=QueueSettings)
     known: bool = False
     stall_check_due: int | None = None
-    dlq_sweep_armed: bool = False
+    dlq_sweep_due: int | None = None  # when the armed max-age sweep of the DLQ runs
     pulls: deque[int] = field(default_factory=deque)
 
     # ---- waiting --------------------------------------------------------------------------------

@@ -71,6 +71,7 @@ class CronTable:
         old = self.crons.get(cron.name)
         cron.created_at = old.created_at if old else now
         cron.executions = old.executions if old else 0
+        cron.last_run = old.last_run if old else None
         cron.next_run = next_run(cron, now)
         self.records.save(cron)
         if old is None:

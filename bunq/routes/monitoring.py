@@ -31,6 +31,7 @@ from bunq.stats import Merged, disk_full, gather
 MB = 1024 * 1024
 STARTED = time.time()
 AGGREGATOR_WAIT_S = 1.0  # what a scrape waits for the aggregator's figures before going on without them
+PROBE_WAIT_S = 2.0  # what /health, /ready and a scrape wait for a shard before counting it as not answering
 
 
 def _client(request: Request) -> Shards:
@@ -49,7 +50,7 @@ def _uptime() -> int:
 
 async def health(request: Request) -> Response:
     report: ConnectionReport = request.app.state.connection_report
-    merged, connections = await asyncio.gather(gather(_client(request)), report.totals())
+    merged, connections = await asyncio.gather(gather(_client(request), PROBE_WAIT_S), report.totals())
     counts = merged.counts()
     degraded = disk_full(merged) or merged.shards_up < _client(request).shards
     body = {
@@ -70,7 +71,8 @@ async def healthz(request: Request) -> Response:
 
 async def ready(request: Request) -> Response:
     client = _client(request)
-    calls = [client.call_raw(s, p.Ping()) for s in range(client.shards + (1 if client.with_aggregator else 0))]
+    targets = range(client.shards + (1 if client.with_aggregator else 0))
+    calls = [asyncio.wait_for(client.call_raw(s, p.Ping()), PROBE_WAIT_S) for s in targets]
     replies = await asyncio.gather(*calls, return_exceptions=True)
     is_ready = all(isinstance(r, p.Pong) for r in replies)
     return Response(
@@ -118,7 +120,7 @@ async def _prometheus_text(client: Shards) -> bytes:
     # bunq.metrics (and prometheus-client, about 1.2 MB of every front's memory) is imported at the first scrape
     from bunq import metrics
 
-    merged, aggregator = await asyncio.gather(gather(client), aggregator_stats(client))
+    merged, aggregator = await asyncio.gather(gather(client, PROBE_WAIT_S), aggregator_stats(client))
     return metrics.render(merged, _uptime(), rss_bytes(), aggregator)
 
 

@@ -202,9 +202,9 @@ def set_rate_limit(engine: QueueCommands, cmd: p.SetRateLimit, respond: Respond)
     q.pulls.clear()
     if cmd.limit is None:
         engine.emit_data("ratelimit:cleared", {"queue": q.name})
-        engine.pulls.serve_soon(q)
     else:
         engine.emit_data("ratelimit:set", {"queue": q.name, "max": cmd.limit})
+    engine.pulls.serve_soon(q)  # a new window: parked pulls may take jobs now
     return _settings_changed(engine, q)
 
 
@@ -245,7 +245,7 @@ def set_dlq_config(engine: QueueCommands, cmd: p.SetDlqConfig, respond: Respond)
     q.settings.dlq = dataclasses.replace(q.settings.dlq, **{k: v for k, v in changes.items() if v is not None})
     config = _settings_changed(engine, q)
     engine.emit_data("config:dlq-changed", {"queue": q.name, "config": msgspec.to_builtins(config.dlq)})
-    engine.dlq.trim(q)
+    engine.dlq.config_changed(q)
     return config
 
 

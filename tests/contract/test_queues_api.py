@@ -194,6 +194,32 @@ def test_dlq_config_defaults_update_and_max_entries(api: Any, queue: str) -> Non
     assert bad.status_code == 400
 
 
+def test_dlq_entries_go_once_older_than_max_age(cluster: Cluster, api: Any, queue: str) -> None:
+    """maxAge is when an entry goes, not when a sweep next happens to pass (entries outlived it up to twice
+    over, and by up to a minute), and a shorter maxAge applies to the entries already there."""
+    ok(api.put(f"/queues/{queue}/dlq-config", json={"config": {"maxAge": 1000}}))
+
+    def dead_letter(n: int) -> None:
+        bulk(api, queue, [{"data": i, "maxAttempts": 1} for i in range(n)])
+        for _ in range(n):
+            job = pull(api, queue)
+            ok(api.post(f"/jobs/{job['id']}/fail", json={}))  # type: ignore[index]
+
+    dead_letter(2)
+    assert ok(api.get(f"/queues/{queue}/dlq"))["total"] == 2
+    cluster.advance(600)
+    assert ok(api.get(f"/queues/{queue}/dlq"))["total"] == 2
+    cluster.advance(700)
+    assert ok(api.get(f"/queues/{queue}/dlq"))["total"] == 0
+    ok(api.put(f"/queues/{queue}/dlq-config", json={"config": {"maxAge": 5000}}))
+    dead_letter(1)
+    cluster.advance(1300)
+    assert ok(api.get(f"/queues/{queue}/dlq"))["total"] == 1
+    ok(api.put(f"/queues/{queue}/dlq-config", json={"config": {"maxAge": 1000}}))
+    cluster.advance(100)
+    assert ok(api.get(f"/queues/{queue}/dlq"))["total"] == 0
+
+
 def test_stall_config_defaults_and_update(api: Any, queue: str) -> None:
     push(api, queue)
     assert ok(api.get(f"/queues/{queue}/stall-config"))["config"] == {

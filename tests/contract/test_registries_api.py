@@ -49,6 +49,21 @@ def test_a_repeat_every_cron_fires_each_interval_until_its_max_limit(cluster: Cl
     assert job is not None and job["data"] == {"n": 1} and job["priority"] == 4
 
 
+def test_updating_a_cron_keeps_its_history(cluster: Cluster, api: Any, queue: str) -> None:
+    body = {"name": queue, "queue": queue, "data": {"v": 1}, "repeatEvery": 1000}
+    ok(api.post("/crons", json=body))
+    cluster.advance(1000)
+    cluster.eventually(lambda: ok(api.get(f"/crons/{queue}"))["cron"]["executions"] >= 1)
+    slower = ok(api.post("/crons", json={**body, "repeatEvery": 60_000}))["cron"]  # no fire in the test from here
+    assert slower["executions"] >= 1 and slower["lastRun"] is not None
+    before = ok(api.get(f"/crons/{queue}"))["cron"]
+    after = ok(api.post("/crons", json={**body, "data": {"v": 2}, "repeatEvery": 60_000}))["cron"]
+    assert after["data"] == {"v": 2}
+    history = ("executions", "lastRun", "createdAt")
+    assert {k: after[k] for k in history} == {k: before[k] for k in history}
+    ok(api.delete(f"/crons/{queue}"))
+
+
 def test_cron_validation_updates_and_delete(api: Any, queue: str) -> None:
     for body, error in (
         ({"name": "x", "queue": "q", "data": 1}, "Cron job must have either schedule or repeatEvery"),
@@ -64,6 +79,16 @@ def test_cron_validation_updates_and_delete(api: Any, queue: str) -> None:
         ({"name": "x", "queue": "q", "data": 1, "schedule": "* * * * *", "timezone": "America"}, "Unknown timezone"),
         ({"name": "x", "queue": "q", "data": 1, "schedule": "* * * * *", "timezone": "A" * 300}, "Unknown timezone"),
         ({"name": "x", "queue": "q", "data": 1, "schedule": "every day"}, "Invalid cron expression"),
+        # the reference's words for a wrong number of fields; an alias bunq does not know is named
+        (
+            {"name": "x", "queue": "q", "data": 1, "schedule": "* * * * * * *"},
+            "Invalid cron expression: Cron expression must have 5 fields, or 6 fields with leading seconds",
+        ),
+        (
+            {"name": "x", "queue": "q", "data": 1, "schedule": "@reboot"},
+            "Invalid cron expression: unknown alias @reboot (known: @yearly, @annually, @monthly, @weekly, @daily,"
+            " @midnight, @hourly)",
+        ),
     ):
         r = api.post("/crons", json=body)
         assert r.status_code == 400 and error in r.json()["error"], r.text

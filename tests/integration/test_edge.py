@@ -93,8 +93,11 @@ def test_every_route_needs_a_valid_bearer_token(secured: BunqServer) -> None:
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
 
 
-def test_metrics_auth_is_optional(tmp_path: Path) -> None:
-    server = BunqServer(tmp_path / "data", shards=1, AUTH_TOKENS="t", BUNQ_REQUIRE_AUTH_FOR_METRICS="true")
+@pytest.mark.parametrize("switch", ["BUNQ_REQUIRE_AUTH_FOR_METRICS", "METRICS_AUTH"])
+def test_metrics_auth_is_optional(tmp_path: Path, switch: str) -> None:
+    """bunqueue's own name for the switch (`METRICS_AUTH`) closes /prometheus too: a deployment moved over
+    with it must not find its metrics open."""
+    server = BunqServer(tmp_path / "data", shards=1, AUTH_TOKENS="t", **{switch: "1"})
     server.start()
     try:
         assert httpx.get(server.url + "/prometheus").status_code == 401

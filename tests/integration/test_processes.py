@@ -241,6 +241,36 @@ def test_a_shard_that_does_not_answer_degrades_health_and_stops_no_periodic_even
         server.stop()
 
 
+def test_probes_and_scrapes_answer_promptly_while_a_shard_hangs(tmp_path: Path) -> None:
+    """A load balancer's health check, a readiness probe and a Prometheus scrape each give up after a few
+    seconds (Kubernetes' default probe timeout is 1 s, Prometheus' scrape timeout 10 s): they get their
+    answer about a hung shard (degraded, 503, `bunq_shards_up 1`) within the probe wait, not after the
+    request timeout (here 30 s), which would read as the whole server being gone."""
+    server = BunqServer(tmp_path / "data", shards=2, BUNQ_REQUEST_TIMEOUT_MS="30000").start()
+    try:
+        shard = server.children()["shard-1"]
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            os.kill(shard, signal.SIGSTOP)
+            try:
+                for path in ("/health", "/ready", "/prometheus"):
+                    started = time.monotonic()
+                    r = c.get(path)
+                    took = time.monotonic() - started
+                    assert took < 4, (path, took)
+                    if path == "/health":
+                        assert r.status_code == 200 and r.json()["status"] == "degraded"
+                    elif path == "/ready":
+                        assert r.status_code == 503 and r.json() == {"ok": False, "ready": False}
+                    else:
+                        assert r.status_code == 200 and "bunq_shards_up 1.0" in r.text
+            finally:
+                os.kill(shard, signal.SIGCONT)
+            wait_until(lambda: c.get("/ready").status_code == 200)
+            assert "bunq_shards_up 2.0" in c.get("/prometheus").text
+    finally:
+        server.stop()
+
+
 def test_a_scrape_does_not_wait_for_a_hung_aggregator(tmp_path: Path) -> None:
     """With the aggregator stopped, /prometheus still answers, with the shards' figures and
     `bunq_aggregator_up 0`, rather than after a request timeout (here longer than the client waits);

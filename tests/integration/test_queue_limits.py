@@ -59,6 +59,38 @@ def test_rate_limit_holds_across_fronts_and_workers(server: BunqServer) -> None:
     assert len(started) >= 250
 
 
+def test_a_long_poll_on_a_rate_limited_queue_gets_its_job_when_the_window_opens(server: BunqServer) -> None:
+    """A pull parked while the window is full, with jobs waiting, is answered as the window opens, not
+    left empty-handed until its own timeout (a worker polling 30 s would otherwise stall that long)."""
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        assert c.put("/queues/rl-poll/rate-limit", json={"limit": 1}).json()["ok"]
+        fill(c, "rl-poll", 2)
+        assert c.get("/queues/rl-poll/jobs").json()["job"]["data"] == 0  # fills the window
+        started = time.monotonic()
+        job = c.get("/queues/rl-poll/jobs", params={"timeout": 5000}).json()["job"]
+        waited = time.monotonic() - started
+        assert job is not None and job["data"] == 1
+        assert 0.5 < waited < 2.5, waited
+        # a higher limit opens the window at once for a parked pull
+        fill(c, "rl-poll", 2)
+        time.sleep(1.1)  # past the window of the pull above
+        assert c.get("/queues/rl-poll/jobs").json()["job"] is not None  # the window (1) is full again
+        parked: dict[str, object] = {}
+
+        def poll() -> None:
+            with httpx.Client(base_url=server.url, timeout=30) as other:
+                begun = time.monotonic()
+                parked["job"] = other.get("/queues/rl-poll/jobs", params={"timeout": 5000}).json()["job"]
+                parked["waited"] = time.monotonic() - begun
+
+        thread = threading.Thread(target=poll)
+        thread.start()
+        time.sleep(0.2)
+        assert c.put("/queues/rl-poll/rate-limit", json={"limit": 10}).json()["ok"]
+        thread.join(10)
+        assert parked["job"] is not None and float(parked["waited"]) < 0.6, parked  # type: ignore[arg-type]
+
+
 def test_concurrency_limit_never_exceeded(server: BunqServer) -> None:
     with httpx.Client(base_url=server.url, timeout=30) as c:
         fill(c, "narrow", 60)

@@ -96,3 +96,24 @@ def test_webhook_deliveries_are_signed_retried_and_respect_enabled(server: BunqS
             assert c.put("/webhooks/nope/enabled", json={"enabled": True}).status_code == 404
     finally:
         receiver.close()
+
+
+def test_names_and_ids_with_a_slash_are_addressed_through_their_encoded_path(server: BunqServer) -> None:
+    """A cron named `reports/nightly` (or a worker id with a slash) is created from a body; the paths that read,
+    heartbeat and delete it carry the name URL-encoded (`%2F`, as the SDK writes it), and must find it,
+    as must a name holding the text `%2F` itself (sent as `%252F`)."""
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        for name, path in (("reports/nightly", "reports%2Fnightly"), ("a%2Fb", "a%252Fb"), ("x/%/y", "x%2F%25%2Fy")):
+            cron = {"name": name, "queue": "slashes", "data": 1, "repeatEvery": 600_000}
+            assert c.post("/crons", json=cron).json()["cron"]["name"] == name
+            assert c.get(f"/crons/{path}").json()["cron"]["name"] == name
+            assert c.delete(f"/crons/{path}").json() == {"ok": True}
+            assert c.get(f"/crons/{path}").status_code == 404
+        worker = {"name": "w", "queues": ["slashes"], "workerId": "pool/1"}
+        assert c.post("/workers", json=worker).json()["data"]["workerId"] == "pool/1"
+        assert c.post("/workers/pool%2F1/heartbeat").json()["ok"]
+        assert c.delete("/workers/pool%2F1").json()["ok"]
+        assert c.get("/workers").json()["data"]["workers"] == []
+        # a queue name with an encoded slash is still refused for its characters
+        refused = c.put("/queues/a%2Fb/rate-limit", json={"limit": 1})
+        assert refused.status_code == 400 and refused.json()["error"] == "Queue name contains invalid characters"

@@ -73,6 +73,8 @@ def test_thresholds_and_switches_are_read() -> None:
     assert settings.thresholds == Thresholds(1000, 50, 2000, 512, 1024)
     assert (settings.require_auth_for_metrics, settings.log_level) == (False, "warning")
     assert Settings.from_env({"BUNQ_REQUIRE_AUTH_FOR_METRICS": "Yes"}).require_auth_for_metrics is True
+    assert Settings.from_env({"METRICS_AUTH": "TRUE"}).require_auth_for_metrics is True  # bunqueue's name
+    assert Settings.from_env({"METRICS_AUTH": "on", "BUNQ_REQUIRE_AUTH_FOR_METRICS": "off"}).require_auth_for_metrics
 
 
 @pytest.mark.parametrize(
@@ -86,6 +88,7 @@ def test_thresholds_and_switches_are_read() -> None:
         ("BUNQ_SYNC", "sometimes"),
         ("BUNQ_LOG_LEVEL", "loud"),
         ("BUNQ_REQUIRE_AUTH_FOR_METRICS", "maybe"),
+        ("METRICS_AUTH", "maybe"),
         ("BUNQ_MIN_FREE_DISK_MB", "-1"),
         ("RATE_LIMIT_MAX_REQUESTS", "lots"),
         ("QUEUE_IDLE_THRESHOLD_MS", "soon"),
