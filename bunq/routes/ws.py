@@ -155,14 +155,14 @@ class Connection:
         if name == "Subscribe":
             if not patterns:  # as the reference: a subscription names what it wants ("*" for everything)
                 return {"ok": False, "error": "events must be a non-empty array"}
-            self.patterns = sorted(set(self.patterns) | set(patterns))
+            self.patterns = list(dict.fromkeys(self.patterns + patterns))  # first asked first, each once
         else:
             self.patterns = [x for x in self.patterns if x not in patterns] if patterns else []
         self.listener.legacy = False
         self.hub.retopic(self.listener, tuple(sorted({catalogue.topic_of(x) for x in self.patterns})))
         if name == "Subscribe":
             await self.hub.sync()
-            return {"ok": True, "subscribed": patterns}
+            return {"ok": True, "subscribed": self.patterns}  # as the reference: all it now receives
         return {"ok": True, "unsubscribed": patterns, "subscribed": self.patterns}
 
     async def close(self) -> None:

@@ -1,0 +1,56 @@
+"""The real-time surface's replies and frames as the reference gives them, through one `bunq serve`:
+WebSocket Subscribe/Unsubscribe replies and refusals, malformed frames, the SSE headers, webhook
+registration refusals, and what a webhook delivery carries (headers, payload, the fired/failed events)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+from tests.support.processes import BunqServer, wait_until
+from tests.support.webhooks import SECRET, Receiver
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BunqServer]:
+    data: Path = tmp_path_factory.mktemp("replies") / "data"
+    srv = BunqServer(data, shards=2, BUNQ_WEBHOOK_ALLOW="127.0.0.1/32")
+    try:
+        yield srv.start()
+    finally:
+        srv.stop()
+
+
+def _call(ws: ClientConnection, message: dict[str, Any] | str, req_id: str | None = "r") -> dict[str, Any]:
+    """Send one frame; the next frame that is not an event is its reply."""
+    if isinstance(message, dict):
+        ws.send(json.dumps(message | ({} if req_id is None else {"reqId": req_id})))
+    else:
+        ws.send(message)
+    while True:
+        frame: dict[str, Any] = json.loads(ws.recv(timeout=10))
+        if "event" not in frame and "eventType" not in frame:
+            return frame
+
+
+def test_subscribe_answers_the_connection_s_whole_subscription(server: BunqServer) -> None:
+    """As the reference: `subscribed` is everything the connection now receives, in the order it was
+    first asked for, each pattern once; Unsubscribe answers what is left."""
+    with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+        assert _call(ws, {"cmd": "Subscribe", "events": ["queue:counts"]})["subscribed"] == ["queue:counts"]
+        assert _call(ws, {"cmd": "Subscribe", "events": ["job:active", "queue:counts"]})["subscribed"] == [
+            "queue:counts",
+            "job:active",
+        ]
+        reply = _call(ws, {"cmd": "Subscribe", "events": ["cron:*", "cron:*"]})
+        assert reply == {"ok": True, "subscribed": ["queue:counts", "job:active", "cron:*"], "reqId": "r"}
+        assert _call(ws, {"cmd": "Unsubscribe", "events": ["job:active"]})["subscribed"] == ["queue:counts", "cron:*"]
