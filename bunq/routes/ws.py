@@ -149,14 +149,19 @@ class Connection:
         return body
 
     async def subscription(self, name: str, events: Any) -> dict[str, Any]:
-        patterns = v.strings("events", events if events is not None else [])
-        for pattern in patterns:
-            catalogue.topic_of(pattern)  # refuses a name outside the catalogue
+        """The reference's refusals: a Subscribe naming no list, or an empty one, or anything outside the
+        catalogue (`Invalid: X`) changes nothing; an Unsubscribe of what the connection lacks is a no-op."""
         if name == "Subscribe":
-            if not patterns:  # as the reference: a subscription names what it wants ("*" for everything)
+            if not isinstance(events, list) or not events:  # "*" says everything
                 return {"ok": False, "error": "events must be a non-empty array"}
+            for pattern in events:
+                if not isinstance(pattern, str) or not catalogue.known(pattern):
+                    shown = pattern if isinstance(pattern, str) else _json.encode(pattern).decode()
+                    return {"ok": False, "error": f"Invalid: {shown}"}
+            patterns: list[str] = events
             self.patterns = list(dict.fromkeys(self.patterns + patterns))  # first asked first, each once
         else:
+            patterns = v.strings("events", events if events is not None else [])
             self.patterns = [x for x in self.patterns if x not in patterns] if patterns else []
         self.listener.legacy = False
         self.hub.retopic(self.listener, tuple(sorted({catalogue.topic_of(x) for x in self.patterns})))

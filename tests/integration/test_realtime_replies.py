@@ -54,3 +54,31 @@ def test_subscribe_answers_the_connection_s_whole_subscription(server: BunqServe
         reply = _call(ws, {"cmd": "Subscribe", "events": ["cron:*", "cron:*"]})
         assert reply == {"ok": True, "subscribed": ["queue:counts", "job:active", "cron:*"], "reqId": "r"}
         assert _call(ws, {"cmd": "Unsubscribe", "events": ["job:active"]})["subscribed"] == ["queue:counts", "cron:*"]
+
+
+def test_subscription_refusals_are_the_reference_s_and_change_nothing(server: BunqServer) -> None:
+    with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+        assert _call(ws, {"cmd": "Subscribe", "events": ["job:completed"]})["ok"] is True
+        for events, error in (
+            (["job:failed", "nope:x"], "Invalid: nope:x"),
+            (["job:nonexistent"], "Invalid: job:nonexistent"),
+            (["JOB:*"], "Invalid: JOB:*"),
+            ([1], "Invalid: 1"),
+            ("job:*", "events must be a non-empty array"),
+            ([], "events must be a non-empty array"),
+            (None, "events must be a non-empty array"),
+        ):
+            message = {"cmd": "Subscribe"} | ({} if events is None else {"events": events})
+            assert _call(ws, message) == {"ok": False, "error": error, "reqId": "r"}, events
+        # unsubscribing from what the connection does not have (or what no event is called) is a no-op
+        reply = _call(ws, {"cmd": "Unsubscribe", "events": ["job:failed", "nope:x"]})
+        assert reply["ok"] is True and reply["subscribed"] == ["job:completed"]
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            bad = c.post("/queues/refusals/jobs", json={"data": 1, "maxAttempts": 1}).json()["id"]
+            c.get("/queues/refusals/jobs")
+            assert c.post(f"/jobs/{bad}/fail", json={"error": "x"}).json()["ok"]
+            job = c.post("/queues/refusals/jobs", json={"data": 2}).json()["id"]
+            c.get("/queues/refusals/jobs")
+            assert c.post(f"/jobs/{job}/ack", json={}).json()["ok"]
+        frame = json.loads(ws.recv(timeout=10))  # the refused Subscribe of job:failed added nothing
+        assert (frame["event"], frame["data"]["jobId"]) == ("job:completed", job)
