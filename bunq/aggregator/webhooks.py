@@ -1,7 +1,8 @@
 """Webhooks: the registry, and deliveries of job events that never hold up the job path.
 
 Registration checks only the URL's face (`ssrf.check_url`, no DNS). A delivery is a POST of `{event,
-jobId, queue, timestamp, data | error}` to an address the host resolved to on that very attempt, every
+jobId, queue, timestamp, data | error | progress}`, with the reference's `X-Webhook-Event` and
+`X-Webhook-Timestamp` (the payload's, in ms) headers, to an address the host resolved to on that very attempt, every
 address checked (`ssrf.resolve`), no redirects followed; a refused target is a failed attempt like any
 other. It is signed when the webhook has a secret: `X-Webhook-Signature` (hex HMAC-SHA256 of the body,
 as the reference) and the Standard Webhooks headers (`webhook-id` stable across retries,
@@ -171,18 +172,24 @@ class Webhooks:
                 body["data"] = data["result"]
             if data.get("error") is not None:
                 body["error"] = data["error"]
-            task = asyncio.create_task(self.deliver(hook, event, msgspec.json.encode(body)))
+            if "progress" in data:
+                body["progress"] = data["progress"]
+            task = asyncio.create_task(self.deliver(hook, event, body))
             self.in_flight.add(task)
             task.add_done_callback(self.in_flight.discard)
 
-    async def deliver(self, hook: Webhook, event: str, body: bytes) -> None:
+    async def deliver(self, hook: Webhook, event: str, payload: dict[str, Any]) -> None:
+        body = msgspec.json.encode(payload)
+        # as the reference sends them: the event and the payload's timestamp (ms), for receivers that
+        # route on headers before reading the body
+        reference = {"X-Webhook-Event": str(payload["event"]), "X-Webhook-Timestamp": str(payload["timestamp"])}
         message_id = f"msg_{uuid.uuid4().hex}"
         error = "not attempted"
         for attempt in range(len(RETRY_DELAYS_S) + 1):
             if attempt:
                 await self.sleep(RETRY_DELAYS_S[attempt - 1])
             try:
-                status = await self.attempt(hook, message_id, body)
+                status = await self.attempt(hook, message_id, body, reference)
             except (BunqError, _http_error(), OSError) as exc:
                 error = getattr(exc, "message", None) or str(exc) or type(exc).__name__
                 continue
@@ -195,7 +202,7 @@ class Webhooks:
         hook.failure_count += 1
         self.publish("webhook:failed", {"id": hook.id, "event": f"job.{event}", "error": error})
 
-    async def attempt(self, hook: Webhook, message_id: str, body: bytes) -> int:
+    async def attempt(self, hook: Webhook, message_id: str, body: bytes, extra: dict[str, str]) -> int:
         target = await ssrf.resolve(hook.url, self.allow, self.resolver, self.timeout_s)
         timestamp = int(time.time())
         headers = {
@@ -204,6 +211,7 @@ class Webhooks:
             "User-Agent": "bunq-webhooks",
             "webhook-id": message_id,
             "webhook-timestamp": str(timestamp),
+            **extra,
         }
         if hook.secret:
             headers.update(signature_headers(hook.secret, message_id, timestamp, body))

@@ -4,6 +4,9 @@ registration refusals, and what a webhook delivery carries (headers, payload, th
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Iterator
@@ -82,3 +85,46 @@ def test_subscription_refusals_are_the_reference_s_and_change_nothing(server: Bu
             assert c.post(f"/jobs/{job}/ack", json={}).json()["ok"]
         frame = json.loads(ws.recv(timeout=10))  # the refused Subscribe of job:failed added nothing
         assert (frame["event"], frame["data"]["jobId"]) == ("job:completed", job)
+
+
+@contextlib.contextmanager
+def _subscribed(server: BunqServer, events: list[str]) -> Iterator[ClientConnection]:
+    with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+        assert _call(ws, {"cmd": "Subscribe", "events": events})["ok"] is True
+        yield ws
+
+
+def _events(ws: ClientConnection, count: int, timeout: float = 15) -> list[dict[str, Any]]:
+    frames: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(frames) < count:
+        frames.append(json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic()))))
+    return frames
+
+
+def test_a_delivery_carries_the_reference_s_headers_and_payload(server: BunqServer) -> None:
+    """bunqueue's receivers read `X-Webhook-Event`, `X-Webhook-Timestamp` (the payload's ms) and
+    `X-Webhook-Signature` (hex HMAC-SHA256 of the body); a progress delivery carries its progress."""
+    receiver = Receiver()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            events = ["job.progress", "job.completed"]
+            body = {"url": receiver.url, "events": events, "queue": "hdr", "secret": SECRET}
+            hook = c.post("/webhooks", json=body).json()["data"]["webhookId"]
+            job = c.post("/queues/hdr/jobs", json={"data": 1}).json()["id"]
+            c.get("/queues/hdr/jobs")
+            c.post(f"/jobs/{job}/progress", json={"progress": 40, "message": "m"})
+            wait_until(lambda: len(receiver.deliveries) == 1, timeout=15)
+            c.post(f"/jobs/{job}/ack", json={"result": {"r": 1}})
+            wait_until(lambda: len(receiver.deliveries) == 2, timeout=15)
+            c.delete(f"/webhooks/{hook}")
+    finally:
+        receiver.close()
+    for headers, raw, _ in receiver.deliveries:
+        payload = json.loads(raw)
+        assert headers["x-webhook-event"] == payload["event"]
+        assert headers["x-webhook-timestamp"] == str(payload["timestamp"])
+        assert headers["x-webhook-signature"] == hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    progress, completed = (json.loads(raw) for _, raw, _ in receiver.deliveries)
+    assert progress | {"event": "job.progress", "jobId": job, "queue": "hdr", "progress": 40} == progress
+    assert completed | {"event": "job.completed", "jobId": job, "data": {"r": 1}} == completed

@@ -14,7 +14,8 @@ from bunq.aggregator import ssrf
 from bunq.aggregator.store import RegistryStore
 from bunq.aggregator.webhooks import Webhooks
 
-BODY = b'{"event":"job.completed"}'
+PAYLOAD = {"event": "job.completed", "timestamp": 1700000000000}
+BODY = b'{"event":"job.completed","timestamp":1700000000000}'
 
 
 class Recorder:
@@ -63,7 +64,7 @@ def deliver(store: RegistryStore, recorder: Recorder, url: str, allow: tuple[str
             sleep=recorder.sleep,
         )
         hook = await hooks.add(url, ["completed"], None, None)
-        await hooks.deliver(hook, "completed", BODY)
+        await hooks.deliver(hook, "completed", PAYLOAD)
         await hooks.close()
         return hooks
 
