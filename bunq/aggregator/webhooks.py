@@ -64,6 +64,11 @@ class Webhook(msgspec.Struct):
     success_count: int = 0
     failure_count: int = 0
 
+    def named(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """A delivery event's payload: the webhook as the spec names it (`id`) and as the reference does
+        (`webhookId`, `url`), then `fields`."""
+        return {"id": self.id, "webhookId": self.id, "url": self.url, **fields}
+
     def wants(self, event: str, queue: str | None) -> bool:
         return self.enabled and event in normalized(self.events) and (self.queue is None or self.queue == queue)
 
@@ -160,7 +165,7 @@ class Webhooks:
             if not hook.wants(event, queue):
                 continue
             if len(self.in_flight) >= MAX_IN_FLIGHT:
-                self.publish("webhook:failed", {"id": hook.id, "event": event, "error": "delivery backlog full"})
+                self.publish("webhook:failed", hook.named({"event": f"job.{event}", "error": "delivery backlog full"}))
                 continue
             body = {
                 "event": f"job.{event}",
@@ -196,11 +201,11 @@ class Webhooks:
             if 200 <= status < 300:
                 hook.success_count += 1
                 hook.last_triggered = self.clock()
-                self.publish("webhook:fired", {"id": hook.id, "event": f"job.{event}", "statusCode": status})
+                self.publish("webhook:fired", hook.named({"event": f"job.{event}", "statusCode": status}))
                 return
             error = f"HTTP {status}"
         hook.failure_count += 1
-        self.publish("webhook:failed", {"id": hook.id, "event": f"job.{event}", "error": error})
+        self.publish("webhook:failed", hook.named({"event": f"job.{event}", "error": error}))
 
     async def attempt(self, hook: Webhook, message_id: str, body: bytes, extra: dict[str, str]) -> int:
         target = await ssrf.resolve(hook.url, self.allow, self.resolver, self.timeout_s)

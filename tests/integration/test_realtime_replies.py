@@ -4,9 +4,9 @@ registration refusals, and what a webhook delivery carries (headers, payload, th
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -107,7 +107,7 @@ def test_a_delivery_carries_the_reference_s_headers_and_payload(server: BunqServ
     `X-Webhook-Signature` (hex HMAC-SHA256 of the body); a progress delivery carries its progress."""
     receiver = Receiver()
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as c:
+        with _subscribed(server, ["webhook:fired"]) as ws, httpx.Client(base_url=server.url, timeout=30) as c:
             events = ["job.progress", "job.completed"]
             body = {"url": receiver.url, "events": events, "queue": "hdr", "secret": SECRET}
             hook = c.post("/webhooks", json=body).json()["data"]["webhookId"]
@@ -117,6 +117,7 @@ def test_a_delivery_carries_the_reference_s_headers_and_payload(server: BunqServ
             wait_until(lambda: len(receiver.deliveries) == 1, timeout=15)
             c.post(f"/jobs/{job}/ack", json={"result": {"r": 1}})
             wait_until(lambda: len(receiver.deliveries) == 2, timeout=15)
+            fired = [f["data"] for f in _events(ws, 2)]
             c.delete(f"/webhooks/{hook}")
     finally:
         receiver.close()
@@ -128,3 +129,30 @@ def test_a_delivery_carries_the_reference_s_headers_and_payload(server: BunqServ
     progress, completed = (json.loads(raw) for _, raw, _ in receiver.deliveries)
     assert progress | {"event": "job.progress", "jobId": job, "queue": "hdr", "progress": 40} == progress
     assert completed | {"event": "job.completed", "jobId": job, "data": {"r": 1}} == completed
+    # the spec's fields (id, event, statusCode) and the reference's (webhookId, url)
+    assert {(f["id"], f["webhookId"], f["url"], f["event"], f["statusCode"]) for f in fired} == {
+        (hook, hook, receiver.url, "job.progress", 200),
+        (hook, hook, receiver.url, "job.completed", 200),
+    }
+
+
+def test_a_failed_delivery_names_the_webhook_as_spec_and_reference_do(server: BunqServer) -> None:
+    receiver = Receiver(fail_first=4)  # the first attempt and its 3 retries
+    try:
+        with _subscribed(server, ["webhook:failed"]) as ws, httpx.Client(base_url=server.url, timeout=30) as c:
+            body = {"url": receiver.url, "events": ["job.pushed"], "queue": "hdr-failed"}
+            hook = c.post("/webhooks", json=body).json()["data"]["webhookId"]
+            c.post("/queues/hdr-failed/jobs", json={"data": 1})
+            (frame,) = _events(ws, 1, timeout=20)  # after 1 + 2 + 4 s of retries
+            c.delete(f"/webhooks/{hook}")
+    finally:
+        receiver.close()
+    assert len(receiver.deliveries) == 4
+    assert frame["event"] == "webhook:failed"
+    assert frame["data"] == {
+        "id": hook,
+        "webhookId": hook,
+        "url": receiver.url,
+        "event": "job.pushed",
+        "error": "HTTP 500",
+    }

@@ -98,11 +98,11 @@ def test_a_name_resolving_to_an_internal_address_is_a_failed_attempt_and_nothing
         "Webhook URL cannot point to private IP"
         " (hooks.example.com resolves to 10.0.0.1; 10.0.0.1 is in 10.0.0.0/8, Private-Use)"
     )
+    (hook,) = hooks.hooks.values()
     assert recorder.published[-1] == (
         "webhook:failed",
-        {"id": recorder.published[0][1]["id"], "event": "job.completed", "error": error},
+        {"id": hook.id, "webhookId": hook.id, "url": hook.url, "event": "job.completed", "error": error},
     )
-    (hook,) = hooks.hooks.values()
     assert (hook.failure_count, hook.success_count) == (1, 0)
 
 
