@@ -4,9 +4,9 @@ registration refusals, and what a webhook delivery carries (headers, payload, th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
-import contextlib
 import json
 import time
 from collections.abc import Iterator
