@@ -24,7 +24,7 @@ from bunq import catalogue, ws_commands
 from bunq import validation as v
 from bunq.auth import bearer, token_ok
 from bunq.client import Shards
-from bunq.errors import BunqError, InvalidJson
+from bunq.errors import BadRequest, BunqError, InvalidJson
 from bunq.events import EventHub, Listener
 from bunq.held import HeldJobs, RegisteredWorkers
 from bunq.http import failure
@@ -90,7 +90,7 @@ class Connection:
 
     async def on_text(self, text: str | bytes) -> None:
         try:
-            message = v.decode_object(text.encode() if isinstance(text, str) else text)
+            message = _command_object(text.encode() if isinstance(text, str) else text)
         except BunqError as exc:
             # ws-commands.md's "Invalid JSON" for unparseable text, else the refusal (not an object, too deep);
             # with the reqId when the standard parser can read one (a lone surrogate bunq refuses, say)
@@ -176,6 +176,19 @@ class Connection:
             task.cancel()
         await self.held.release(self.client, "WebSocket")
         await self.workers.release(self.client, "WebSocket")
+
+
+def _command_object(raw: bytes) -> dict[str, Any]:
+    """A frame as a command object, refused in the reference's words: text that is no JSON (none at all,
+    or `null`) is "Invalid JSON", JSON that is no object names no command ("Invalid command")."""
+    if not raw.strip():
+        raise InvalidJson()
+    value = v.decode_checked(v.any_decoder, raw)
+    if value is None:
+        raise InvalidJson()
+    if not isinstance(value, dict):
+        raise BadRequest("Invalid command")
+    return value
 
 
 def _req_id_of(text: str | bytes) -> Any:

@@ -156,3 +156,21 @@ def test_a_failed_delivery_names_the_webhook_as_spec_and_reference_do(server: Bu
         "event": "job.pushed",
         "error": "HTTP 500",
     }
+
+
+def test_frames_that_are_no_command_answer_as_the_reference_and_keep_the_connection(server: BunqServer) -> None:
+    """ws-commands.md: unparseable text is "Invalid JSON" (empty text too); JSON that is no object, so
+    names no command, is "Invalid command". The connection stays open for the next command."""
+    with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+        for text, error in (
+            ("", "Invalid JSON"),
+            ("   ", "Invalid JSON"),
+            ("null", "Invalid JSON"),
+            ("not json", "Invalid JSON"),
+            ("[1, 2]", "Invalid command"),
+            ('"Ping"', "Invalid command"),
+            ("5", "Invalid command"),
+            ("{}", "Invalid command"),
+        ):
+            assert _call(ws, text) == {"ok": False, "error": error}, text
+        assert _call(ws, {"cmd": "Ping"})["ok"] is True
