@@ -174,3 +174,18 @@ def test_frames_that_are_no_command_answer_as_the_reference_and_keep_the_connect
         ):
             assert _call(ws, text) == {"ok": False, "error": error}, text
         assert _call(ws, {"cmd": "Ping"})["ok"] is True
+
+
+def test_sse_answers_the_reference_s_headers_then_connected(server: BunqServer) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        for path in ("/events", "/events/queues/sse%3Ahdr"):
+            with c.stream("GET", path, headers={"Origin": "https://dash.example"}) as r:
+                assert r.status_code == 200
+                assert r.headers["content-type"] == "text/event-stream"  # as the reference: no charset
+                assert r.headers["cache-control"] == "no-cache"
+                assert r.headers["access-control-allow-origin"] == "*"
+                lines = r.iter_lines()  # kept: a dropped iterator closes the stream
+                first = next(lines)
+                assert first.startswith("data: ") and json.loads(first[6:])["connected"] is True
+                wait_until(lambda: c.get("/health").json()["connections"]["sse"] == 1, timeout=10)
+        wait_until(lambda: c.get("/health").json()["connections"]["sse"] == 0, timeout=10)
