@@ -7,7 +7,8 @@ address checked (`ssrf.resolve`), no redirects followed; a refused target is a f
 other. It is signed when the webhook has a secret: `X-Webhook-Signature` (hex HMAC-SHA256 of the body,
 as the reference) and the Standard Webhooks headers (`webhook-id` stable across retries,
 `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`; a secret
-written `whsec_<base64>` is used decoded). A failed attempt is retried 3 times, after 1 s, 2 s and 4 s.
+written `whsec_<base64>` is used decoded). A failed attempt is retried 3 times, after 1 s, 2 s and 4 s,
+unless the webhook was disabled or removed meanwhile.
 """
 
 from __future__ import annotations
@@ -193,6 +194,9 @@ class Webhooks:
         for attempt in range(len(RETRY_DELAYS_S) + 1):
             if attempt:
                 await self.sleep(RETRY_DELAYS_S[attempt - 1])
+                current = self.hooks.get(hook.id)
+                if current is None or not current.enabled:
+                    return  # disabled or removed meanwhile: it receives nothing more, retries included
             try:
                 status = await self.attempt(hook, message_id, body, reference)
             except (BunqError, _http_error(), OSError) as exc:

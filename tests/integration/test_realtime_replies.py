@@ -189,3 +189,25 @@ def test_sse_answers_the_reference_s_headers_then_connected(server: BunqServer) 
                 assert first.startswith("data: ") and json.loads(first[6:])["connected"] is True
                 wait_until(lambda: c.get("/health").json()["connections"]["sse"] == 1, timeout=10)
         wait_until(lambda: c.get("/health").json()["connections"]["sse"] == 0, timeout=10)
+
+
+@pytest.mark.parametrize("stop", ["disable", "delete"])
+def test_a_webhook_disabled_or_removed_gets_no_more_retries(server: BunqServer, stop: str) -> None:
+    """The spec: disabled webhooks stop receiving deliveries; a delivery still being retried stops too."""
+    receiver = Receiver(fail_first=100)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            body = {"url": receiver.url, "events": ["job.pushed"], "queue": f"stop-{stop}"}
+            hook = c.post("/webhooks", json=body).json()["data"]["webhookId"]
+            c.post(f"/queues/stop-{stop}/jobs", json={"data": 1})
+            wait_until(lambda: len(receiver.deliveries) == 1, timeout=10)
+            if stop == "disable":
+                assert c.put(f"/webhooks/{hook}/enabled", json={"enabled": False}).json()["ok"]
+            else:
+                assert c.delete(f"/webhooks/{hook}").json()["ok"]
+            time.sleep(3.5)  # past the retries after 1 s and 2 s
+            assert len(receiver.deliveries) == 1
+            if stop == "disable":
+                c.delete(f"/webhooks/{hook}")
+    finally:
+        receiver.close()
