@@ -8,6 +8,8 @@ import contextlib
 import hashlib
 import hmac
 import json
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -211,3 +213,80 @@ def test_a_webhook_disabled_or_removed_gets_no_more_retries(server: BunqServer, 
                 c.delete(f"/webhooks/{hook}")
     finally:
         receiver.close()
+
+
+class EndlessReceiver:
+    """A receiver that answers 200 and then never ends its body (`body`), or never ends its head."""
+
+    def __init__(self, endless: str) -> None:
+        self.endless = endless
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+        self.sent = 0
+        self.closing = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while not self.closing.is_set():
+                conn, _ = self.sock.accept()
+                threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        chunk = b"x" * 65536
+        with conn, contextlib.suppress(OSError):
+            conn.recv(65536)
+            if self.endless == "body":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            else:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            while not self.closing.is_set():
+                if self.endless == "body":
+                    conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.sent += len(chunk)
+                else:
+                    conn.sendall(b"x")  # one byte of the head at a time, each well within a read timeout
+                    time.sleep(0.2)
+
+    def close(self) -> None:
+        self.closing.set()
+        self.sock.close()
+
+
+def test_a_delivery_reads_the_status_and_not_an_endless_body(server: BunqServer) -> None:
+    """A receiver that streams a body forever: the delivery counts as fired on its status, and the
+    aggregator reads (and holds) none of the body; before, it grew by the receiver's whole stream."""
+    receiver = EndlessReceiver("body")
+    try:
+        with _subscribed(server, ["webhook:*"]) as ws, httpx.Client(base_url=server.url, timeout=30) as c:
+            body = {"url": receiver.url, "events": ["job.pushed"], "queue": "endless"}
+            hook = c.post("/webhooks", json=body).json()["data"]["webhookId"]
+            c.post("/queues/endless/jobs", json={"data": 1})
+            frames = [f for f in _events(ws, 2, timeout=5) if f["event"] != "webhook:added"]
+            c.delete(f"/webhooks/{hook}")
+    finally:
+        receiver.close()
+    assert frames[0]["event"] == "webhook:fired" and frames[0]["data"]["statusCode"] == 200
+    assert receiver.sent < 64 * 1024 * 1024  # what the sockets' buffers took before the connection closed
+
+
+def test_an_attempt_that_never_ends_its_head_fails_after_the_timeout(tmp_path: Path) -> None:
+    """`BUNQ_WEBHOOK_TIMEOUT_MS` bounds a whole attempt, not each read: a head dribbled a byte at a time
+    held the delivery (and its memory) for as long as the receiver liked."""
+    srv = BunqServer(tmp_path / "data", shards=1, BUNQ_WEBHOOK_ALLOW="127.0.0.1/32", BUNQ_WEBHOOK_TIMEOUT_MS="500")
+    receiver = EndlessReceiver("head")
+    try:
+        srv.start()
+        with _subscribed(srv, ["webhook:failed"]) as ws, httpx.Client(base_url=srv.url, timeout=30) as c:
+            body = {"url": receiver.url, "events": ["job.pushed"], "queue": "dribble"}
+            hook = c.post("/webhooks", json=body).json()["data"]["webhookId"]
+            started = time.monotonic()
+            c.post("/queues/dribble/jobs", json={"data": 1})
+            (frame,) = _events(ws, 1, timeout=20)
+            took = time.monotonic() - started
+            c.delete(f"/webhooks/{hook}")
+    finally:
+        receiver.close()
+        srv.stop()
+    assert frame["data"]["id"] == hook and "timed out" in frame["data"]["error"], frame
+    assert took < 1 + 2 + 4 + 4 * 0.5 + 3, took  # the retries' waits and four timed-out attempts
