@@ -290,3 +290,24 @@ def test_an_attempt_that_never_ends_its_head_fails_after_the_timeout(tmp_path: P
         srv.stop()
     assert frame["data"]["id"] == hook and "timed out" in frame["data"]["error"], frame
     assert took < 1 + 2 + 4 + 4 * 0.5 + 3, took  # the retries' waits and four timed-out attempts
+
+
+def test_a_graceful_stop_tells_subscribers_server_shutdown(tmp_path: Path) -> None:
+    """The spec's `server:shutdown {reason}` on a graceful stop reaches the clients: the aggregator
+    announces it before the fronts close their connections (it is stopped last, after them)."""
+    srv = BunqServer(tmp_path / "data", shards=1)
+    srv.start()
+    try:
+        with connect(f"ws://127.0.0.1:{srv.port}/ws") as ws:
+            assert _call(ws, {"cmd": "Subscribe", "events": ["server:*"]})["ok"] is True
+            stopper = threading.Thread(target=srv.stop)
+            stopper.start()
+            frames = []
+            with contextlib.suppress(Exception):  # until the front closes the connection
+                while True:
+                    frames.append(json.loads(ws.recv(timeout=10)))
+            stopper.join(30)
+    finally:
+        srv.stop()
+    assert [f["event"] for f in frames] == ["server:shutdown"], frames
+    assert frames[0]["data"] == {"reason": "signal"}
