@@ -162,6 +162,8 @@ class Connection:
             self.patterns = list(dict.fromkeys(self.patterns + patterns))  # first asked first, each once
         else:
             patterns = v.strings("events", events if events is not None else [])
+            if self.listener.legacy:  # never subscribed: nothing to drop, and its legacy events go on
+                return {"ok": True, "unsubscribed": patterns, "subscribed": []}
             self.patterns = [x for x in self.patterns if x not in patterns] if patterns else []
         self.listener.legacy = False
         self.hub.retopic(self.listener, tuple(sorted({catalogue.topic_of(x) for x in self.patterns})))

@@ -311,3 +311,14 @@ def test_a_graceful_stop_tells_subscribers_server_shutdown(tmp_path: Path) -> No
         srv.stop()
     assert [f["event"] for f in frames] == ["server:shutdown"], frames
     assert frames[0]["data"] == {"reason": "signal"}
+
+
+def test_an_unsubscribe_from_a_client_that_never_subscribed_keeps_its_legacy_events(server: BunqServer) -> None:
+    """As the reference: a legacy client (no Subscribe yet) has nothing to unsubscribe from; it goes on
+    receiving the job events in the legacy format."""
+    with connect(f"ws://127.0.0.1:{server.port}/ws/queues/still-legacy") as ws:
+        assert _call(ws, {"cmd": "Unsubscribe", "events": []})["subscribed"] == []
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            job = c.post("/queues/still-legacy/jobs", json={"data": 1}).json()["id"]
+        frame = json.loads(ws.recv(timeout=10))
+        assert (frame["eventType"], frame["jobId"]) == ("pushed", job)
