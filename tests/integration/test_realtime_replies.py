@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import os
 import socket
 import threading
 import time
@@ -322,3 +323,39 @@ def test_an_unsubscribe_from_a_client_that_never_subscribed_keeps_its_legacy_eve
             job = c.post("/queues/still-legacy/jobs", json={"data": 1}).json()["id"]
         frame = json.loads(ws.recv(timeout=10))
         assert (frame["eventType"], frame["jobId"]) == ("pushed", job)
+
+
+def _rss_mb(pid: int) -> float:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_a_stalled_subscriber_holds_a_bounded_number_of_bytes_not_just_of_events(server: BunqServer) -> None:
+    """An SSE client that never reads, while completions carry 512 KB results: the front held every one
+    for it (10,000 events' worth, over 10 GB); it is cut off once its backlog passes its byte budget,
+    while a client that reads keeps receiving everything."""
+    front = server.children()["front"]
+    stalled = socket.create_connection(("127.0.0.1", server.port))
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.sendall(b"GET /events/queues/big-results HTTP/1.1\r\nHost: x\r\n\r\n")
+    result = "x" * (512 * 1024)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as c, c.stream("GET", "/events/queues/big-results") as r:
+            lines = r.iter_lines()
+            assert json.loads(next(lines)[6:])["connected"] is True
+            wait_until(lambda: c.get("/health").json()["connections"]["sse"] == 2, timeout=10)
+            before = _rss_mb(front)
+            completed = 0
+            for _ in range(300):
+                job = c.post("/queues/big-results/jobs", json={"data": 1}).json()["id"]
+                c.get("/queues/big-results/jobs")
+                c.post(f"/jobs/{job}/ack", json={"result": result})
+                for line in lines:  # the reader keeps up: up to this job's completion
+                    if line.startswith("data: ") and json.loads(line[6:])["eventType"] == "completed":
+                        completed += 1
+                        break
+            grown = _rss_mb(front) - before
+            c.post("/queues/big-results/obliterate")
+    finally:
+        stalled.close()
+    assert completed == 300
+    assert grown < 150, f"the front grew by {grown:.0f} MB for a client that never read"
