@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import functools
 import hashlib
 import hmac
 import logging
@@ -48,6 +49,7 @@ TOPIC_EVENT = {
 }
 RETRY_DELAYS_S = (1.0, 2.0, 4.0)
 MAX_IN_FLIGHT = 10_000
+MAX_IN_FLIGHT_BYTES = 64 * 2**20  # of their bodies: a receiver that never answers holds each for 4 attempts
 
 Publish = Callable[[str, dict[str, Any]], None]
 Sleep = Callable[[float], Awaitable[None]]
@@ -83,6 +85,19 @@ def check_events(events: list[str]) -> None:
     if bad or not events:
         valid = ", ".join(EVENTS + tuple(f"job.{e}" for e in EVENTS))
         raise BadRequest(f"Invalid webhook event(s): {', '.join(bad) or '(none)'}. Valid: {valid}")
+
+
+def payload(event: str, data: dict[str, Any], timestamp: Any) -> dict[str, Any]:
+    """What a delivery of a job event posts: `{event, jobId, queue, timestamp}` and, as the event has
+    them, the result as `data`, the `error`, the `progress`."""
+    body = {"event": f"job.{event}", "jobId": data.get("jobId"), "queue": data.get("queue"), "timestamp": timestamp}
+    if "result" in data:
+        body["data"] = data["result"]
+    if data.get("error") is not None:
+        body["error"] = data["error"]
+    if "progress" in data:
+        body["progress"] = data["progress"]
+    return body
 
 
 def signing_key(secret: str) -> bytes:
@@ -128,6 +143,7 @@ class Webhooks:
         self.transport = transport
         self._client: httpx.AsyncClient | None = None
         self.in_flight: set[asyncio.Task[None]] = set()
+        self.in_flight_bytes = 0
 
     async def add(self, url: str, events: list[str], queue: str | None, secret: str | None) -> Webhook:
         check_events(events)
@@ -162,33 +178,28 @@ class Webhooks:
             return
         data = envelope.get("data", {})
         queue = data.get("queue")
+        body: bytes | None = None
         for hook in self.hooks.values():
             if not hook.wants(event, queue):
                 continue
-            if len(self.in_flight) >= MAX_IN_FLIGHT:
+            if body is None:
+                body = msgspec.json.encode(payload(event, data, envelope.get("ts")))
+            if len(self.in_flight) >= MAX_IN_FLIGHT or self.in_flight_bytes + len(body) > MAX_IN_FLIGHT_BYTES:
                 self.publish("webhook:failed", hook.named({"event": f"job.{event}", "error": "delivery backlog full"}))
                 continue
-            body = {
-                "event": f"job.{event}",
-                "jobId": data.get("jobId"),
-                "queue": queue,
-                "timestamp": envelope.get("ts"),
-            }
-            if "result" in data:
-                body["data"] = data["result"]
-            if data.get("error") is not None:
-                body["error"] = data["error"]
-            if "progress" in data:
-                body["progress"] = data["progress"]
-            task = asyncio.create_task(self.deliver(hook, event, body))
+            self.in_flight_bytes += len(body)
+            task = asyncio.create_task(self.deliver(hook, event, body, envelope.get("ts")))
             self.in_flight.add(task)
-            task.add_done_callback(self.in_flight.discard)
+            task.add_done_callback(functools.partial(self._delivered, len(body)))
 
-    async def deliver(self, hook: Webhook, event: str, payload: dict[str, Any]) -> None:
-        body = msgspec.json.encode(payload)
+    def _delivered(self, size: int, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        self.in_flight_bytes -= size
+
+    async def deliver(self, hook: Webhook, event: str, body: bytes, timestamp: Any) -> None:
         # as the reference sends them: the event and the payload's timestamp (ms), for receivers that
         # route on headers before reading the body
-        reference = {"X-Webhook-Event": str(payload["event"]), "X-Webhook-Timestamp": str(payload["timestamp"])}
+        reference = {"X-Webhook-Event": f"job.{event}", "X-Webhook-Timestamp": str(timestamp)}
         message_id = f"msg_{uuid.uuid4().hex}"
         error = "not attempted"
         for attempt in range(len(RETRY_DELAYS_S) + 1):

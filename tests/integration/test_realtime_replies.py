@@ -359,3 +359,41 @@ def test_a_stalled_subscriber_holds_a_bounded_number_of_bytes_not_just_of_events
         stalled.close()
     assert completed == 300
     assert grown < 150, f"the front grew by {grown:.0f} MB for a client that never read"
+
+
+def test_deliveries_to_a_receiver_that_never_answers_hold_a_bounded_number_of_bytes(server: BunqServer) -> None:
+    """A receiver that accepts and never answers keeps each delivery in flight for its four attempts:
+    with 512 KB results the aggregator held every body (10,000 of them allowed); past its byte budget a
+    delivery is refused at once as `webhook:failed` "delivery backlog full"."""
+    hanging = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    held: list[socket.socket] = []
+    closing = threading.Event()
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while not closing.is_set():
+                held.append(hanging.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    aggregator = server.children()["aggregator"]
+    url = f"http://127.0.0.1:{hanging.getsockname()[1]}/hook"
+    result = "x" * (512 * 1024)
+    try:
+        with _subscribed(server, ["webhook:failed"]) as ws, httpx.Client(base_url=server.url, timeout=30) as c:
+            hook = c.post("/webhooks", json={"url": url, "events": ["job.completed"], "queue": "hanging"}).json()
+            before = _rss_mb(aggregator)
+            for _ in range(300):
+                job = c.post("/queues/hanging/jobs", json={"data": 1}).json()["id"]
+                c.get("/queues/hanging/jobs")
+                c.post(f"/jobs/{job}/ack", json={"result": result})
+            refused = _events(ws, 1, timeout=10)[0]["data"]
+            grown = _rss_mb(aggregator) - before
+            c.delete(f"/webhooks/{hook['data']['webhookId']}")
+            c.post("/queues/hanging/obliterate")
+    finally:
+        closing.set()
+        hanging.close()
+        for conn in held:
+            conn.close()
+    assert refused["error"] == "delivery backlog full"
+    assert grown < 200, f"the aggregator grew by {grown:.0f} MB for deliveries nobody answered"

@@ -14,7 +14,6 @@ from bunq.aggregator import ssrf
 from bunq.aggregator.store import RegistryStore
 from bunq.aggregator.webhooks import Webhooks
 
-PAYLOAD = {"event": "job.completed", "timestamp": 1700000000000}
 BODY = b'{"event":"job.completed","timestamp":1700000000000}'
 
 
@@ -64,7 +63,7 @@ def deliver(store: RegistryStore, recorder: Recorder, url: str, allow: tuple[str
             sleep=recorder.sleep,
         )
         hook = await hooks.add(url, ["completed"], None, None)
-        await hooks.deliver(hook, "completed", PAYLOAD)
+        await hooks.deliver(hook, "completed", BODY, 1700000000000)
         await hooks.close()
         return hooks
 
