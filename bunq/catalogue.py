@@ -64,5 +64,10 @@ def topic_of(pattern: str) -> str:
     raise BadRequest(f"Unknown event: {pattern}")
 
 
+def known(pattern: str) -> bool:
+    """Whether a subscription pattern names an event of the catalogue or a wildcard over them."""
+    return pattern == "*" or pattern in EVENTS or (pattern.endswith(":*") and pattern[:-2] in CATEGORIES)
+
+
 def matches(pattern: str, name: str) -> bool:
     return name.startswith(topic_of(pattern))

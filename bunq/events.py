@@ -23,6 +23,7 @@ from bunq.catalogue import INTERNAL, SYNC, SYNC_AGGREGATOR
 log = logging.getLogger("bunq.front")
 
 CLIENT_BUFFER = 10_000  # events a client may fall behind by before it is dropped (a bulk push's burst fits)
+CLIENT_BUFFER_BYTES = 64 * 2**20  # and their bytes: completions carrying large results fill memory first
 READ_BATCH = 1000  # events read before other tasks get a turn
 SYNC_TIMEOUT_S = 2.0  # a dead shard delays a subscriber this long, then it is answered anyway
 
@@ -70,6 +71,26 @@ class Event:
         return self._legacy
 
 
+class Inbox(asyncio.Queue["Event | None"]):
+    """A client's bounded buffer, which also counts the bytes of the events in it (as received: the
+    envelope's size), through the hooks every put and get of a queue goes through."""
+
+    def __init__(self) -> None:
+        super().__init__(CLIENT_BUFFER)
+        self.bytes = 0
+
+    def _put(self, item: Event | None) -> None:
+        super()._put(item)
+        if item is not None:
+            self.bytes += len(item.raw)
+
+    def _get(self) -> Event | None:
+        item = super()._get()
+        if item is not None:
+            self.bytes -= len(item.raw)
+        return item
+
+
 @dataclass(eq=False)
 class Listener:
     """One SSE or WebSocket client: the topic prefixes it wants, an optional queue filter (applied to
@@ -78,7 +99,7 @@ class Listener:
     topics: tuple[str, ...]
     queue: str | None = None
     legacy: bool = True
-    inbox: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue(CLIENT_BUFFER))
+    inbox: Inbox = field(default_factory=Inbox)
     dropped: bool = False
 
     def frame(self, event: Event) -> bytes | None:
@@ -248,6 +269,9 @@ class EventHub:
             try:
                 listener.inbox.put_nowait(event)
             except asyncio.QueueFull:
+                self._drop(listener)
+                continue
+            if listener.inbox.bytes > CLIENT_BUFFER_BYTES:
                 self._drop(listener)
 
     def _drop(self, listener: Listener) -> None:

@@ -36,6 +36,10 @@ def die_with_parent() -> None:
 
 
 FRONT_MANAGER = "BUNQ_FRONT_MANAGER_PID"  # set by a front running several workers, for them to read
+# what `bunq serve` sends the aggregator before it stops the fronts: publish `server:shutdown` now, while
+# the fronts still have clients to hand it to (SIGTERM comes after them, since they need the aggregator)
+SHUTDOWN_COMING = signal.SIGUSR1
+ANNOUNCE_S = 0.3  # how long the fronts are given to pass the announcement on
 
 
 def tie_front_worker() -> None:

@@ -3,8 +3,8 @@ one part. `bunq.cli.main` hands these commands here before it loads Click or the
 processes it starts (`python -m bunq.cli front`, ...) carry none of the operator command line.
 
 The supervisor starts the aggregator, N shards and the front (uvicorn, F workers) as child processes,
-restarts any that dies, and on SIGTERM/SIGINT stops the front first, then the shards (which flush),
-then the aggregator.
+restarts any that dies, and on SIGTERM/SIGINT has the aggregator announce `server:shutdown` to the
+clients, then stops the front, then the shards (which flush), then the aggregator.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from types import FrameType
 
 from bunq.errors import ConfigError
-from bunq.procinfo import FRONT_MANAGER, die_with_parent
+from bunq.procinfo import ANNOUNCE_S, FRONT_MANAGER, SHUTDOWN_COMING, die_with_parent
 from bunq.settings import Settings
 
 log = logging.getLogger("bunq")
@@ -28,6 +28,13 @@ STOP_TIMEOUT_S = 15.0
 WATCH_INTERVAL_S = 0.05
 RESTART_DELAY_S = 0.5  # before restarting a process that died again soon after a restart (a crash loop)
 STEADY_AFTER_S = 5.0
+
+
+def _child_setup() -> None:
+    """In a child, before it runs Python: tied to the supervisor, and deaf to `SHUTDOWN_COMING` until the
+    aggregator takes it up (its default action would end a process that has no handler for it yet)."""
+    die_with_parent()
+    signal.signal(SHUTDOWN_COMING, signal.SIG_IGN)
 
 
 class Supervisor:
@@ -42,7 +49,7 @@ class Supervisor:
     def spawn(self, name: str, argv: list[str]) -> None:
         self.commands[name] = argv
         self.started[name] = time.monotonic()
-        self.children[name] = subprocess.Popen(argv, preexec_fn=die_with_parent)
+        self.children[name] = subprocess.Popen(argv, preexec_fn=_child_setup)
 
     def start(self) -> None:
         py = sys.executable
@@ -73,6 +80,10 @@ class Supervisor:
         self.stopping = True
 
     def shutdown(self) -> None:
+        aggregator = self.children.get("aggregator")
+        if aggregator is not None and aggregator.poll() is None:
+            aggregator.send_signal(SHUTDOWN_COMING)  # server:shutdown, while the fronts have their clients
+            time.sleep(ANNOUNCE_S)
         order = [["front"], [n for n in self.children if n.startswith("shard-")], ["aggregator"]]
         for names in order:
             procs = [self.children[n] for n in names if n in self.children]

@@ -49,7 +49,7 @@ class DataBody(msgspec.Struct):
 
 _ack_decoder = msgspec.json.Decoder(AckBody)
 _data_decoder = msgspec.json.Decoder(DataBody)
-_any_decoder = msgspec.json.Decoder()
+any_decoder = msgspec.json.Decoder()
 encode_json = msgspec.json.Encoder().encode
 
 
@@ -98,7 +98,7 @@ def decode_object(body: bytes) -> dict[str, Any]:
     """A JSON object body; an empty body counts as `{}`."""
     if not body.strip():
         return {}
-    value = decode_checked(_any_decoder, body)
+    value = decode_checked(any_decoder, body)
     if not isinstance(value, dict):
         raise BadRequest("Request body must be a JSON object")
     return value
@@ -230,7 +230,7 @@ def repeat_spec(raw: msgspec.Raw) -> bytes | None:
     if not raw or bytes(raw) == b"null":
         return None
     try:
-        value = _any_decoder.decode(raw)
+        value = any_decoder.decode(raw)
     except msgspec.DecodeError:
         raise BadRequest("repeat is out of range") from None
     if not isinstance(value, dict):

@@ -21,6 +21,7 @@ from bunq.aggregator.store import RegistryStore
 from bunq.catalogue import SYNC, SYNC_AGGREGATOR
 from bunq.client import ShardClient
 from bunq.clock import wall_ms
+from bunq.procinfo import SHUTDOWN_COMING
 from bunq.settings import Settings
 
 log = logging.getLogger("bunq.aggregator")
@@ -62,6 +63,7 @@ class Aggregator:
         self.monitor = Monitor(self.shards, reg.workers, reg.crons, self.publish, settings.thresholds, reg.fronts)
         self.own_topics: set[str] = set()
         self.stopping = asyncio.Event()
+        self.announced = False
         self.answering: set[asyncio.Task[None]] = set()  # commands being answered, held until they finish
 
     # ---- events ---------------------------------------------------------------------------------
@@ -147,6 +149,13 @@ class Aggregator:
             self.registries.workers.expire()
             await self.sync_own_topics()
 
+    def announce_shutdown(self) -> None:
+        """`server:shutdown`, once: on SIGUSR1, which `bunq serve` sends before it stops the fronts (so
+        that their clients receive it), or else when the aggregator itself stops."""
+        if not self.announced:
+            self.announced = True
+            self.publish("server:shutdown", {"reason": "signal"})
+
     async def run(self) -> None:
         await self.shards.start()
         await self.sync_own_topics()
@@ -164,7 +173,7 @@ class Aggregator:
         await asyncio.sleep(0.2)  # let subscribers connect before the first event
         self.monitor.started_event()
         await self.stopping.wait()
-        self.publish("server:shutdown", {"reason": "signal"})
+        self.announce_shutdown()
         await asyncio.sleep(0.05)
         for task in (*tasks, *self.answering):
             task.cancel()
@@ -189,6 +198,7 @@ def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, aggregator.stopping.set)
+        loop.add_signal_handler(SHUTDOWN_COMING, aggregator.announce_shutdown)
         await aggregator.run()
 
     asyncio.run(run())

@@ -1,7 +1,8 @@
 """Webhook target rules: what registration refuses on its face, and the address check before every delivery.
 
 Registration does no DNS. It refuses only what is internal on its face: a scheme other than http or
-https, credentials in the URL, `localhost` and its subdomains, and a literal address the deny list
+https, credentials in the URL, `localhost` and its subdomains, names under `.internal` (the TLD ICANN
+keeps for private use, where clouds put their metadata service), and a literal address the deny list
 refuses (IPv4 written dotted, decimal, octal, hex or short, as URL parsers and `inet_aton` read it;
 bracketed IPv6, with or without a zone). A name is accepted whether it resolves now or not.
 
@@ -345,6 +346,8 @@ def check_url(url: str, allow: AllowList) -> Parts:
             raise BadRequest(f"Webhook URL cannot point to {kind(parts.literal)} ({reason})")
     elif parts.host == "localhost" or parts.host.endswith(".localhost"):
         raise BadRequest("Webhook URL cannot point to localhost")
+    elif parts.host.endswith(".internal"):  # private-use by ICANN (2024); metadata.google.internal
+        raise BadRequest("Webhook URL cannot point to cloud metadata endpoints")
     return parts
 
 

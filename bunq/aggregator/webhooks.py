@@ -1,12 +1,14 @@
 """Webhooks: the registry, and deliveries of job events that never hold up the job path.
 
 Registration checks only the URL's face (`ssrf.check_url`, no DNS). A delivery is a POST of `{event,
-jobId, queue, timestamp, data | error}` to an address the host resolved to on that very attempt, every
+jobId, queue, timestamp, data | error | progress}`, with the reference's `X-Webhook-Event` and
+`X-Webhook-Timestamp` (the payload's, in ms) headers, to an address the host resolved to on that very attempt, every
 address checked (`ssrf.resolve`), no redirects followed; a refused target is a failed attempt like any
 other. It is signed when the webhook has a secret: `X-Webhook-Signature` (hex HMAC-SHA256 of the body,
 as the reference) and the Standard Webhooks headers (`webhook-id` stable across retries,
 `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`; a secret
-written `whsec_<base64>` is used decoded). A failed attempt is retried 3 times, after 1 s, 2 s and 4 s.
+written `whsec_<base64>` is used decoded). A failed attempt is retried 3 times, after 1 s, 2 s and 4 s,
+unless the webhook was disabled or removed meanwhile.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import functools
 import hashlib
 import hmac
 import logging
@@ -46,6 +49,7 @@ TOPIC_EVENT = {
 }
 RETRY_DELAYS_S = (1.0, 2.0, 4.0)
 MAX_IN_FLIGHT = 10_000
+MAX_IN_FLIGHT_BYTES = 64 * 2**20  # of their bodies: a receiver that never answers holds each for 4 attempts
 
 Publish = Callable[[str, dict[str, Any]], None]
 Sleep = Callable[[float], Awaitable[None]]
@@ -63,6 +67,11 @@ class Webhook(msgspec.Struct):
     success_count: int = 0
     failure_count: int = 0
 
+    def named(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """A delivery event's payload: the webhook as the spec names it (`id`) and as the reference does
+        (`webhookId`, `url`), then `fields`."""
+        return {"id": self.id, "webhookId": self.id, "url": self.url, **fields}
+
     def wants(self, event: str, queue: str | None) -> bool:
         return self.enabled and event in normalized(self.events) and (self.queue is None or self.queue == queue)
 
@@ -76,6 +85,19 @@ def check_events(events: list[str]) -> None:
     if bad or not events:
         valid = ", ".join(EVENTS + tuple(f"job.{e}" for e in EVENTS))
         raise BadRequest(f"Invalid webhook event(s): {', '.join(bad) or '(none)'}. Valid: {valid}")
+
+
+def payload(event: str, data: dict[str, Any], timestamp: Any) -> dict[str, Any]:
+    """What a delivery of a job event posts: `{event, jobId, queue, timestamp}` and, as the event has
+    them, the result as `data`, the `error`, the `progress`."""
+    body = {"event": f"job.{event}", "jobId": data.get("jobId"), "queue": data.get("queue"), "timestamp": timestamp}
+    if "result" in data:
+        body["data"] = data["result"]
+    if data.get("error") is not None:
+        body["error"] = data["error"]
+    if "progress" in data:
+        body["progress"] = data["progress"]
+    return body
 
 
 def signing_key(secret: str) -> bytes:
@@ -121,6 +143,7 @@ class Webhooks:
         self.transport = transport
         self._client: httpx.AsyncClient | None = None
         self.in_flight: set[asyncio.Task[None]] = set()
+        self.in_flight_bytes = 0
 
     async def add(self, url: str, events: list[str], queue: str | None, secret: str | None) -> Webhook:
         check_events(events)
@@ -155,47 +178,51 @@ class Webhooks:
             return
         data = envelope.get("data", {})
         queue = data.get("queue")
+        body: bytes | None = None
         for hook in self.hooks.values():
             if not hook.wants(event, queue):
                 continue
-            if len(self.in_flight) >= MAX_IN_FLIGHT:
-                self.publish("webhook:failed", {"id": hook.id, "event": event, "error": "delivery backlog full"})
+            if body is None:
+                body = msgspec.json.encode(payload(event, data, envelope.get("ts")))
+            if len(self.in_flight) >= MAX_IN_FLIGHT or self.in_flight_bytes + len(body) > MAX_IN_FLIGHT_BYTES:
+                self.publish("webhook:failed", hook.named({"event": f"job.{event}", "error": "delivery backlog full"}))
                 continue
-            body = {
-                "event": f"job.{event}",
-                "jobId": data.get("jobId"),
-                "queue": queue,
-                "timestamp": envelope.get("ts"),
-            }
-            if "result" in data:
-                body["data"] = data["result"]
-            if data.get("error") is not None:
-                body["error"] = data["error"]
-            task = asyncio.create_task(self.deliver(hook, event, msgspec.json.encode(body)))
+            self.in_flight_bytes += len(body)
+            task = asyncio.create_task(self.deliver(hook, event, body, envelope.get("ts")))
             self.in_flight.add(task)
-            task.add_done_callback(self.in_flight.discard)
+            task.add_done_callback(functools.partial(self._delivered, len(body)))
 
-    async def deliver(self, hook: Webhook, event: str, body: bytes) -> None:
+    def _delivered(self, size: int, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        self.in_flight_bytes -= size
+
+    async def deliver(self, hook: Webhook, event: str, body: bytes, timestamp: Any) -> None:
+        # as the reference sends them: the event and the payload's timestamp (ms), for receivers that
+        # route on headers before reading the body
+        reference = {"X-Webhook-Event": f"job.{event}", "X-Webhook-Timestamp": str(timestamp)}
         message_id = f"msg_{uuid.uuid4().hex}"
         error = "not attempted"
         for attempt in range(len(RETRY_DELAYS_S) + 1):
             if attempt:
                 await self.sleep(RETRY_DELAYS_S[attempt - 1])
+                current = self.hooks.get(hook.id)
+                if current is None or not current.enabled:
+                    return  # disabled or removed meanwhile: it receives nothing more, retries included
             try:
-                status = await self.attempt(hook, message_id, body)
+                status = await self.attempt(hook, message_id, body, reference)
             except (BunqError, _http_error(), OSError) as exc:
                 error = getattr(exc, "message", None) or str(exc) or type(exc).__name__
                 continue
             if 200 <= status < 300:
                 hook.success_count += 1
                 hook.last_triggered = self.clock()
-                self.publish("webhook:fired", {"id": hook.id, "event": f"job.{event}", "statusCode": status})
+                self.publish("webhook:fired", hook.named({"event": f"job.{event}", "statusCode": status}))
                 return
             error = f"HTTP {status}"
         hook.failure_count += 1
-        self.publish("webhook:failed", {"id": hook.id, "event": f"job.{event}", "error": error})
+        self.publish("webhook:failed", hook.named({"event": f"job.{event}", "error": error}))
 
-    async def attempt(self, hook: Webhook, message_id: str, body: bytes) -> int:
+    async def attempt(self, hook: Webhook, message_id: str, body: bytes, extra: dict[str, str]) -> int:
         target = await ssrf.resolve(hook.url, self.allow, self.resolver, self.timeout_s)
         timestamp = int(time.time())
         headers = {
@@ -204,13 +231,24 @@ class Webhooks:
             "User-Agent": "bunq-webhooks",
             "webhook-id": message_id,
             "webhook-timestamp": str(timestamp),
+            **extra,
         }
         if hook.secret:
             headers.update(signature_headers(hook.secret, message_id, timestamp, body))
         # the connection goes to the checked address; TLS still names (and verifies) the host
         extensions = {"sni_hostname": target.host} if target.scheme == "https" and target.named else {}
-        response = await self.client().post(target.url(), content=body, headers=headers, extensions=extensions)
-        return response.status_code
+        # the status is all a delivery needs: the body is never read (a receiver streaming one forever
+        # grew the aggregator by all of it), and the whole attempt has one deadline (httpx's timeout
+        # bounds each read, so a head dribbled a byte at a time held the attempt without end)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                request = self.client().stream(
+                    "POST", target.url(), content=body, headers=headers, extensions=extensions
+                )
+                async with request as response:
+                    return response.status_code
+        except TimeoutError:
+            raise BadRequest(f"Webhook delivery timed out after {round(self.timeout_s * 1000)} ms") from None
 
     async def close(self) -> None:
         for task in list(self.in_flight):

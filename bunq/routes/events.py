@@ -45,10 +45,15 @@ async def _stream(hub: EventHub, listener: Listener, connections: dict[str, int]
 
 def _sse(request: Request, queue: str | None) -> Response:
     hub: EventHub = request.app.state.hub
-    headers = {"Cache-Control": "no-cache", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
+    headers = {
+        "Content-Type": "text/event-stream",  # as the reference sends it (a media_type would gain a charset)
+        "Cache-Control": "no-cache",
+        "Connection": "keep-alive",
+        "X-Accel-Buffering": "no",
+    }
     listener = Listener(SSE_TOPICS, queue)
     stream = _stream(hub, listener, request.app.state.connections)
-    return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+    return StreamingResponse(stream, headers=headers)
 
 
 async def events(request: Request) -> Response:

@@ -24,7 +24,7 @@ from bunq import catalogue, ws_commands
 from bunq import validation as v
 from bunq.auth import bearer, token_ok
 from bunq.client import Shards
-from bunq.errors import BunqError, InvalidJson
+from bunq.errors import BadRequest, BunqError, InvalidJson
 from bunq.events import EventHub, Listener
 from bunq.held import HeldJobs, RegisteredWorkers
 from bunq.http import failure
@@ -90,7 +90,7 @@ class Connection:
 
     async def on_text(self, text: str | bytes) -> None:
         try:
-            message = v.decode_object(text.encode() if isinstance(text, str) else text)
+            message = _command_object(text.encode() if isinstance(text, str) else text)
         except BunqError as exc:
             # ws-commands.md's "Invalid JSON" for unparseable text, else the refusal (not an object, too deep);
             # with the reqId when the standard parser can read one (a lone surrogate bunq refuses, say)
@@ -149,20 +149,27 @@ class Connection:
         return body
 
     async def subscription(self, name: str, events: Any) -> dict[str, Any]:
-        patterns = v.strings("events", events if events is not None else [])
-        for pattern in patterns:
-            catalogue.topic_of(pattern)  # refuses a name outside the catalogue
+        """The reference's refusals: a Subscribe naming no list, or an empty one, or anything outside the
+        catalogue (`Invalid: X`) changes nothing; an Unsubscribe of what the connection lacks is a no-op."""
         if name == "Subscribe":
-            if not patterns:  # as the reference: a subscription names what it wants ("*" for everything)
+            if not isinstance(events, list) or not events:  # "*" says everything
                 return {"ok": False, "error": "events must be a non-empty array"}
-            self.patterns = sorted(set(self.patterns) | set(patterns))
+            for pattern in events:
+                if not isinstance(pattern, str) or not catalogue.known(pattern):
+                    shown = pattern if isinstance(pattern, str) else _json.encode(pattern).decode()
+                    return {"ok": False, "error": f"Invalid: {shown}"}
+            patterns: list[str] = events
+            self.patterns = list(dict.fromkeys(self.patterns + patterns))  # first asked first, each once
         else:
+            patterns = v.strings("events", events if events is not None else [])
+            if self.listener.legacy:  # never subscribed: nothing to drop, and its legacy events go on
+                return {"ok": True, "unsubscribed": patterns, "subscribed": []}
             self.patterns = [x for x in self.patterns if x not in patterns] if patterns else []
         self.listener.legacy = False
         self.hub.retopic(self.listener, tuple(sorted({catalogue.topic_of(x) for x in self.patterns})))
         if name == "Subscribe":
             await self.hub.sync()
-            return {"ok": True, "subscribed": patterns}
+            return {"ok": True, "subscribed": self.patterns}  # as the reference: all it now receives
         return {"ok": True, "unsubscribed": patterns, "subscribed": self.patterns}
 
     async def close(self) -> None:
@@ -171,6 +178,19 @@ class Connection:
             task.cancel()
         await self.held.release(self.client, "WebSocket")
         await self.workers.release(self.client, "WebSocket")
+
+
+def _command_object(raw: bytes) -> dict[str, Any]:
+    """A frame as a command object, refused in the reference's words: text that is no JSON (none at all,
+    or `null`) is "Invalid JSON", JSON that is no object names no command ("Invalid command")."""
+    if not raw.strip():
+        raise InvalidJson()
+    value = v.decode_checked(v.any_decoder, raw)
+    if value is None:
+        raise InvalidJson()
+    if not isinstance(value, dict):
+        raise BadRequest("Invalid command")
+    return value
 
 
 def _req_id_of(text: str | bytes) -> Any:

@@ -177,6 +177,10 @@ def test_webhook_registration_refuses_internal_targets_on_their_face(api: Any, u
         ("http://192.168.0.9/", "Webhook URL cannot point to private IP ("),
         ("http://169.254.169.254/", "Webhook URL cannot point to link-local IP ("),
         ("not a url", "Invalid URL format"), ("ftp://example.com/", "Webhook URL must use http or https"),
+        # the .internal TLD (ICANN's private-use name, GCP's metadata.google.internal), as the reference
+        ("http://metadata.google.internal/computeMetadata/v1/", "Webhook URL cannot point to cloud metadata endpoints"),
+        ("http://Metadata.Google.Internal./", "Webhook URL cannot point to cloud metadata endpoints"),
+        ("https://some-service.internal:8443/h", "Webhook URL cannot point to cloud metadata endpoints"),
     ],
 )  # fmt: skip
 def test_a_refused_webhook_says_why_in_the_reference_s_words(api: Any, url: str, said: str) -> None:

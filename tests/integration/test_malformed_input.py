@@ -215,7 +215,7 @@ def test_a_websocket_command_refused_before_it_is_read_still_carries_its_req_id(
         refused = reply_to(ws, "lone")
         assert refused["ok"] is False and refused["error"]
         ws.send("[1, 2]")  # no reqId to give back
-        assert reply_to(ws, None) == {"ok": False, "error": "Request body must be a JSON object"}
+        assert reply_to(ws, None) == {"ok": False, "error": "Invalid command"}  # no object: no command
 
 
 def reply_to(ws: Any, req_id: str | None) -> dict[str, Any]:

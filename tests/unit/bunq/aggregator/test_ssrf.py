@@ -132,7 +132,7 @@ def test_internal_addresses_are_refused_naming_the_entry(address: str, why: str)
         "http://169.254.169.254/latest/meta-data", "http://10.0.0.1/h", "http://[64:ff9b::a9fe:a9fe]/",
         "http://[2002:a9fe:a9fe::]/", "not a url", "http:///nohost", "http://1.2.3.256/", "http://foo.123/",
         "http://1.2.3.4.5/", "http://08.1.2.3/", "http://a b/", "http://ex%41mple.com/", "http://a..b/",
-        "http://[v1.x]/", "http://example.com:99999/",
+        "http://[v1.x]/", "http://example.com:99999/", "http://metadata.google.internal/", "http://a.b.internal./",
         "http://\uff11\uff12\uff17.\uff10.\uff10.\uff11/", "http://127\u30020\u30020\u30021/", "http://\uff2c\uff2f\uff23\uff21\uff2c\uff28\uff2f\uff33\uff34/",
     ],
 )  # fmt: skip
@@ -208,7 +208,9 @@ def test_the_allow_list_is_the_only_way_through() -> None:
     assert resolve("http://hooks.internal/", resolving_to("192.168.1.1"), trusted).address == ipaddress.ip_address(
         "192.168.1.1"
     )  # a name on the list is trusted whatever it resolves to
-    assert resolve("http://other.internal/", resolving_to("10.1.2.3"), trusted).url() == "http://10.1.2.3:80/"
+    assert resolve("http://other.corp.example/", resolving_to("10.1.2.3"), trusted).url() == "http://10.1.2.3:80/"
     with pytest.raises(BadRequest, match="192.168.1.1"):
-        resolve("http://other.internal/", resolving_to("10.1.2.3", "192.168.1.1"), trusted)
+        resolve("http://other.corp.example/", resolving_to("10.1.2.3", "192.168.1.1"), trusted)
+    with pytest.raises(BadRequest, match="cloud metadata"):  # an .internal name passes only by its name
+        resolve("http://other.internal/", resolving_to("10.1.2.3"), trusted)
     ssrf.check_url("http://localhost:9000/", ssrf.AllowList(["localhost"]))

@@ -14,7 +14,7 @@ from bunq.aggregator import ssrf
 from bunq.aggregator.store import RegistryStore
 from bunq.aggregator.webhooks import Webhooks
 
-BODY = b'{"event":"job.completed"}'
+BODY = b'{"event":"job.completed","timestamp":1700000000000}'
 
 
 class Recorder:
@@ -63,7 +63,7 @@ def deliver(store: RegistryStore, recorder: Recorder, url: str, allow: tuple[str
             sleep=recorder.sleep,
         )
         hook = await hooks.add(url, ["completed"], None, None)
-        await hooks.deliver(hook, "completed", BODY)
+        await hooks.deliver(hook, "completed", BODY, 1700000000000)
         await hooks.close()
         return hooks
 
@@ -97,11 +97,11 @@ def test_a_name_resolving_to_an_internal_address_is_a_failed_attempt_and_nothing
         "Webhook URL cannot point to private IP"
         " (hooks.example.com resolves to 10.0.0.1; 10.0.0.1 is in 10.0.0.0/8, Private-Use)"
     )
+    (hook,) = hooks.hooks.values()
     assert recorder.published[-1] == (
         "webhook:failed",
-        {"id": recorder.published[0][1]["id"], "event": "job.completed", "error": error},
+        {"id": hook.id, "webhookId": hook.id, "url": hook.url, "event": "job.completed", "error": error},
     )
-    (hook,) = hooks.hooks.values()
     assert (hook.failure_count, hook.success_count) == (1, 0)
 
 
