@@ -67,7 +67,7 @@ NOT_DELAYED = "Job not found or not delayed"
 
 
 def update_progress(engine: JobOperations, cmd: p.UpdateProgress, respond: Respond) -> p.Reply:
-    job = engine.leases.leased(cmd.id, cmd.token)
+    job = engine.leases.leased(cmd.id, cmd.token, token_required=False)  # the spec's progress has no token
     job.progress = cmd.progress
     if cmd.message is not None:  # a progress without a message keeps the last one ("" clears it)
         job.progress_message = cmd.message

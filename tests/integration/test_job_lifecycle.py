@@ -1,0 +1,52 @@
+"""Job lifecycle semantics through `bunq serve` over HTTP, each test a case where bunq once disagreed with the
+spec's text (found by running the same sequences of job operations against bunq and the reference)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.http import ok, push
+from tests.support.processes import BunqServer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    server = BunqServer(tmp_path_factory.mktemp("lifecycle") / "data", shards=2)
+    try:
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            yield client
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def queue() -> str:
+    return f"life-{uuid.uuid4().hex[:8]}"
+
+
+def leased(api: httpx.Client, queue: str) -> tuple[str, str]:
+    """Pull one job with an owner (lock-based processing): its id and lock token."""
+    got = ok(api.post(f"/queues/{queue}/jobs/pull-batch", json={"count": 1, "owner": "w1"}))
+    return str(got["jobs"][0]["id"]), str(got["tokens"][0])
+
+
+def test_progress_of_a_leased_job_needs_no_token_but_a_wrong_one_is_refused(api: httpx.Client, queue: str) -> None:
+    # the spec's progress body is {progress, message}: a worker of lock-based processing reports progress with it
+    push(api, queue)
+    job_id, token = leased(api, queue)
+    ok(api.post(f"/jobs/{job_id}/progress", json={"progress": 40, "message": "half way"}))
+    assert ok(api.get(f"/jobs/{job_id}/progress")) == {"ok": True, "progress": 40, "message": "half way"}
+    wrong = api.post(f"/jobs/{job_id}/progress", json={"progress": 60, "token": "not-the-token"})
+    assert wrong.status_code == 400
+    assert wrong.json() == {"ok": False, "error": f"Invalid or expired lock token for job {job_id}"}
+    ok(api.post(f"/jobs/{job_id}/progress", json={"progress": 70, "token": token}))
+    assert ok(api.get(f"/jobs/{job_id}/progress"))["progress"] == 70
+    ok(api.post(f"/jobs/{job_id}/ack", json={"token": token}))
+
