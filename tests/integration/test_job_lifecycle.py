@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.http import ok, push
+from tests.support.http import counts, ok, push, state
 from tests.support.processes import BunqServer
 
 pytestmark = pytest.mark.integration
@@ -50,3 +50,26 @@ def test_progress_of_a_leased_job_needs_no_token_but_a_wrong_one_is_refused(api:
     assert ok(api.get(f"/jobs/{job_id}/progress"))["progress"] == 70
     ok(api.post(f"/jobs/{job_id}/ack", json={"token": token}))
 
+
+def test_discard_puts_a_remove_on_fail_job_in_the_dlq(api: httpx.Client, queue: str) -> None:
+    # discard moves a job "directly to the Dead Letter Queue"; removeOnFail is about a final failure
+    waiting = push(api, queue, removeOnFail=True)
+    ok(api.post(f"/jobs/{waiting}/discard"))
+    assert state(api, waiting) == "failed"
+    dlq = ok(api.get(f"/queues/{queue}/dlq"))
+    assert [job["id"] for job in dlq["jobs"]] == [waiting]
+    assert counts(api, queue)["failed"] == 1
+    ok(api.post(f"/queues/{queue}/dlq/retry", json={"jobId": waiting}))
+    assert state(api, waiting) == "waiting"
+    # a final failure of the same job still removes it, as removeOnFail says
+    ok(api.put(f"/jobs/{waiting}/data", json={"data": {"again": True}}))
+    job_id, token = leased(api, queue)
+    assert job_id == waiting
+    for _ in range(3):
+        ok(api.post(f"/jobs/{job_id}/fail", json={"error": "boom", "token": token}))
+        if state(api, job_id) == "unknown":
+            break
+        ok(api.post(f"/jobs/{job_id}/promote"))
+        job_id, token = leased(api, queue)
+    assert state(api, waiting) == "unknown"
+    assert ok(api.get(f"/queues/{queue}/dlq"))["jobs"] == []
