@@ -157,16 +157,19 @@ def obliterate(engine: QueueWide, q: QueueState) -> None:
     engine.emit_data("queue:removed", {"queue": q.name})
 
 
-CLEANABLE = (State.WAITING, State.DELAYED, State.COMPLETED, State.FAILED)
+# a clean that names no state: the spec's `state` is "waiting or delayed", default all of those (as the
+# reference); completed jobs and DLQ entries are cleaned only when named
+UNFINISHED = (State.WAITING, State.DELAYED)
 
 
 def clean(engine: QueueWide, q: QueueState, grace: int, state: State | None, limit: int) -> list[str]:
-    """Remove up to `limit` jobs at least `grace` ms old (0: every one, this millisecond's too), oldest
-    first: finished jobs through SQLite's time indexes, waiting and delayed ones by a scan of the queue
-    (no per-job time index is kept for a rare operation: it would cost every push time and memory)."""
+    """Remove up to `limit` jobs at least `grace` ms old (0: every one, this millisecond's too) in `state`
+    (waiting and delayed when None), oldest first: finished jobs through SQLite's time indexes, waiting and
+    delayed ones by a scan of the queue (no per-job time index is kept for a rare operation: it would cost
+    every push time and memory)."""
     before = engine.clock() - grace + 1  # exclusive bound
     removed: list[str] = []
-    for s in (state,) if state is not None else CLEANABLE:
+    for s in (state,) if state is not None else UNFINISHED:
         if len(removed) >= limit:
             break
         for job in _older(engine, q, s, before, limit - len(removed)):

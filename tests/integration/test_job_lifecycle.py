@@ -73,3 +73,21 @@ def test_discard_puts_a_remove_on_fail_job_in_the_dlq(api: httpx.Client, queue: 
         job_id, token = leased(api, queue)
     assert state(api, waiting) == "unknown"
     assert ok(api.get(f"/queues/{queue}/dlq"))["jobs"] == []
+
+
+def test_clean_without_a_state_removes_waiting_and_delayed_jobs_only(api: httpx.Client, queue: str) -> None:
+    # the spec's clean: `state` is "waiting or delayed", default all of them; finished jobs are cleaned by name
+    done, dead = push(api, queue), push(api, queue)
+    pulled = ok(api.post(f"/queues/{queue}/jobs/pull-batch", json={"count": 2}))["jobs"]
+    assert {job["id"] for job in pulled} == {done, dead}
+    ok(api.post(f"/jobs/{done}/ack", json={"result": 1}))
+    ok(api.post(f"/jobs/{dead}/discard"))
+    waiting, delayed = push(api, queue), push(api, queue, delay=60_000)
+    body = ok(api.post(f"/queues/{queue}/clean", json={"grace": 0}))
+    assert body["count"] == 2 and set(body["ids"]) == {waiting, delayed}
+    assert (state(api, done), state(api, dead)) == ("completed", "failed")
+    assert ok(api.get(f"/jobs/{done}/result"))["result"] == 1
+    assert [job["id"] for job in ok(api.get(f"/queues/{queue}/dlq"))["jobs"]] == [dead]
+    assert ok(api.post(f"/queues/{queue}/clean", json={"grace": 0, "state": "completed"}))["ids"] == [done]
+    assert ok(api.post(f"/queues/{queue}/clean", json={"grace": 0, "state": "failed"}))["ids"] == [dead]
+    assert counts(api, queue) | {"waiting": 0, "delayed": 0, "completed": 0, "failed": 0} == counts(api, queue)
