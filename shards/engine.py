@@ -160,7 +160,7 @@ class Engine:
             self.timers.at(job.created_at + job.ttl, self.ttl_due, job)
         if job.pending_deps:
             job.state = WAITING_CHILDREN
-            q.waiting_children += 1
+            q.dependents[job.id] = job
             self.journal.put(job)
             self.flows.watch_dependencies(job)
             return

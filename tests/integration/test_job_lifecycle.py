@@ -91,3 +91,24 @@ def test_clean_without_a_state_removes_waiting_and_delayed_jobs_only(api: httpx.
     assert ok(api.post(f"/queues/{queue}/clean", json={"grace": 0, "state": "completed"}))["ids"] == [done]
     assert ok(api.post(f"/queues/{queue}/clean", json={"grace": 0, "state": "failed"}))["ids"] == [dead]
     assert counts(api, queue) | {"waiting": 0, "delayed": 0, "completed": 0, "failed": 0} == counts(api, queue)
+
+
+def test_jobs_waiting_for_dependencies_are_listed(api: httpx.Client, queue: str) -> None:
+    # the spec: a job with dependsOn "enters waiting-children state"; a listing of all states shows it
+    parent = push(api, queue)
+    child = push(api, queue, dependsOn=[parent])
+    delayed = push(api, queue, delay=60_000)
+    assert state(api, child) == "waiting-children"
+    everything = ok(api.get(f"/queues/{queue}/jobs/list"))["jobs"]
+    assert {job["id"] for job in everything} == {parent, child, delayed}
+    assert {job["id"]: job["state"] for job in everything}[child] == "waiting-children"
+    only = ok(api.get(f"/queues/{queue}/jobs/list", params={"state": "waiting-children"}))["jobs"]
+    assert [job["id"] for job in only] == [child]
+    got = ok(api.post(f"/queues/{queue}/jobs/pull-batch", json={"count": 1}))["jobs"]
+    assert got[0]["id"] == parent
+    ok(api.post(f"/jobs/{parent}/ack", json={}))
+    assert state(api, child) == "waiting"
+    assert ok(api.get(f"/queues/{queue}/jobs/list", params={"state": "waiting-children"}))["jobs"] == []
+    assert [job["id"] for job in ok(api.get(f"/queues/{queue}/jobs/list", params={"state": "waiting"}))["jobs"]] == [
+        child
+    ]
