@@ -50,8 +50,6 @@ class JobOperations(Protocol):
 
     def queue(self, name: str) -> QueueState: ...
 
-    def next_key(self, lifo: bool) -> int: ...
-
     def emit(self, name: EventName, job: Job, **extra: Any) -> None: ...
 
     def enqueue(self, job: Job, q: QueueState) -> None: ...
@@ -100,8 +98,7 @@ def change_priority(engine: JobOperations, cmd: p.ChangePriority, respond: Respo
         case State.WAITING:
             q = engine.queue(job.queue)
             q.unlink_waiting(job)
-            job.priority = cmd.priority
-            job.seq = engine.next_key(job.lifo)
+            job.priority = cmd.priority  # its seq stays: FIFO (or lifo) by its push within the new priority
             q.push(job)
         case State.DELAYED:
             q = engine.queue(job.queue)

@@ -112,3 +112,15 @@ def test_jobs_waiting_for_dependencies_are_listed(api: httpx.Client, queue: str)
     assert [job["id"] for job in ok(api.get(f"/queues/{queue}/jobs/list", params={"state": "waiting"}))["jobs"]] == [
         child
     ]
+
+
+def test_a_priority_change_keeps_the_job_s_fifo_place_within_its_new_priority(api: httpx.Client, queue: str) -> None:
+    # the spec: higher priority first, FIFO within a priority; a job's place in that order is its push
+    first, second, third = push(api, queue), push(api, queue, priority=5), push(api, queue)
+    ok(api.put(f"/jobs/{first}/priority", json={"priority": 5}))
+    ok(api.put(f"/jobs/{third}/priority", json={"priority": 0}))  # no change: it stays where it was
+    delayed = push(api, queue, delay=60_000)
+    ok(api.put(f"/jobs/{delayed}/priority", json={"priority": 5}))
+    ok(api.post(f"/jobs/{delayed}/promote"))
+    pulled = ok(api.post(f"/queues/{queue}/jobs/pull-batch", json={"count": 4}))["jobs"]
+    assert [job["id"] for job in pulled] == [first, second, delayed, third]
