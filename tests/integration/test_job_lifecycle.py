@@ -124,3 +124,22 @@ def test_a_priority_change_keeps_the_job_s_fifo_place_within_its_new_priority(ap
     ok(api.post(f"/jobs/{delayed}/promote"))
     pulled = ok(api.post(f"/queues/{queue}/jobs/pull-batch", json={"count": 4}))["jobs"]
     assert [job["id"] for job in pulled] == [first, second, delayed, third]
+
+
+def test_a_job_run_again_starts_without_the_last_run_s_progress(api: httpx.Client, queue: str) -> None:
+    # retry-completed and a DLQ retry run a job from scratch: its progress and progress message go
+    job_id = push(api, queue, maxAttempts=1)
+    for retry in (f"/queues/{queue}/retry-completed", f"/queues/{queue}/dlq/retry"):
+        job, token = leased(api, queue)
+        assert job == job_id
+        ok(api.post(f"/jobs/{job_id}/progress", json={"progress": 60, "message": "sending", "token": token}))
+        if retry.endswith("retry-completed"):
+            ok(api.post(f"/jobs/{job_id}/ack", json={"token": token}))
+        else:
+            ok(api.post(f"/jobs/{job_id}/fail", json={"error": "boom", "token": token}))
+        assert ok(api.get(f"/jobs/{job_id}/progress")) == {"ok": True, "progress": 60, "message": "sending"}
+        assert ok(api.post(retry, json={}))["count"] == 1
+        assert state(api, job_id) == "waiting"
+        assert ok(api.get(f"/jobs/{job_id}/progress")) == {"ok": True, "progress": 0, "message": None}
+        job_view = ok(api.get(f"/jobs/{job_id}"))["job"]
+        assert (job_view["progress"], job_view["progressMessage"], job_view["attempts"]) == (0, None, 0)
