@@ -33,7 +33,7 @@ Ids = Annotated[list[Id], msgspec.Meta(max_length=MAX_LIST)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME)]
 Message = Annotated[str, msgspec.Meta(max_length=MAX_MESSAGE)]
 Priority = _range(-1_000_000, 1_000_000)
-JobStateName = Literal["waiting", "delayed", "active", "completed", "failed"]
+JobStateName = Literal["waiting", "delayed", "active", "completed", "failed", "waiting-children"]
 CleanStateName = Literal["waiting", "delayed", "completed", "failed"]
 
 # ---- request bodies ---------------------------------------------------------------------------------

@@ -49,7 +49,8 @@ class QueueWide(Protocol):
     def forget_removed(self, count: int) -> None: ...
 
 
-LISTED = (State.WAITING, State.DELAYED, State.ACTIVE, State.FAILED, State.COMPLETED)  # a listing across states
+# a listing across states
+LISTED = (State.WAITING, State.WAITING_CHILDREN, State.DELAYED, State.ACTIVE, State.FAILED, State.COMPLETED)
 
 
 # ---- reading ----------------------------------------------------------------------------------
@@ -60,8 +61,8 @@ def list_jobs(
 ) -> list[Job]:
     """One page of a queue's jobs in a state (or across states): O(log n + offset + limit) in memory.
 
-    Each state lists in its own order (waiting as it will be handed out, delayed by due time, active and
-    failed as they came, completed newest first); `asc` asks for oldest first (True) or newest first
+    Each state lists in its own order (waiting as it will be handed out, delayed by due time, active, failed
+    and waiting-children as they came, completed newest first); `asc` asks for oldest first (True) or newest first
     (False), bunqueue's `GetJobs asc`: a page read from the other end where the state's order is the other."""
     states = LISTED if state is None else (state,)
     if asc is None:
@@ -96,7 +97,9 @@ def _size(engine: QueueWide, q: QueueState, state: State) -> int:
             return len(q.dlq)
         case State.COMPLETED:
             return q.completed
-        case State.WAITING_CHILDREN | State.EXPIRED | State.REMOVED:
+        case State.WAITING_CHILDREN:
+            return len(q.dependents)
+        case State.EXPIRED | State.REMOVED:
             return 0
         case _:
             assert_never(state)
@@ -116,7 +119,9 @@ def _page(engine: QueueWide, q: QueueState, state: State, limit: int, offset: in
         case State.COMPLETED:
             engine.flush()
             return engine.index.completed_page(q.name, limit, offset)
-        case State.WAITING_CHILDREN | State.EXPIRED | State.REMOVED:
+        case State.WAITING_CHILDREN:
+            return list(itertools.islice(q.dependents.values(), offset, stop))
+        case State.EXPIRED | State.REMOVED:
             return []
         case _:
             assert_never(state)
@@ -157,16 +162,19 @@ def obliterate(engine: QueueWide, q: QueueState) -> None:
     engine.emit_data("queue:removed", {"queue": q.name})
 
 
-CLEANABLE = (State.WAITING, State.DELAYED, State.COMPLETED, State.FAILED)
+# a clean that names no state: the spec's `state` is "waiting or delayed", default all of those (as the
+# reference); completed jobs and DLQ entries are cleaned only when named
+UNFINISHED = (State.WAITING, State.DELAYED)
 
 
 def clean(engine: QueueWide, q: QueueState, grace: int, state: State | None, limit: int) -> list[str]:
-    """Remove up to `limit` jobs at least `grace` ms old (0: every one, this millisecond's too), oldest
-    first: finished jobs through SQLite's time indexes, waiting and delayed ones by a scan of the queue
-    (no per-job time index is kept for a rare operation: it would cost every push time and memory)."""
+    """Remove up to `limit` jobs at least `grace` ms old (0: every one, this millisecond's too) in `state`
+    (waiting and delayed when None), oldest first: finished jobs through SQLite's time indexes, waiting and
+    delayed ones by a scan of the queue (no per-job time index is kept for a rare operation: it would cost
+    every push time and memory)."""
     before = engine.clock() - grace + 1  # exclusive bound
     removed: list[str] = []
-    for s in (state,) if state is not None else CLEANABLE:
+    for s in (state,) if state is not None else UNFINISHED:
         if len(removed) >= limit:
             break
         for job in _older(engine, q, s, before, limit - len(removed)):

@@ -160,7 +160,7 @@ class Engine:
             self.timers.at(job.created_at + job.ttl, self.ttl_due, job)
         if job.pending_deps:
             job.state = WAITING_CHILDREN
-            q.waiting_children += 1
+            q.dependents[job.id] = job
             self.journal.put(job)
             self.flows.watch_dependencies(job)
             return
@@ -315,11 +315,12 @@ class Engine:
         self.fail(job, f"Job {reason}", reason, backoff=backoff)
 
     def dead_letter(self, job: Job, q: QueueState, reason: DlqReason) -> None:
-        """Into the DLQ (the job has already left its previous state)."""
+        """Into the DLQ (the job has already left its previous state). `removeOnFail` drops the job instead
+        after a failure, not when it was discarded: discard is an explicit move to the DLQ (spec)."""
         self.index.drop_unique(job)
         self.wake_job_waiters(job.id, False, None, FAILED)
         self.flows.job_failed_for_good(job)
-        if job.remove_on_fail:
+        if job.remove_on_fail and reason != DlqReason.DISCARDED:
             self.index.drop(job)
             self.journal.delete(job.id, job.queue)
             return

@@ -198,7 +198,7 @@ class Flows:
             self.journal.put(job)
             return
         q = self.engine.queue(job.queue)
-        q.waiting_children -= 1
+        q.dependents.pop(job.id, None)
         self.engine.emit_data(
             "flow:completed", {"parentJobId": job.id, "queue": job.queue, "childrenCount": len(job.children or ())}
         )
@@ -207,7 +207,7 @@ class Flows:
     def wait_for_children(self, job: Job) -> None:
         """A job that has left its queue (or its lease) waits for children: those pending, or any linked later."""
         job.state = State.WAITING_CHILDREN
-        self.engine.queue(job.queue).waiting_children += 1
+        self.engine.queue(job.queue).dependents[job.id] = job
         self.journal.put(job)
         self.watch_dependencies(job)
 

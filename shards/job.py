@@ -123,8 +123,8 @@ class Job(msgspec.Struct, array_like=True, gc=False):
 
 
 def reset_runs(job: Job) -> None:
-    """Forget what the job's runs left on it (attempts, stalls, times, outcome, DLQ entry): it runs again
-    from scratch."""
+    """Forget what the job's runs left on it (attempts, stalls, times, outcome, progress, DLQ entry): it
+    runs again from scratch."""
     job.attempts = 0
     job.stall_count = 0
     job.started_at = None
@@ -132,6 +132,7 @@ def reset_runs(job: Job) -> None:
     job.failed_reason = None
     job.result = None
     job.progress = 0
+    job.progress_message = None
     job.dlq_entered_at = None
     job.dlq_reason = None
 

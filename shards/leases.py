@@ -119,8 +119,8 @@ class Leases:
 
     def leased(self, job_id: str, token: str | None, *, token_required: bool = True) -> Job:
         """The active job `job_id`, provided `token` is its current lease token (when it has one). Without
-        `token_required` (a heartbeat: the spec makes its token optional) a missing token passes and only a
-        wrong one is refused."""
+        `token_required` (a heartbeat, whose token the spec makes optional, or a progress report, whose body in
+        the spec has none) a missing token passes and only a wrong one is refused."""
         job = self.jobs.get(job_id)
         if job is None or job.state != ACTIVE:
             self.index.not_live(job_id, NOT_ACTIVE)

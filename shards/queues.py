@@ -105,7 +105,7 @@ class QueueState:
     delayed: SortedList = field(default_factory=SortedList)
     priorities: collections.Counter[int] = field(default_factory=collections.Counter)  # of the waiting jobs
     delayed_priorities: collections.Counter[int] = field(default_factory=collections.Counter)
-    waiting_children: int = 0
+    dependents: dict[str, Job] = field(default_factory=dict)  # waiting for children, as they came
     completed: int = 0
     active: dict[str, Job] = field(default_factory=dict)
     dlq: dict[str, Job] = field(default_factory=dict)
@@ -342,7 +342,7 @@ class QueueState:
             case State.DELAYED:
                 self.unlink_delayed(job)
             case State.WAITING_CHILDREN:
-                self.waiting_children -= 1
+                self.dependents.pop(job.id, None)
             case State.ACTIVE | State.COMPLETED | State.FAILED | State.EXPIRED | State.REMOVED:
                 return
             case _:
@@ -401,7 +401,7 @@ class QueueState:
             active=len(self.active),
             completed=self.completed,
             failed=len(self.dlq),
-            waiting_children=self.waiting_children,
+            waiting_children=len(self.dependents),
             paused=waiting if self.settings.paused else 0,
         )
 
@@ -412,7 +412,7 @@ class QueueState:
             + len(self.active)
             + self.completed
             + len(self.dlq)
-            + (self.waiting_children)
+            + len(self.dependents)
         )
 
     def is_idle_ghost(self) -> bool:

@@ -55,7 +55,7 @@ def restore(engine: Engine, job: Job) -> None:
                 q.groups_active[job.group_id] = q.groups_active.get(job.group_id, 0) + 1
             engine.fail(job, "Job was active when the shard stopped", DlqReason.STALLED, backoff=False)
         case State.WAITING_CHILDREN:
-            q.waiting_children += 1
+            q.dependents[job.id] = job
             engine.flows.watch_dependencies(job)
         case State.DELAYED:
             engine.enqueue(job, q)

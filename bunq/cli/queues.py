@@ -103,7 +103,12 @@ def drain(state: State, queue: str) -> None:
 @click.command()
 @click.argument("queue")
 @click.option("--grace", default=0, show_default=True, type=click.IntRange(0), help="Keep jobs younger (ms).")
-@click.option("--state", "job_state", type=click.Choice(CLEAN_STATES), help="Only jobs in this state.")
+@click.option(
+    "--state",
+    "job_state",
+    type=click.Choice(CLEAN_STATES),
+    help="Only jobs in this state (default: waiting and delayed).",
+)
 @click.option("--limit", type=click.IntRange(1), help="Remove at most this many.")
 @connection_options
 @pass_state

@@ -16,7 +16,7 @@ from bunq.http import OK, Call, Doc, Operation, Result, encode
 from bunq.stats import gather
 
 S = p.State
-JOB_STATES = (S.WAITING, S.DELAYED, S.ACTIVE, S.COMPLETED, S.FAILED)
+JOB_STATES = (S.WAITING, S.DELAYED, S.ACTIVE, S.COMPLETED, S.FAILED, S.WAITING_CHILDREN)
 CLEAN_STATES = (S.WAITING, S.DELAYED, S.COMPLETED, S.FAILED)
 MAX_PAGE = 10_000
 

@@ -246,7 +246,7 @@ class AsyncClient:
     async def progress(
         self, job_id: str, progress: float, message: str | None = None, *, token: str | None = None
     ) -> None:
-        """Report an active job's progress (0-100); a job pulled with an `owner` needs its lease `token`."""
+        """Report an active job's progress (0-100); `token`, a job's lease token, is checked when given."""
         body: dict[str, Any] = {"progress": progress}
         if message is not None:
             body["message"] = message

@@ -242,7 +242,7 @@ class Client:
         return _base.convert(self.request("GET", f"/jobs/{segment(job_id)}/progress", safe=True), Progress)
 
     def progress(self, job_id: str, progress: float, message: str | None = None, *, token: str | None = None) -> None:
-        """Report an active job's progress (0-100); a job pulled with an `owner` needs its lease `token`."""
+        """Report an active job's progress (0-100); `token`, a job's lease token, is checked when given."""
         body: dict[str, Any] = {"progress": progress}
         if message is not None:
             body["message"] = message

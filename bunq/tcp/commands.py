@@ -30,7 +30,7 @@ def request(name: str, message: dict[str, Any], held: HeldJobs) -> dict[str, Any
     """The message as the command table reads it. A bulk push names custom ids `customId` (the HTTP body's
     `jobId`). bunqueue's Worker reports progress and log lines without the job's lock token: the token this
     process handed out with the job is added, so the lease still fences them (a job pulled through another
-    front process is refused as over HTTP without a token)."""
+    front process goes without one, accepted as over HTTP while the job is active)."""
     if name == "PUSHB" and isinstance(message.get("jobs"), list):
         jobs = [_custom_id(job) for job in message["jobs"]]
         return {**message, "jobs": jobs}

@@ -50,8 +50,6 @@ class JobOperations(Protocol):
 
     def queue(self, name: str) -> QueueState: ...
 
-    def next_key(self, lifo: bool) -> int: ...
-
     def emit(self, name: EventName, job: Job, **extra: Any) -> None: ...
 
     def enqueue(self, job: Job, q: QueueState) -> None: ...
@@ -67,7 +65,7 @@ NOT_DELAYED = "Job not found or not delayed"
 
 
 def update_progress(engine: JobOperations, cmd: p.UpdateProgress, respond: Respond) -> p.Reply:
-    job = engine.leases.leased(cmd.id, cmd.token)
+    job = engine.leases.leased(cmd.id, cmd.token, token_required=False)  # the spec's progress has no token
     job.progress = cmd.progress
     if cmd.message is not None:  # a progress without a message keeps the last one ("" clears it)
         job.progress_message = cmd.message
@@ -100,8 +98,7 @@ def change_priority(engine: JobOperations, cmd: p.ChangePriority, respond: Respo
         case State.WAITING:
             q = engine.queue(job.queue)
             q.unlink_waiting(job)
-            job.priority = cmd.priority
-            job.seq = engine.next_key(job.lifo)
+            job.priority = cmd.priority  # its seq stays: FIFO (or lifo) by its push within the new priority
             q.push(job)
         case State.DELAYED:
             q = engine.queue(job.queue)

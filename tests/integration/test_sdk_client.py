@@ -318,7 +318,9 @@ def test_progress_and_logs_of_a_leased_job(bunq: Client, queue: str) -> None:
     job_id, token = leased(bunq, queue)
     assert bunq.get_progress(job_id).progress == 0
     with pytest.raises(BadRequest):
-        bunq.progress(job_id, 10)  # a leased job's progress needs its token
+        bunq.progress(job_id, 10, token="not-the-token")  # a leased job's progress refuses a wrong token
+    bunq.progress(job_id, 20)  # and needs none (the spec's body has no token)
+    assert bunq.get_progress(job_id).progress == 20
     bunq.progress(job_id, 40, "resizing", token=token)
     progress = bunq.get_progress(job_id)
     assert (progress.progress, progress.message) == (40, "resizing")

@@ -40,7 +40,9 @@ def test_query_parameters_come_from_their_struct_without_null(doc: Any) -> None:
     params = {p["name"]: p for p in doc["paths"]["/queues/{queue}/jobs/list"]["get"]["parameters"]}
     assert set(params) == {"queue", "state", "states", "limit", "offset", "asc"}
     assert params["asc"]["schema"] == {"type": "boolean"}
-    assert params["state"]["schema"] == {"enum": ["active", "completed", "delayed", "failed", "waiting"]}
+    assert params["state"]["schema"] == {
+        "enum": ["active", "completed", "delayed", "failed", "waiting", "waiting-children"]
+    }
     assert params["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 1000}
     assert "ListJobsQuery" not in doc["components"]["schemas"]
 
