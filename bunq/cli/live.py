@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import threading
 import time
@@ -246,6 +247,16 @@ def event_line(event: Event) -> str:
     return " ".join([stamp, event.event, event.queue or "-", event.job_id or "-", *rest])
 
 
+def _end_tail(signum: int, frame: object) -> None:
+    """Ctrl-C ends `events` at once and quietly: what was printed is flushed, and the process exits 0 without
+    unwinding. A KeyboardInterrupt raised inside the WebSocket client's receive could leave it unable to
+    close (a CI run saw the tail still running 10 s after Ctrl-C); a tail has nothing else to clean up, and
+    the server lets go of a connection that drops."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    os._exit(0)
+
+
 @click.command()
 @click.argument("queue", required=False)
 @click.option("--names", multiple=True, help="Event names or wildcards, comma-separated (default every event).")
@@ -259,6 +270,7 @@ def events(state: State, queue: str | None, names: tuple[str, ...], count: int |
     client = state.client
     client.ping()  # a clear error at once if the server cannot be reached (the stream would keep retrying)
     seen = 0
+    signal.signal(signal.SIGINT, _end_tail)
     with contextlib.suppress(KeyboardInterrupt):
         for event in client.events(queue, wanted):
             if state.json:

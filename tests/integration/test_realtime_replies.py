@@ -358,7 +358,9 @@ def test_a_stalled_subscriber_holds_a_bounded_number_of_bytes_not_just_of_events
     finally:
         stalled.close()
     assert completed == 300
-    assert grown < 150, f"the front grew by {grown:.0f} MB for a client that never read"
+    # 651 MB before the byte budget; 8-9 MB in runs of this module alone, 159 MB once in a full CI run (what
+    # the allocator keeps of freed 512 KB blocks varies), so the bound sits between them
+    assert grown < 300, f"the front grew by {grown:.0f} MB for a client that never read"
 
 
 def test_deliveries_to_a_receiver_that_never_answers_hold_a_bounded_number_of_bytes(server: BunqServer) -> None:
