@@ -34,6 +34,8 @@ from bunq.routing import shard_of_slot, slot_of, slot_of_id
 from bunq.settings import Settings
 
 SWEEP_INTERVAL_S = 0.1
+# what a shard answers, in a batch outcome, for an id it has no job of
+NOT_FOUND = ("Job not found", "Job not found or not active")
 
 R = TypeVar("R", bound=Reply)
 
@@ -128,8 +130,28 @@ class Shards(abc.ABC):
     async def per_id(self, ids: list[str], command: Callable[[list[int]], Command]) -> tuple[set[str], dict[str, str]]:
         """Run a per-id batch command (its reply an `AckOutcome`) on each id's shard, client-chosen ids on
         every shard; `command` builds it from the positions of that shard's ids. Returns the ids that
-        succeeded, and why each other one did not."""
-        groups = self.by_shard(ids)
+        succeeded, and why each other one did not.
+
+        An id that reads as bunq's (a UUID v7 whose slot field names a slot) may still be a client's: a UUID v7
+        of its own making, as bunqueue's FlowProducer plans its jobs' ids. Where the shard it points at has no
+        such job, the other shards are asked too, as `call_for_id` does for one id."""
+        done, failed = await self._per_id_round(ids, self.by_shard(ids), command)
+        if self.shards > 1:
+            again: dict[int, list[int]] = {}
+            for i, job_id in enumerate(ids):
+                routed = self.shard_for_id(job_id)
+                if routed is not None and failed.get(job_id) in NOT_FOUND:
+                    for s in range(self.shards):
+                        if s != routed:
+                            again.setdefault(s, []).append(i)
+            if again:
+                found, _ = await self._per_id_round(ids, again, command)
+                done |= found
+        return done, {k: m for k, m in failed.items() if k not in done}
+
+    async def _per_id_round(
+        self, ids: list[str], groups: dict[int, list[int]], command: Callable[[list[int]], Command]
+    ) -> tuple[set[str], dict[str, str]]:
         replies = await asyncio.gather(*(self.call_raw(shard, command(idx)) for shard, idx in groups.items()))
         done: set[str] = set()
         failed: dict[str, str] = {}

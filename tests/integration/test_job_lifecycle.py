@@ -143,3 +143,23 @@ def test_a_job_run_again_starts_without_the_last_run_s_progress(api: httpx.Clien
         assert ok(api.get(f"/jobs/{job_id}/progress")) == {"ok": True, "progress": 0, "message": None}
         job_view = ok(api.get(f"/jobs/{job_id}"))["job"]
         assert (job_view["progress"], job_view["progressMessage"], job_view["attempts"]) == (0, None, 0)
+
+
+def test_a_client_s_own_uuid_v7_job_id_is_acked_in_a_batch_whichever_shard_it_seems_to_name(
+    api: httpx.Client,
+) -> None:
+    """bunq's ids carry their slot in the UUID v7 `rand_a` field; a client's own UUID v7 (bunqueue's
+    FlowProducer plans its jobs' ids so) reads the same way and may name a slot of another shard than its
+    queue's. A batch ack routed by that slot found no such job there ("Job not found"), and the job stayed
+    active: the other shards are asked too."""
+    from bunq.routing import shard_of_slot, slot_of
+
+    queue = "lifecycle-own-uuid7"
+    other = 1 - shard_of_slot(slot_of(queue, 256), 2)  # the shard the queue is not on
+    job_id = f"01a23579-5e23-7{other:03x}-8281-8bc21b59d332"  # its slot field: a slot of the other shard
+    assert ok(api.post(f"/queues/{queue}/jobs", json={"data": 1, "jobId": job_id}))["id"] == job_id
+    pulled = ok(api.post(f"/queues/{queue}/jobs/pull-batch", json={"count": 1, "owner": "w"}))
+    assert [j["id"] for j in pulled["jobs"]] == [job_id]
+    acked = ok(api.post("/jobs/ack-batch", json={"ids": [job_id], "tokens": pulled["tokens"]}))
+    assert acked.get("failed") in (None, {}, [])
+    assert state(api, job_id) == "completed"

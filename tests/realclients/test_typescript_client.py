@@ -40,12 +40,6 @@ def test_retries_end_in_the_dlq_and_an_unrecoverable_error_at_once(scenarios: Pa
     assert {e["reason"] for e in dlq["entries"]} == {"max_attempts_exceeded", "unrecoverable"}
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known open defect, on main since before 2026-12-02 (2 of 24 runs of the scenario at dced48b, 6 of 24 "
-    "at fc6d44b): now and then one child's completion from bunqueue's Worker never lands; the child stays active "
-    "after the client has gone (not given back at the close) and the parent waits for it",
-)
 def test_a_flow_producer_s_parent_runs_after_its_children(scenarios: Path, served: BunqServer) -> None:
     out = Bun(scenarios, served).run("flow", "ts-flow")
     assert len(out["childIds"]) == 2
