@@ -13,6 +13,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ STOP_TIMEOUT_S = 15.0
 WATCH_INTERVAL_S = 0.05
 RESTART_DELAY_S = 0.5  # before restarting a process that died again soon after a restart (a crash loop)
 STEADY_AFTER_S = 5.0
+START_ATTEMPTS = 5  # a process that fails this many starts in a row and never ran steadily ends the server
 
 
 def _child_setup() -> None:
@@ -44,9 +46,13 @@ class Supervisor:
         self.commands: dict[str, list[str]] = {}
         self.started: dict[str, float] = {}
         self.restarted: set[str] = set()
+        self.failed_starts: dict[str, int] = {}  # of processes that have not yet once run steadily
         self.stopping = False
+        self.failed: str | None = None  # why the server gave up, if it did
 
     def spawn(self, name: str, argv: list[str]) -> None:
+        if name not in self.commands:
+            self.failed_starts[name] = 0
         self.commands[name] = argv
         self.started[name] = time.monotonic()
         self.children[name] = subprocess.Popen(argv, preexec_fn=_child_setup)
@@ -69,6 +75,14 @@ class Supervisor:
     def restart(self, name: str, code: int) -> None:
         """At once the first time: requests wait for the process. Again soon after a restart: after a pause."""
         lived = time.monotonic() - self.started[name]
+        if name in self.failed_starts and code > 0 and lived < STEADY_AFTER_S:
+            self.failed_starts[name] += 1
+            if self.failed_starts[name] >= START_ATTEMPTS:
+                self.failed = f"{name} failed its first {START_ATTEMPTS} starts (exit {code}); see its errors above"
+                self.stopping = True
+                return
+        elif lived >= STEADY_AFTER_S:
+            self.failed_starts.pop(name, None)
         log.warning("%s exited with %s after %.1f s; restarting", name, code, lived)
         if name in self.restarted and lived < STEADY_AFTER_S:
             time.sleep(RESTART_DELAY_S)
@@ -99,7 +113,34 @@ class Supervisor:
                     proc.wait()
 
 
+def _cannot_listen(host: str, port: int, reuse_port: bool = False) -> str | None:
+    """Why `host:port` cannot be listened on now (the system's words), or None where it can: checked before
+    anything starts, so that a port in use ends `bunq serve` with one clear line instead of a restart loop."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        return exc.strerror
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn and asyncio bind
+        if reuse_port:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
 def serve(settings: Settings) -> None:
+    listens = [("HTTP", settings.http_host, settings.http_port, False)]
+    if settings.tcp_port:
+        listens.append(("TCP", settings.tcp_host, settings.tcp_port, True))
+    for what, host, port, reuse_port in listens:
+        why = _cannot_listen(host, port, reuse_port)
+        if why is not None:
+            sys.exit(f"bunq: cannot listen for {what} on {host}:{port}: {why}")
     # in a process of its own, so the supervisor never holds the storage modules (or their memory)
     prepared = subprocess.run([sys.executable, "-m", "bunq.cli", "prepare"], check=False)
     if prepared.returncode:
@@ -122,6 +163,8 @@ def serve(settings: Settings) -> None:
     finally:
         supervisor.shutdown()
         log.info("bunq stopped")
+    if supervisor.failed:
+        sys.exit(f"bunq: {supervisor.failed}")
 
 
 def front(settings: Settings) -> None:

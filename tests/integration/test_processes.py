@@ -6,6 +6,9 @@ import contextlib
 import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -109,6 +112,20 @@ def test_a_front_killed_with_sigkill_takes_its_workers_with_it(tmp_path: Path) -
         for pid in workers:  # whatever happened, none is left behind by the test
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_port_in_use_ends_serve_at_once_with_one_clear_line(tmp_path: Path) -> None:
+    """Not a front restarted every half second for ever, each failing to bind; nothing is left running."""
+    for what in ("HTTP", "TCP"):
+        server = BunqServer(tmp_path / what, shards=1)
+        port = server.port if what == "HTTP" else server.tcp_port
+        with socket.create_server(("127.0.0.1", port)):
+            result = subprocess.run(
+                [sys.executable, "-m", "bunq.cli", "serve"], env=server.env, capture_output=True, timeout=30
+            )
+        assert result.returncode == 1
+        assert f"bunq: cannot listen for {what} on 127.0.0.1:{port}: Address already in use" in result.stderr.decode()
+        assert not (tmp_path / what).exists()  # refused before preparing storage
 
 
 def test_clean_restart_keeps_every_state(server: BunqServer) -> None:

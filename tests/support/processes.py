@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,10 +19,21 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Below Linux's ephemeral range (32768-60999): a port the kernel hands out for bind(0) is also one it hands to the
+# next outgoing connection, which then holds it when the server binds (a CI run met that).
+PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on now, outside the range the kernel picks outgoing connections' ports from."""
+    while True:
+        port = random.choice(PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 class BunqServer:
@@ -29,14 +41,10 @@ class BunqServer:
 
     def __init__(self, data_dir: Path, shards: int = 2, fronts: int = 1, **env: str) -> None:
         self.data_dir = data_dir
-        self.port = free_port()
-        self.tcp_port = free_port()  # bunqueue's TCP protocol; never the default 6789 that parallel runs would share
         self.run_dir = tempfile.mkdtemp(prefix="bq")
         self.env = {
             **os.environ,
-            "HTTP_PORT": str(self.port),
             "HTTP_HOST": "127.0.0.1",
-            "TCP_PORT": str(self.tcp_port),
             "BUNQ_SHARDS": str(shards),
             "BUNQ_FRONTS": str(fronts),
             "BUNQ_DATA_DIR": str(data_dir),
@@ -45,21 +53,40 @@ class BunqServer:
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        self.pick_ports()
         self.log_path = data_dir.parent / f"bunq-{self.port}.log"
+
+    def pick_ports(self) -> None:
+        self.port = free_port()
+        self.tcp_port = free_port()  # bunqueue's TCP protocol; never the default 6789 that parallel runs would share
+        self.env.update(HTTP_PORT=str(self.port), TCP_PORT=str(self.tcp_port))
         self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self, **env: str) -> BunqServer:
+        """Start and wait until ready. Where another process took a port between picking and binding (bunq
+        refuses to start then), on other ports; on any other failure, nothing is left running."""
         self.env.update(env)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bunq.cli", "serve"],
-                env=self.env,
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.wait_ready()
-        return self
+        for attempt in range(3):
+            with open(self.log_path, "ab") as log:
+                offset = log.tell()
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "bunq.cli", "serve"],
+                    env=self.env,
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            try:
+                self.wait_ready()
+                return self
+            except RuntimeError:
+                self.kill_all()
+                self.proc = None
+                taken = "cannot listen" in self.log_path.read_text(errors="replace")[offset:]
+                if not taken or attempt == 2:
+                    raise
+                self.pick_ports()
+        raise AssertionError("unreachable")
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
