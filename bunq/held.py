@@ -39,7 +39,15 @@ class _Pulled(msgspec.Struct):
     tokens: list[str | None] | None = None
 
 
+class _Outcome(msgspec.Struct):
+    """What tracking needs of a finishing command's reply: whether it took, and which ids of a batch did not."""
+
+    ok: bool = False
+    failed: dict[str, Any] | None = None
+
+
 _decode_pulled = msgspec.json.Decoder(_Pulled).decode
+_decode_outcome = msgspec.json.Decoder(_Outcome).decode
 
 
 class HeldJobs:
@@ -62,12 +70,18 @@ class HeldJobs:
         elif name == "PULLB":
             self._hold_pulled([job["id"] for job in body.get("jobs") or []], body.get("tokens") or [], holder)
         else:
-            self.finished(name, message)
+            failed = body.get("failed")
+            self.finished(name, message, body.get("ok") is True, failed if isinstance(failed, dict) else {})
 
     def track_encoded(self, name: str, message: dict[str, Any], reply: bytes, holder: Hashable = None) -> None:
         """`track` of an answer still in its JSON form: a pull's is read for its ids and tokens only."""
         if name not in PULLS:
-            self.finished(name, message)
+            if name in FINISHING or name == "ACKB":
+                try:
+                    outcome = _decode_outcome(reply)
+                except msgspec.DecodeError:
+                    return
+                self.finished(name, message, outcome.ok, outcome.failed or {})
             return
         try:
             pulled = _decode_pulled(reply)
@@ -82,12 +96,17 @@ class HeldJobs:
         for i, job_id in enumerate(ids):
             self.hold(job_id, tokens[i] if i < len(tokens) else None, holder)
 
-    def finished(self, name: str, message: dict[str, Any]) -> None:
+    def finished(self, name: str, message: dict[str, Any], ok: bool, failed: dict[str, Any]) -> None:
+        """Stop following the jobs a finishing command finished. One it did not (refused, or a shard that
+        could not answer) is still held: it goes back at the connection's close (a release whose lease has
+        moved on is refused, so nothing is taken from whoever holds the job now)."""
         if name in FINISHING:
-            self.leases.pop(str(message.get("id")), None)
+            if ok:
+                self.leases.pop(str(message.get("id")), None)
         elif name == "ACKB":
             for job_id in message.get("ids") or []:
-                self.leases.pop(str(job_id), None)
+                if str(job_id) not in failed:
+                    self.leases.pop(str(job_id), None)
 
     def hold(self, job_id: str, token: str | None, holder: Hashable) -> None:
         self.leases[job_id] = (token, holder)

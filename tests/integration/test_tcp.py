@@ -210,6 +210,24 @@ def test_a_dropped_connection_gives_back_its_jobs_and_ends_its_workers(server: B
         assert all(j["attempts"] == 0 for j in again["jobs"])  # given back, not charged
 
 
+def test_a_job_whose_ack_was_refused_is_given_back_at_the_close(server: BunqServer) -> None:
+    """Held until finished: an ACKB id refused for its token (or any ACK that did not take) is still this
+    connection's, so closing gives it back at once instead of at its lock's expiry a minute later."""
+    with RawTcp(server.tcp_port) as keeper:
+        ids = keeper.call({"cmd": "PUSHB", "queue": "refused", "jobs": [{"data": {"i": i}} for i in range(3)]})["ids"]
+        with RawTcp(server.tcp_port) as c:
+            pulled = c.call({"cmd": "PULLB", "queue": "refused", "count": 3, "owner": "w", "lockTtl": 60_000})
+            order = [j["id"] for j in pulled["jobs"]]
+            assert order == ids
+            acked = c.call({"cmd": "ACKB", "ids": ids[:2], "tokens": [pulled["tokens"][0], "not-the-token"]})
+            assert acked["ok"] is True and acked["data"]["ignoredIds"] == [ids[1]]  # bunqueue's worker drops those
+            refused = c.call({"cmd": "ACK", "id": ids[2], "token": "not-the-token"})
+            assert refused["ok"] is False
+        wait_until(lambda: keeper.call({"cmd": "GetJobCounts", "queue": "refused"})["counts"]["waiting"] == 2, 10)
+        counts = keeper.call({"cmd": "GetJobCounts", "queue": "refused"})["counts"]
+        assert counts["active"] == 0 and counts["completed"] == 1
+
+
 def test_a_command_runs_as_its_http_route(server: BunqServer) -> None:
     """Pushed over TCP, seen over HTTP, and the reverse: one business path."""
     with RawTcp(server.tcp_port) as c:

@@ -34,12 +34,24 @@ def test_finishing_commands_release_what_was_held() -> None:
     assert held.take() == {"c": "z"}
 
 
+def test_what_a_finishing_command_did_not_finish_is_still_held() -> None:
+    """A refused ack (or a shard that could not answer) leaves the job active: it goes back at the close."""
+    held = HeldJobs()
+    pulled = b'{"jobs":[{"id":"a"},{"id":"b"},{"id":"c"},{"id":"d"}],"tokens":["w","x","y","z"]}'
+    held.track_encoded("PULLB", {}, pulled)
+    refused = b'{"ok":false,"error":"Invalid lock token","count":1,"failed":{"b":"Invalid lock token"}}'
+    held.track_encoded("ACKB", {"ids": ["a", "b"]}, refused)
+    held.track_encoded("ACK", {"id": "c"}, b'{"ok":false,"error":"Shard 0 did not answer in time"}')
+    held.track("FAIL", {"id": "d"}, {"ok": False, "error": "Invalid lock token"})
+    assert held.take() == {"b": "x", "c": "y", "d": "z"}
+
+
 def test_past_the_limit_the_oldest_are_forgotten_in_order() -> None:
     held = HeldJobs(limit=3)
     for n in range(10):
         held.hold(f"j{n}", f"t{n}", None)
         if n % 2:
-            held.finished("FAIL", {"id": f"j{n - 1}"})
+            held.finished("FAIL", {"id": f"j{n - 1}"}, True, {})
     assert held.take() == {"j7": "t7", "j9": "t9"}  # j1, j3 and j5 forgotten as the oldest; the rest done
 
 
