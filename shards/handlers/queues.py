@@ -196,7 +196,17 @@ def get_queue_limits(engine: QueueCommands, cmd: p.GetQueueLimits, respond: Resp
     return p.QueueLimits(s.rate_limit, ttl, s.concurrency, q.maxed(), RATE_WINDOW_MS)
 
 
+def _nothing_to_clear(engine: QueueCommands, name: str, limit: int | None) -> bool:
+    """A limit cleared on a queue nobody pushed to nor configured: its defaults stand, and it stays unlisted
+    (as the reference: clearing used to register the queue, which `GET /queues` then listed)."""
+    q = engine.queues.get(name)
+    return limit is None and (q is None or not q.known)
+
+
 def set_rate_limit(engine: QueueCommands, cmd: p.SetRateLimit, respond: Respond) -> p.Reply:
+    if _nothing_to_clear(engine, cmd.queue, cmd.limit):
+        engine.emit_data("ratelimit:cleared", {"queue": cmd.queue})
+        return get_queue_config(engine, p.GetQueueConfig(cmd.queue), respond)
     q = engine.queue(cmd.queue)
     q.settings.rate_limit = cmd.limit
     q.pulls.clear()
@@ -209,6 +219,9 @@ def set_rate_limit(engine: QueueCommands, cmd: p.SetRateLimit, respond: Respond)
 
 
 def set_concurrency(engine: QueueCommands, cmd: p.SetConcurrency, respond: Respond) -> p.Reply:
+    if _nothing_to_clear(engine, cmd.queue, cmd.limit):
+        engine.emit_data("concurrency:cleared", {"queue": cmd.queue})
+        return get_queue_config(engine, p.GetQueueConfig(cmd.queue), respond)
     q = engine.queue(cmd.queue)
     q.settings.concurrency = cmd.limit
     if cmd.limit is None:

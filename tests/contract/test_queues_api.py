@@ -20,6 +20,12 @@ def test_queues_are_listed_until_obliterated(api: Any, queue: str) -> None:
     assert other not in ok(api.get("/queues"))["queues"]
 
 
+def test_clearing_the_limits_of_an_unknown_queue_does_not_list_it(api: Any, queue: str) -> None:
+    ok(api.delete(f"/queues/{queue}/rate-limit"))
+    ok(api.delete(f"/queues/{queue}/concurrency"))
+    assert queue not in ok(api.get("/queues"))["queues"]
+
+
 def test_list_jobs_by_state_in_priority_order_with_paging(api: Any, queue: str) -> None:
     ids = bulk(api, queue, [{"data": i, "priority": i % 3} for i in range(9)])
     delayed = push(api, queue, delay=600_000)

@@ -72,3 +72,17 @@ def test_queue_counts_coalesce_and_end_on_the_last_state(tmp_path: Path) -> None
     assert counts[-1] | {"queue": "q", "waiting": 3, "active": 2} == counts[-1]
     engine.publish_counts()
     assert len([n for n in rec.names() if n == "queue:counts"]) == 1  # nothing changed, nothing sent
+
+
+def test_clearing_a_limit_of_a_queue_nobody_used_leaves_it_unlisted(tmp_path: Path) -> None:
+    """The event still goes out; the queue is not registered (it was, and `GET /queues` listed it)."""
+    engine, rec = recording_engine(tmp_path)
+    call(engine, p.SetRateLimit("ghost", None))
+    call(engine, p.SetConcurrency("ghost", None))
+    assert rec.names() == ["ratelimit:cleared", "concurrency:cleared"]
+    assert call(engine, p.ListQueues()) == p.QueueNames([])
+    call(engine, p.SetConcurrency("used", 3))  # setting one registers the queue, and clearing it keeps it listed
+    call(engine, p.SetConcurrency("used", None))
+    assert call(engine, p.ListQueues()) == p.QueueNames(["used"])
+    config = call(engine, p.GetQueueConfig("used"))
+    assert isinstance(config, p.QueueConfig) and config.concurrency is None
