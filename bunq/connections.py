@@ -35,17 +35,23 @@ class ConnectionReport:
         self.task: asyncio.Task[None] | None = None
 
     def local(self) -> dict[str, int]:
-        """`tcp` is every TCP connection but the upgraded ones: HTTP's and bunqueue-protocol clients'."""
-        tcp = DeadlineHttpToolsProtocol.open_connections + self.protocol_connections()
-        return {"tcp": tcp, "ws": self.counts["ws"], "sse": self.counts["sse"]}
+        """`tcp` is bunqueue-protocol clients, as the reference counts it (its HTTP connections are not
+        counted anywhere); `http` is this front's HTTP connections, the upgraded ones left out, which only
+        Prometheus shows (`bunqueue_connections{transport="http"}`)."""
+        return {
+            "tcp": self.protocol_connections(),
+            "ws": self.counts["ws"],
+            "sse": self.counts["sse"],
+            "http": DeadlineHttpToolsProtocol.open_connections,
+        }
 
     async def report(self, counts: dict[str, int], timeout_s: float) -> dict[str, int]:
         """Send `counts` as this front's; the totals over every front (errors and timeouts raised)."""
-        command = p.ReportConnections(self.front, counts["tcp"], counts["ws"], counts["sse"])
+        command = p.ReportConnections(self.front, counts["tcp"], counts["ws"], counts["sse"], counts["http"])
         reply = await asyncio.wait_for(self.client.call_aggregator(command), timeout_s)
         if not isinstance(reply, p.ConnectionCounts):
             raise BunqError(f"Unexpected reply to ReportConnections: {type(reply).__name__}")
-        return {"tcp": reply.tcp, "ws": reply.ws, "sse": reply.sse}
+        return {"tcp": reply.tcp, "ws": reply.ws, "sse": reply.sse, "http": reply.http}
 
     async def totals(self) -> dict[str, int]:
         """Every front's counts, or this front's alone when the aggregator does not answer quickly."""
@@ -85,4 +91,4 @@ class ConnectionReport:
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
         with contextlib.suppress(BunqError, TimeoutError):
-            await self.report({"tcp": 0, "ws": 0, "sse": 0}, HEALTH_WAIT_S)
+            await self.report({"tcp": 0, "ws": 0, "sse": 0, "http": 0}, HEALTH_WAIT_S)

@@ -146,7 +146,12 @@ def registries(aggregator: AggregatorStats) -> list[str]:
         lines += _family(name, kind, text, [("", getattr(aggregator, field))])
     if aggregator.connections is not None:
         c = aggregator.connections
-        samples = [('{transport="tcp"}', c.tcp), ('{transport="websocket"}', c.ws), ('{transport="sse"}', c.sse)]
+        samples = [
+            ('{transport="tcp"}', c.tcp),
+            ('{transport="websocket"}', c.ws),
+            ('{transport="sse"}', c.sse),
+            ('{transport="http"}', c.http),
+        ]
         lines += _family("bunqueue_connections", "gauge", "Current server connections by bounded transport", samples)
     return lines
 

@@ -14,19 +14,20 @@ EXPIRE_MS = 6_000  # three missed heartbeats (bunq.connections.REFRESH_S)
 class FrontConnections:
     def __init__(self, clock: Callable[[], int]) -> None:
         self.clock = clock
-        self.fronts: dict[str, tuple[int, int, int, int]] = {}  # front → (tcp, ws, sse, reported at ms)
+        self.fronts: dict[str, tuple[int, int, int, int, int]] = {}  # front → (tcp, ws, sse, http, reported at ms)
 
     def report(self, cmd: p.ReportConnections) -> p.ConnectionCounts:
         """Record a front's counts and answer the totals, that front's fresh counts included."""
-        self.fronts[cmd.front] = (cmd.tcp, cmd.ws, cmd.sse, self.clock())
+        self.fronts[cmd.front] = (cmd.tcp, cmd.ws, cmd.sse, cmd.http, self.clock())
         return self.totals()
 
     def totals(self) -> p.ConnectionCounts:
         cutoff = self.clock() - EXPIRE_MS
-        self.fronts = {front: entry for front, entry in self.fronts.items() if entry[3] > cutoff}
-        tcp = ws = sse = 0
-        for front_tcp, front_ws, front_sse, _ in self.fronts.values():
+        self.fronts = {front: entry for front, entry in self.fronts.items() if entry[4] > cutoff}
+        tcp = ws = sse = http = 0
+        for front_tcp, front_ws, front_sse, front_http, _ in self.fronts.values():
             tcp += front_tcp
             ws += front_ws
             sse += front_sse
-        return p.ConnectionCounts(tcp, ws, sse)
+            http += front_http
+        return p.ConnectionCounts(tcp, ws, sse, http)

@@ -582,9 +582,10 @@ class ReportConnections(Command, frozen=True):
     totals over every front that reported recently."""
 
     front: str
-    tcp: int
+    tcp: int  # bunqueue-protocol clients
     ws: int
     sse: int
+    http: int = 0  # HTTP connections (keep-alive included), the upgraded ones left out
 
 
 class GetAggregatorStats(Command, frozen=True):

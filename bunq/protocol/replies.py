@@ -288,6 +288,7 @@ class ConnectionCounts(Reply, frozen=True):
     tcp: int
     ws: int
     sse: int
+    http: int = 0
 
 
 AnyReply = Union[  # noqa: UP007

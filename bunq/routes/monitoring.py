@@ -59,7 +59,7 @@ async def health(request: Request) -> Response:
         "uptime": _uptime(),
         "version": __version__,
         "queues": {**{k: counts[k] for k in ("waiting", "active", "delayed", "completed")}, "dlq": counts["failed"]},
-        "connections": connections,
+        "connections": {k: connections[k] for k in ("tcp", "ws", "sse")},
         "memory": {k: v for k, v in memory_mb(merged).items() if k in ("heapUsed", "heapTotal", "rss")},
     }
     return Response(encode(body), media_type="application/json")

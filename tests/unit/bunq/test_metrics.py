@@ -37,7 +37,7 @@ def test_the_registries_are_scraped_under_the_reference_s_names() -> None:
         worker_slots=16,
         workers_processed=70,
         workers_failed=8,
-        connections=p.ConnectionCounts(tcp=9, ws=2, sse=1),
+        connections=p.ConnectionCounts(tcp=9, ws=2, sse=1, http=6),
     )
     text = metrics.render(Merged(), aggregator=stats).decode()
     families = _families(text.encode())
@@ -49,7 +49,9 @@ def test_the_registries_are_scraped_under_the_reference_s_names() -> None:
     assert families["bunqueue_worker_concurrency_slots"] == [16]
     assert "bunqueue_workers_processed_total 70" in text
     assert "bunqueue_workers_failed_total 8" in text
+    assert 'bunqueue_connections{transport="tcp"} 9' in text
     assert 'bunqueue_connections{transport="websocket"} 2' in text
+    assert 'bunqueue_connections{transport="http"} 6' in text
     assert families["bunqueue_build_info"] == [1]
 
 
