@@ -122,6 +122,7 @@ async def wait_job(call: Call) -> Result:
 
 
 LOG_ADDED = b'{"ok":true,"data":{"added":true}}'  # `data`, as the reference answers
+HEARTBEAT_KEPT = b'{"ok":true,"data":{"ok":true}}'  # likewise
 
 
 async def get_children(call: Call) -> Result:
@@ -131,20 +132,25 @@ async def get_children(call: Call) -> Result:
 
 
 async def heartbeat(call: Call) -> Result:
+    await _heartbeat(call)
+    return HEARTBEAT_KEPT
+
+
+async def _heartbeat(call: Call) -> None:
     body = v.decode_object(call.body)
     token = v.string("token", body.get("token"), max_length=v.MAX_ID_LENGTH)
     duration = v.number("duration", body.get("duration"), 1, v.DAY_MS)
     job_id = call.params["id"]
     command = p.Heartbeat([job_id], [token], [duration])
     single_outcome(await call.client.call_for_id(job_id, command, holds(job_id)), job_id)
-    return OK
 
 
 async def extend_lock(call: Call) -> Result:
     body = v.decode_object(call.body)
     if body.get("duration") is None:
         raise BadRequest("duration is required")
-    return await heartbeat(call)
+    await _heartbeat(call)
+    return OK
 
 
 async def heartbeat_batch(call: Call) -> Result:
