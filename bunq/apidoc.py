@@ -60,13 +60,15 @@ NewJob = msgspec.defstruct(
         ("data", Any),
         *((f, pushes.RULES[f][0] if f != "repeat" else Any, _DEFAULTS[f]) for f in pushes.FIELDS[1:]),
         *((f, *_OPTIONS.get(f, (bool, False))) for f in pushes.OPTIONS),
+        ("attempts", pushes.RULES["max_attempts"][0] | None, None),
     ],
     rename="camel",
 )
 """A push: `data` (any JSON, up to 10 MB) and the job's options; the fields are `bunq.pushes`' own. `repeat` is
 `{every | cron (or pattern), limit?, tz?}`. Beyond the spec, ws-commands.md's `PUSH` options: `parentId` (the
 job becomes that waiting or delayed job's child) with at most one failure policy, `dedup` (needs `uniqueKey`)
-and `debounceId` with `debounceTtl`."""
+and `debounceId` with `debounceTtl`; and `attempts`, the reference's name for `maxAttempts` (read when
+`maxAttempts` is absent)."""
 
 
 class Bulk(msgspec.Struct):

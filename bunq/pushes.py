@@ -71,6 +71,9 @@ OPTIONS = (
     "continue_parent_on_failure", "dedup", "debounce_id", "debounce_ttl",
 )  # fmt: skip
 _UNSET: dict[str, Any] = {f: (Literal[False], False) if f.endswith("_on_failure") else (None, None) for f in OPTIONS}
+# `attempts`: the reference's (and BullMQ's) name for `maxAttempts`, read when `maxAttempts` is absent.
+# A push that sends it takes the checks by hand too.
+ALIASES = ("attempts",)
 
 
 def push_options(values: tuple[Any, ...], unique_key: str | None) -> PushOptions | None:
@@ -138,6 +141,7 @@ _DEFAULTS = dict(zip(NewJob.__struct_fields__[1:], NewJob.__struct_defaults__, s
 _REPEAT = FIELDS.index("repeat")
 _JOB_ID = FIELDS.index("job_id")
 _UNIQUE_KEY = FIELDS.index("unique_key")
+_MAX_ATTEMPTS = FIELDS.index("max_attempts")
 _CORE = len(FIELDS)
 _CHECKS = tuple(RULES[f][1] for f in FIELDS)
 assert FIELDS[0] == "data" and set(RULES) == set(FIELDS), "every push field needs its rule"
@@ -147,6 +151,7 @@ StrictPush = msgspec.defstruct(
     [
         *((f, RULES[f][0], msgspec.Raw() if f in RAW else _DEFAULTS[f]) for f in FIELDS),
         *((f, *_UNSET[f]) for f in OPTIONS),
+        *((f, None, None) for f in ALIASES),
     ],
     rename="camel",
 )
@@ -159,6 +164,7 @@ PushBody = msgspec.defstruct(
     [
         *((f, msgspec.Raw if f in RAW else Any, msgspec.Raw() if f in RAW else None) for f in FIELDS),
         *((f, Any, None) for f in OPTIONS),
+        *((f, Any, None) for f in ALIASES),
     ],
     rename="camel",
 )
@@ -180,7 +186,7 @@ _bulk_decoder = msgspec.json.Decoder(BulkBody)
 
 
 def _strict_job(body: msgspec.Struct, slot: int) -> NewJob:
-    values = list(msgspec.structs.astuple(body))  # FIELDS, then OPTIONS (all unset here)
+    values = list(msgspec.structs.astuple(body))  # FIELDS, then OPTIONS and ALIASES (all unset here)
     del values[_CORE:]
     data = values[0]
     if not data or len(data) > MAX_DATA_BYTES:
@@ -204,9 +210,12 @@ def push_body(body: bytes, slot: int) -> NewJob:
 
 def new_job(body: msgspec.Struct, slot: int) -> NewJob:
     """A loosely read push checked field by field, in `NewJob`'s order (the first refusal is the error)."""
-    fields = msgspec.structs.astuple(body)  # FIELDS, then OPTIONS
+    fields = msgspec.structs.astuple(body)  # FIELDS, then OPTIONS, then ALIASES
     values = [check(value) for check, value in zip(_CHECKS, fields[:_CORE], strict=True)]
-    options = push_options(fields[_CORE:], values[_UNIQUE_KEY])
+    attempts = fields[-1]
+    if attempts is not None and fields[_MAX_ATTEMPTS] is None:
+        values[_MAX_ATTEMPTS] = number("maxAttempts", attempts, 1, 1000, integer=True)  # worded as the reference
+    options = push_options(fields[_CORE : _CORE + len(OPTIONS)], values[_UNIQUE_KEY])
     return NewJob(*values, None if values[_JOB_ID] else new_job_id(slot), options)  # type: ignore[call-arg]
 
 

@@ -76,6 +76,20 @@ def test_fail_retries_then_dead_letters(api: Any, queue: str) -> None:
     assert counts(api, queue)["failed"] == 1
 
 
+def test_attempts_is_read_as_max_attempts_when_that_is_absent(api: Any, queue: str) -> None:
+    """`attempts`, the reference's (and BullMQ's) name: a job pushed with `attempts: 1` dead-letters at its
+    first failure; `maxAttempts`, when sent too, wins; single and bulk pushes alike."""
+    once = push(api, queue, attempts=1, backoff=0)
+    both = push(api, queue, attempts=5, maxAttempts=2)
+    bulk = api.post(f"/queues/{queue}/jobs/bulk", json={"jobs": [{"data": 1, "attempts": 4}]}).json()["ids"][0]
+    assert [api.get(f"/jobs/{i}").json()["job"]["maxAttempts"] for i in (once, both, bulk)] == [1, 2, 4]
+    assert pull(api, queue)["id"] == once  # type: ignore[index]
+    api.post(f"/jobs/{once}/fail", json={"error": "no retry"})
+    assert api.get(f"/jobs/{once}/state").json()["state"] == "failed"
+    refused = api.post(f"/queues/{queue}/jobs", json={"data": 1, "attempts": 0})
+    assert refused.status_code == 400 and refused.json()["error"] == "maxAttempts must be at least 1"
+
+
 def test_fail_applies_exponential_backoff(cluster: Cluster, api: Any, queue: str) -> None:
     """Each retry waits twice as long as the one before: backoff, 2·backoff, 4·backoff."""
     job_id = push(api, queue, backoff=60_000, maxAttempts=4)
