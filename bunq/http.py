@@ -62,6 +62,12 @@ class Call:
             self._query = dict(parse_qsl(self.query_string.decode("latin-1")))
         return self._query.get(name)
 
+    def query_all(self, *names: str) -> list[str]:
+        """Every value of the parameters `names`, repeated ones included, in the order sent."""
+        if not self.query_string:
+            return []
+        return [value for key, value in parse_qsl(self.query_string.decode("latin-1")) if key in names]
+
 
 class QueueConvertor(Convertor[str]):
     """`{queue:queue}`: a path segment that may be empty, so `/queues//jobs` reaches the handler and is

@@ -78,19 +78,20 @@ _created = msgspec.json.Decoder(_Created)
 
 
 async def list_jobs(call: Call) -> Result:
-    """One state (`state`), several (`states=a,b` or `state=a,b`, the reference's forms: merged oldest first,
-    or newest first with `asc=false`; a state it does not know matching nothing) or all."""
+    """One state (`state`, or `status`), several (the reference's forms: `states=a,b`, `state=a,b`, or the
+    parameter repeated; merged oldest first, or newest first with `asc=false`; a state it does not know
+    matching nothing) or all."""
     queue = _queue(call)
     limit = _query_int(call, "limit", 1000, 1, MAX_PAGE)
     offset = _query_int(call, "offset", 0, 0, 1_000_000_000)
-    one = call.query("state")
+    sent = call.query_all("state", "status", "states")
+    named = [s.strip() for value in sent for s in value.split(",") if s.strip()]
     asc = _asc(call.query("asc"))
-    many = call.query("states") or (one if one and "," in one else None)
-    if not many:
-        state = _choice("state", one, JOB_STATES)
+    if len(sent) <= 1 and len(named) <= 1 and not call.query("states"):
+        state = _choice("state", named[0] if named else None, JOB_STATES)
         jobs = await call.client.call_queue(queue, p.ListJobs(queue, state, limit, offset, asc), p.Jobs)
         return b'{"ok":true,"jobs":[' + b",".join(jobs.jobs) + b"]}"
-    states = dict.fromkeys(p.State(s) for s in many.split(",") if s in JOB_STATES)  # others: none (as the reference)
+    states = dict.fromkeys(p.State(s) for s in named if s in JOB_STATES)  # others: none (as the reference)
     pages = await asyncio.gather(
         *(call.client.call_queue(queue, p.ListJobs(queue, s, limit + offset, 0, asc), p.Jobs) for s in states)
     )

@@ -42,6 +42,9 @@ def test_list_jobs_by_state_in_priority_order_with_paging(api: Any, queue: str) 
     assert bad.status_code == 400 and "state must be one of" in bad.json()["error"]
     both = ok(api.get(f"/queues/{queue}/jobs/list?state=delayed,active"))["jobs"]  # the reference's list form
     assert {j["id"] for j in both} == {delayed, first["id"]}  # type: ignore[index]
+    repeated = ok(api.get(f"/queues/{queue}/jobs/list?state=delayed&state=active"))["jobs"]  # and repeated
+    assert {j["id"] for j in repeated} == {delayed, first["id"]}  # type: ignore[index]
+    assert [j["id"] for j in ok(api.get(f"/queues/{queue}/jobs/list?status=delayed"))["jobs"]] == [delayed]
 
 
 def test_list_completed_and_failed(api: Any, queue: str) -> None:
