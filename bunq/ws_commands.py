@@ -60,7 +60,7 @@ COMMANDS: dict[str, Spec] = {
     # management
     "Cancel": _job(jobs.cancel_job, body=False),
     "Promote": _job(operations.promote_job),
-    "MoveToWait": _job(operations.promote_job),
+    "MoveToWait": _job(operations.move_to_wait),
     "Discard": _job(operations.discard_job),
     "WaitJob": _job(operations.wait_job),
     "Progress": _job(operations.update_progress),
@@ -177,12 +177,14 @@ def _query_value(value: Any) -> Any:
     return value
 
 
-# Handlers that serve only commands: bunqueue's protocol has these, the spec gives them no HTTP route, and they
-# answer in the reference's `{ok, data}` shapes (every other command runs its HTTP route's handler).
+# Handlers that serve only commands: bunqueue's protocol has these, the spec gives them no HTTP route (or one
+# that means something else), and they answer as the reference does (every other command runs its HTTP
+# route's handler).
 PROTOCOL_ONLY: frozenset[Handler] = frozenset(
     {
         monitoring.prometheus_json,
         monitoring.storage_status,
+        operations.move_to_wait,  # the reference's MoveToWait; HTTP's move-to-wait is the spec's promote
         queue_ops.get_queue_limits,
         queue_ops.get_dlq_stats,
         queue_ops.remove_dlq_job,

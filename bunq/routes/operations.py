@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from bunq import apidoc as d
 from bunq import protocol as p
 from bunq import validation as v
@@ -74,6 +76,47 @@ async def promote_job(call: Call) -> Result:
     except NotFound:
         raise BadRequest(NOT_DELAYED) from None  # the spec's answer when the job does not exist, too
     return OK
+
+
+async def move_to_wait(call: Call) -> Result:
+    """bunqueue's `MoveToWait` command (WebSocket and TCP; its `Job.retry()`), as the reference serves it: a
+    delayed job is promoted, an active one goes back to waiting (its attempts untouched, a `token` fencing it),
+    a failed one is retried from the DLQ, a waiting one stays; any other is refused. Over HTTP,
+    `move-to-wait` is the spec's alias of promote."""
+    body = v.decode_object(call.body)
+    token = v.string("token", body.get("token"), max_length=v.MAX_ID_LENGTH)
+    job_id = call.params["id"]
+    state = (await call.client.call_for_id(job_id, p.GetJobState(job_id), _known, p.JobState)).state
+    if state == p.State.DELAYED:
+        return await promote_job(call)
+    if state == p.State.WAITING:
+        return OK
+    if state == p.State.ACTIVE:
+        release = p.ReleaseJobs([job_id], [token])
+        released = await call.client.call_for_id(job_id, release, _counted, p.Count)
+        if not released.count:
+            raise BadRequest("Job not found or not active")
+        return OK
+    if state == p.State.FAILED:
+        doc = await _on_job(call, p.GetJob(job_id), p.JobDoc)
+        queue = msgspec.json.decode(doc.job, type=_Queued).queue
+        retried = await call.client.call_queue(queue, p.RetryDlq(queue, job_id, None), p.Count)
+        if not retried.count:
+            raise BadRequest("Failed job not in DLQ")
+        return OK
+    raise BadRequest(f"Cannot move job from state '{state}' to waiting")
+
+
+class _Queued(msgspec.Struct):
+    queue: str
+
+
+def _known(reply: p.Reply) -> bool:
+    return isinstance(reply, p.JobState) and reply.state != "unknown"
+
+
+def _counted(reply: p.Reply) -> bool:
+    return isinstance(reply, p.Count) and reply.count > 0
 
 
 def _delay(body: dict[str, Any]) -> int:

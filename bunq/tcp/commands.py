@@ -98,6 +98,8 @@ def reply(name: str, message: dict[str, Any], body: dict[str, Any]) -> dict[str,
         ids = message.get("ids") or []
         indices = [i for i, job_id in enumerate(ids) if job_id in failed]
         return {"ok": True, "data": {"ignoredIndices": indices, "ignoredIds": [ids[i] for i in indices]}}
+    if name == "GetJobCounts" and isinstance(body.get("counts"), dict):
+        body["counts"] = disjoint_counts(body["counts"])
     if name == "GetLogs" and isinstance(body.get("logs"), list):
         return {"ok": True, "data": {"logs": body["logs"], "count": len(body["logs"])}}
     if name == "PUSHF" and isinstance(body.get("data"), dict) and isinstance(body["data"].get("jobs"), list):
@@ -112,3 +114,15 @@ def reply(name: str, message: dict[str, Any], body: dict[str, Any]) -> dict[str,
         else:
             body[key] = _job_view(value)
     return body
+
+
+def disjoint_counts(counts: dict[str, Any]) -> dict[str, Any]:
+    """A queue's counts with every waiting job in one key, as bunqueue's clients read them (BullMQ's states,
+    which do not overlap): `waiting` without the `prioritized` jobs, and on a paused queue every waiting
+    job under `paused` alone. bunq's HTTP counts keep the spec's `waiting`, every job waiting to run."""
+    waiting, prioritized, paused = counts.get("waiting"), counts.get("prioritized"), counts.get("paused")
+    if not (isinstance(waiting, int) and isinstance(prioritized, int) and isinstance(paused, int)):
+        return counts
+    if paused:
+        return {**counts, "waiting": 0, "prioritized": 0}
+    return {**counts, "waiting": max(0, waiting - prioritized)}

@@ -306,3 +306,59 @@ def test_a_client_that_sends_without_reading_is_read_no_further(server: BunqServ
 def codec_frame(message: dict[str, object]) -> bytes:
     payload = msgspec.msgpack.encode(message)
     return struct.pack(">I", len(payload)) + payload
+
+
+def test_move_to_wait_retries_a_job_from_any_state_the_reference_allows(server: BunqServer) -> None:
+    """bunqueue's `Job.retry()` sends `MoveToWait`: a delayed job is promoted, an active one goes back to
+    waiting with its attempts untouched, a failed one leaves the DLQ, a waiting one stays; a completed one
+    is refused in the reference's words."""
+    with RawTcp(server.tcp_port) as c:
+
+        def push(**options: object) -> str:
+            job_id: str = c.call({"cmd": "PUSH", "queue": "mtw", "data": {}, **options})["id"]
+            return job_id
+
+        def state(job_id: str) -> str:
+            found: str = c.call({"cmd": "GetState", "id": job_id})["state"]
+            return found
+
+        delayed = push(delay=600_000)
+        assert c.call({"cmd": "MoveToWait", "id": delayed})["ok"] is True and state(delayed) == "waiting"
+        assert c.call({"cmd": "MoveToWait", "id": delayed})["ok"] is True  # waiting already: nothing to do
+        c.call({"cmd": "Obliterate", "queue": "mtw"})
+
+        active = push()
+        pulled = c.call({"cmd": "PULL", "queue": "mtw", "owner": "w"})
+        assert pulled["job"]["id"] == active
+        stale = c.call({"cmd": "MoveToWait", "id": active, "token": "not-the-lease"})
+        assert stale == {"ok": False, "error": "Job not found or not active", "reqId": stale["reqId"]}
+        assert state(active) == "active"
+        assert c.call({"cmd": "MoveToWait", "id": active, "token": pulled["token"]})["ok"] is True
+        again = c.call({"cmd": "PULL", "queue": "mtw"})["job"]
+        assert again["id"] == active and again["attempts"] == 0  # not charged, as a released lease
+
+        dead = push(maxAttempts=1)
+        assert c.call({"cmd": "PULL", "queue": "mtw"})["job"]["id"] == dead
+        c.call({"cmd": "FAIL", "id": dead, "error": "boom"})
+        assert state(dead) == "failed"
+        assert c.call({"cmd": "MoveToWait", "id": dead})["ok"] is True and state(dead) == "waiting"
+        assert c.call({"cmd": "Dlq", "queue": "mtw"})["entries"] == []
+
+        c.call({"cmd": "ACK", "id": active})
+        refused = c.call({"cmd": "MoveToWait", "id": active})
+        assert refused["ok"] is False and refused["error"] == "Cannot move job from state 'completed' to waiting"
+
+
+def test_job_counts_over_tcp_keep_bullmq_s_states_apart(server: BunqServer) -> None:
+    """bunqueue's clients read `waiting` and `prioritized` as separate states, and a paused queue's jobs as
+    `paused` only (the HTTP counts keep the spec's `waiting`: every job waiting to run)."""
+    with RawTcp(server.tcp_port) as c:
+        for priority in (0, 5, 7):
+            c.call({"cmd": "PUSH", "queue": "cnt", "data": {}, "priority": priority})
+        counts = c.call({"cmd": "GetJobCounts", "queue": "cnt"})["counts"]
+        assert (counts["waiting"], counts["prioritized"], counts["paused"]) == (1, 2, 0)
+        c.call({"cmd": "Pause", "queue": "cnt"})
+        counts = c.call({"cmd": "GetJobCounts", "queue": "cnt"})["counts"]
+        assert (counts["waiting"], counts["prioritized"], counts["paused"]) == (0, 0, 3)
+    http = httpx.get(server.url + "/queues/cnt/counts", timeout=10).json()["counts"]
+    assert (http["waiting"], http["prioritized"], http["paused"]) == (3, 2, 3)

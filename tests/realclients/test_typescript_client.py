@@ -40,6 +40,13 @@ def test_retries_end_in_the_dlq_and_an_unrecoverable_error_at_once(scenarios: Pa
     assert {e["reason"] for e in dlq["entries"]} == {"max_attempts_exceeded", "unrecoverable"}
 
 
+def test_a_failed_job_retried_by_the_client_runs_again(scenarios: Path, served: BunqServer) -> None:
+    out = Bun(scenarios, served).run("retry", "ts-retry")
+    assert out["runs"] == 2 and out["result"] == {"run": 2}
+    assert (out["waiting"], out["prioritized"]) == (1, 1)  # BullMQ's states, apart
+    assert httpx.get(f"{served.url}/queues/ts-retry/dlq").json()["entries"] == []
+
+
 def test_a_flow_producer_s_parent_runs_after_its_children(scenarios: Path, served: BunqServer) -> None:
     out = Bun(scenarios, served).run("flow", "ts-flow")
     assert len(out["childIds"]) == 2

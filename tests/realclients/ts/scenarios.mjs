@@ -74,6 +74,31 @@ const scenarios = {
       reasons: Object.fromEntries(dlq.map((e) => [e.job.id === fatal.id ? 'fatal' : 'retry', e.error])) };
   },
 
+  // Job.retry() (the MoveToWait command) takes a failed job out of the DLQ and it runs again; the counts
+  // keep BullMQ's states apart (a prioritized job is not also waiting)
+  async retry() {
+    const queue = new Queue(queueName, { connection });
+    const job = await queue.add('once', { n: 1 }, { attempts: 1 });
+    let runs = 0;
+    const worker = new Worker(queueName, async () => {
+      runs++;
+      if (runs === 1) throw new Error('first run fails');
+      return { run: runs };
+    }, { connection, concurrency: 1 });
+    await until(async () => (await queue.getJobState(job.id)) === 'failed');
+    const failed = await queue.getJob(job.id);
+    await failed.retry();
+    await until(async () => (await queue.getJobState(job.id)) === 'completed');
+    await worker.close();
+    await queue.add('plain', {});
+    await queue.add('urgent', {}, { priority: 5 });
+    const counts = await queue.getJobCounts();
+    const done = await queue.getJob(job.id);
+    await queue.close();
+    return { runs, result: done?.returnvalue ?? null,
+      waiting: counts.waiting, prioritized: counts.prioritized };
+  },
+
   // FlowProducer.add: a parent (its own queue) with two children, atomically; the parent runs after both,
   // with their results; a child failing with continueParentOnFailure lets its parent run at once
   async flow() {

@@ -193,3 +193,13 @@ _json_values = st.recursive(
 def test_js_safe_turns_exactly_the_integers_past_32_bits_into_floats(value: Any) -> None:
     fast, plain = codec.js_safe(value), _plain_js_safe(value)
     assert msgspec.msgpack.encode(fast) == msgspec.msgpack.encode(plain)
+
+
+def test_counts_over_tcp_put_each_waiting_job_in_one_state() -> None:
+    base = {"waiting": 5, "prioritized": 2, "paused": 0, "active": 1, "delayed": 3}
+    assert commands.disjoint_counts(base) == {**base, "waiting": 3}
+    paused = {**base, "paused": 5}
+    assert commands.disjoint_counts(paused) == {**paused, "waiting": 0, "prioritized": 0}
+    assert commands.disjoint_counts({"waiting": 1}) == {"waiting": 1}  # not counts as bunq makes them: as they are
+    body = {"ok": True, "counts": dict(base)}
+    assert commands.reply("GetJobCounts", {}, body)["counts"]["waiting"] == 3
