@@ -294,7 +294,9 @@ class Engine:
         if final or job.attempts >= job.max_attempts:
             self.dead_letter(job, q, reason)
             return
-        delay = min(job.backoff * (2 ** (job.attempts - 1)), MAX_RETRY_DELAY_MS) if backoff else 0
+        # the spec's backoff * 2^attempt, `attempt` the attempts made by now, as the reference reckons it
+        # (without its jitter): 2·backoff after the first failure, then 4·, 8·...
+        delay = min(job.backoff * (2**job.attempts), MAX_RETRY_DELAY_MS) if backoff else 0
         job.run_at = self.clock() + delay
         job.seq = self.next_key(job.lifo)
         self.enqueue(job, q)

@@ -91,9 +91,10 @@ def test_attempts_is_read_as_max_attempts_when_that_is_absent(api: Any, queue: s
 
 
 def test_fail_applies_exponential_backoff(cluster: Cluster, api: Any, queue: str) -> None:
-    """Each retry waits twice as long as the one before: backoff, 2·backoff, 4·backoff."""
+    """The spec's backoff·2^attempt, `attempt` the attempts made (the job's `attempts` after the failure, as the
+    reference reckons it): 2·backoff after the first failure, then 4·, 8·: twice as long each time."""
     job_id = push(api, queue, backoff=60_000, maxAttempts=4)
-    for attempt, wait in ((1, 60_000), (2, 120_000), (3, 240_000)):
+    for attempt, wait in ((1, 120_000), (2, 240_000), (3, 480_000)):
         assert pull(api, queue)["id"] == job_id  # type: ignore[index]
         before = cluster.now()
         api.post(f"/jobs/{job_id}/fail", json={})

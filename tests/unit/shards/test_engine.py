@@ -36,7 +36,7 @@ def test_delayed_job_waits_for_the_clock(engine: Engine, clock: FakeClock) -> No
 
 def test_fail_retries_with_exponential_backoff_then_dead_letters(engine: Engine, clock: FakeClock) -> None:
     job_id = push(engine, max_attempts=3, backoff=1000)
-    for attempt, wait in ((1, 1000), (2, 2000)):
+    for attempt, wait in ((1, 2000), (2, 4000)):  # backoff·2^attempts
         assert [j["id"] for j in pull(engine)] == [job_id]
         assert call(engine, p.FailJob(job_id, "boom")) == p.Done()
         state = call(engine, p.GetJobState(job_id))

@@ -50,7 +50,10 @@ def test_timeout_charges_an_attempt_and_retries_with_backoff(engine: Engine, clo
     engine.tick()
     assert state(engine, job_id) == "delayed"
     assert engine.jobs[job_id].attempts == 1
-    clock.advance(1000)
+    clock.advance(1999)
+    engine.tick()
+    assert state(engine, job_id) == "delayed"  # backoff·2^attempts: 2 s after the first
+    clock.advance(1)
     engine.tick()
     pull(engine)
     clock.advance(5000)
