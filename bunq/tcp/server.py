@@ -47,8 +47,14 @@ _decode_json = msgspec.json.Decoder().decode
 
 def event_frame(event: Event) -> bytes:
     """`{type: "event", event: {eventType, queue, jobId, timestamp, ...}}`, as bunqueue's `QueueEvents` reads
-    it: the legacy form, with a completion's result in `data` and the names of the TypeScript client."""
-    return codec.encode({"type": "event", "event": event.legacy_fields()})
+    it: the legacy form, with a completion's result in `data` and the names of the TypeScript client. Every
+    frame has a string `jobId`, empty for a queue's own events (`paused`, `resumed`, `drained`), as the
+    reference sends them: the TypeScript client takes a frame without one for a broken connection, and
+    reconnects."""
+    fields = event.legacy_fields()
+    if not isinstance(fields.get("jobId"), str):
+        fields["jobId"] = ""
+    return codec.encode({"type": "event", "event": fields})
 
 
 class TcpConnection(asyncio.Protocol):

@@ -44,6 +44,8 @@ def test_a_failed_job_retried_by_the_client_runs_again(scenarios: Path, served: 
     out = Bun(scenarios, served).run("retry", "ts-retry")
     assert out["runs"] == 2 and out["result"] == {"run": 2}
     assert (out["waiting"], out["prioritized"]) == (1, 1)  # BullMQ's states, apart
+    # a queue's own events reach QueueEvents too, and do not break its connection (a frame without a jobId did)
+    assert out["events"] == ["completed", "paused", "resumed"]
     assert httpx.get(f"{served.url}/queues/ts-retry/dlq").json()["entries"] == []
 
 

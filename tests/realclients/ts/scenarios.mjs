@@ -78,6 +78,12 @@ const scenarios = {
   // keep BullMQ's states apart (a prioritized job is not also waiting)
   async retry() {
     const queue = new Queue(queueName, { connection });
+    const events = new QueueEvents(queueName, { connection });
+    const seen = [];
+    for (const name of ['paused', 'resumed', 'completed']) events.on(name, () => seen.push(name));
+    await events.waitUntilReady?.();
+    await queue.pause();
+    await queue.resume();
     const job = await queue.add('once', { n: 1 }, { attempts: 1 });
     let runs = 0;
     const worker = new Worker(queueName, async () => {
@@ -94,9 +100,11 @@ const scenarios = {
     await queue.add('urgent', {}, { priority: 5 });
     const counts = await queue.getJobCounts();
     const done = await queue.getJob(job.id);
+    await until(() => seen.includes('completed'));
+    await events.close();
     await queue.close();
     return { runs, result: done?.returnvalue ?? null,
-      waiting: counts.waiting, prioritized: counts.prioritized };
+      waiting: counts.waiting, prioritized: counts.prioritized, events: [...new Set(seen)].sort() };
   },
 
   // FlowProducer.add: a parent (its own queue) with two children, atomically; the parent runs after both,

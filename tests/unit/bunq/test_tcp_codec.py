@@ -170,6 +170,24 @@ def test_event_frames_use_the_typescript_clients_names() -> None:
     assert msgspec.msgpack.decode(event_frame(paused)[4:])["event"]["eventType"] == "paused"
 
 
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("queue:paused", {"queue": "q"}),
+        ("queue:resumed", {"queue": "q"}),
+        ("queue:drained", {"queue": "q", "count": 3}),
+        ("job:pushed", {"queue": "q", "jobId": "j"}),
+    ],
+)
+def test_every_event_frame_is_one_the_typescript_client_accepts(name: str, data: dict[str, Any]) -> None:
+    """The client's check of an event frame (`isJobEvent`): a string `eventType`, `queue` and `jobId` and a
+    finite number `timestamp`; a frame that fails it is read as a broken connection, which it reconnects."""
+    event = msgspec.msgpack.decode(event_frame(Event(name, {"ts": 8, "data": data}, b""))[4:])["event"]
+    assert all(isinstance(event[k], str) for k in ("eventType", "queue", "jobId"))
+    assert isinstance(event["timestamp"], int | float)
+    assert event["jobId"] == data.get("jobId", "")
+
+
 def _plain_js_safe(value: Any) -> Any:
     """The rule written plainly, for the fast version to be checked against."""
     if isinstance(value, dict):
