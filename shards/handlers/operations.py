@@ -140,6 +140,17 @@ def move_to_delayed(engine: JobOperations, cmd: p.MoveToDelayed, respond: Respon
 
 
 def change_delay(engine: JobOperations, cmd: p.ChangeDelay, respond: Respond) -> p.Reply:
+    """A delayed job's new delay (now or less: it is promoted); a waiting job is delayed by it, as the
+    reference does (bunqueue's clients' `changeDelay` on a job not yet pulled)."""
+    job = engine.jobs.get(cmd.id)
+    if job is not None and job.state == State.WAITING:
+        if cmd.delay > 0:
+            q = engine.queue(job.queue)
+            q.unschedule(job)
+            job.run_at = engine.clock() + cmd.delay
+            engine.enqueue(job, q)
+            engine.emit("job:delay-changed", job, newDelay=cmd.delay)
+        return p.Done()
     job = _delayed(engine, cmd.id)
     engine.reschedule(job, engine.clock() + cmd.delay)
     engine.emit("job:delay-changed", job, newDelay=cmd.delay)

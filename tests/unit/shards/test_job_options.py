@@ -277,6 +277,18 @@ def test_progress_data_priority_and_delay_operations(engine: Engine, clock: Fake
     assert refused == p.Error("bad_request", "Job not found or not delayed")
 
 
+def test_change_delay_delays_a_waiting_job_as_the_reference_does(engine: Engine, clock: FakeClock) -> None:
+    job_id = push(engine)
+    assert call(engine, p.ChangeDelay(job_id, 0)) == p.Done() and state(engine, job_id) == "waiting"
+    assert call(engine, p.ChangeDelay(job_id, 5000)) == p.Done() and state(engine, job_id) == "delayed"
+    assert pull(engine) == []
+    clock.advance(5000)
+    engine.tick()
+    assert [j["id"] for j in pull(engine)] == [job_id]
+    refused = call(engine, p.ChangeDelay(job_id, 5000))  # active: move-to-delayed is its operation
+    assert refused == p.Error("bad_request", "Job not found or not delayed")
+
+
 def test_discard_from_every_live_state(engine: Engine) -> None:
     waiting = push(engine)
     delayed = push(engine, delay=10_000)
