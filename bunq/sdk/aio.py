@@ -278,7 +278,7 @@ class AsyncClient:
         await self.request("PUT", f"/jobs/{segment(job_id)}/priority", {"priority": priority}, safe=True)
 
     async def update_delay(self, job_id: str, delay: int) -> None:
-        """Set a delayed job to run `delay` ms from now."""
+        """Set a delayed job, or a waiting one, to run `delay` ms from now (an active job: `move_to_delayed`)."""
         await self.request("PUT", f"/jobs/{segment(job_id)}/delay", {"delay": delay}, safe=True)
 
     async def promote(self, job_id: str) -> None:

@@ -274,7 +274,7 @@ class Client:
         self.request("PUT", f"/jobs/{segment(job_id)}/priority", {"priority": priority}, safe=True)
 
     def update_delay(self, job_id: str, delay: int) -> None:
-        """Set a delayed job to run `delay` ms from now."""
+        """Set a delayed job, or a waiting one, to run `delay` ms from now (an active job: `move_to_delayed`)."""
         self.request("PUT", f"/jobs/{segment(job_id)}/delay", {"delay": delay}, safe=True)
 
     def promote(self, job_id: str) -> None:

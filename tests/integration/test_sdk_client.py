@@ -372,10 +372,14 @@ def test_promote_makes_a_delayed_job_waiting(bunq: Client, queue: str) -> None:
     assert lease is not None and lease.job.id == job_id
 
 
-def test_update_delay_of_a_job_not_delayed_is_refused(bunq: Client, queue: str) -> None:
+def test_update_delay_delays_a_waiting_job_and_refuses_an_active_one(bunq: Client, queue: str) -> None:
     job_id = bunq.push(queue, 1)
+    bunq.update_delay(job_id, 60_000)  # as the reference: a waiting job is delayed
+    assert bunq.get_state(job_id) == "delayed"
+    bunq.promote(job_id)
+    assert bunq.pull(queue) is not None
     with pytest.raises(BadRequest):
-        bunq.update_delay(job_id, 1_000)
+        bunq.update_delay(job_id, 1_000)  # active: move_to_delayed is its operation
 
 
 def test_move_to_delayed_puts_an_active_job_back(bunq: Client, queue: str) -> None:
