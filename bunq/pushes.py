@@ -143,6 +143,7 @@ _JOB_ID = FIELDS.index("job_id")
 _UNIQUE_KEY = FIELDS.index("unique_key")
 _MAX_ATTEMPTS = FIELDS.index("max_attempts")
 _CORE = len(FIELDS)
+_ATTEMPTS = _CORE + len(OPTIONS)  # ALIASES' one field, after OPTIONS
 _CHECKS = tuple(RULES[f][1] for f in FIELDS)
 assert FIELDS[0] == "data" and set(RULES) == set(FIELDS), "every push field needs its rule"
 
@@ -212,10 +213,10 @@ def new_job(body: msgspec.Struct, slot: int) -> NewJob:
     """A loosely read push checked field by field, in `NewJob`'s order (the first refusal is the error)."""
     fields = msgspec.structs.astuple(body)  # FIELDS, then OPTIONS, then ALIASES
     values = [check(value) for check, value in zip(_CHECKS, fields[:_CORE], strict=True)]
-    attempts = fields[-1]
+    attempts = fields[_ATTEMPTS]
     if attempts is not None and fields[_MAX_ATTEMPTS] is None:
         values[_MAX_ATTEMPTS] = number("maxAttempts", attempts, 1, 1000, integer=True)  # worded as the reference
-    options = push_options(fields[_CORE : _CORE + len(OPTIONS)], values[_UNIQUE_KEY])
+    options = push_options(fields[_CORE:_ATTEMPTS], values[_UNIQUE_KEY])
     return NewJob(*values, None if values[_JOB_ID] else new_job_id(slot), options)  # type: ignore[call-arg]
 
 

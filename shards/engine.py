@@ -183,12 +183,14 @@ class Engine:
         self.journal.put(job)
 
     def reschedule(self, job: Job, run_at: int) -> None:
-        """A delayed job's new run time; now or earlier promotes it (`job:promoted`)."""
+        """A delayed or waiting job's new run time: later delays it; now or earlier makes a delayed job
+        waiting (`job:promoted`)."""
+        was_delayed = job.state == DELAYED
         q = self.queue(job.queue)
-        q.unlink_delayed(job)
+        q.unschedule(job)
         job.run_at = run_at
         self.enqueue(job, q)
-        if job.state == WAITING:
+        if was_delayed and job.state == WAITING:
             self.emit("job:promoted", job)
 
     def activate(self, job: Job, q: QueueState, owner: str | None, lock_ttl: int | None, now: int) -> None:

@@ -86,7 +86,11 @@ async def move_to_wait(call: Call) -> Result:
     body = v.decode_object(call.body)
     token = v.string("token", body.get("token"), max_length=v.MAX_ID_LENGTH)
     job_id = call.params["id"]
-    state = (await call.client.call_for_id(job_id, p.GetJobState(job_id), _known, p.JobState)).state
+    try:
+        job = _placed.decode((await _on_job(call, p.GetJob(job_id), p.JobDoc)).job)
+    except NotFound:
+        raise BadRequest("Cannot move job from state 'unknown' to waiting") from None
+    state = job.state
     if state == p.State.DELAYED:
         return await promote_job(call)
     if state == p.State.WAITING:
@@ -98,21 +102,19 @@ async def move_to_wait(call: Call) -> Result:
             raise BadRequest("Job not found or not active")
         return OK
     if state == p.State.FAILED:
-        doc = await _on_job(call, p.GetJob(job_id), p.JobDoc)
-        queue = msgspec.json.decode(doc.job, type=_Queued).queue
-        retried = await call.client.call_queue(queue, p.RetryDlq(queue, job_id, None), p.Count)
+        retried = await call.client.call_queue(job.queue, p.RetryDlq(job.queue, job_id, None), p.Count)
         if not retried.count:
             raise BadRequest("Failed job not in DLQ")
         return OK
     raise BadRequest(f"Cannot move job from state '{state}' to waiting")
 
 
-class _Queued(msgspec.Struct):
+class _Placed(msgspec.Struct):
     queue: str
+    state: str
 
 
-def _known(reply: p.Reply) -> bool:
-    return isinstance(reply, p.JobState) and reply.state != "unknown"
+_placed = msgspec.json.Decoder(_Placed)
 
 
 def _counted(reply: p.Reply) -> bool:

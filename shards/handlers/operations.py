@@ -143,15 +143,10 @@ def change_delay(engine: JobOperations, cmd: p.ChangeDelay, respond: Respond) ->
     """A delayed job's new delay (now or less: it is promoted); a waiting job is delayed by it, as the
     reference does (bunqueue's clients' `changeDelay` on a job not yet pulled)."""
     job = engine.jobs.get(cmd.id)
-    if job is not None and job.state == State.WAITING:
-        if cmd.delay > 0:
-            q = engine.queue(job.queue)
-            q.unschedule(job)
-            job.run_at = engine.clock() + cmd.delay
-            engine.enqueue(job, q)
-            engine.emit("job:delay-changed", job, newDelay=cmd.delay)
-        return p.Done()
-    job = _delayed(engine, cmd.id)
+    if job is None or job.state not in (State.DELAYED, State.WAITING):
+        engine.index.not_live(cmd.id, NOT_DELAYED)
+    if job.state == State.WAITING and cmd.delay == 0:
+        return p.Done()  # due already: it keeps its place
     engine.reschedule(job, engine.clock() + cmd.delay)
     engine.emit("job:delay-changed", job, newDelay=cmd.delay)
     return p.Done()
