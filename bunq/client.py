@@ -253,7 +253,8 @@ class ShardClient(Shards):
                 entry = self.pending.pop(number, None)
                 if entry is not None and not entry[0].done():
                     entry[0].set_exception(Unavailable(f"{self._name(shard)} is overloaded"))
-        self._drain(shard)
+        if wire.readable(self.sockets[shard]):  # a send can take the descriptor's signal of a reply
+            self._drain(shard)
 
     def _watch(self, shard: int) -> None:
         """Read the shard's monitor (drained fully: its descriptor is edge-triggered too)."""

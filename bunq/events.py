@@ -233,7 +233,9 @@ class EventHub:
         """Every event that has arrived, up to `READ_BATCH` (then the rest after other callbacks had a turn)."""
         if self.loop is None or self.sub.closed:
             return
-        for _ in range(READ_BATCH):
+        for n in range(READ_BATCH):
+            if n and not wire.readable(self.plain):
+                return
             try:
                 frames = self.plain.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:

@@ -34,11 +34,15 @@ send per turn rather than one per call.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 import msgspec
 import zmq
 
 from bunq.protocol import AggregatorCommand, AnyCommand, AnyReply, Command, Reply
+
+_EVENTS = int(zmq.EVENTS)  # plain ints: an operation on pyzmq's enums runs in Python (~2 µs)
+_POLLIN = int(zmq.POLLIN)
 
 _encoder = msgspec.msgpack.Encoder()
 _command_decoder = msgspec.msgpack.Decoder(AnyCommand)
@@ -81,16 +85,27 @@ def decode_reply(payload: memoryview) -> Reply:
     return reply
 
 
+def readable(sock: zmq.Socket[bytes]) -> bool:
+    """Whether a message waits on `sock`, asked of `ZMQ_EVENTS`: half the cost of a read that fails, its
+    exception included (8 µs against 4 back to back here, 88 against 52 on a CPU just woken), and like that
+    read it re-arms the socket's edge-triggered descriptor when it finds nothing."""
+    return bool(cast(int, sock.getsockopt(_EVENTS)) & _POLLIN)
+
+
 def received_replies(sock: zmq.Socket[bytes]) -> Iterator[tuple[int, Reply]]:
     """Every reply waiting on a DEALER socket, with its request number, read until none is left (the socket's
-    descriptor is edge-triggered: it signals again only once a read has found the socket empty)."""
+    descriptor is edge-triggered: it signals again only once a look has found the socket empty; after a frame,
+    that look is `readable`)."""
+    try:
+        frame = sock.recv(zmq.NOBLOCK)
+    except zmq.Again:
+        return
     while True:
-        try:
-            frame = sock.recv(zmq.NOBLOCK)
-        except zmq.Again:
-            return
         for rid, payload in split(frame):
             yield int.from_bytes(rid, "little"), decode_reply(payload)
+        if not readable(sock):
+            return
+        frame = sock.recv(zmq.NOBLOCK)
 
 
 def envelope_item(envelope: bytes) -> bytes:

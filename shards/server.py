@@ -173,12 +173,16 @@ class ShardServer:
         sooner, bulk pushes into one queue go 1.4x as fast). Replies go out at the end of the turn, but a pull that took
         `LARGE_PULL_S` or more (many jobs) is sent at once, with what is ready before it: a worker waits for
         it to start work, and it must not wait for the acks behind it in the same frame. Small pulls wait
-        for the turn's end: sending each at once would cost more than their wait."""
+        for the turn's end: sending each at once would cost more than their wait. After a frame, the next is
+        looked for with `wire.readable`, not with a read that fails."""
         recv = self.router.recv_multipart
         handle = self.engine.handle
         clock = time.perf_counter
         turn_ends = clock() + MAX_TURN_S
-        for _ in range(DRAIN_BATCH):
+        router = self.router
+        for n in range(DRAIN_BATCH):
+            if n and not wire.readable(router):
+                return
             try:
                 frames = recv(zmq.NOBLOCK)
             except zmq.Again:

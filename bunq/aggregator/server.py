@@ -83,7 +83,9 @@ class Aggregator:
         xpub: zmq.Socket[bytes] = zmq.Socket.shadow(self.xpub.underlying)
         while True:
             await self.xsub.poll()
-            for _ in range(FORWARD_BATCH):
+            for n in range(FORWARD_BATCH):
+                if n and not wire.readable(xsub):
+                    break
                 try:
                     frames = xsub.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
