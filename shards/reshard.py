@@ -41,6 +41,29 @@ def write_manifest(data_dir: str, slots: int, shards: int) -> None:
     os.replace(tmp, path)
 
 
+def _check_slots(data_dir: str, manifest: dict[str, int], slots: int) -> None:
+    if manifest.get("slots") != slots:
+        raise ConfigError(
+            f"{data_dir} was created with {manifest.get('slots')} slots; BUNQ_SLOTS={slots} cannot change"
+        )
+
+
+def check_layout(data_dir: str, slots: int, shards: int, index: int) -> None:
+    """Refuse to serve shard `index` from files laid out for another shard or slot count: it would answer
+    for queues whose rows sit in another file, and write new ones where the next `prepare` does not look."""
+    if not 0 <= index < shards:
+        raise ConfigError(f"shard {index} does not exist with BUNQ_SHARDS={shards} (shards are 0 to {shards - 1})")
+    manifest = read_manifest(data_dir)
+    if manifest is None:
+        return
+    _check_slots(data_dir, manifest, slots)
+    if manifest.get("shards") != shards:
+        raise ConfigError(
+            f"{data_dir} is laid out for {manifest.get('shards')} shard(s), BUNQ_SHARDS={shards}: "
+            "run `bunq prepare` with the new count before the shards start"
+        )
+
+
 def shard_files(data_dir: str) -> list[int]:
     found = []
     for path in glob.glob(os.path.join(data_dir, "shard-*.db")):
@@ -54,10 +77,8 @@ def prepare(data_dir: str, slots: int, shards: int) -> None:
     """Make `data_dir` ready for `shards` shards, moving data when the count changed since the last start."""
     os.makedirs(data_dir, exist_ok=True)
     manifest = read_manifest(data_dir)
-    if manifest is not None and manifest.get("slots") != slots:
-        raise ConfigError(
-            f"{data_dir} was created with {manifest.get('slots')} slots; BUNQ_SLOTS={slots} cannot change"
-        )
+    if manifest is not None:
+        _check_slots(data_dir, manifest, slots)
     files = shard_files(data_dir)
     if manifest is not None and manifest.get("shards") == shards and all(i < shards for i in files):
         return
@@ -69,7 +90,7 @@ def prepare(data_dir: str, slots: int, shards: int) -> None:
                     store.move_slots(store_path(data_dir, target), shards, target)
         finally:
             store.close()
-        if index >= shards:
+        if not 0 <= index < shards:
             for suffix in ("", "-wal", "-shm"):
                 with_suffix = store_path(data_dir, index) + suffix
                 if os.path.exists(with_suffix):

@@ -224,6 +224,12 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings.from_env()
     except ConfigError as exc:
         sys.exit(f"shard: {exc.message}")  # one line naming the variable, exit status 1
+    from shards.reshard import check_layout  # reshard imports this module
+
+    try:
+        check_layout(settings.data_dir, settings.slots, settings.shards, int(argv[0]))
+    except ConfigError as exc:
+        sys.exit(f"shard: {exc.message}")
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s shard %(message)s")
     server = ShardServer(settings, int(argv[0]))
     signal.signal(signal.SIGTERM, server.stop)

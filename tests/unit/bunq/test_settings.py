@@ -12,6 +12,7 @@ import pytest
 from bunq.cli import main
 from bunq.errors import ConfigError
 from bunq.settings import Settings, Thresholds
+from shards.reshard import check_layout, prepare
 from shards.server import main as shard_main
 
 README = Path(__file__).parents[3] / "README.md"
@@ -118,6 +119,32 @@ def test_a_shard_started_alone_reports_a_bad_value_in_one_line(monkeypatch: pyte
     with pytest.raises(SystemExit) as exited:
         shard_main(["0"])
     assert exited.value.code == "shard: BUNQ_SHARDS must be an integer, got 'abc'"  # printed, exit status 1
+
+
+def test_a_shard_refuses_files_laid_out_for_another_shard_count(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    prepare(str(tmp_path), slots=256, shards=2)
+    monkeypatch.setenv("BUNQ_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("BUNQ_SLOTS", "256")
+    monkeypatch.setenv("BUNQ_SHARDS", "3")  # changed, and `bunq prepare` not run again
+    with pytest.raises(SystemExit) as exited:
+        shard_main(["0"])
+    assert exited.value.code == (
+        f"shard: {tmp_path} is laid out for 2 shard(s), BUNQ_SHARDS=3: "
+        "run `bunq prepare` with the new count before the shards start"
+    )
+    monkeypatch.setenv("BUNQ_SHARDS", "2")
+    monkeypatch.setenv("BUNQ_SLOTS", "512")
+    with pytest.raises(SystemExit) as exited:
+        shard_main(["0"])
+    assert exited.value.code == f"shard: {tmp_path} was created with 256 slots; BUNQ_SLOTS=512 cannot change"
+    monkeypatch.setenv("BUNQ_SLOTS", "256")
+    with pytest.raises(SystemExit) as exited:
+        shard_main(["2"])
+    assert exited.value.code == "shard: shard 2 does not exist with BUNQ_SHARDS=2 (shards are 0 to 1)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]  # nothing written by the refusals
+    check_layout(str(tmp_path), 256, 2, 1)  # what prepare laid out is accepted
 
 
 def test_readme_lists_every_variable() -> None:
