@@ -90,7 +90,7 @@ def prepare(data_dir: str, slots: int, shards: int) -> None:
                     store.move_slots(store_path(data_dir, target), shards, target)
         finally:
             store.close()
-        if not 0 <= index < shards:
+        if index >= shards:
             for suffix in ("", "-wal", "-shm"):
                 with_suffix = store_path(data_dir, index) + suffix
                 if os.path.exists(with_suffix):

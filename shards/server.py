@@ -220,18 +220,16 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or not argv[0].isdigit():
         sys.exit("usage: python -m shards INDEX")
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        sys.exit(f"shard: {exc.message}")  # one line naming the variable, exit status 1
     from shards.reshard import check_layout  # reshard imports this module
 
+    index = int(argv[0])
     try:
-        check_layout(settings.data_dir, settings.slots, settings.shards, int(argv[0]))
+        settings = Settings.from_env()
+        check_layout(settings.data_dir, settings.slots, settings.shards, index)
     except ConfigError as exc:
-        sys.exit(f"shard: {exc.message}")
+        sys.exit(f"shard: {exc.message}")  # one line naming the variable or the layout, exit status 1
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s shard %(message)s")
-    server = ShardServer(settings, int(argv[0]))
+    server = ShardServer(settings, index)
     signal.signal(signal.SIGTERM, server.stop)
     signal.signal(signal.SIGINT, server.stop)
     server.run()
