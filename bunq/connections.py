@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 from bunq import protocol as p
 from bunq.client import Shards
-from bunq.edge import DeadlineHttpToolsProtocol
 from bunq.errors import BunqError
+from bunq.httpconn import DeadlineHttpToolsProtocol
 
 log = logging.getLogger("bunq.front")
 

@@ -1,6 +1,6 @@
-"""The edge, between a client's bytes and the routes: CORS, the HTTP rate limit, bearer-token auth (one
-ASGI layer, `Edge`, which also serves the hot routes), and a deadline and a size cap for the request head
-of every connection (a uvicorn protocol).
+"""The edge, between a client's requests and the routes: CORS, the HTTP rate limit and bearer-token auth,
+in one ASGI layer (`Edge`), which also serves the hot routes. (The connection below it, uvicorn's protocol
+with its limits on request heads and the hot routes it serves without ASGI, is `bunq.httpconn`.)
 
 Order: CORS (so refusals still carry CORS headers, and preflight needs no token) → rate limit → auth →
 the hot routes, or Starlette's router.
@@ -8,16 +8,12 @@ the hot routes, or Starlette's router.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import ipaddress
 import logging
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.protocols.http.flow_control import FlowControl
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from bunq import protocol as p
 from bunq.auth import bearer, token_ok
@@ -37,8 +33,6 @@ CORS_METHODS = b"GET, POST, PUT, DELETE, OPTIONS"
 CORS_HEADERS = b"Content-Type, Authorization"
 UNAUTHORIZED = b'{"ok":false,"error":"Unauthorized"}'
 RATE_LIMITED = b'{"ok":false,"error":"Rate limit exceeded"}'
-HEAD_TOO_LARGE = b'{"ok":false,"error":"Request header fields too large"}'
-UNPARSEABLE = b'{"ok":false,"error":"Invalid HTTP request"}'
 ANY_ORIGIN = [(b"access-control-allow-origin", b"*")]
 VARY_ORIGIN = (b"vary", b"Origin")
 PREFLIGHT = [
@@ -46,11 +40,14 @@ PREFLIGHT = [
     (b"access-control-allow-headers", CORS_HEADERS),
     (b"access-control-max-age", b"86400"),
 ]
-LINGER_S = 1.0
 
 
 def header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
+    return header_in(scope["headers"], name)
+
+
+def header_in(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
         if key == name:
             return str(value.decode("latin-1"))
     return None
@@ -134,9 +131,13 @@ class Edge:
         return self.rate_limited and await self.over_limit(scope) is not None
 
     def cors(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        return self.cors_of(scope["headers"])
+
+    def cors_of(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """The CORS headers of the response to a request with these headers."""
         if self.any_origin:
             return ANY_ORIGIN
-        origin = header(scope, b"origin")
+        origin = header_in(headers, b"origin")
         if origin is not None and origin in self.origins:
             return [(b"access-control-allow-origin", origin.encode("latin-1")), VARY_ORIGIN]
         return [VARY_ORIGIN]
@@ -180,244 +181,6 @@ def _address(text: str) -> str | None:
         return None
 
 
-class PipelineFlow(FlowControl):
-    """uvicorn's flow control, except that reading does not resume while pipelined requests wait their
-    turn. uvicorn resumes it whenever a response completes or a request reads its body, so a client that
-    pipelines without waiting had one more read's worth of requests queued each time: a client sending
-    `GET`s back to back and never reading grew a front past 3 GB. Now at most one read's worth waits."""
-
-    def __init__(self, transport: asyncio.Transport, pipeline: Any) -> None:
-        super().__init__(transport)
-        self.pipeline = pipeline
-
-    def resume_reading(self) -> None:
-        if not self.pipeline:
-            super().resume_reading()
-
-
-class DeadlineHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with two limits on a request's head (request line and headers), the
-    WebSocket upgrade's included:
-
-    - a deadline: a connection that has not sent a complete head within `BUNQ_HEADER_TIMEOUT_MS` of
-      connecting (or of its previous response) is closed, so slow-drip clients cannot hold connections;
-    - a size: a head past `BUNQ_MAX_HEADER_BYTES` is answered 431 and the connection closed, and nothing
-      past the cap reaches the parser (which would otherwise buffer a header line of any length).
-
-    The head's bytes are counted per chunk as they arrive, from the chunk after the previous request
-    ended; of a chunk that would pass the cap only the bytes up to it are parsed, and unless a request
-    ended within them, the head is too large.
-    """
-
-    open_connections = 0
-
-    def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.max_header_bytes = settings.max_header_bytes
-        self.header_timeout_s = settings.header_timeout_ms / 1000
-        self.cors_any = "*" in settings.cors_origins
-
-    def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)
-        self.flow = PipelineFlow(transport, self.pipeline)
-        DeadlineHttpToolsProtocol.open_connections += 1
-        self._head_bytes = 0
-        self._in_head = True  # between requests and in a head; False while a body is read
-        self._refused = False  # a head passed the cap
-        self._linger: asyncio.TimerHandle | None = None
-        self._upgraded = False
-        self._writes = OneWrite(transport, self.loop)
-        self._header_timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
-        self._head_due: float | None = None
-        self._idle_due: float | None = None
-        self._arm_header_deadline()
-
-    def data_received(self, data: bytes) -> None:
-        self._idle_due = None  # the next request has begun
-        if self._refused:
-            return  # what follows a refused head is read and dropped until the connection closes
-        if not self._in_head:
-            super().data_received(data)
-            return
-        room = self.max_header_bytes - self._head_bytes
-        self._head_bytes += min(len(data), room)
-        if len(data) <= room:
-            super().data_received(data)
-            return
-        super().data_received(data[:room])
-        if self._in_head and self._head_bytes == self.max_header_bytes:  # no request ended within the cap
-            self._refuse_head()
-        elif self._upgraded:
-            websocket = self.transport.get_protocol()
-            assert isinstance(websocket, asyncio.Protocol)
-            websocket.data_received(data[room:])
-        elif not self.transport.is_closing():
-            self.data_received(data[room:])  # a body, or the next request's head
-
-    def _refuse_head(self) -> None:
-        """431 and close. The close lingers a moment, reading and dropping what the client still sends,
-        so that the client reads the answer instead of a reset."""
-        self._refused = True
-        self._cancel_header_deadline()
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.keep_alive = False  # a response in progress ends the connection instead
-            self.flow.pause_reading()
-            return
-        self._linger = self.loop.call_later(LINGER_S, self._close)
-        self.transport.write(self._last_answer(b"431 Request Header Fields Too Large", HEAD_TOO_LARGE))
-        if self.transport.can_write_eof():
-            self.transport.write_eof()
-
-    def send_400_response(self, msg: str) -> None:
-        """What uvicorn answers bytes its parser refuses (a bad `Content-Length`, a control character in a
-        header, a broken request line): the JSON error every other refusal is, instead of its plain text."""
-        self.transport.write(self._last_answer(b"400 Bad Request", UNPARSEABLE))
-        self.transport.close()
-
-    def _last_answer(self, status: bytes, body: bytes) -> bytes:
-        """An answer written past the ASGI app, the connection's last."""
-        headers = [*self.server_state.default_headers, (b"content-type", b"application/json")]
-        if self.cors_any:
-            headers.append((b"access-control-allow-origin", b"*"))
-        headers += [(b"content-length", str(len(body)).encode()), (b"connection", b"close")]
-        lines = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-        return b"HTTP/1.1 " + status + b"\r\n" + lines + b"\r\n" + body
-
-    def _close(self) -> None:
-        if not self.transport.is_closing():
-            self.transport.close()
-
-    # Two deadlines, each a time kept on the connection, watched by one timer: the head's (above) and uvicorn's
-    # keep-alive (an idle connection is closed `timeout_keep_alive` after its last response, until a byte of
-    # the next request comes). Setting or clearing either per request costs attribute writes instead of a
-    # loop timer made and cancelled each time (uvicorn makes one per response for its keep-alive). The timer,
-    # when it fires, closes the connection if a deadline has passed, and otherwise waits for the nearer one.
-
-    def _arm_header_deadline(self) -> None:
-        self._head_due = due = self.loop.time() + self.header_timeout_s
-        self._watch(due)
-
-    def _watch(self, due: float) -> None:
-        timer = self._header_timer
-        if timer is None or due < self._timer_at:
-            if timer is not None:
-                timer.cancel()
-            self._timer_at = due
-            self._header_timer = self.loop.call_at(due, self._header_timer_fired)
-
-    def _header_timer_fired(self) -> None:
-        self._header_timer = None
-        head, idle = self._head_due, self._idle_due
-        due = idle if head is None else head if idle is None else min(head, idle)
-        if due is None:
-            return
-        if self.loop.time() >= due:
-            self._head_due = self._idle_due = None
-            self._close()
-        else:
-            self._watch(due)
-
-    def _cancel_header_deadline(self) -> None:
-        self._head_due = None
-
-    def _stop_header_timer(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def on_headers_complete(self) -> None:
-        self._in_head = False
-        self._cancel_header_deadline()
-        super().on_headers_complete()
-        if self.cycle is not None:
-            self.cycle.transport = self._writes  # type: ignore[assignment]  # write, close, is_closing: all it uses
-
-    def on_message_complete(self) -> None:
-        self._in_head = True
-        self._head_bytes = 0
-        super().on_message_complete()
-
-    def on_response_complete(self) -> None:
-        # uvicorn's, with its keep-alive timer replaced by the idle deadline, and reading resumed after the
-        # next pipelined request has started rather than before (PipelineFlow refuses it while one waits)
-        self.server_state.total_requests += 1
-        if self.transport.is_closing():
-            return
-        self._unset_keepalive_if_required()
-        if self.pipeline:
-            cycle, app = self.pipeline.pop()
-            self._start_asgi_task(cycle, app)
-        else:
-            self._idle_due = due = self.loop.time() + self.timeout_keep_alive
-            self._watch(due)
-        self.flow.resume_reading()
-        if not self._refused:
-            self._arm_header_deadline()
-
-    def handle_websocket_upgrade(self) -> None:
-        # From here the WebSocket protocol owns the connection (and is told of its loss): it no longer
-        # counts as an HTTP one.
-        self._upgraded = True
-        DeadlineHttpToolsProtocol.open_connections -= 1
-        super().handle_websocket_upgrade()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self._upgraded:
-            DeadlineHttpToolsProtocol.open_connections -= 1
-        self._cancel_header_deadline()
-        self._stop_header_timer()
-        if self._linger is not None:
-            self._linger.cancel()
-        super().connection_lost(exc)
-
-
-class OneWrite:
-    """What a response's cycle writes through: the head (status line and headers) is held back and leaves
-    with the body that follows it, in one write. uvicorn writes them apart, which costs a second send
-    syscall and, on the client's side, often a second wake-up and read for every response. A head that
-    no body follows in the same turn of the loop (a stream whose first chunk is still to come) goes out
-    at the end of that turn on its own."""
-
-    __slots__ = ("transport", "loop", "head")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self.transport = transport
-        self.loop = loop
-        self.head: bytes | None = None
-
-    def write(self, data: bytes) -> None:
-        head = self.head
-        if head is not None:
-            self.head = None
-            self.transport.write(head + data)
-        elif data.startswith(b"HTTP/1.1 ") and not data.startswith(b"HTTP/1.1 100 "):
-            self.head = data
-            self.loop.call_soon(self.flush)
-        else:
-            self.transport.write(data)
-
-    def flush(self) -> None:
-        head = self.head
-        if head is not None:
-            self.head = None
-            self.transport.write(head)
-
-    def close(self) -> None:
-        self.flush()
-        self.transport.close()
-
-    def is_closing(self) -> bool:
-        return self.transport.is_closing()
-
-
-def http_protocol(settings: Settings) -> type[asyncio.Protocol]:
-    """What uvicorn builds each connection's protocol with: `DeadlineHttpToolsProtocol` bound to the
-    settings read at start-up. A partial of a module-level class pickles, so it reaches the worker
-    processes uvicorn spawns; uvicorn only calls it (its annotation asks for the class itself)."""
-    return cast("type[asyncio.Protocol]", functools.partial(DeadlineHttpToolsProtocol, settings=settings))
-
-
 def encoded_slashes_kept(raw_path: bytes) -> str:
     """The request path decoded segment by segment, with a `/` and a `%` inside a segment written `%2F` and
     `%25`, so that `/crons/a%2Fb` routes as one segment instead of as `/crons/a/b` (404); the routes' handlers
@@ -425,53 +188,3 @@ def encoded_slashes_kept(raw_path: bytes) -> str:
     characters, 400, as the reference does)."""
     segments = raw_path.decode("latin-1").split("/")
     return "/".join(unquote(segment).replace("%", "%25").replace("/", "%2F") for segment in segments)
-
-
-class DefaultHead:
-    """The server's default headers (uvicorn's `date`, a new list each second) rendered once per list."""
-
-    __slots__ = ("headers", "rendered")
-
-    def __init__(self) -> None:
-        self.headers: list[tuple[bytes, bytes]] | None = None
-        self.rendered = b""
-
-    def of(self, headers: list[tuple[bytes, bytes]]) -> bytes:
-        if headers is not self.headers:
-            self.rendered = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-            self.headers = headers
-        return self.rendered
-
-
-DEFAULT_HEAD = DefaultHead()
-
-
-def write_whole(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> bool:
-    """Write a complete response (`headers` besides uvicorn's defaults; `content-length` is added) straight
-    to the connection, in one write, when `send` is the send of uvicorn's httptools cycle with nothing in
-    the way: the response not begun, writing not paused, the client still there. False, and nothing done,
-    otherwise: the caller then sends it the ASGI way.
-
-    What the cycle's two ASGI sends would have done, less what they check of headers that are the hot
-    routes' own constants: write the same bytes (the defaults, then `headers`, `connection: close` where the
-    connection is not kept alive), mark the response complete and tell the protocol (its next pipelined
-    request, its idle deadline). The two sends were about 7% of a front's CPU under single pushes."""
-    cycle = getattr(send, "__self__", None)
-    if type(cycle) is not RequestResponseCycle or cycle.response_started or cycle.disconnected:
-        return False
-    writes: object = cycle.transport
-    if type(writes) is not OneWrite or writes.head is not None or cycle.flow.write_paused:
-        return False
-    keep_alive = cycle.keep_alive
-    head = [STATUS_LINE[status], DEFAULT_HEAD.of(cycle.default_headers)]
-    for name, value in headers:
-        head += (name, b": ", value, b"\r\n")
-    head += (b"content-length: %d\r\n" % len(body), b"\r\n" if keep_alive else b"connection: close\r\n\r\n", body)
-    cycle.response_started = cycle.response_complete = True
-    cycle.waiting_for_100_continue = False
-    writes.transport.write(b"".join(head))
-    cycle.message_event.set()
-    if not keep_alive:
-        writes.transport.close()
-    cycle.on_response()
-    return True

@@ -1,9 +1,10 @@
 """The route table's hot entries (push, bulk, pull, pull-batch, ack, ack-batch) served straight from ASGI.
 
 Served by the edge once auth, the rate limit and CORS passed; it skips the router and the request/response
-objects, and writes each response as one piece (`bunq.edge.write_whole`) where it can. The routes, handlers,
-body reader and error renderer are the table's and `bunq.http`'s, so behaviour cannot drift between the two
-paths.
+objects, and writes each response as one piece (`bunq.httpconn.write_whole`) where it can. The routes,
+handlers, body reader and error renderer are the table's and `bunq.http`'s, so behaviour cannot drift
+between the two paths. Most hot requests never reach ASGI: the connection's protocol serves them
+(`bunq.httpconn.HotCycle`) with the same `FastPath.answer`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from bunq.client import Shards
-from bunq.edge import write_whole
 from bunq.http import Call, Operation, failure, path_params, read_body
+from bunq.httpconn import write_whole
 from bunq.routes.table import HOT
 
 Segments = tuple[tuple[int, str], ...]  # (position in the split path, literal text or parameter name)
@@ -77,16 +78,28 @@ class FastPath:
     ) -> None:
         try:
             body = await read_body(scope, receive, self.max_body_bytes) if op.body else b""
-            call = Call(self.client, path_params(scope, params), scope.get("query_string", b""), body)
-            result = await op.handler(call)
-            status, payload = (200, result) if isinstance(result, bytes) else result
         except ClientDisconnect:
             return
-        except Exception as exc:  # the one renderer, as Starlette's handler uses it
+        except Exception as exc:
             status, payload = failure(exc, f"{scope['method']} {scope['path']}")
+        else:
+            query = scope.get("query_string", b"")
+            status, payload = await self.answer(
+                op, path_params(scope, params), query, body, scope["method"], scope["path"]
+            )
         headers = [JSON_TYPE, *extra_headers] if extra_headers else [JSON_TYPE]
         if write_whole(send, status, payload, headers):
             return
         headers.append((b"content-length", str(len(payload)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+    async def answer(
+        self, op: Operation, params: dict[str, str], query: bytes, body: bytes, method: str, path: str
+    ) -> tuple[int, bytes]:
+        """The status and body of the response to a hot request: the handler's, or its error rendered."""
+        try:
+            result = await op.handler(Call(self.client, params, query, body))
+        except Exception as exc:  # the one renderer, as Starlette's handler uses it
+            return failure(exc, f"{method} {path}")
+        return (200, result) if isinstance(result, bytes) else result

@@ -170,7 +170,7 @@ def serve(settings: Settings) -> None:
 def front(settings: Settings) -> None:
     import uvicorn
 
-    from bunq.edge import http_protocol
+    from bunq.httpconn import http_protocol
 
     if settings.fronts > 1:
         os.environ[FRONT_MANAGER] = str(os.getpid())  # the workers tie themselves to this process

@@ -628,3 +628,57 @@ def test_a_client_that_pipelines_pushes_without_reading_gets_every_reply(server:
     assert len(set(ids)) == count * 1000
     counts = httpx.get(f"{server.url}/queues/{queue}/counts", timeout=10).json()["counts"]
     assert counts["waiting"] == count * 1000
+
+
+def test_a_push_is_stored_whatever_way_its_body_comes(server: BunqServer) -> None:
+    """The front serves a push from its connection when the body comes whole with the head, and through ASGI
+    otherwise: a body in a later read, a chunked body, one behind `Expect: 100-continue`. Each is answered
+    and stored with its data alike."""
+    queue = "edge-hot-bodies"
+    body = b'{"data": {"way": "%s"}}'
+    head = b"POST /queues/%s/jobs HTTP/1.1\r\nHost: bunq\r\n" % queue.encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        whole = body % b"whole"
+        sock.sendall(head + b"Content-Length: %d\r\n\r\n%s" % (len(whole), whole))
+        later = body % b"later"
+        sock.sendall(head + b"Content-Length: %d\r\n\r\n%s" % (len(later), later[:5]))
+        time.sleep(0.2)  # the rest in a read of its own
+        sock.sendall(later[5:])
+        chunked = body % b"chunked"
+        sock.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(chunked), chunked))
+        replies = _read_responses(sock, 3)
+        continued = body % b"continued"
+        sock.sendall(head + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(continued))
+        interim = b""
+        while b"\r\n\r\n" not in interim:
+            interim += sock.recv(4096)
+        assert interim.startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(continued)
+        replies += _read_responses(sock, 1)
+    assert [head.split(b"\r\n")[0] for head, _ in replies] == [b"HTTP/1.1 200 OK"] * 4
+    ids = [json.loads(reply)["id"] for _, reply in replies]
+    ways = [httpx.get(f"{server.url}/jobs/{job_id}", timeout=10).json()["job"]["data"]["way"] for job_id in ids]
+    assert ways == ["whole", "later", "chunked", "continued"]
+
+
+def test_a_client_gone_before_its_reply_leaves_the_front_serving(server: BunqServer) -> None:
+    """Clients that send a push and close at once, before its reply: every push is stored (each came whole),
+    and the front goes on serving."""
+    queue = "edge-hot-gone"
+    body = b'{"data": 1}'
+    request = b"POST /queues/%s/jobs HTTP/1.1\r\nHost: bunq\r\nContent-Length: %d\r\n\r\n%s" % (
+        queue.encode(), len(body), body,
+    )  # fmt: skip
+    for _ in range(50):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        sock.sendall(request)
+        sock.close()
+    deadline = time.monotonic() + 10
+    while True:
+        counts = httpx.get(f"{server.url}/queues/{queue}/counts", timeout=10).json()["counts"]
+        if counts["waiting"] == 50 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert counts["waiting"] == 50
+    reply = httpx.post(f"{server.url}/queues/{queue}/jobs", json={"data": 2}, timeout=10)
+    assert reply.status_code == 200 and reply.json()["ok"] is True

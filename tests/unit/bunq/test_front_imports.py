@@ -8,7 +8,16 @@ from pathlib import Path
 import bunq
 
 ROOT = Path(bunq.__file__).parent
-FRONT_ONLY = {"bunq.app", "bunq.edge", "bunq.fastpath", "bunq.http", "bunq.ws_commands", "bunq.routes", "bunq.metrics"}
+FRONT_ONLY = {
+    "bunq.app",
+    "bunq.edge",
+    "bunq.httpconn",
+    "bunq.fastpath",
+    "bunq.http",
+    "bunq.ws_commands",
+    "bunq.routes",
+    "bunq.metrics",
+}
 
 
 def _imports(path: Path) -> set[str]:
