@@ -136,6 +136,10 @@ def test_cors_origin_list_echoes_the_matching_origin(tmp_path: Path) -> None:
         assert ok.headers["access-control-allow-origin"] == "https://b.example" and ok.headers["vary"] == "Origin"
         other = httpx.get(server.url + "/queues/x/counts", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+        for origin, allowed in (("https://a.example", "https://a.example"), ("https://evil.example", None)):
+            push = httpx.post(server.url + "/queues/x/jobs", json={"data": 1}, headers={"Origin": origin})
+            assert push.status_code == 200 and push.headers["vary"] == "Origin"  # a hot route, served alike
+            assert push.headers.get("access-control-allow-origin") == allowed
         ws_url = server.url.replace("http", "ws") + "/ws"
         with pytest.raises(InvalidStatus) as refused:  # a page elsewhere cannot drive the WebSocket either
             ws_connect(ws_url, origin=Origin("https://evil.example"), open_timeout=10).close()
