@@ -88,6 +88,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._in_head = True  # between requests and in a head; False while a body is read
         self._refused = False  # a head passed the cap
+        self._last_words: bytes | None = None  # a refusal held back until the responses before it are out
         self._linger: asyncio.TimerHandle | None = None
         self._upgraded = False
         self._writes = OneWrite(transport, self.loop)
@@ -99,7 +100,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._idle_due = None  # the next request has begun
-        if self._refused:
+        if self._refused or self._last_words is not None:
             return  # what follows a refused head is read and dropped until the connection closes
         if not self._in_head:
             self._feed(data)
@@ -122,7 +123,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
     def _feed(self, data: bytes) -> None:
         super().data_received(data)
         cycle: RequestResponseCycle | HotCycle = self.cycle
-        if type(cycle) is HotCycle and not cycle.complete and not self.transport.is_closing():
+        if type(cycle) is HotCycle and cycle.more_body and not self.transport.is_closing():
             self._to_asgi(cycle)  # its body did not come whole with the head
 
     def _refuse_head(self) -> None:
@@ -141,8 +142,19 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         """What uvicorn answers bytes its parser refuses (a bad `Content-Length`, a control character in a
-        header, a broken request line): the JSON error every other refusal is, instead of its plain text."""
-        self.transport.write(self._last_answer(b"400 Bad Request", UNPARSEABLE))
+        header, a broken request line): the JSON error every other refusal is, instead of its plain text.
+        Requests that came before the bad bytes are answered first, in order, as they would have been: a
+        client whose push was stored must not read a 400 in place of its 200."""
+        answer = self._last_answer(b"400 Bad Request", UNPARSEABLE)
+        cycle: RequestResponseCycle | HotCycle | None = self.cycle
+        if (
+            cycle is not None and not cycle.more_body and not cycle.response_complete
+            and not self.transport.is_closing()
+        ):  # fmt: skip  # the bad bytes came after a whole request still being answered
+            self._last_words = answer  # written by `on_response_complete` once the pipeline is empty
+            self.flow.pause_reading()
+            return
+        self.transport.write(answer)
         self.transport.close()
 
     def _last_answer(self, status: bytes, body: bytes) -> bytes:
@@ -288,7 +300,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         cycle: RequestResponseCycle | HotCycle = self.cycle
         if type(cycle) is HotCycle:
-            cycle.complete = True
+            cycle.more_body = False
             task = self.loop.create_task(self._serve_hot(cycle))
             task.add_done_callback(self.tasks.discard)
             self.tasks.add(task)  # the server waits for it at shutdown
@@ -338,6 +350,10 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             if not self._refused:
                 self._arm_header_deadline()
             return
+        if self._last_words is not None:
+            self.transport.write(self._last_words)
+            self.transport.close()
+            return
         self.flow.resume_reading()
         now = self.loop.time()
         self._idle_due = idle = now + self.timeout_keep_alive
@@ -383,7 +399,7 @@ class HotCycle:
     `message_event`) when the connection is lost, shut down or refused, or the next request pipelined."""
 
     __slots__ = (
-        "op", "params", "query", "method", "path", "keep_alive", "cors", "chunks", "complete",
+        "op", "params", "query", "method", "path", "keep_alive", "cors", "chunks", "more_body",
         "response_complete", "disconnected", "message_event",
     )  # fmt: skip
 
@@ -405,7 +421,7 @@ class HotCycle:
         self.keep_alive = keep_alive
         self.cors = cors
         self.chunks: list[bytes] = []
-        self.complete = False  # the whole body has come
+        self.more_body = True  # until the whole body has come
         self.response_complete = False
         self.disconnected = False
         self.message_event = NO_EVENT

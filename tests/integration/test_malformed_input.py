@@ -442,3 +442,29 @@ def test_bytes_the_http_parser_refuses_get_the_json_error_and_store_nothing(
     assert b"access-control-allow-origin: *" in status.lower()
     assert json.loads(body) == {"ok": False, "error": "Invalid HTTP request"}
     assert total(http, "framing") == 0
+
+
+@pytest.mark.parametrize("pipelined", [1, 3], ids=["one", "three"])
+def test_requests_before_bytes_the_parser_refuses_are_answered_first(
+    server: BunqServer, http: httpx.Client, pipelined: int
+) -> None:
+    """Whole pushes followed on their connection by bytes the parser refuses (here: a body longer than its
+    `Content-Length`): each push is answered 200 with its id, in order, and only then comes the 400 and the
+    end of the connection. Before, the 400 went out first and the replies of pushes that were stored were
+    lost: their clients read a refusal for a job the queue holds."""
+    queue = f"framing-after-{pipelined}"
+    body = b'{"data":1}'
+    push = b"POST /queues/%s/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
+        queue.encode(),
+        len(body),
+        body,
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(push * pipelined + b"GARBAGE\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):  # the server closes the connection after its last answer
+            answer += chunk
+    statuses = re.findall(rb"HTTP/1.1 (\d{3}) ", answer)
+    assert statuses == [b"200"] * pipelined + [b"400"], answer[:400]
+    assert answer.endswith(b'{"ok":false,"error":"Invalid HTTP request"}')
+    assert total(http, queue) == pipelined
