@@ -338,7 +338,10 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         # uvicorn's, with its keep-alive timer replaced by the idle deadline, and reading resumed after the
-        # next pipelined request has started rather than before (PipelineFlow refuses it while one waits)
+        # next pipelined request has started rather than before (PipelineFlow refuses it while one waits).
+        # A pipelined request started here has its head already: no head deadline runs while it is served
+        # (a long poll may wait past it), and the usual one starts when it is answered. A further head sent
+        # meanwhile is bounded so by the request's own time (a long poll's timeout at most) plus the deadline.
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
@@ -347,8 +350,6 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
             self.flow.resume_reading()
-            if not self._refused:
-                self._arm_header_deadline()
             return
         if self._last_words is not None:
             self.transport.write(self._last_words)

@@ -686,3 +686,25 @@ def test_a_client_gone_before_its_reply_leaves_the_front_serving(server: BunqSer
     assert counts["waiting"] == 50
     reply = httpx.post(f"{server.url}/queues/{queue}/jobs", json={"data": 2}, timeout=10)
     assert reply.status_code == 200 and reply.json()["ok"] is True
+
+
+def test_a_pipelined_long_poll_outlasts_the_head_deadline(plain: BunqServer) -> None:
+    """A long-polling pull pipelined behind a push is answered when its wait is over, though that is past
+    the head deadline (1 s here): its head came whole with the push's, so no deadline runs while it waits.
+    Once it is answered, the connection has a head deadline again."""
+    body = b'{"data": 1}'
+    requests = b"POST /queues/edge-pipe-push/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
+    requests += b"GET /queues/edge-pipe-empty/jobs?timeout=2500 HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", plain.port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(requests)
+        (_, pushed), (_, pulled) = _read_responses(sock, 2)
+        waited = time.monotonic() - started
+        assert json.loads(pushed)["ok"] is True
+        assert json.loads(pulled) == {"ok": True, "job": None}
+        assert waited >= 2.0  # it was held for its whole wait, not cut off
+        sock.settimeout(3)
+        assert sock.recv(4096) == b"", "an idle connection outlived its head deadline"
