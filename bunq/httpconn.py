@@ -311,6 +311,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         assert self.hot is not None
         try:
             body = b"".join(cycle.chunks)
+            cycle.chunks.clear()  # the cycle stays the connection's until its next request: not its body
             status, payload = await self.hot.answer(cycle.op, cycle.params, cycle.query, body, cycle.method, cycle.path)
             if cycle.disconnected:
                 return
