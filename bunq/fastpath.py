@@ -1,7 +1,7 @@
 """The route table's hot entries (push, bulk, pull, pull-batch, ack, ack-batch) served straight from ASGI.
 
 Served by the edge once auth, the rate limit and CORS passed; it skips the router and the request/response
-objects, and writes each response as one piece (`bunq.httpconn.write_whole`) where it can. The routes,
+objects, and writes each response as one piece (`bunq.writes.write_whole`) where it can. The routes,
 handlers, body reader and error renderer are the table's and `bunq.http`'s, so behaviour cannot drift
 between the two paths. Most hot requests never reach ASGI: the connection's protocol serves them
 (`bunq.httpconn.HotCycle`) with the same `FastPath.answer`.
@@ -16,8 +16,8 @@ from starlette.types import Receive, Scope, Send
 
 from bunq.client import Shards
 from bunq.http import Call, Operation, failure, path_params, read_body
-from bunq.httpconn import write_whole
 from bunq.routes.table import HOT
+from bunq.writes import write_whole
 
 Segments = tuple[tuple[int, str], ...]  # (position in the split path, literal text or parameter name)
 Candidate = tuple[Segments, Segments, Operation]  # literals, parameters, entry

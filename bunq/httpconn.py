@@ -1,6 +1,7 @@
-"""The HTTP connection: uvicorn's httptools protocol with a deadline and a size cap for every request's head,
-flow control that holds pipelined requests back, responses written whole, and the hot routes served from
-the protocol itself (`HotCycle`).
+"""The HTTP connection, between a client's bytes and the edge: uvicorn's httptools protocol, with limits.
+
+Its additions: a deadline and a size cap for every request's head, flow control that holds pipelined requests
+back, responses written whole (`bunq.writes`), and the hot routes served from the protocol itself (`HotCycle`).
 
 A hot request (push, bulk, pull, pull-batch, ack, ack-batch: `bunq.routes.table.HOT`) that needs nothing the
 ASGI path gives it is answered here, without the ASGI scope, the request/response cycle, its task wrapper
@@ -20,12 +21,12 @@ import logging
 from typing import TYPE_CHECKING, Any, cast
 
 import httptools
-from starlette.types import Send
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from bunq.auth import bearer, token_ok
 from bunq.settings import Settings
+from bunq.writes import DEFAULT_HEAD, OneWrite
 
 if TYPE_CHECKING:
     from bunq.edge import Edge
@@ -429,97 +430,8 @@ class HotCycle:
         self.message_event = NO_EVENT
 
 
-class OneWrite:
-    """What a response's cycle writes through: the head (status line and headers) is held back and leaves
-    with the body that follows it, in one write. uvicorn writes them apart, which costs a second send
-    syscall and, on the client's side, often a second wake-up and read for every response. A head that
-    no body follows in the same turn of the loop (a stream whose first chunk is still to come) goes out
-    at the end of that turn on its own."""
-
-    __slots__ = ("transport", "loop", "head")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self.transport = transport
-        self.loop = loop
-        self.head: bytes | None = None
-
-    def write(self, data: bytes) -> None:
-        head = self.head
-        if head is not None:
-            self.head = None
-            self.transport.write(head + data)
-        elif data.startswith(b"HTTP/1.1 ") and not data.startswith(b"HTTP/1.1 100 "):
-            self.head = data
-            self.loop.call_soon(self.flush)
-        else:
-            self.transport.write(data)
-
-    def flush(self) -> None:
-        head = self.head
-        if head is not None:
-            self.head = None
-            self.transport.write(head)
-
-    def close(self) -> None:
-        self.flush()
-        self.transport.close()
-
-    def is_closing(self) -> bool:
-        return self.transport.is_closing()
-
-
 def http_protocol(settings: Settings) -> type[asyncio.Protocol]:
     """What uvicorn builds each connection's protocol with: `DeadlineHttpToolsProtocol` bound to the
     settings read at start-up. A partial of a module-level class pickles, so it reaches the worker
     processes uvicorn spawns; uvicorn only calls it (its annotation asks for the class itself)."""
     return cast("type[asyncio.Protocol]", functools.partial(DeadlineHttpToolsProtocol, settings=settings))
-
-
-class DefaultHead:
-    """The server's default headers (uvicorn's `date`, a new list each second) rendered once per list."""
-
-    __slots__ = ("headers", "rendered")
-
-    def __init__(self) -> None:
-        self.headers: list[tuple[bytes, bytes]] | None = None
-        self.rendered = b""
-
-    def of(self, headers: list[tuple[bytes, bytes]]) -> bytes:
-        if headers is not self.headers:
-            self.rendered = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-            self.headers = headers
-        return self.rendered
-
-
-DEFAULT_HEAD = DefaultHead()
-
-
-def write_whole(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> bool:
-    """Write a complete response (`headers` besides uvicorn's defaults; `content-length` is added) straight
-    to the connection, in one write, when `send` is the send of uvicorn's httptools cycle with nothing in
-    the way: the response not begun, writing not paused, the client still there. False, and nothing done,
-    otherwise: the caller then sends it the ASGI way.
-
-    What the cycle's two ASGI sends would have done, less what they check of headers that are the hot
-    routes' own constants: write the same bytes (the defaults, then `headers`, `connection: close` where the
-    connection is not kept alive), mark the response complete and tell the protocol (its next pipelined
-    request, its idle deadline). The two sends were about 7% of a front's CPU under single pushes."""
-    cycle = getattr(send, "__self__", None)
-    if type(cycle) is not RequestResponseCycle or cycle.response_started or cycle.disconnected:
-        return False
-    writes: object = cycle.transport
-    if type(writes) is not OneWrite or writes.head is not None or cycle.flow.write_paused:
-        return False
-    keep_alive = cycle.keep_alive
-    head = [STATUS_LINE[status], DEFAULT_HEAD.of(cycle.default_headers)]
-    for name, value in headers:
-        head += (name, b": ", value, b"\r\n")
-    head += (b"content-length: %d\r\n" % len(body), b"\r\n" if keep_alive else b"connection: close\r\n\r\n", body)
-    cycle.response_started = cycle.response_complete = True
-    cycle.waiting_for_100_continue = False
-    writes.transport.write(b"".join(head))
-    cycle.message_event.set()
-    if not keep_alive:
-        writes.transport.close()
-    cycle.on_response()
-    return True

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from bunq.edge import client_ip
-from bunq.httpconn import OneWrite
+from bunq.writes import OneWrite
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n"
 
