@@ -17,11 +17,10 @@ from starlette.types import Receive, Scope, Send
 from bunq.client import Shards
 from bunq.http import Call, Operation, failure, path_params, read_body
 from bunq.routes.table import HOT
-from bunq.writes import write_whole
+from bunq.writes import JSON_TYPE, write_whole
 
 Segments = tuple[tuple[int, str], ...]  # (position in the split path, literal text or parameter name)
 Candidate = tuple[Segments, Segments, Operation]  # literals, parameters, entry
-JSON_TYPE = (b"content-type", b"application/json")
 
 
 class Matcher:

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 from uvicorn.protocols.http.flow_control import FlowControl
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from bunq.auth import bearer, token_ok
 from bunq.settings import Settings
-from bunq.writes import DEFAULT_HEAD, OneWrite
+from bunq.writes import JSON_TYPE, OneWrite, render
 
 if TYPE_CHECKING:
     from bunq.edge import Edge
@@ -37,7 +37,7 @@ log = logging.getLogger("bunq.front")
 
 HEAD_TOO_LARGE = b'{"ok":false,"error":"Request header fields too large"}'
 UNPARSEABLE = b'{"ok":false,"error":"Invalid HTTP request"}'
-JSON_TYPE = b"content-type: application/json\r\n"
+ANY_ORIGIN = (b"access-control-allow-origin", b"*")
 LINGER_S = 1.0
 
 
@@ -137,7 +137,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             self.flow.pause_reading()
             return
         self._linger = self.loop.call_later(LINGER_S, self._close)
-        self.transport.write(self._last_answer(b"431 Request Header Fields Too Large", HEAD_TOO_LARGE))
+        self.transport.write(self._last_answer(431, HEAD_TOO_LARGE))
         if self.transport.can_write_eof():
             self.transport.write_eof()
 
@@ -146,7 +146,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         header, a broken request line): the JSON error every other refusal is, instead of its plain text.
         Requests that came before the bad bytes are answered first, in order, as they would have been: a
         client whose push was stored must not read a 400 in place of its 200."""
-        answer = self._last_answer(b"400 Bad Request", UNPARSEABLE)
+        answer = self._last_answer(400, UNPARSEABLE)
         cycle: RequestResponseCycle | HotCycle | None = self.cycle
         if (
             cycle is not None and not cycle.more_body and not cycle.response_complete
@@ -158,14 +158,10 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write(answer)
         self.transport.close()
 
-    def _last_answer(self, status: bytes, body: bytes) -> bytes:
+    def _last_answer(self, status: int, body: bytes) -> bytes:
         """An answer written past the ASGI app, the connection's last."""
-        headers = [*self.server_state.default_headers, (b"content-type", b"application/json")]
-        if self.cors_any:
-            headers.append((b"access-control-allow-origin", b"*"))
-        headers += [(b"content-length", str(len(body)).encode()), (b"connection", b"close")]
-        lines = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-        return b"HTTP/1.1 " + status + b"\r\n" + lines + b"\r\n" + body
+        headers = [JSON_TYPE, ANY_ORIGIN] if self.cors_any else [JSON_TYPE]
+        return render(status, self.server_state.default_headers, headers, body, keep_alive=False)
 
     def _close(self) -> None:
         if not self.transport.is_closing():
@@ -265,7 +261,8 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             return None
         keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
         op, params, method, path = found
-        return HotCycle(op, params, url.query or b"", method, path, keep_alive, edge.cors_of(self.headers))
+        headers = [JSON_TYPE, *edge.cors_of(self.headers)]
+        return HotCycle(op, params, url.query or b"", method, path, keep_alive, headers)
 
     def _hot_route(self, method: bytes, raw_path: bytes) -> tuple[Operation, dict[str, str], str, str] | None:
         """The hot entry a request's method and path match (an escaped path is left to the edge)."""
@@ -321,13 +318,8 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
                 if cycle.disconnected:
                     return
             keep_alive = cycle.keep_alive  # read now: a shutdown or a refused head may have cleared it
-            head = [STATUS_LINE[status], DEFAULT_HEAD.of(self.server_state.default_headers), JSON_TYPE]
-            for name, value in cycle.cors:
-                head += (name, b": ", value, b"\r\n")
-            head += (b"content-length: %d\r\n" % len(payload), b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
-            head.append(payload)
             cycle.response_complete = True
-            self.transport.write(b"".join(head))
+            self.transport.write(render(status, self.server_state.default_headers, cycle.headers, payload, keep_alive))
             if not keep_alive:
                 self.transport.close()
             self.on_response_complete()
@@ -402,7 +394,7 @@ class HotCycle:
     `message_event`) when the connection is lost, shut down or refused, or the next request pipelined."""
 
     __slots__ = (
-        "op", "params", "query", "method", "path", "keep_alive", "cors", "chunks", "more_body",
+        "op", "params", "query", "method", "path", "keep_alive", "headers", "chunks", "more_body",
         "response_complete", "disconnected", "message_event",
     )  # fmt: skip
 
@@ -414,7 +406,7 @@ class HotCycle:
         method: str,
         path: str,
         keep_alive: bool,
-        cors: list[tuple[bytes, bytes]],
+        headers: list[tuple[bytes, bytes]],
     ) -> None:
         self.op = op
         self.params = params
@@ -422,7 +414,7 @@ class HotCycle:
         self.method = method
         self.path = path
         self.keep_alive = keep_alive
-        self.cors = cors
+        self.headers = headers  # the response's own: its type and CORS
         self.chunks: list[bytes] = []
         self.more_body = True  # until the whole body has come
         self.response_complete = False

@@ -1,11 +1,12 @@
 """Responses written whole, below ASGI: the head held back to leave with its body (`OneWrite`), the server's
-default headers rendered once a second (`DEFAULT_HEAD`), and a complete response written straight to the
-connection in one piece (`write_whole`). Used by the connection (`bunq.httpconn`) and the edge's hot path
-(`bunq.fastpath`)."""
+default headers rendered once a second (`DEFAULT_HEAD`), a complete response's bytes (`render`), and a
+complete response written straight to the connection in one piece (`write_whole`). Used by the connection
+(`bunq.httpconn`) and the edge's hot path (`bunq.fastpath`)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
 from starlette.types import Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, RequestResponseCycle
@@ -67,6 +68,20 @@ class DefaultHead:
 
 
 DEFAULT_HEAD = DefaultHead()
+JSON_TYPE = (b"content-type", b"application/json")
+
+
+def render(
+    status: int, default_headers: list[tuple[bytes, bytes]], headers: Iterable[tuple[bytes, bytes]], body: bytes,
+    keep_alive: bool,
+) -> bytes:  # fmt: skip
+    """A complete response's bytes as uvicorn's cycle writes them: the status line, the server's defaults,
+    `headers`, the length, `connection: close` where the connection is not kept alive, and the body."""
+    head = [STATUS_LINE[status], DEFAULT_HEAD.of(default_headers)]
+    for name, value in headers:
+        head += (name, b": ", value, b"\r\n")
+    head += (b"content-length: %d\r\n" % len(body), b"\r\n" if keep_alive else b"connection: close\r\n\r\n", body)
+    return b"".join(head)
 
 
 def write_whole(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> bool:
@@ -86,13 +101,9 @@ def write_whole(send: Send, status: int, body: bytes, headers: list[tuple[bytes,
     if type(writes) is not OneWrite or writes.head is not None or cycle.flow.write_paused:
         return False
     keep_alive = cycle.keep_alive
-    head = [STATUS_LINE[status], DEFAULT_HEAD.of(cycle.default_headers)]
-    for name, value in headers:
-        head += (name, b": ", value, b"\r\n")
-    head += (b"content-length: %d\r\n" % len(body), b"\r\n" if keep_alive else b"connection: close\r\n\r\n", body)
     cycle.response_started = cycle.response_complete = True
     cycle.waiting_for_100_continue = False
-    writes.transport.write(b"".join(head))
+    writes.transport.write(render(status, cycle.default_headers, headers, body, keep_alive))
     cycle.message_event.set()
     if not keep_alive:
         writes.transport.close()
