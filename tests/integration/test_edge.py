@@ -27,6 +27,7 @@ from bunq.routes import docs
 from bunq.routes.ui import is_ui_path
 from bunq.settings import Settings
 from tests.support.processes import BunqServer
+from tests.support.rawhttp import read_responses
 
 pytestmark = pytest.mark.integration
 
@@ -537,26 +538,6 @@ def test_a_client_that_pipelines_without_reading_is_read_no_further(server: Bunq
         sock.close()
 
 
-def _read_responses(sock: socket.socket, count: int) -> list[tuple[bytes, bytes]]:
-    """`count` responses read off `sock` by their content-length: (head, body) each."""
-    buffer, responses = b"", []
-    while len(responses) < count:
-        while b"\r\n\r\n" not in buffer:
-            chunk = sock.recv(1 << 16)
-            assert chunk, "the connection closed before every response came"
-            buffer += chunk
-        head, _, buffer = buffer.partition(b"\r\n\r\n")
-        length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE).group(1))  # type: ignore[union-attr]
-        while len(buffer) < length:
-            chunk = sock.recv(1 << 16)
-            assert chunk, "the connection closed inside a body"
-            buffer += chunk
-        responses.append((head, buffer[:length]))
-        buffer = buffer[length:]
-    assert buffer == b""
-    return responses
-
-
 def test_the_hot_routes_answer_pipelined_requests_in_order_with_whole_heads(server: BunqServer) -> None:
     """Push, bulk push, a refused push and a pull, pipelined on one connection: each response has the status
     line, the date, its type, CORS and its length, in the order the requests came, and the connection stays
@@ -570,7 +551,7 @@ def test_the_hot_routes_answer_pipelined_requests_in_order_with_whole_heads(serv
     requests += b"GET /queues/%s/jobs HTTP/1.1\r\nHost: bunq\r\n\r\n" % queue.encode()
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(requests)
-        responses = _read_responses(sock, 4)
+        responses = read_responses(sock, 4)
         for head, _ in responses:
             lines = head.split(b"\r\n")
             names = {line.split(b":")[0].lower() for line in lines[1:]}
@@ -583,7 +564,7 @@ def test_the_hot_routes_answer_pipelined_requests_in_order_with_whole_heads(serv
         assert first["ok"] and second["ok"] and refused == {"ok": False, "error": "Invalid JSON body"}
         assert pulled["job"]["id"] == first["id"] and pulled["job"]["data"] == {"n": 1}
         sock.sendall(b"GET /queues/%s/counts HTTP/1.1\r\nHost: bunq\r\n\r\n" % queue.encode())
-        ((_, counts),) = _read_responses(sock, 1)
+        ((_, counts),) = read_responses(sock, 1)
         assert json.loads(counts)["counts"]["waiting"] == 1 and json.loads(counts)["counts"]["active"] == 1
 
 
@@ -601,7 +582,7 @@ def test_a_hot_route_closes_a_connection_the_client_does_not_keep(server: BunqSe
     body = b'{"data": 1}'
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(request_head + b"Host: bunq\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-        ((head, reply),) = _read_responses(sock, 1)
+        ((head, reply),) = read_responses(sock, 1)
         assert head.startswith(b"HTTP/1.1 200 OK") and b"\r\nconnection: close" in head
         assert json.loads(reply)["ok"] is True
         assert sock.recv(4096) == b""
@@ -624,7 +605,7 @@ def test_a_client_that_pipelines_pushes_without_reading_gets_every_reply(server:
         pool = concurrent.futures.ThreadPoolExecutor(1)
         sending = pool.submit(sock.sendall, request * count)
         time.sleep(2.0)  # the replies pile up unread meanwhile
-        responses = _read_responses(sock, count)
+        responses = read_responses(sock, count)
         sending.result(timeout=60)
         pool.shutdown()
     assert all(head.startswith(b"HTTP/1.1 200 OK") for head, _ in responses)
@@ -650,7 +631,7 @@ def test_a_push_is_stored_whatever_way_its_body_comes(server: BunqServer) -> Non
         sock.sendall(later[5:])
         chunked = body % b"chunked"
         sock.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(chunked), chunked))
-        replies = _read_responses(sock, 3)
+        replies = read_responses(sock, 3)
         continued = body % b"continued"
         sock.sendall(head + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(continued))
         interim = b""
@@ -658,7 +639,7 @@ def test_a_push_is_stored_whatever_way_its_body_comes(server: BunqServer) -> Non
             interim += sock.recv(4096)
         assert interim.startswith(b"HTTP/1.1 100 Continue")
         sock.sendall(continued)
-        replies += _read_responses(sock, 1)
+        replies += read_responses(sock, 1)
     assert [head.split(b"\r\n")[0] for head, _ in replies] == [b"HTTP/1.1 200 OK"] * 4
     ids = [json.loads(reply)["id"] for _, reply in replies]
     ways = [httpx.get(f"{server.url}/jobs/{job_id}", timeout=10).json()["job"]["data"]["way"] for job_id in ids]
@@ -701,7 +682,7 @@ def test_a_pipelined_long_poll_outlasts_the_head_deadline(plain: BunqServer) -> 
     with socket.create_connection(("127.0.0.1", plain.port), timeout=10) as sock:
         started = time.monotonic()
         sock.sendall(requests)
-        (_, pushed), (_, pulled) = _read_responses(sock, 2)
+        (_, pushed), (_, pulled) = read_responses(sock, 2)
         waited = time.monotonic() - started
         assert json.loads(pushed)["ok"] is True
         assert json.loads(pulled) == {"ok": True, "job": None}
