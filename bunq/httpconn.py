@@ -145,16 +145,19 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         """What uvicorn answers bytes its parser refuses (a bad `Content-Length`, a control character in a
         header, a broken request line): the JSON error every other refusal is, instead of its plain text.
         Requests that came before the bad bytes are answered first, in order, as they would have been: a
-        client whose push was stored must not read a 400 in place of its 200."""
+        client whose push was stored must not read a 400 in place of its 200. A request whose own body the
+        parser refuses while it waits behind them (a bad chunk size) is dropped unstarted, and the 400 is its
+        answer."""
         answer = self._last_answer(400, UNPARSEABLE)
         cycle: RequestResponseCycle | HotCycle | None = self.cycle
-        if (
-            cycle is not None and not cycle.more_body and not cycle.response_complete
-            and not self.transport.is_closing()
-        ):  # fmt: skip  # the bad bytes came after a whole request still being answered
-            self._last_words = answer  # written by `on_response_complete` once the pipeline is empty
-            self.flow.pause_reading()
-            return
+        if cycle is not None and not self.transport.is_closing():
+            waiting = bool(self.pipeline) and self.pipeline[0][0] is cycle
+            if waiting and cycle.more_body:  # its body broke off: it never runs; those before it are answered
+                self.pipeline.popleft()
+            if waiting or (not cycle.more_body and not cycle.response_complete):
+                self._last_words = answer  # written by `on_response_complete` once the pipeline is empty
+                self.flow.pause_reading()
+                return
         self.transport.write(answer)
         self.transport.close()
 

@@ -468,3 +468,33 @@ def test_requests_before_bytes_the_parser_refuses_are_answered_first(
     assert statuses == [b"200"] * pipelined + [b"400"], answer[:400]
     assert answer.endswith(b'{"ok":false,"error":"Invalid HTTP request"}')
     assert total(http, queue) == pipelined
+
+
+@pytest.mark.parametrize("ahead", ["push", "long-poll"])
+def test_a_pipelined_request_whose_body_breaks_is_answered_after_those_before_it(
+    server: BunqServer, http: httpx.Client, ahead: str
+) -> None:
+    """A request pipelined behind one still being answered (a push, or a long poll that waits 300 ms), whose
+    own chunked body the parser refuses: the request before it gets its 200 first, then the broken one its
+    400, then the connection ends, and the broken push stored nothing. Before, the 400 went out at once and
+    the reply to the request ahead was lost."""
+    queue = f"framing-broken-behind-{ahead}"
+    body = b'{"data":1}'
+    if ahead == "push":
+        first = b"POST /queues/%s/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
+            queue.encode(),
+            len(body),
+            body,
+        )
+    else:
+        first = b"GET /queues/%s-empty/jobs?timeout=300 HTTP/1.1\r\nHost: x\r\n\r\n" % queue.encode()
+    broken = b"POST /queues/%s/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" % queue.encode()
+    broken += b"%x\r\n%s\r\nzz\r\n" % (len(body), body)  # a chunk size that is no number
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(first + broken)
+        answer = b""
+        while chunk := sock.recv(65536):  # the server closes the connection after its last answer
+            answer += chunk
+    assert re.findall(rb"HTTP/1.1 (\d{3}) ", answer) == [b"200", b"400"], answer[:400]
+    assert answer.endswith(b'{"ok":false,"error":"Invalid HTTP request"}')
+    assert total(http, queue) == (1 if ahead == "push" else 0)
