@@ -23,6 +23,11 @@ from tests.support.rawhttp import read_responses
 
 pytestmark = pytest.mark.integration
 
+ENDINGS = {  # what may follow the requests: nothing, or bytes the parser refuses (400 and the close)
+    "nothing": b"",
+    "garbage": b"GARBAGE\r\n\r\n",
+    "bad-chunk": b"POST /queues/broken/jobs HTTP/1.1\r\nHost: bunq\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+}
 KINDS = ("push", "push-chunked", "push-bad-json", "bulk", "pull", "ack-unknown", "counts", "health")
 
 
@@ -71,20 +76,22 @@ def request(kind: str, queue: str, tag: int) -> Sent:
     return Sent(kind, tag, raw)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     kinds=st.lists(st.sampled_from(KINDS), min_size=1, max_size=8),
     cuts=st.lists(st.floats(min_value=0, max_value=1, exclude_max=True), max_size=3),
+    ending=st.sampled_from(sorted(ENDINGS)),
 )
 def test_any_mix_of_pipelined_requests_is_answered_in_order(
-    served: BunqServer, kinds: list[str], cuts: list[float]
+    served: BunqServer, kinds: list[str], cuts: list[float], ending: str
 ) -> None:
     """A generated run of requests, sent on one connection as one stream cut into reads at generated places.
     Each reply is the one its request gets alone: a push's id holds that push's data, a bad body is a 400
-    that stored nothing, and the counts and pull see exactly the jobs pushed before them."""
+    that stored nothing, and the counts and pull see exactly the jobs pushed before them. Bytes the parser
+    refuses at the end are answered 400 after all of them, and the connection closes."""
     queue = f"pipe-{uuid.uuid4().hex[:12]}"
     sent = [request(kind, queue, tag) for tag, kind in enumerate(kinds)]
-    stream = b"".join(s.raw for s in sent)
+    stream = b"".join(s.raw for s in sent) + ENDINGS[ending]
     places = sorted({int(c * len(stream)) for c in cuts} - {0})
     with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -93,7 +100,14 @@ def test_any_mix_of_pipelined_requests_is_answered_in_order(
             sock.sendall(stream[start:place])
             start = place
             time.sleep(0.005)  # a read of its own on the server's side
-        responses = read_responses(sock, len(sent))
+        responses = read_responses(sock, len(sent) + (ending != "nothing"))
+        if ending != "nothing":
+            head, raw = responses.pop()
+            assert head.startswith(b"HTTP/1.1 400 ") and json.loads(raw) == {
+                "ok": False,
+                "error": "Invalid HTTP request",
+            }
+            assert sock.recv(1) == b""
 
     waiting: list[int] = []  # tags of the jobs stored and not pulled, oldest first
     pushed: dict[str, int] = {}  # job id -> tag
