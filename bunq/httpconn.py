@@ -25,6 +25,7 @@ from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from bunq.auth import bearer, token_ok
+from bunq.edge import ANY_ORIGIN
 from bunq.settings import Settings
 from bunq.writes import JSON_TYPE, OneWrite, render
 
@@ -37,7 +38,6 @@ log = logging.getLogger("bunq.front")
 
 HEAD_TOO_LARGE = b'{"ok":false,"error":"Request header fields too large"}'
 UNPARSEABLE = b'{"ok":false,"error":"Invalid HTTP request"}'
-ANY_ORIGIN = (b"access-control-allow-origin", b"*")
 LINGER_S = 1.0
 
 
@@ -163,7 +163,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
 
     def _last_answer(self, status: int, body: bytes) -> bytes:
         """An answer written past the ASGI app, the connection's last."""
-        headers = [JSON_TYPE, ANY_ORIGIN] if self.cors_any else [JSON_TYPE]
+        headers = [JSON_TYPE, *ANY_ORIGIN] if self.cors_any else [JSON_TYPE]
         return render(status, self.server_state.default_headers, headers, body, keep_alive=False)
 
     def _close(self) -> None:
